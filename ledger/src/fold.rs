@@ -1,0 +1,381 @@
+//! The fold: the one definition of what a set of records means (DESIGN §3).
+//!
+//! Per question, `votes` is the number of voters whose latest `asked`/`vote` record is up,
+//! and `answered`/`hidden` are the value of their latest record (last writer wins by record
+//! id). Both rules only ever keep the maximum record id, so the fold is a join-semilattice:
+//! any order, duplication or interleaving of the same records gives the same projection.
+//!
+//! Two users share the rules below, so they cannot drift apart:
+//! - [`Projection`], the pure in-memory fold (replay, tests, the reference);
+//! - [`BatchPlan`] + [`BatchPlan::resolve`], the incremental fold the aggregator runs
+//!   against stored state through the projection port, producing a [`ProjectionChange`]
+//!   that an adapter commits conditionally.
+
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
+
+use crate::ids::{EventId, QuestionId, RecordId, VoterId};
+use crate::record::{Body, Record};
+
+/// A value with the id of the record that set it; the higher id wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamped<T> {
+    pub value: T,
+    pub at: RecordId,
+}
+
+/// A voter's latest choice for one question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VoterState {
+    pub up: bool,
+    pub rec: RecordId,
+}
+
+/// What a newer vote does: the voter's new state and how the question's count moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VoteTransition {
+    pub new: VoterState,
+    pub votes_delta: i64,
+}
+
+/// The vote rule: a record replaces the voter's state only if it is newer; the count moves
+/// by the difference between the new and the old choice (a repeat moves nothing).
+pub fn vote_transition(current: Option<VoterState>, incoming: VoterState) -> Option<VoteTransition> {
+    match current {
+        Some(old) if old.rec >= incoming.rec => None,
+        _ => {
+            let before = current.is_some_and(|c| c.up) as i64;
+            Some(VoteTransition { new: incoming, votes_delta: incoming.up as i64 - before })
+        }
+    }
+}
+
+/// The moderation rule: last writer wins by record id. Returns the value to store, if it changes.
+pub fn lww<T: Copy>(current: Option<Stamped<T>>, incoming: Stamped<T>) -> Option<Stamped<T>> {
+    match current {
+        Some(old) if old.at >= incoming.at => None,
+        _ => Some(incoming),
+    }
+}
+
+/// The immutable part of a question, from its `asked` record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AskedView {
+    pub text: String,
+    pub who: Option<String>,
+}
+
+/// A question's mutable state: what the `top` index holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuestionCounters {
+    pub id: QuestionId,
+    pub event: EventId,
+    pub votes: u64,
+    pub answered: Option<Stamped<bool>>,
+    pub hidden: Option<Stamped<bool>>,
+}
+
+impl QuestionCounters {
+    pub fn new(id: QuestionId, event: EventId) -> Self {
+        Self { id, event, votes: 0, answered: None, hidden: None }
+    }
+
+    pub fn is_hidden(&self) -> bool {
+        self.hidden.is_some_and(|h| h.value)
+    }
+
+    /// When the question was (last) marked answered, if it currently is.
+    pub fn answered_at(&self) -> Option<RecordId> {
+        self.answered.filter(|a| a.value).map(|a| a.at)
+    }
+
+    /// Applies a counter delta; a count below zero means a lost or double-applied record.
+    pub fn add_votes(&mut self, delta: i64) {
+        let next = self.votes as i64 + delta;
+        assert!(next >= 0, "votes of {} would go below zero ({next})", self.id);
+        self.votes = next as u64;
+    }
+}
+
+/// Everything the fold knows about a question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuestionState {
+    pub counters: QuestionCounters,
+    /// `None` until the `asked` record arrives (a vote may come first).
+    pub asked: Option<AskedView>,
+}
+
+/// The pure fold over any set of records.
+#[derive(Debug, Default, Clone)]
+pub struct Projection {
+    questions: FxHashMap<QuestionId, QuestionState>,
+    voters: FxHashMap<(QuestionId, VoterId), VoterState>,
+}
+
+impl Projection {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn apply(&mut self, record: &Record) {
+        let question = self.questions.entry(record.question).or_insert_with(|| QuestionState {
+            counters: QuestionCounters::new(record.question, record.event),
+            asked: None,
+        });
+        debug_assert_eq!(
+            question.counters.event, record.event,
+            "record {} names another event for question {}",
+            record.id, record.question
+        );
+        let vote = match &record.body {
+            Body::Asked(asked) => {
+                question.asked.get_or_insert_with(|| AskedView {
+                    text: asked.text.clone(),
+                    who: asked.who.clone(),
+                });
+                Some((asked.voter, true))
+            }
+            Body::Voted { voter, up } => Some((*voter, *up)),
+            Body::Answered { on } => {
+                let stamp = Stamped { value: *on, at: record.id };
+                if let Some(next) = lww(question.counters.answered, stamp) {
+                    question.counters.answered = Some(next);
+                }
+                None
+            }
+            Body::Hidden { on } => {
+                let stamp = Stamped { value: *on, at: record.id };
+                if let Some(next) = lww(question.counters.hidden, stamp) {
+                    question.counters.hidden = Some(next);
+                }
+                None
+            }
+        };
+        if let Some((voter, up)) = vote {
+            use std::collections::hash_map::Entry;
+            let incoming = VoterState { up, rec: record.id };
+            match self.voters.entry((record.question, voter)) {
+                Entry::Occupied(mut held) => {
+                    if let Some(t) = vote_transition(Some(*held.get()), incoming) {
+                        question.counters.add_votes(t.votes_delta);
+                        *held.get_mut() = t.new;
+                    }
+                }
+                Entry::Vacant(slot) => {
+                    question.counters.add_votes(up as i64);
+                    slot.insert(incoming);
+                }
+            }
+        }
+    }
+
+    pub fn question(&self, id: QuestionId) -> Option<&QuestionState> {
+        self.questions.get(&id)
+    }
+
+    pub fn questions(&self) -> impl Iterator<Item = &QuestionState> {
+        self.questions.values()
+    }
+
+    pub fn voter(&self, question: QuestionId, voter: VoterId) -> Option<VoterState> {
+        self.voters.get(&(question, voter)).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.questions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.questions.is_empty()
+    }
+
+    /// The questions sorted by id: a canonical form for comparing projections.
+    pub fn sorted(&self) -> Vec<QuestionState> {
+        let mut all: Vec<_> = self.questions.values().cloned().collect();
+        all.sort_by_key(|q| q.counters.id);
+        all
+    }
+}
+
+/// A batch reduced to what it asks of the projection, before stored state is read: per
+/// question the newest moderation stamps and the question text, per voter the newest vote.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchPlan {
+    pub questions: BTreeMap<QuestionId, QuestionChange>,
+    pub votes: BTreeMap<(QuestionId, VoterId), VoterState>,
+}
+
+/// One question's part of a change. Adapters apply it as: create the question if missing
+/// (with `event`), fill `asked` if not yet known, add `votes_delta`, and set `answered` /
+/// `hidden` only where the stored stamp is older (the [`lww`] rule, as a condition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuestionChange {
+    pub question: QuestionId,
+    pub event: EventId,
+    pub asked: Option<AskedView>,
+    pub votes_delta: i64,
+    pub answered: Option<Stamped<bool>>,
+    pub hidden: Option<Stamped<bool>>,
+}
+
+/// One voter's part of a change, to be written only if the stored state's record id is
+/// still `expected` (`None`: no state stored yet). A failed condition means another
+/// aggregator got there first: the whole change is a conflict and is planned again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VoterChange {
+    pub question: QuestionId,
+    pub voter: VoterId,
+    pub expected: Option<RecordId>,
+    pub new: VoterState,
+}
+
+/// What one batch does to the projection, ready for an adapter to commit atomically.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ProjectionChange {
+    pub questions: Vec<QuestionChange>,
+    pub voters: Vec<VoterChange>,
+}
+
+impl ProjectionChange {
+    pub fn is_empty(&self) -> bool {
+        self.questions.is_empty() && self.voters.is_empty()
+    }
+}
+
+impl BatchPlan {
+    pub fn from_records<'a>(records: impl IntoIterator<Item = &'a Record>) -> Self {
+        let mut plan = BatchPlan::default();
+        for record in records {
+            let q = plan.questions.entry(record.question).or_insert_with(|| QuestionChange {
+                question: record.question,
+                event: record.event,
+                asked: None,
+                votes_delta: 0,
+                answered: None,
+                hidden: None,
+            });
+            let vote = match &record.body {
+                Body::Asked(asked) => {
+                    q.asked.get_or_insert_with(|| AskedView { text: asked.text.clone(), who: asked.who.clone() });
+                    Some((asked.voter, true))
+                }
+                Body::Voted { voter, up } => Some((*voter, *up)),
+                Body::Answered { on } => {
+                    if let Some(next) = lww(q.answered, Stamped { value: *on, at: record.id }) {
+                        q.answered = Some(next);
+                    }
+                    None
+                }
+                Body::Hidden { on } => {
+                    if let Some(next) = lww(q.hidden, Stamped { value: *on, at: record.id }) {
+                        q.hidden = Some(next);
+                    }
+                    None
+                }
+            };
+            if let Some((voter, up)) = vote {
+                let incoming = VoterState { up, rec: record.id };
+                let slot = plan.votes.entry((record.question, voter)).or_insert(incoming);
+                if incoming.rec > slot.rec {
+                    *slot = incoming;
+                }
+            }
+        }
+        plan
+    }
+
+    /// The voter states to read before [`resolve`](Self::resolve).
+    pub fn voter_keys(&self) -> Vec<(QuestionId, VoterId)> {
+        self.votes.keys().copied().collect()
+    }
+
+    /// Combines the plan with the stored voter states (as read, possibly missing) into the
+    /// change to commit. Votes that are not newer than what is stored drop out here.
+    pub fn resolve(&self, stored: &FxHashMap<(QuestionId, VoterId), VoterState>) -> ProjectionChange {
+        let mut questions = self.questions.clone();
+        let mut voters = Vec::new();
+        for (&(question, voter), &incoming) in &self.votes {
+            let current = stored.get(&(question, voter)).copied();
+            if let Some(t) = vote_transition(current, incoming) {
+                voters.push(VoterChange { question, voter, expected: current.map(|c| c.rec), new: t.new });
+                if let Some(q) = questions.get_mut(&question) {
+                    q.votes_delta += t.votes_delta;
+                }
+            }
+        }
+        ProjectionChange { questions: questions.into_values().collect(), voters }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Asked;
+    use ulid::Ulid;
+
+    fn rec(id: u128, body: Body) -> Record {
+        Record {
+            id: RecordId(Ulid(id)),
+            event: EventId(Ulid(1)),
+            question: QuestionId(Ulid(2)),
+            region: "test".into(),
+            body,
+        }
+    }
+
+    #[test]
+    fn repeated_and_older_votes_change_nothing() {
+        let v = VoterId(Ulid(9));
+        let mut p = Projection::new();
+        p.apply(&rec(10, Body::Voted { voter: v, up: true }));
+        p.apply(&rec(11, Body::Voted { voter: v, up: true }));
+        p.apply(&rec(5, Body::Voted { voter: v, up: false }));
+        assert_eq!(p.question(QuestionId(Ulid(2))).unwrap().counters.votes, 1);
+        p.apply(&rec(12, Body::Voted { voter: v, up: false }));
+        assert_eq!(p.question(QuestionId(Ulid(2))).unwrap().counters.votes, 0);
+    }
+
+    #[test]
+    fn vote_before_asked_counts_and_asked_fills_text() {
+        let mut p = Projection::new();
+        p.apply(&rec(20, Body::Voted { voter: VoterId(Ulid(7)), up: true }));
+        let asked = Asked { text: "why though".into(), who: None, voter: VoterId(Ulid(8)) };
+        p.apply(&rec(3, Body::Asked(asked)));
+        let q = p.question(QuestionId(Ulid(2))).unwrap();
+        assert_eq!(q.counters.votes, 2);
+        assert_eq!(q.asked.as_ref().unwrap().text, "why though");
+    }
+
+    #[test]
+    fn moderation_is_last_writer_wins() {
+        let mut p = Projection::new();
+        p.apply(&rec(30, Body::Answered { on: true }));
+        p.apply(&rec(20, Body::Answered { on: false }));
+        p.apply(&rec(40, Body::Hidden { on: true }));
+        p.apply(&rec(41, Body::Hidden { on: false }));
+        let c = p.question(QuestionId(Ulid(2))).unwrap().counters;
+        assert_eq!(c.answered_at(), Some(RecordId(Ulid(30))));
+        assert!(!c.is_hidden());
+    }
+
+    #[test]
+    fn resolve_skips_stale_votes_and_sets_expectations() {
+        let v = VoterId(Ulid(9));
+        let q = QuestionId(Ulid(2));
+        let plan = BatchPlan::from_records(&[
+            rec(10, Body::Voted { voter: v, up: true }),
+            rec(12, Body::Voted { voter: v, up: false }),
+        ]);
+        let mut stored = FxHashMap::default();
+        stored.insert((q, v), VoterState { up: true, rec: RecordId(Ulid(11)) });
+        let change = plan.resolve(&stored);
+        assert_eq!(change.voters.len(), 1);
+        assert_eq!(change.voters[0].expected, Some(RecordId(Ulid(11))));
+        assert_eq!(change.questions[0].votes_delta, -1);
+        stored.insert((q, v), VoterState { up: false, rec: RecordId(Ulid(13)) });
+        let change = plan.resolve(&stored);
+        assert!(change.voters.is_empty());
+        assert_eq!(change.questions[0].votes_delta, 0);
+    }
+}

@@ -1,0 +1,20 @@
+//! Every limit the service enforces, in one place, named with its unit.
+
+/// Largest request body any route accepts (DESIGN §7: larger bodies get 413).
+pub const REQUEST_BODY_BYTES_MAX: usize = 1024;
+/// Longest question text, in characters (after trimming).
+pub const QUESTION_TEXT_CHARS_MAX: usize = 500;
+/// Fewest words a question must have (the original rejects one-word questions).
+pub const QUESTION_WORDS_MIN: usize = 2;
+/// Longest asker name, in characters (after trimming).
+pub const ASKER_NAME_CHARS_MAX: usize = 50;
+/// Most question ids one `GET /api/questions/{ids}` may name.
+pub const QUESTION_IDS_PER_REQUEST_MAX: usize = 100;
+/// Most questions one event may hold; beyond it asking is refused (keeps a list bounded).
+pub const QUESTIONS_PER_EVENT_MAX: usize = 5_000;
+/// Most records the aggregator folds in one batch.
+pub const BATCH_RECORDS_MAX: usize = 4_096;
+/// Most records one page of a ledger scan returns.
+pub const SCAN_PAGE_RECORDS_MAX: usize = 10_000;
+/// Default retention of an event and its records, in days (DESIGN §2).
+pub const RETENTION_DAYS_DEFAULT: u64 = 30;

@@ -1,0 +1,135 @@
+//! The ledger's interchange form: one JSON object per record per line, as `ledger export`
+//! writes and `ledger import` reads. A wire type kept apart from [`Record`] and converted
+//! explicitly, so the core types can change without changing the files operators keep.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{EventId, QuestionId, RecordId, VoterId};
+use crate::record::{Asked, Body, Record};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordLine {
+    pub id: RecordId,
+    pub event: EventId,
+    pub question: QuestionId,
+    pub region: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub who: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voter: Option<VoterId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    #[error("not a record: {0}")]
+    Json(String),
+    #[error("record {id} of kind `{kind}` lacks `{field}`")]
+    Missing { id: RecordId, kind: String, field: &'static str },
+    #[error("record {id} has unknown kind `{kind}`")]
+    UnknownKind { id: RecordId, kind: String },
+}
+
+impl From<&Record> for RecordLine {
+    fn from(r: &Record) -> Self {
+        let mut line = RecordLine {
+            id: r.id,
+            event: r.event,
+            question: r.question,
+            region: r.region.clone(),
+            kind: r.body.kind().to_owned(),
+            text: None,
+            who: None,
+            voter: None,
+            up: None,
+            on: None,
+        };
+        match &r.body {
+            Body::Asked(a) => {
+                line.text = Some(a.text.clone());
+                line.who = a.who.clone();
+                line.voter = Some(a.voter);
+            }
+            Body::Voted { voter, up } => {
+                line.voter = Some(*voter);
+                line.up = Some(*up);
+            }
+            Body::Answered { on } | Body::Hidden { on } => line.on = Some(*on),
+        }
+        line
+    }
+}
+
+impl TryFrom<RecordLine> for Record {
+    type Error = LineError;
+
+    fn try_from(l: RecordLine) -> Result<Self, Self::Error> {
+        let missing = |field| LineError::Missing { id: l.id, kind: l.kind.clone(), field };
+        let body = match l.kind.as_str() {
+            "asked" => Body::Asked(Asked {
+                text: l.text.clone().ok_or_else(|| missing("text"))?,
+                who: l.who.clone(),
+                voter: l.voter.ok_or_else(|| missing("voter"))?,
+            }),
+            "vote" => Body::Voted {
+                voter: l.voter.ok_or_else(|| missing("voter"))?,
+                up: l.up.ok_or_else(|| missing("up"))?,
+            },
+            "answered" => Body::Answered { on: l.on.ok_or_else(|| missing("on"))? },
+            "hidden" => Body::Hidden { on: l.on.ok_or_else(|| missing("on"))? },
+            _ => return Err(LineError::UnknownKind { id: l.id, kind: l.kind }),
+        };
+        Ok(Record { id: l.id, event: l.event, question: l.question, region: l.region, body })
+    }
+}
+
+/// Parses one NDJSON line into a record.
+pub fn parse_line(line: &str) -> Result<Record, LineError> {
+    let dto: RecordLine = serde_json::from_str(line).map_err(|e| LineError::Json(e.to_string()))?;
+    Record::try_from(dto)
+}
+
+/// Renders one record as an NDJSON line (without the newline).
+pub fn to_line(record: &Record) -> String {
+    // A RecordLine holds only strings, bools and ids: serializing it cannot fail.
+    serde_json::to_string(&RecordLine::from(record)).expect("a record line always serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ulid::Ulid;
+
+    #[test]
+    fn every_kind_round_trips_and_bad_lines_are_errors() {
+        let base = |body| Record {
+            id: RecordId(Ulid::new()),
+            event: EventId(Ulid::new()),
+            question: QuestionId(Ulid::new()),
+            region: "eu-north-1".into(),
+            body,
+        };
+        let voter = VoterId::random();
+        for body in [
+            Body::Asked(Asked { text: "what now?".into(), who: Some("Ann".into()), voter }),
+            Body::Voted { voter, up: false },
+            Body::Answered { on: true },
+            Body::Hidden { on: false },
+        ] {
+            let r = base(body);
+            assert_eq!(parse_line(&to_line(&r)), Ok(r));
+        }
+        assert!(matches!(parse_line("{}"), Err(LineError::Json(_))));
+        let mut l = RecordLine::from(&base(Body::Hidden { on: true }));
+        l.on = None;
+        let s = serde_json::to_string(&l).unwrap();
+        assert!(matches!(parse_line(&s), Err(LineError::Missing { field: "on", .. })));
+    }
+}

@@ -1,0 +1,118 @@
+//! The storage ports: what the roles need from a store, as traits held in their state
+//! (`Arc<dyn LedgerStore>` and so on). Adapters (SQLite in `ledger/sqlite`, DynamoDB in
+//! `ledger/dynamodb`) implement them and pass one conformance suite; the roles never see a
+//! table, a row or an attribute name.
+
+use async_trait::async_trait;
+use rustc_hash::FxHashMap;
+
+use crate::fold::{ProjectionChange, QuestionCounters, QuestionState, VoterState};
+use crate::ids::{EventId, QuestionId, VoterId};
+use crate::record::Record;
+use crate::secret::SecretHash;
+
+/// An operating failure of a store. Every case is an ordinary value for the caller to handle.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The store could not be reached or refused for now (throttled, busy, network): retryable.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// What the store holds does not parse as what we wrote: a bug or tampering.
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    /// The request itself cannot be carried out (e.g. the item already exists).
+    #[error("store refused: {0}")]
+    Rejected(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An event as stored: its secret only as a hash. Its creation time is its id's time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    pub id: EventId,
+    pub secret_hash: SecretHash,
+    /// When the event and all its records expire (Unix seconds; the DynamoDB TTL).
+    pub expire_unix: u64,
+}
+
+/// A question's immutable part, as served by `GET /api/questions/{ids}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuestionText {
+    pub id: QuestionId,
+    pub event: EventId,
+    pub text: String,
+    pub who: Option<String>,
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Stores a new event; `Rejected` if the id is taken.
+    async fn create_event(&self, event: &EventRow) -> StoreResult<()>;
+    async fn event(&self, id: EventId) -> StoreResult<Option<EventRow>>;
+}
+
+/// An opaque position in a ledger scan, handed back to continue after a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanToken(pub String);
+
+#[derive(Debug, Clone, Default)]
+pub struct ScanPage {
+    pub records: Vec<Record>,
+    /// `None` when the scan is complete.
+    pub next: Option<ScanToken>,
+}
+
+#[async_trait]
+pub trait LedgerStore: Send + Sync {
+    /// Appends records durably: when this returns `Ok` every one of them is committed.
+    /// A record whose id is already stored is skipped, so appends are idempotent.
+    async fn append(&self, records: &[Record]) -> StoreResult<()>;
+    /// One page of the whole ledger (or one event's records), for replay and export.
+    async fn scan(&self, event: Option<EventId>, after: Option<ScanToken>, limit: usize) -> StoreResult<ScanPage>;
+    /// How many records a scan would return (may be an estimate; used for progress bars).
+    async fn count(&self, event: Option<EventId>) -> StoreResult<u64>;
+}
+
+/// Where a single-process aggregator reads the ledger in append order (embedded mode; on
+/// AWS the stream and the queue play this part).
+#[async_trait]
+pub trait LedgerFeed: Send + Sync {
+    /// Up to `limit` records appended after sequence number `seq`, in append order.
+    async fn read_after(&self, seq: u64, limit: usize) -> StoreResult<Vec<(u64, Record)>>;
+}
+
+/// The outcome of committing a [`ProjectionChange`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    Applied,
+    /// A voter's stored state was no longer what the change expected: re-read and re-plan.
+    Conflict,
+}
+
+/// The aggregator's side of the projection.
+#[async_trait]
+pub trait ProjectionStore: Send + Sync {
+    /// The stored states of these voters; missing keys have none yet.
+    async fn voters(&self, keys: &[(QuestionId, VoterId)]) -> StoreResult<FxHashMap<(QuestionId, VoterId), VoterState>>;
+    /// Commits a change atomically: all voter conditions hold and everything is applied, or
+    /// nothing is and the answer is `Conflict`. `cursor` (embedded feeds only) is the ledger
+    /// sequence number the projection has then caught up to, advanced in the same commit.
+    async fn commit(&self, change: &ProjectionChange, cursor: Option<u64>) -> StoreResult<Commit>;
+    /// The feed position the projection has caught up to (0 when none).
+    async fn cursor(&self) -> StoreResult<u64>;
+    /// Every question of the projection (or of one event), with text where known, for replay.
+    async fn questions(&self, event: Option<EventId>) -> StoreResult<Vec<QuestionState>>;
+    /// Replaces the projection (or one event's part of it) with a fold's result.
+    async fn replace(&self, event: Option<EventId>, questions: &[QuestionState], voters: &[((QuestionId, VoterId), VoterState)]) -> StoreResult<()>;
+}
+
+/// The read side of the projection, for query (lists, texts) and ingest (does it exist).
+#[async_trait]
+pub trait ProjectionReader: Send + Sync {
+    /// One event's questions with their counters: the `top` index, every page of it.
+    async fn event_questions(&self, event: EventId) -> StoreResult<Vec<QuestionCounters>>;
+    async fn question(&self, id: QuestionId) -> StoreResult<Option<QuestionCounters>>;
+    /// The texts of those of `ids` that exist (missing ones are simply absent).
+    async fn question_texts(&self, ids: &[QuestionId]) -> StoreResult<Vec<QuestionText>>;
+}
