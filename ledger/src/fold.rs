@@ -59,7 +59,9 @@ pub fn lww<T: Copy>(current: Option<Stamped<T>>, incoming: Stamped<T>) -> Option
     }
 }
 
-/// The immutable part of a question, from its `asked` record.
+/// The immutable part of a question, from its `asked` record. Ingest mints a fresh question
+/// id for every ask, so all `asked` records of one question (duplicates, replicas) carry the
+/// same text: keeping whichever arrives first is order-independent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AskedView {
     pub text: String,
@@ -228,6 +230,9 @@ pub struct VoterChange {
     pub voter: VoterId,
     pub expected: Option<RecordId>,
     pub new: VoterState,
+    /// How this voter's change moves the question's count (-1, 0 or +1), so an adapter that
+    /// must split one question's voters over several atomic writes can split the delta too.
+    pub votes_delta: i64,
 }
 
 /// What one batch does to the projection, ready for an adapter to commit atomically.
@@ -298,7 +303,13 @@ impl BatchPlan {
         for (&(question, voter), &incoming) in &self.votes {
             let current = stored.get(&(question, voter)).copied();
             if let Some(t) = vote_transition(current, incoming) {
-                voters.push(VoterChange { question, voter, expected: current.map(|c| c.rec), new: t.new });
+                voters.push(VoterChange {
+                    question,
+                    voter,
+                    expected: current.map(|c| c.rec),
+                    new: t.new,
+                    votes_delta: t.votes_delta,
+                });
                 if let Some(q) = questions.get_mut(&question) {
                     q.votes_delta += t.votes_delta;
                 }

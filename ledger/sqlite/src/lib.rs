@@ -1,0 +1,480 @@
+//! The embedded store: the ledger, the events, the projection and the aggregator cursor in
+//! one SQLite file (WAL mode), implementing every port of `ledger::ports`.
+//!
+//! Writes go through one writer thread that group-commits (see [`writer`]); an acknowledged
+//! write is committed before its reply. Reads use a small pool of read-only connections on
+//! the blocking pool, except the two hot ones: the per-question counters and the events are
+//! mirrored in memory. The mirror is exact, not a cache that can go stale: this process is
+//! the projection's only writer, and the writer thread updates the mirror from the rows it
+//! just committed, before anyone is told the commit happened.
+
+mod rows;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use ledger::ports::{
+    Commit, EventRow, EventStore, LedgerFeed, LedgerStore, ProjectionReader, ProjectionStore, QuestionText, ScanPage,
+    ScanToken, StoreError, StoreResult,
+};
+use ledger::{
+    AskedView, EventId, ProjectionChange, QuestionCounters, QuestionId, QuestionState, Record, VoterId, VoterState,
+};
+use parking_lot::{Mutex, RwLock};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rustc_hash::FxHashMap;
+use tokio::sync::{oneshot, Notify};
+
+use crate::rows::{blob16, corrupt, opt_blob16, record_from_row, stamp, LEDGER_COLUMNS};
+pub use crate::schema::SCHEMA_VERSION;
+use crate::writer::{Command, Effect};
+
+/// How many commands may wait for the writer before callers wait to enqueue (backpressure).
+const WRITER_QUEUE_COMMANDS_MAX: usize = 65_536;
+/// How long a connection waits on a lock held by another connection before giving up.
+const BUSY_TIMEOUT_MS: u64 = 5_000;
+const SECONDS_PER_DAY: u64 = 86_400;
+
+/// When an acknowledged write reaches the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync on every commit: survives power loss. The default.
+    Full,
+    /// WAL without fsync on commit: survives a crash of this process (SIGKILL), not of the
+    /// machine. Much faster on slow disks.
+    Normal,
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub durability: Durability,
+    /// How long an event and its records are kept (DESIGN §2).
+    pub retention_days: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { durability: Durability::Full, retention_days: ledger::limits::RETENTION_DAYS_DEFAULT }
+    }
+}
+
+/// What the writer thread shares with readers.
+pub(crate) struct Shared {
+    counters: RwLock<Mirror>,
+    events: RwLock<FxHashMap<EventId, EventRow>>,
+    appended: Arc<Notify>,
+    retention_secs: u64,
+    path: PathBuf,
+}
+
+#[derive(Default)]
+struct Mirror {
+    questions: FxHashMap<QuestionId, QuestionCounters>,
+    by_event: FxHashMap<EventId, Vec<QuestionId>>,
+}
+
+impl Mirror {
+    fn upsert(&mut self, c: QuestionCounters) {
+        if self.questions.insert(c.id, c).is_none() {
+            self.by_event.entry(c.event).or_default().push(c.id);
+        }
+    }
+}
+
+impl Shared {
+    pub(crate) fn expire_of(&self, event: EventId) -> u64 {
+        event.unix_seconds() + self.retention_secs
+    }
+
+    pub(crate) fn publish(&self, effect: Effect<'_>) {
+        match effect {
+            Effect::None => {}
+            Effect::Event(row) => {
+                self.events.write().insert(row.id, row.clone());
+            }
+            Effect::Counters(counters) => {
+                let mut m = self.counters.write();
+                for c in counters {
+                    m.upsert(*c);
+                }
+            }
+            Effect::Reload => {
+                // Rare (replay --repair, expiry): rebuild from disk rather than patch.
+                match load_mirror(&self.path) {
+                    Ok(m) => *self.counters.write() = m,
+                    Err(e) => tracing::error!(error = %e, "cannot reload the projection mirror"),
+                }
+                self.events.write().clear();
+            }
+        }
+    }
+}
+
+pub struct SqliteStore {
+    writer: Mutex<Option<SyncSender<Command>>>,
+    writer_thread: Mutex<Option<JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+    shared: Arc<Shared>,
+}
+
+fn open_error(path: &Path, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
+}
+
+fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    })?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    Ok(conn)
+}
+
+fn load_mirror(path: &Path) -> StoreResult<Mirror> {
+    let conn = open_reader(path).map_err(|e| open_error(path, e))?;
+    let mut stmt = conn
+        .prepare("SELECT id, eid, votes, answered, answered_at, hidden, hidden_at FROM questions")
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let mut rows = stmt.query([]).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let mut mirror = Mirror::default();
+    while let Some(row) = rows.next().map_err(|e| StoreError::Unavailable(e.to_string()))? {
+        mirror.upsert(counters_from_row(row, 0)?);
+    }
+    Ok(mirror)
+}
+
+/// Reads (id, eid, votes, answered, answered_at, hidden, hidden_at) starting at column `at`.
+fn counters_from_row(row: &rusqlite::Row<'_>, at: usize) -> StoreResult<QuestionCounters> {
+    Ok(QuestionCounters {
+        id: QuestionId::from_bytes(blob16(row, at)?),
+        event: EventId::from_bytes(blob16(row, at + 1)?),
+        votes: row.get::<_, i64>(at + 2).map_err(corrupt)?.max(0) as u64,
+        answered: stamp(row.get(at + 3).map_err(corrupt)?, opt_blob16(row, at + 4)?),
+        hidden: stamp(row.get(at + 5).map_err(corrupt)?, opt_blob16(row, at + 6)?),
+    })
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the store at `path`.
+    pub fn open(path: impl AsRef<Path>, options: Options) -> StoreResult<Arc<Self>> {
+        let path = path.as_ref().to_path_buf();
+        let mut conn = Connection::open(&path).map_err(|e| open_error(&path, e))?;
+        configure(&conn, options.durability).map_err(|e| open_error(&path, e))?;
+        schema::migrate(&mut conn).map_err(|e| open_error(&path, e))?;
+        let shared = Arc::new(Shared {
+            counters: RwLock::new(load_mirror(&path)?),
+            events: RwLock::new(FxHashMap::default()),
+            appended: Arc::new(Notify::new()),
+            retention_secs: options.retention_days * SECONDS_PER_DAY,
+            path: path.clone(),
+        });
+        let (tx, rx) = sync_channel(WRITER_QUEUE_COMMANDS_MAX);
+        let thread_shared = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer::run(conn, rx, thread_shared))
+            .map_err(|e| open_error(&path, e))?;
+        Ok(Arc::new(Self {
+            writer: Mutex::new(Some(tx)),
+            writer_thread: Mutex::new(Some(handle)),
+            readers: Mutex::new(Vec::new()),
+            shared,
+        }))
+    }
+
+    /// Signalled after every commit that appended records (the embedded aggregator waits on it).
+    pub fn appended(&self) -> Arc<Notify> {
+        self.shared.appended.clone()
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Stops taking writes, lets the writer finish what is queued, checkpoints the WAL
+    /// into the main file and joins the writer thread. Later writes get `Unavailable`.
+    pub async fn close(&self) {
+        drop(self.writer.lock().take());
+        let handle = self.writer_thread.lock().take();
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+        self.readers.lock().clear();
+    }
+
+    /// Deletes everything that expired before `now_unix`; returns how many rows went.
+    pub async fn sweep_expired(&self, now_unix: u64) -> StoreResult<u64> {
+        self.send(|reply| Command::Sweep { now_unix, reply }).await
+    }
+
+    /// The highest sequence number in the ledger (0 when empty).
+    pub async fn last_seq(&self) -> StoreResult<u64> {
+        self.read(|c| c.query_row("SELECT COALESCE(MAX(seq), 0) FROM ledger", [], |r| r.get::<_, i64>(0)).map(|s| s as u64).map_err(unavailable))
+            .await
+    }
+
+    async fn send<T>(&self, make: impl FnOnce(writer::Reply<T>) -> Command) -> StoreResult<T> {
+        let (reply, answer) = oneshot::channel();
+        let sender = self.writer.lock().clone().ok_or_else(|| StoreError::Unavailable("store is closed".into()))?;
+        let cmd = make(reply);
+        // `try_send` first: the queue is almost never full, and this avoids a blocking hop.
+        match sender.try_send(cmd) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(cmd)) => {
+                tokio::task::spawn_blocking(move || sender.send(cmd))
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?
+                    .map_err(|_| StoreError::Unavailable("store is closed".into()))?;
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => {
+                return Err(StoreError::Unavailable("store is closed".into()))
+            }
+        }
+        answer.await.map_err(|_| StoreError::Unavailable("the writer stopped".into()))?
+    }
+
+    /// Runs `f` on a pooled read-only connection on the blocking pool.
+    async fn read<T: Send + 'static>(
+        self: &Self,
+        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let pooled = self.readers.lock().pop();
+        let path = self.shared.path.clone();
+        let (result, conn) = tokio::task::spawn_blocking(move || {
+            let conn = match pooled {
+                Some(c) => c,
+                None => match open_reader(&path) {
+                    Ok(c) => c,
+                    Err(e) => return (Err(open_error(&path, e)), None),
+                },
+            };
+            (f(&conn), Some(conn))
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        if let Some(c) = conn {
+            self.readers.lock().push(c);
+        }
+        result
+    }
+}
+
+fn unavailable(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn create_event(&self, event: &EventRow) -> StoreResult<()> {
+        let row = event.clone();
+        self.send(|reply| Command::CreateEvent { row, reply }).await
+    }
+
+    async fn event(&self, id: EventId) -> StoreResult<Option<EventRow>> {
+        if let Some(row) = self.shared.events.read().get(&id) {
+            return Ok(Some(row.clone()));
+        }
+        let found = self
+            .read(move |c| {
+                c.query_row("SELECT secret_hash, expire FROM events WHERE id = ?1", params![id.to_bytes()], |r| {
+                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+                })
+                .optional()
+                .map_err(unavailable)
+            })
+            .await?;
+        let Some((hash, expire)) = found else { return Ok(None) };
+        let secret_hash = hash.try_into().map_err(|_| corrupt(format!("secret hash of event {id}")))?;
+        let row = EventRow { id, secret_hash, expire_unix: expire as u64 };
+        // Events never change once created, so a found one can be remembered for good.
+        self.shared.events.write().insert(id, row.clone());
+        Ok(Some(row))
+    }
+}
+
+#[async_trait]
+impl LedgerStore for SqliteStore {
+    async fn append(&self, records: &[Record]) -> StoreResult<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let records = records.to_vec();
+        self.send(|reply| Command::Append { records, reply }).await
+    }
+
+    async fn scan(&self, event: Option<EventId>, after: Option<ScanToken>, limit: usize) -> StoreResult<ScanPage> {
+        let after: u64 = match after {
+            None => 0,
+            Some(ScanToken(t)) => t.parse().map_err(|_| StoreError::Rejected(format!("bad scan token {t:?}")))?,
+        };
+        let limit = limit.clamp(1, ledger::limits::SCAN_PAGE_RECORDS_MAX);
+        let rows = self
+            .read(move |c| {
+                let (sql, mut stmt);
+                match event {
+                    Some(_) => {
+                        sql = format!("SELECT {LEDGER_COLUMNS} FROM ledger WHERE event = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
+                    }
+                    None => {
+                        sql = format!("SELECT {LEDGER_COLUMNS} FROM ledger WHERE seq > ?2 AND ?1 IS NULL ORDER BY seq LIMIT ?3");
+                    }
+                }
+                stmt = c.prepare_cached(&sql).map_err(unavailable)?;
+                let mut rows = stmt
+                    .query(params![event.map(|e| e.to_bytes()), after as i64, limit as i64])
+                    .map_err(unavailable)?;
+                let mut out = Vec::with_capacity(limit);
+                while let Some(row) = rows.next().map_err(unavailable)? {
+                    out.push(record_from_row(row)?);
+                }
+                Ok(out)
+            })
+            .await?;
+        let next = if rows.len() == limit { rows.last().map(|(seq, _)| ScanToken(seq.to_string())) } else { None };
+        Ok(ScanPage { records: rows.into_iter().map(|(_, r)| r).collect(), next })
+    }
+
+    async fn count(&self, event: Option<EventId>) -> StoreResult<u64> {
+        self.read(move |c| {
+            let n: i64 = match event {
+                Some(e) => c.query_row("SELECT COUNT(*) FROM ledger WHERE event = ?1", params![e.to_bytes()], |r| r.get(0)),
+                None => c.query_row("SELECT COUNT(*) FROM ledger", [], |r| r.get(0)),
+            }
+            .map_err(unavailable)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl LedgerFeed for SqliteStore {
+    async fn read_after(&self, seq: u64, limit: usize) -> StoreResult<Vec<(u64, Record)>> {
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(&format!("SELECT {LEDGER_COLUMNS} FROM ledger WHERE seq > ?1 ORDER BY seq LIMIT ?2"))
+                .map_err(unavailable)?;
+            let mut rows = stmt.query(params![seq as i64, limit as i64]).map_err(unavailable)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(unavailable)? {
+                out.push(record_from_row(row)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ProjectionStore for SqliteStore {
+    async fn voters(&self, keys: &[(QuestionId, VoterId)]) -> StoreResult<FxHashMap<(QuestionId, VoterId), VoterState>> {
+        let keys = keys.to_vec();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached("SELECT up, rec FROM voters WHERE qid = ?1 AND voter = ?2").map_err(unavailable)?;
+            let mut out = FxHashMap::default();
+            for (q, v) in keys {
+                let found = stmt
+                    .query_row(params![q.to_bytes(), v.to_bytes()], |r| Ok((r.get::<_, bool>(0)?, blob16(r, 1))))
+                    .optional()
+                    .map_err(unavailable)?;
+                if let Some((up, rec)) = found {
+                    out.insert((q, v), VoterState { up, rec: ledger::RecordId::from_bytes(rec?) });
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn commit(&self, change: &ProjectionChange, cursor: Option<u64>) -> StoreResult<Commit> {
+        let change = change.clone();
+        self.send(|reply| Command::Commit { change, cursor, reply }).await
+    }
+
+    async fn cursor(&self) -> StoreResult<u64> {
+        self.read(|c| {
+            c.query_row("SELECT seq FROM cursors WHERE name = 'aggregator'", [], |r| r.get::<_, i64>(0))
+                .optional()
+                .map(|s| s.unwrap_or(0) as u64)
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn questions(&self, event: Option<EventId>) -> StoreResult<Vec<QuestionState>> {
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT id, eid, votes, answered, answered_at, hidden, hidden_at, text, who FROM questions
+                     WHERE ?1 IS NULL OR eid = ?1 ORDER BY id",
+                )
+                .map_err(unavailable)?;
+            let mut rows = stmt.query(params![event.map(|e| e.to_bytes())]).map_err(unavailable)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(unavailable)? {
+                let counters = counters_from_row(row, 0)?;
+                let text: Option<String> = row.get(7).map_err(corrupt)?;
+                let who: Option<String> = row.get(8).map_err(corrupt)?;
+                out.push(QuestionState { counters, asked: text.map(|text| AskedView { text, who }) });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn replace(
+        &self,
+        event: Option<EventId>,
+        questions: &[QuestionState],
+        voters: &[((QuestionId, VoterId), VoterState)],
+    ) -> StoreResult<()> {
+        let (questions, voters) = (questions.to_vec(), voters.to_vec());
+        self.send(|reply| Command::Replace { event, questions, voters, reply }).await
+    }
+}
+
+#[async_trait]
+impl ProjectionReader for SqliteStore {
+    async fn event_questions(&self, event: EventId) -> StoreResult<Vec<QuestionCounters>> {
+        let m = self.shared.counters.read();
+        Ok(m.by_event.get(&event).map(|ids| ids.iter().filter_map(|id| m.questions.get(id).copied()).collect()).unwrap_or_default())
+    }
+
+    async fn question(&self, id: QuestionId) -> StoreResult<Option<QuestionCounters>> {
+        Ok(self.shared.counters.read().questions.get(&id).copied())
+    }
+
+    async fn question_texts(&self, ids: &[QuestionId]) -> StoreResult<Vec<QuestionText>> {
+        let ids = ids.to_vec();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached("SELECT eid, text, who FROM questions WHERE id = ?1 AND text IS NOT NULL")
+                .map_err(unavailable)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let found = stmt
+                    .query_row(params![id.to_bytes()], |r| Ok((blob16(r, 0), r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?)))
+                    .optional()
+                    .map_err(unavailable)?;
+                if let Some((event, text, who)) = found {
+                    out.push(QuestionText { id, event: EventId::from_bytes(event?), text, who });
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}

@@ -1,0 +1,73 @@
+//! Conversions between SQLite rows and core types. Ids are stored as 16-byte big-endian
+//! blobs, so blob order is id order (LWW conditions compare them in SQL).
+
+use ledger::ports::StoreError;
+use ledger::{Asked, Body, EventId, QuestionId, Record, RecordId, Stamped, VoterId};
+use rusqlite::Row;
+
+pub const KIND_ASKED: i64 = 0;
+pub const KIND_VOTE: i64 = 1;
+pub const KIND_ANSWERED: i64 = 2;
+pub const KIND_HIDDEN: i64 = 3;
+
+pub fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(what.to_string())
+}
+
+pub fn blob16(row: &Row<'_>, idx: usize) -> Result<[u8; 16], StoreError> {
+    let r = row.get_ref(idx).map_err(corrupt)?;
+    let b = r.as_blob().map_err(corrupt)?;
+    b.try_into().map_err(|_| corrupt(format!("column {idx} holds {} bytes, not an id", b.len())))
+}
+
+pub fn opt_blob16(row: &Row<'_>, idx: usize) -> Result<Option<[u8; 16]>, StoreError> {
+    match row.get_ref(idx).map_err(corrupt)? {
+        rusqlite::types::ValueRef::Null => Ok(None),
+        _ => blob16(row, idx).map(Some),
+    }
+}
+
+pub fn stamp(value: Option<i64>, at: Option<[u8; 16]>) -> Option<Stamped<bool>> {
+    match (value, at) {
+        (Some(v), Some(at)) => Some(Stamped { value: v != 0, at: RecordId::from_bytes(at) }),
+        _ => None,
+    }
+}
+
+/// Ledger columns, in the order [`record_from_row`] reads them (after `seq`).
+pub const LEDGER_COLUMNS: &str = "seq, id, event, question, region, kind, voter, flag, text, who";
+
+pub fn record_from_row(row: &Row<'_>) -> Result<(u64, Record), StoreError> {
+    let seq: i64 = row.get(0).map_err(corrupt)?;
+    let id = RecordId::from_bytes(blob16(row, 1)?);
+    let event = EventId::from_bytes(blob16(row, 2)?);
+    let question = QuestionId::from_bytes(blob16(row, 3)?);
+    let region: String = row.get(4).map_err(corrupt)?;
+    let kind: i64 = row.get(5).map_err(corrupt)?;
+    let voter = opt_blob16(row, 6)?.map(VoterId::from_bytes);
+    let flag: Option<i64> = row.get(7).map_err(corrupt)?;
+    let need_voter = || voter.ok_or_else(|| corrupt(format!("record {id} lacks its voter")));
+    let need_flag = || flag.map(|f| f != 0).ok_or_else(|| corrupt(format!("record {id} lacks its flag")));
+    let body = match kind {
+        KIND_ASKED => Body::Asked(Asked {
+            text: row.get::<_, Option<String>>(8).map_err(corrupt)?.ok_or_else(|| corrupt(format!("record {id} lacks its text")))?,
+            who: row.get(9).map_err(corrupt)?,
+            voter: need_voter()?,
+        }),
+        KIND_VOTE => Body::Voted { voter: need_voter()?, up: need_flag()? },
+        KIND_ANSWERED => Body::Answered { on: need_flag()? },
+        KIND_HIDDEN => Body::Hidden { on: need_flag()? },
+        other => return Err(corrupt(format!("record {id} has unknown kind {other}"))),
+    };
+    Ok((seq as u64, Record { id, event, question, region, body }))
+}
+
+/// The columns of a record as stored: (kind, voter, flag, text, who).
+pub fn record_columns(r: &Record) -> (i64, Option<[u8; 16]>, Option<bool>, Option<&str>, Option<&str>) {
+    match &r.body {
+        Body::Asked(a) => (KIND_ASKED, Some(a.voter.to_bytes()), None, Some(&a.text), a.who.as_deref()),
+        Body::Voted { voter, up } => (KIND_VOTE, Some(voter.to_bytes()), Some(*up), None, None),
+        Body::Answered { on } => (KIND_ANSWERED, None, Some(*on), None, None),
+        Body::Hidden { on } => (KIND_HIDDEN, None, Some(*on), None, None),
+    }
+}

@@ -1,0 +1,352 @@
+//! The single writer. One OS thread owns the only writing connection and drains a queue of
+//! commands: whatever has queued up while the previous transaction was committing becomes
+//! the next transaction (group commit), so many concurrent votes cost one commit. Each
+//! multi-statement command runs in its own savepoint, so one failing or conflicting command
+//! never takes the rest of its group down. Replies go out only after the COMMIT returns.
+
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+
+use ledger::ports::{Commit, EventRow, StoreError, StoreResult};
+use ledger::{EventId, ProjectionChange, QuestionCounters, QuestionId, QuestionState, Record, VoterId, VoterState};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use crate::rows::{corrupt, opt_blob16, record_columns, stamp};
+use crate::Shared;
+
+/// Most commands folded into one transaction; bounds the latency of the first in line.
+pub const GROUP_COMMANDS_MAX: usize = 4_096;
+
+pub(crate) type Reply<T> = oneshot::Sender<StoreResult<T>>;
+
+pub(crate) enum Command {
+    Append { records: Vec<Record>, reply: Reply<()> },
+    CreateEvent { row: EventRow, reply: Reply<()> },
+    Commit { change: ProjectionChange, cursor: Option<u64>, reply: Reply<Commit> },
+    Replace { event: Option<EventId>, questions: Vec<QuestionState>, voters: Vec<((QuestionId, VoterId), VoterState)>, reply: Reply<()> },
+    Sweep { now_unix: u64, reply: Reply<u64> },
+}
+
+/// What a command did inside the transaction, to be made visible once it commits.
+enum Done {
+    Appended,
+    EventCreated(EventRow),
+    Committed(Vec<QuestionCounters>),
+    Conflict,
+    Replaced,
+    Swept(u64),
+}
+
+fn unavailable(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+pub(crate) fn run(mut conn: Connection, queue: Receiver<Command>, shared: Arc<Shared>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP_COMMANDS_MAX {
+            match queue.try_recv() {
+                Ok(c) => group.push(c),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        execute_group(&mut conn, group, &shared);
+    }
+    // Every sender is gone: the store is closing. Fold the WAL back into the main file.
+    if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA optimize;") {
+        tracing::warn!(error = %e, "checkpoint on close failed");
+    }
+}
+
+fn execute_group(conn: &mut Connection, group: Vec<Command>, shared: &Shared) {
+    let mut results: Vec<StoreResult<Done>> = Vec::with_capacity(group.len());
+    let committed = (|| -> rusqlite::Result<()> {
+        let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for cmd in &group {
+            let single_insert = matches!(cmd, Command::Append { records, .. } if records.len() == 1)
+                || matches!(cmd, Command::CreateEvent { .. });
+            if single_insert {
+                results.push(execute(&tx, cmd, shared));
+                continue;
+            }
+            let mut sp = tx.savepoint()?;
+            let r = execute(&sp, cmd, shared);
+            match r {
+                Ok(Done::Conflict) | Err(_) => sp.rollback()?,
+                Ok(_) => {}
+            }
+            sp.commit()?;
+            results.push(r);
+        }
+        tx.commit()
+    })();
+    if let Err(e) = committed {
+        tracing::error!(error = %e, commands = group.len(), "ledger transaction failed");
+        for cmd in group {
+            reply_err(cmd, StoreError::Unavailable(e.to_string()));
+        }
+        return;
+    }
+    let mut appended = false;
+    for (cmd, result) in group.into_iter().zip(results) {
+        if let Ok(done) = &result {
+            appended |= matches!(done, Done::Appended | Done::Replaced);
+            shared.publish(done_effect(done));
+        }
+        reply(cmd, result);
+    }
+    if appended {
+        shared.appended.notify_one();
+    }
+}
+
+pub(crate) enum Effect<'a> {
+    None,
+    Event(&'a EventRow),
+    Counters(&'a [QuestionCounters]),
+    Reload,
+}
+
+fn done_effect(done: &Done) -> Effect<'_> {
+    match done {
+        Done::EventCreated(row) => Effect::Event(row),
+        Done::Committed(counters) => Effect::Counters(counters),
+        Done::Replaced | Done::Swept(_) => Effect::Reload,
+        Done::Appended | Done::Conflict => Effect::None,
+    }
+}
+
+fn reply(cmd: Command, result: StoreResult<Done>) {
+    // A dropped receiver means the caller gave up (request cancelled): nothing to do.
+    match cmd {
+        Command::Append { reply, .. } | Command::CreateEvent { reply, .. } | Command::Replace { reply, .. } => {
+            let _ = reply.send(result.map(|_| ()));
+        }
+        Command::Commit { reply, .. } => {
+            let _ = reply.send(result.map(|d| if matches!(d, Done::Conflict) { Commit::Conflict } else { Commit::Applied }));
+        }
+        Command::Sweep { reply, .. } => {
+            let _ = reply.send(result.map(|d| if let Done::Swept(n) = d { n } else { 0 }));
+        }
+    }
+}
+
+fn reply_err(cmd: Command, e: StoreError) {
+    reply(cmd, Err(e))
+}
+
+fn execute(conn: &Connection, cmd: &Command, shared: &Shared) -> StoreResult<Done> {
+    match cmd {
+        Command::Append { records, .. } => append(conn, records, shared).map(|_| Done::Appended),
+        Command::CreateEvent { row, .. } => create_event(conn, row).map(|_| Done::EventCreated(row.clone())),
+        Command::Commit { change, cursor, .. } => commit(conn, change, *cursor, shared),
+        Command::Replace { event, questions, voters, .. } => {
+            replace(conn, *event, questions, voters, shared).map(|_| Done::Replaced)
+        }
+        Command::Sweep { now_unix, .. } => sweep(conn, *now_unix).map(Done::Swept),
+    }
+}
+
+fn append(conn: &Connection, records: &[Record], shared: &Shared) -> StoreResult<()> {
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO ledger (id, event, question, region, kind, voter, flag, text, who, expire)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .map_err(unavailable)?;
+    for r in records {
+        let (kind, voter, flag, text, who) = record_columns(r);
+        insert
+            .execute(params![
+                r.id.to_bytes(),
+                r.event.to_bytes(),
+                r.question.to_bytes(),
+                r.region,
+                kind,
+                voter,
+                flag,
+                text,
+                who,
+                shared.expire_of(r.event) as i64,
+            ])
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+fn create_event(conn: &Connection, row: &EventRow) -> StoreResult<()> {
+    let inserted = conn
+        .prepare_cached("INSERT OR IGNORE INTO events (id, secret_hash, expire) VALUES (?1, ?2, ?3)")
+        .and_then(|mut s| s.execute(params![row.id.to_bytes(), &row.secret_hash[..], row.expire_unix as i64]))
+        .map_err(unavailable)?;
+    if inserted == 0 {
+        return Err(StoreError::Rejected(format!("event {} already exists", row.id)));
+    }
+    Ok(())
+}
+
+fn commit(conn: &Connection, change: &ProjectionChange, cursor: Option<u64>, shared: &Shared) -> StoreResult<Done> {
+    let mut current = conn
+        .prepare_cached("SELECT rec FROM voters WHERE qid = ?1 AND voter = ?2")
+        .map_err(unavailable)?;
+    let mut put_voter = conn
+        .prepare_cached("INSERT OR REPLACE INTO voters (qid, voter, up, rec, expire) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .map_err(unavailable)?;
+    let mut events_of_voters = rustc_hash::FxHashMap::default();
+    for q in &change.questions {
+        events_of_voters.insert(q.question, q.event);
+    }
+    for v in &change.voters {
+        let stored: Option<[u8; 16]> = current
+            .query_row(params![v.question.to_bytes(), v.voter.to_bytes()], |row| Ok(opt_blob16(row, 0)))
+            .optional()
+            .map_err(unavailable)?
+            .transpose()?
+            .flatten();
+        if stored != v.expected.map(|e| e.to_bytes()) {
+            return Ok(Done::Conflict);
+        }
+        let event = events_of_voters
+            .get(&v.question)
+            .copied()
+            .ok_or_else(|| StoreError::Rejected(format!("voter change for question {} outside the change", v.question)))?;
+        put_voter
+            .execute(params![
+                v.question.to_bytes(),
+                v.voter.to_bytes(),
+                v.new.up,
+                v.new.rec.to_bytes(),
+                shared.expire_of(event) as i64
+            ])
+            .map_err(unavailable)?;
+    }
+    let mut upsert = conn
+        .prepare_cached("INSERT INTO questions (id, eid, votes, expire) VALUES (?1, ?2, 0, ?3) ON CONFLICT (id) DO NOTHING")
+        .map_err(unavailable)?;
+    let mut fill_text = conn
+        .prepare_cached("UPDATE questions SET text = ?2, who = ?3 WHERE id = ?1 AND text IS NULL")
+        .map_err(unavailable)?;
+    let mut add_votes = conn.prepare_cached("UPDATE questions SET votes = votes + ?2 WHERE id = ?1").map_err(unavailable)?;
+    let mut set_answered = conn
+        .prepare_cached("UPDATE questions SET answered = ?2, answered_at = ?3 WHERE id = ?1 AND (answered_at IS NULL OR answered_at < ?3)")
+        .map_err(unavailable)?;
+    let mut set_hidden = conn
+        .prepare_cached("UPDATE questions SET hidden = ?2, hidden_at = ?3 WHERE id = ?1 AND (hidden_at IS NULL OR hidden_at < ?3)")
+        .map_err(unavailable)?;
+    let mut read_back = conn
+        .prepare_cached("SELECT eid, votes, answered, answered_at, hidden, hidden_at FROM questions WHERE id = ?1")
+        .map_err(unavailable)?;
+    let mut counters = Vec::with_capacity(change.questions.len());
+    for q in &change.questions {
+        let id = q.question.to_bytes();
+        upsert.execute(params![id, q.event.to_bytes(), shared.expire_of(q.event) as i64]).map_err(unavailable)?;
+        if let Some(asked) = &q.asked {
+            fill_text.execute(params![id, asked.text, asked.who]).map_err(unavailable)?;
+        }
+        if q.votes_delta != 0 {
+            // The CHECK (votes >= 0) constraint turns a lost or doubled record into an error
+            // here instead of a silently wrong count.
+            add_votes.execute(params![id, q.votes_delta]).map_err(|e| corrupt(format!("votes of {}: {e}", q.question)))?;
+        }
+        if let Some(a) = q.answered {
+            set_answered.execute(params![id, a.value, a.at.to_bytes()]).map_err(unavailable)?;
+        }
+        if let Some(h) = q.hidden {
+            set_hidden.execute(params![id, h.value, h.at.to_bytes()]).map_err(unavailable)?;
+        }
+        let c = read_back
+            .query_row(params![id], |row| {
+                Ok((|| -> StoreResult<QuestionCounters> {
+                    let event = EventId::from_bytes(crate::rows::blob16(row, 0)?);
+                    Ok(QuestionCounters {
+                        id: q.question,
+                        event,
+                        votes: row.get::<_, i64>(1).map_err(corrupt)? as u64,
+                        answered: stamp(row.get(2).map_err(corrupt)?, opt_blob16(row, 3)?),
+                        hidden: stamp(row.get(4).map_err(corrupt)?, opt_blob16(row, 5)?),
+                    })
+                })())
+            })
+            .map_err(unavailable)??;
+        counters.push(c);
+    }
+    if let Some(seq) = cursor {
+        conn.prepare_cached("INSERT OR REPLACE INTO cursors (name, seq) VALUES ('aggregator', ?1)")
+            .and_then(|mut s| s.execute(params![seq as i64]))
+            .map_err(unavailable)?;
+    }
+    Ok(Done::Committed(counters))
+}
+
+fn replace(
+    conn: &Connection,
+    event: Option<EventId>,
+    questions: &[QuestionState],
+    voters: &[((QuestionId, VoterId), VoterState)],
+    shared: &Shared,
+) -> StoreResult<()> {
+    match event {
+        Some(e) => {
+            let eid = e.to_bytes();
+            conn.execute("DELETE FROM voters WHERE qid IN (SELECT id FROM questions WHERE eid = ?1)", params![eid])
+                .map_err(unavailable)?;
+            conn.execute("DELETE FROM questions WHERE eid = ?1", params![eid]).map_err(unavailable)?;
+        }
+        None => {
+            conn.execute_batch("DELETE FROM voters; DELETE FROM questions;").map_err(unavailable)?;
+        }
+    }
+    let mut put_q = conn
+        .prepare_cached(
+            "INSERT OR REPLACE INTO questions (id, eid, text, who, votes, answered, answered_at, hidden, hidden_at, expire)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .map_err(unavailable)?;
+    let mut events = rustc_hash::FxHashMap::default();
+    for q in questions {
+        let c = &q.counters;
+        events.insert(c.id, c.event);
+        put_q
+            .execute(params![
+                c.id.to_bytes(),
+                c.event.to_bytes(),
+                q.asked.as_ref().map(|a| a.text.as_str()),
+                q.asked.as_ref().and_then(|a| a.who.as_deref()),
+                c.votes as i64,
+                c.answered.map(|s| s.value),
+                c.answered.map(|s| s.at.to_bytes()),
+                c.hidden.map(|s| s.value),
+                c.hidden.map(|s| s.at.to_bytes()),
+                shared.expire_of(c.event) as i64,
+            ])
+            .map_err(unavailable)?;
+    }
+    let mut put_v = conn
+        .prepare_cached("INSERT OR REPLACE INTO voters (qid, voter, up, rec, expire) VALUES (?1, ?2, ?3, ?4, ?5)")
+        .map_err(unavailable)?;
+    for ((q, voter), state) in voters {
+        let event = events
+            .get(q)
+            .copied()
+            .ok_or_else(|| StoreError::Rejected(format!("voter state for question {q} outside the replacement")))?;
+        put_v
+            .execute(params![q.to_bytes(), voter.to_bytes(), state.up, state.rec.to_bytes(), shared.expire_of(event) as i64])
+            .map_err(unavailable)?;
+    }
+    Ok(())
+}
+
+fn sweep(conn: &Connection, now_unix: u64) -> StoreResult<u64> {
+    let now = now_unix as i64;
+    let mut removed = 0;
+    for sql in [
+        "DELETE FROM ledger WHERE expire < ?1",
+        "DELETE FROM voters WHERE expire < ?1",
+        "DELETE FROM questions WHERE expire < ?1",
+        "DELETE FROM events WHERE expire < ?1",
+    ] {
+        removed += conn.execute(sql, params![now]).map_err(unavailable)? as u64;
+    }
+    Ok(removed)
+}
