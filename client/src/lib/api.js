@@ -1,0 +1,114 @@
+// The HTTP API the client speaks (DESIGN §7), one small function per route. Every
+// failure becomes an ApiError carrying the status (0 for "the network failed") and the
+// server's short message, so the views can tell an unknown event from a wrong host link
+// from a lost connection.
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+  }
+}
+
+const enc = encodeURIComponent;
+
+async function request(url, init = {}) {
+  let response;
+  try {
+    response = await fetch(url, { credentials: 'same-origin', ...init });
+  } catch {
+    throw new ApiError(0, 'Could not reach the server.');
+  }
+  if (!response.ok && response.status !== 304) {
+    let message = `The server answered ${response.status}.`;
+    try {
+      const body = await response.json();
+      if (body && typeof body.error === 'string') message = body.error;
+    } catch {
+      // Not JSON (a proxy's error page, say): keep the generic message.
+    }
+    throw new ApiError(response.status, message);
+  }
+  return response;
+}
+
+async function json(url, init) {
+  const response = await request(url, init);
+  try {
+    return await response.json();
+  } catch {
+    throw new ApiError(response.status, 'The server sent something unreadable.');
+  }
+}
+
+export function createEvent() {
+  return json('/api/event', { method: 'POST' });
+}
+
+export function getEvent(eid) {
+  return json(`/api/event/${enc(eid)}`);
+}
+
+export function listUrl(eid, secret) {
+  return secret
+    ? `/api/event/${enc(eid)}/questions/${enc(secret)}`
+    : `/api/event/${enc(eid)}/questions`;
+}
+
+export function liveUrl(eid, secret) {
+  return secret ? `/api/live/${enc(eid)}/${enc(secret)}` : `/api/live/${enc(eid)}`;
+}
+
+export function exportUrl(eid, secret, format) {
+  return `/api/export/${enc(eid)}/${enc(secret)}?format=${enc(format)}`;
+}
+
+/**
+ * Fetches the ranked list. With an `etag` it asks conditionally: resolves to
+ * `{ notModified: true }` on 304, else `{ list, etag }`.
+ */
+export async function fetchList(eid, secret, etag) {
+  const headers = etag ? { 'If-None-Match': etag } : {};
+  // The browser's own cache would turn a 304 into a stale 200; we revalidate ourselves.
+  const response = await request(listUrl(eid, secret), { headers, cache: 'no-store' });
+  if (response.status === 304) return { notModified: true };
+  let list;
+  try {
+    list = await response.json();
+  } catch {
+    throw new ApiError(response.status, 'The server sent something unreadable.');
+  }
+  if (!Array.isArray(list)) throw new ApiError(response.status, 'The server sent something unexpected.');
+  return { list, etag: response.headers.get('ETag') };
+}
+
+export function ask(eid, body, asker) {
+  return json(`/api/event/${enc(eid)}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ body, asker: asker || null }),
+  });
+}
+
+export function vote(qid, up) {
+  return json(`/api/vote/${enc(qid)}/${up ? 'up' : 'down'}`, { method: 'POST' });
+}
+
+export function toggle(eid, secret, qid, what, on) {
+  return json(`/api/event/${enc(eid)}/questions/${enc(secret)}/${enc(qid)}/toggle/${what}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'text/plain' },
+    body: on ? 'on' : 'off',
+  });
+}
+
+/** The batch fetcher the text cache uses; an unknown id (404) yields no texts. */
+export async function fetchTexts(ids) {
+  try {
+    return await json(`/api/questions/${ids.map(enc).join(',')}`);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) return {};
+    throw error;
+  }
+}

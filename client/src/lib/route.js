@@ -1,0 +1,36 @@
+// The three pages and how their URLs look. The host's secret lives only in the host URL
+// (never in a link the page shares); the presenter view is the host URL with #present so
+// it can be opened on a second screen.
+
+const ID = /^[0-9A-Za-z]{1,64}$/;
+const SECRET = /^[0-9A-Za-z_-]{1,128}$/;
+
+/** Parses a path into `{ page: 'home' } | { page: 'event', eid, secret } | { page: 'not-found' }`. */
+export function parseRoute(pathname) {
+  const parts = pathname.split('/').filter((part) => part !== '');
+  if (parts.length === 0) return { page: 'home' };
+  if (parts[0] !== 'event' || parts.length < 2 || parts.length > 3) return { page: 'not-found' };
+  let eid;
+  let secret;
+  try {
+    eid = decodeURIComponent(parts[1]);
+    secret = parts.length === 3 ? decodeURIComponent(parts[2]) : null;
+  } catch {
+    return { page: 'not-found' };
+  }
+  if (!ID.test(eid) || (secret !== null && !SECRET.test(secret))) return { page: 'not-found' };
+  return { page: 'event', eid, secret };
+}
+
+export function guestPath(eid) {
+  return `/event/${encodeURIComponent(eid)}`;
+}
+
+export function hostPath(eid, secret) {
+  return `/event/${encodeURIComponent(eid)}/${encodeURIComponent(secret)}`;
+}
+
+/** The link a host shares: the guest page, never the secret. */
+export function guestLink(origin, eid) {
+  return `${origin}${guestPath(eid)}`;
+}
