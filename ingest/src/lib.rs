@@ -1,1 +1,188 @@
-//! placeholder
+//! The ingest role: every write the site accepts. It validates a request, decides everything
+//! a record needs (ids, the voter, the text as stored), appends the record to the ledger and
+//! answers only once the ledger has committed it. It never updates the projection: the
+//! aggregator folds the appended records, so counts lag a write by one aggregation step.
+//!
+//! [`router`] is the whole role as an axum [`Router`]; `serve` and the Lambda binary both
+//! host it unchanged.
+
+mod error;
+mod handlers;
+pub mod voter;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use ledger::limits::REQUEST_BODY_BYTES_MAX;
+use ledger::ports::{EventStore, LedgerStore, ProjectionReader};
+use parking_lot::Mutex;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use ulid::Ulid;
+
+pub use error::ApiError;
+
+/// Every route this role serves, as (method, axum path). The infrastructure template
+/// registers exactly these with API Gateway, and a test checks that it does.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/api/event"),
+    ("POST", "/api/event/{eid}"),
+    ("POST", "/api/vote/{qid}/{direction}"),
+    ("POST", "/api/event/{eid}/questions/{secret}/{qid}/toggle/{property}"),
+];
+
+/// How long a write may take before it is answered with 503 (the store is then too slow to
+/// be useful; the client retries, and a retried append of the same intent is a new vote
+/// record that the fold de-duplicates by voter).
+pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
+
+const SECONDS_PER_DAY: u64 = 86_400;
+
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Stamped on every record (where it was ingested).
+    pub region: String,
+    /// How long an event and its records are kept; also the voter cookie's lifetime.
+    pub retention_days: u64,
+    /// Mark the voter cookie `Secure` (on whenever the site is served over HTTPS).
+    pub cookie_secure: bool,
+}
+
+impl IngestConfig {
+    pub fn retention_s(&self) -> u64 {
+        self.retention_days.saturating_mul(SECONDS_PER_DAY)
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            region: "local".into(),
+            retention_days: ledger::limits::RETENTION_DAYS_DEFAULT,
+            cookie_secure: false,
+        }
+    }
+}
+
+/// Mints event, question and record ids. One minter per process, shared by every request,
+/// so ids minted here are strictly increasing: two records of the same voter written in the
+/// same millisecond still order as they were ingested, which is what "latest vote" means.
+#[derive(Default)]
+pub struct IdMinter {
+    generator: Mutex<ulid::Generator>,
+}
+
+impl IdMinter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A fresh id, greater than every id this minter returned before. Fails only if 2^80
+    /// ids were asked for within one millisecond.
+    pub fn next(&self) -> Result<Ulid, ApiError> {
+        self.generator.lock().generate().map_err(|error| {
+            tracing::error!(%error, "ULID generator overflow");
+            ApiError::Unavailable
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct IngestState {
+    pub events: Arc<dyn EventStore>,
+    pub ledger: Arc<dyn LedgerStore>,
+    pub projection: Arc<dyn ProjectionReader>,
+    pub config: IngestConfig,
+    pub ids: Arc<IdMinter>,
+}
+
+/// The ingest role as a router. Layers are listed outermost first.
+pub fn router(state: IngestState) -> Router {
+    let layers = ServiceBuilder::new()
+        // A request id first, so every log line and the response can name the request
+        // (an id already set by API Gateway or a proxy is kept).
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        // One span per request carrying that id; logs method, path, status and latency.
+        .layer(TraceLayer::new_for_http().make_span_with(make_span))
+        // Echo the id so a user's bug report can quote it.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        // Outside catch-panic and timeout so it also counts (and marks no-store) the 500s and
+        // 503s those produce.
+        .layer(middleware::from_fn(observe))
+        // A bug must cost one request a 500, never the process or a cached error.
+        .layer(CatchPanicLayer::custom(panic_response))
+        // A stuck store must not hold connections forever.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_millis(REQUEST_TIMEOUT_MS),
+        ))
+        // Bodies over 1 KiB are refused while reading them (413), before any parsing.
+        .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX));
+    Router::new()
+        .route("/api/event", post(handlers::create_event))
+        .route("/api/event/{eid}", post(handlers::ask))
+        .route("/api/vote/{qid}/{direction}", post(handlers::vote))
+        .route("/api/event/{eid}/questions/{secret}/{qid}/toggle/{property}", post(handlers::toggle))
+        .layer(layers)
+        .with_state(Arc::new(state))
+}
+
+fn make_span(request: &Request<axum::body::Body>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    // The matched route, not the URI: a toggle's URI contains the host secret.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .unwrap_or("-");
+    tracing::info_span!("request", role = "ingest", method = %request.method(), route, request_id)
+}
+
+/// Records `http_requests_total` and `http_request_duration_seconds` per route and status,
+/// and marks every response `no-store`: a write's answer (often carrying a new cookie or a
+/// host secret) must never be served from a cache.
+async fn observe(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let started = Instant::now();
+    let mut response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "role" => "ingest", "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "role" => "ingest", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    let mut response = (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(serde_json::json!({ "error": "internal error" })),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

@@ -1,0 +1,86 @@
+//! The ingest role's errors: every way a write can be refused, each mapped to a status and a
+//! short JSON body. Store failures are logged here and answered with a bare 503, so nothing
+//! internal (and never a secret) reaches a client.
+
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ledger::ports::StoreError;
+use ledger::IdError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request cannot be understood: a malformed id, bad JSON, an invalid question.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The event or question does not exist (or, for a toggle, not in that event).
+    #[error("no such {0}")]
+    NotFound(&'static str),
+    /// The host secret does not match. Deliberately says nothing more.
+    #[error("wrong secret")]
+    WrongSecret,
+    /// The body is larger than `REQUEST_BODY_BYTES_MAX`.
+    #[error("request body too large")]
+    TooLarge,
+    /// The event already holds `QUESTIONS_PER_EVENT_MAX` questions.
+    #[error("this event has reached its question limit")]
+    EventFull,
+    /// The store failed or is busy; the write was not acknowledged, so the client may retry.
+    #[error("service unavailable, try again")]
+    Unavailable,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::WrongSecret => StatusCode::UNAUTHORIZED,
+            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::EventFull => StatusCode::CONFLICT,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(serde_json::json!({ "error": self.to_string() }));
+        let mut response = (self.status(), body).into_response();
+        // A refused write must never be replayed from a cache.
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "store error while ingesting");
+        ApiError::Unavailable
+    }
+}
+
+impl From<IdError> for ApiError {
+    fn from(error: IdError) -> Self {
+        ApiError::BadRequest(error.to_string())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::BadRequest(format!("malformed path: {}", rejection.body_text()))
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge
+        } else {
+            ApiError::BadRequest("unreadable request body".into())
+        }
+    }
+}

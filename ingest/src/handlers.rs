@@ -1,0 +1,217 @@
+//! The write handlers. Each validates everything before touching a store, appends at most
+//! one record, and answers only after the append committed.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequestParts, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use ledger::limits::{ASKER_NAME_CHARS_MAX, QUESTIONS_PER_EVENT_MAX, QUESTION_TEXT_CHARS_MAX, QUESTION_WORDS_MIN};
+use ledger::ports::EventRow;
+use ledger::secret::{hash_secret, new_secret, secret_matches};
+use ledger::{Asked, Body, EventId, QuestionId, Record, RecordId};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::voter::{voter, Voter};
+use crate::IngestState;
+
+type AppState = State<Arc<IngestState>>;
+
+/// Path parameters, with a malformed path answered as our JSON 400 rather than axum's text.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct PathParams<T>(pub T);
+
+#[derive(Serialize)]
+struct CreatedEvent {
+    id: EventId,
+    secret: String,
+}
+
+/// `POST /api/event`: a new event and its host secret. Only the secret's hash is stored, and
+/// the secret itself is never logged: this response is the one place it ever appears.
+pub async fn create_event(State(state): AppState) -> Result<impl IntoResponse, ApiError> {
+    let id = EventId(state.ids.next()?);
+    let secret = new_secret();
+    let row = EventRow {
+        id,
+        secret_hash: hash_secret(&secret),
+        expire_unix: id.unix_seconds().saturating_add(state.config.retention_s()),
+    };
+    state.events.create_event(&row).await?;
+    metrics::counter!("events_created_total").increment(1);
+    tracing::info!(event = %id, "event created");
+    Ok(Json(CreatedEvent { id, secret }))
+}
+
+#[derive(Deserialize)]
+struct AskBody {
+    body: String,
+    #[serde(default)]
+    asker: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AskedResponse {
+    id: QuestionId,
+}
+
+/// `POST /api/event/{eid}` with `{"body": text, "asker": name|null}`: asks a question, which
+/// also counts as the asker's up-vote.
+pub async fn ask(
+    State(state): AppState,
+    PathParams(eid): PathParams<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let event: EventId = eid.parse()?;
+    let body = body?;
+    let (text, who) = validate_question(&body)?;
+    if state.events.event(event).await?.is_none() {
+        return Err(ApiError::NotFound("event"));
+    }
+    if state.projection.event_questions(event).await?.len() >= QUESTIONS_PER_EVENT_MAX {
+        return Err(ApiError::EventFull);
+    }
+    let Voter { id: voter_id, set_cookie } = voter(&headers, state.config.retention_s(), state.config.cookie_secure);
+    // The question id first, so the `asked` record's id is the later of the two.
+    let question = QuestionId(state.ids.next()?);
+    let record = Record {
+        id: RecordId(state.ids.next()?),
+        event,
+        question,
+        region: state.config.region.clone(),
+        body: Body::Asked(Asked { text, who, voter: voter_id }),
+    };
+    state.ledger.append(std::slice::from_ref(&record)).await?;
+    metrics::counter!("questions_asked_total").increment(1);
+    Ok(with_cookie(Json(AskedResponse { id: question }).into_response(), set_cookie))
+}
+
+/// The stored form of a question: the text trimmed, with at least two words and at most the
+/// named number of characters; an empty asker name means anonymous.
+fn validate_question(body: &[u8]) -> Result<(String, Option<String>), ApiError> {
+    let parsed: AskBody = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("expected {{\"body\": text, \"asker\": name|null}}: {e}")))?;
+    let text = parsed.body.trim();
+    if text.split_whitespace().count() < QUESTION_WORDS_MIN {
+        return Err(ApiError::BadRequest(format!(
+            "a question needs at least {QUESTION_WORDS_MIN} words"
+        )));
+    }
+    if text.chars().count() > QUESTION_TEXT_CHARS_MAX {
+        return Err(ApiError::BadRequest(format!(
+            "a question may have at most {QUESTION_TEXT_CHARS_MAX} characters"
+        )));
+    }
+    let who = parsed.asker.as_deref().map(str::trim).filter(|name| !name.is_empty());
+    if who.is_some_and(|name| name.chars().count() > ASKER_NAME_CHARS_MAX) {
+        return Err(ApiError::BadRequest(format!(
+            "a name may have at most {ASKER_NAME_CHARS_MAX} characters"
+        )));
+    }
+    Ok((text.to_owned(), who.map(str::to_owned)))
+}
+
+#[derive(Serialize)]
+struct VoteResponse {
+    votes: u64,
+}
+
+/// `POST /api/vote/{qid}/{up|down}`: records this voter's current choice. Repeating a vote
+/// changes nothing and `down` retracts it; the fold sees to both.
+///
+/// The hot path: one projection read (does the question exist, and in which event) and one
+/// append. The `votes` answered is the projection's count as read *before* this vote was
+/// appended, so it lags by one aggregation step (milliseconds embedded, about a second on
+/// AWS); the client adjusts its own display optimistically.
+pub async fn vote(
+    State(state): AppState,
+    PathParams((qid, direction)): PathParams<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let question: QuestionId = qid.parse()?;
+    let up = match direction.as_str() {
+        "up" => true,
+        "down" => false,
+        _ => return Err(ApiError::BadRequest("a vote is up or down".into())),
+    };
+    let Some(counters) = state.projection.question(question).await? else {
+        return Err(ApiError::NotFound("question"));
+    };
+    let Voter { id: voter_id, set_cookie } = voter(&headers, state.config.retention_s(), state.config.cookie_secure);
+    let record = Record {
+        id: RecordId(state.ids.next()?),
+        event: counters.event,
+        question,
+        region: state.config.region.clone(),
+        body: Body::Voted { voter: voter_id, up },
+    };
+    state.ledger.append(std::slice::from_ref(&record)).await?;
+    metrics::counter!("votes_total", "direction" => if up { "up" } else { "down" }).increment(1);
+    Ok(with_cookie(Json(VoteResponse { votes: counters.votes }).into_response(), set_cookie))
+}
+
+#[derive(Clone, Copy)]
+enum Property {
+    Hidden,
+    Answered,
+}
+
+/// `POST /api/event/{eid}/questions/{secret}/{qid}/toggle/{hidden|answered}` with a raw body
+/// `on` or `off`: the host's moderation. A question that exists but belongs to another event
+/// is answered 404, exactly like a missing one, so a host learns nothing about other events.
+pub async fn toggle(
+    State(state): AppState,
+    PathParams((eid, secret, qid, property)): PathParams<(String, String, String, String)>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let event: EventId = eid.parse()?;
+    let question: QuestionId = qid.parse()?;
+    let property = match property.as_str() {
+        "hidden" => Property::Hidden,
+        "answered" => Property::Answered,
+        _ => return Err(ApiError::BadRequest("toggle hidden or answered".into())),
+    };
+    let body = body?;
+    let on = match std::str::from_utf8(&body).map(str::trim) {
+        Ok("on") => true,
+        Ok("off") => false,
+        _ => return Err(ApiError::BadRequest("the body must be on or off".into())),
+    };
+    let Some(row) = state.events.event(event).await? else {
+        return Err(ApiError::NotFound("event"));
+    };
+    if !secret_matches(&secret, &row.secret_hash) {
+        return Err(ApiError::WrongSecret);
+    }
+    match state.projection.question(question).await? {
+        Some(counters) if counters.event == event => {}
+        _ => return Err(ApiError::NotFound("question")),
+    }
+    let id = RecordId(state.ids.next()?);
+    let body = match property {
+        Property::Hidden => Body::Hidden { on },
+        Property::Answered => Body::Answered { on },
+    };
+    let record = Record { id, event, question, region: state.config.region.clone(), body };
+    state.ledger.append(std::slice::from_ref(&record)).await?;
+    metrics::counter!("toggles_total", "property" => record.body.kind()).increment(1);
+    let response = match property {
+        Property::Hidden => serde_json::json!({ "hidden": on }),
+        Property::Answered if on => serde_json::json!({ "answered": id.unix_seconds() }),
+        Property::Answered => serde_json::json!({}),
+    };
+    Ok(Json(response).into_response())
+}
+
+fn with_cookie(mut response: Response, set_cookie: Option<axum::http::HeaderValue>) -> Response {
+    if let Some(cookie) = set_cookie {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}

@@ -1,0 +1,84 @@
+//! The query role's errors, each mapped to a status and a short JSON body. Store failures
+//! are logged here and answered with a bare 503; no error response is ever cacheable except
+//! a 404 for an event id, which cannot start existing later (ids are minted by ingest).
+
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ledger::ports::StoreError;
+use ledger::IdError;
+
+/// How long a 404 for an unknown event may be cached (by the browser and CloudFront).
+pub const UNKNOWN_EVENT_MAX_AGE_S: u32 = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A malformed id, too many ids, an unknown export format.
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("no such event")]
+    UnknownEvent,
+    /// None of the questions asked for exist (yet: the projection may lag a fresh question).
+    #[error("no such question")]
+    UnknownQuestion,
+    #[error("wrong secret")]
+    WrongSecret,
+    /// The route exists but this host does not offer it (e.g. `/metrics` without a recorder).
+    #[error("not available here")]
+    NotAvailable,
+    #[error("service unavailable, try again")]
+    Unavailable,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnknownEvent | ApiError::UnknownQuestion | ApiError::NotAvailable => StatusCode::NOT_FOUND,
+            ApiError::WrongSecret => StatusCode::UNAUTHORIZED,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let cache_control = match self {
+            ApiError::UnknownEvent => {
+                HeaderValue::from_str(&format!("max-age={UNKNOWN_EVENT_MAX_AGE_S}"))
+                    .unwrap_or(HeaderValue::from_static("no-store"))
+            }
+            _ => HeaderValue::from_static("no-store"),
+        };
+        let body = Json(serde_json::json!({ "error": self.to_string() }));
+        let mut response = (self.status(), body).into_response();
+        response.headers_mut().insert(header::CACHE_CONTROL, cache_control);
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "store error while querying");
+        ApiError::Unavailable
+    }
+}
+
+impl From<IdError> for ApiError {
+    fn from(error: IdError) -> Self {
+        ApiError::BadRequest(error.to_string())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::BadRequest(format!("malformed path: {}", rejection.body_text()))
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::BadRequest(format!("malformed query string: {}", rejection.body_text()))
+    }
+}

@@ -1,0 +1,178 @@
+//! The read handlers: event existence, the two ranked lists, question texts, health and
+//! metrics. (Exports are in `export`, live streams in `live`.)
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ledger::limits::QUESTION_IDS_PER_REQUEST_MAX;
+use ledger::ports::EventRow;
+use ledger::secret::secret_matches;
+use ledger::{EventId, QuestionId};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::lists::{etag_matches, Rendered, Variant};
+use crate::Shared;
+
+pub(crate) type AppState = State<Arc<Shared>>;
+
+/// Question texts never change: cache them for ten days (the original's choice, kept so
+/// CloudFront behaves the same), and let browsers skip revalidation entirely.
+pub const TEXTS_CACHE_CONTROL: &str = "max-age=864001, immutable";
+/// An event, once it exists, exists until it expires.
+pub const EVENT_CACHE_CONTROL: &str = "max-age=3600";
+
+/// Path parameters, with a malformed path answered as our JSON 400 rather than axum's text.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct PathParams<T>(pub T);
+
+/// The event named by a path, which must exist.
+pub(crate) async fn existing_event(shared: &Shared, eid: &str) -> Result<EventRow, ApiError> {
+    let id: EventId = eid.parse()?;
+    shared.event(id).await
+}
+
+/// The event named by a path, which must exist and have this host secret.
+pub(crate) async fn hosted_event(shared: &Shared, eid: &str, secret: &str) -> Result<EventRow, ApiError> {
+    let row = existing_event(shared, eid).await?;
+    if !secret_matches(secret, &row.secret_hash) {
+        return Err(ApiError::WrongSecret);
+    }
+    Ok(row)
+}
+
+/// `GET /api/event/{eid}`: `{}` if the event exists.
+pub async fn event(State(shared): AppState, PathParams(eid): PathParams<String>) -> Result<Response, ApiError> {
+    existing_event(&shared, &eid).await?;
+    Ok(([(header::CACHE_CONTROL, EVENT_CACHE_CONTROL)], Json(serde_json::json!({}))).into_response())
+}
+
+/// `GET /api/event/{eid}/questions`: the guests' ranked list (hidden questions left out).
+pub async fn guest_list(
+    State(shared): AppState,
+    PathParams(eid): PathParams<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let row = existing_event(&shared, &eid).await?;
+    let rendered = shared.lists.get(shared.projection.as_ref(), row.id, Variant::Guest).await?;
+    Ok(list_response(rendered, &headers, shared.guest_cache_control.clone()))
+}
+
+/// `GET /api/event/{eid}/questions/{secret}`: the host's ranked list, hidden ones included.
+pub async fn host_list(
+    State(shared): AppState,
+    PathParams((eid, secret)): PathParams<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let row = hosted_event(&shared, &eid, &secret).await?;
+    let rendered = shared.lists.get(shared.projection.as_ref(), row.id, Variant::Host).await?;
+    Ok(list_response(rendered, &headers, shared.host_cache_control.clone()))
+}
+
+/// A list, or 304 when the client already holds this very body.
+fn list_response(rendered: Rendered, headers: &HeaderMap, cache_control: HeaderValue) -> Response {
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|tags| etag_matches(tags, &rendered.etag));
+    let mut response = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut response = rendered.body.into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, rendered.etag);
+    headers.insert(header::CACHE_CONTROL, cache_control);
+    response
+}
+
+#[derive(Serialize)]
+struct TextItem<'a> {
+    text: &'a str,
+    when: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    who: Option<&'a str>,
+}
+
+/// `GET /api/questions/{qid,qid,...}`: the immutable part of each named question. Unknown
+/// ids are left out (a question the aggregator has not folded yet is unknown for a moment),
+/// and then the answer is cached only briefly.
+pub async fn question_texts(
+    State(shared): AppState,
+    PathParams(qids): PathParams<String>,
+) -> Result<Response, ApiError> {
+    let parts: Vec<&str> = qids.split(',').take(QUESTION_IDS_PER_REQUEST_MAX + 1).collect();
+    if parts.len() > QUESTION_IDS_PER_REQUEST_MAX {
+        return Err(ApiError::BadRequest(format!(
+            "at most {QUESTION_IDS_PER_REQUEST_MAX} question ids per request"
+        )));
+    }
+    let mut ids: Vec<QuestionId> = Vec::with_capacity(parts.len());
+    let mut seen = HashSet::with_capacity(parts.len());
+    for part in parts {
+        let id: QuestionId = part.parse()?;
+        if seen.insert(id) {
+            ids.push(id);
+        }
+    }
+    let mut found = Vec::with_capacity(ids.len());
+    let mut missing = Vec::new();
+    for id in &ids {
+        match shared.texts.get(id) {
+            Some(text) => found.push(text),
+            None => missing.push(*id),
+        }
+    }
+    if !missing.is_empty() {
+        for text in shared.projection.question_texts(&missing).await? {
+            let text = Arc::new(text);
+            shared.texts.insert(text.id, text.clone());
+            found.push(text);
+        }
+    }
+    if found.is_empty() {
+        return Err(ApiError::UnknownQuestion);
+    }
+    let all_found = found.len() == ids.len();
+    let body: serde_json::Map<String, serde_json::Value> = found
+        .iter()
+        .map(|q| {
+            let item = TextItem { text: &q.text, when: q.id.unix_seconds(), who: q.who.as_deref() };
+            (q.id.to_string(), serde_json::to_value(item).unwrap_or_default())
+        })
+        .collect();
+    let cache_control = if all_found {
+        HeaderValue::from_static(TEXTS_CACHE_CONTROL)
+    } else {
+        shared.guest_cache_control.clone()
+    };
+    Ok(([(header::CACHE_CONTROL, cache_control)], Json(body)).into_response())
+}
+
+/// `GET /healthz`: the process is up and its store answers a real read.
+pub async fn healthz(State(shared): AppState) -> Result<Response, ApiError> {
+    // An id no event has (ids are minted from the clock): the read goes all the way to the store.
+    shared.events.event(EventId::from_u128(0)).await?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(serde_json::json!({ "status": "ok" }))).into_response())
+}
+
+/// `GET /metrics`: the process's metrics in Prometheus text format.
+pub async fn metrics(State(shared): AppState) -> Result<Response, ApiError> {
+    let handle = shared.metrics.as_ref().ok_or(ApiError::NotAvailable)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/plain; version=0.0.4"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        handle.render(),
+    )
+        .into_response())
+}
