@@ -1,0 +1,28 @@
+import { describe, expect, it } from 'vitest';
+import { guestLink, hostPath, parseRoute } from '../src/lib/route.js';
+
+const EID = '01HZZZ0000AAAAAAAAAAAAAAAA';
+
+describe('routes', () => {
+  it('knows the three pages', () => {
+    expect(parseRoute('/')).toEqual({ page: 'home' });
+    expect(parseRoute(`/event/${EID}`)).toEqual({ page: 'event', eid: EID, secret: null });
+    expect(parseRoute(`/event/${EID}/abc123`)).toEqual({ page: 'event', eid: EID, secret: 'abc123' });
+    expect(parseRoute(`/event/${EID}/`)).toEqual({ page: 'event', eid: EID, secret: null });
+  });
+
+  it('sends anything else to not-found', () => {
+    expect(parseRoute('/events')).toEqual({ page: 'not-found' });
+    expect(parseRoute('/event')).toEqual({ page: 'not-found' });
+    expect(parseRoute(`/event/${EID}/s/extra`)).toEqual({ page: 'not-found' });
+    expect(parseRoute('/event/%E0%A4%A')).toEqual({ page: 'not-found' });
+    expect(parseRoute('/event/<script>')).toEqual({ page: 'not-found' });
+  });
+
+  it('shares a guest link that never contains the secret', () => {
+    const link = guestLink('https://example.test', EID);
+    expect(link).toBe(`https://example.test/event/${EID}`);
+    expect(hostPath(EID, 'sekrit')).toBe(`/event/${EID}/sekrit`);
+    expect(link).not.toContain('sekrit');
+  });
+});
