@@ -1,1 +1,301 @@
-fn main() {}
+//! `wewerewondering`: serve the live Q&A service, and the operator's tools for its ledger.
+
+use std::io::{BufReader, IsTerminal};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use ledger::ports::{LedgerStore, ProjectionReader};
+use ledger::EventId;
+use ledger_sqlite::{Durability, Options, SqliteStore};
+use wewerewondering::embedded::{Embedded, EmbeddedConfig};
+use wewerewondering::{demo, replay, transfer};
+
+const DB_DEFAULT: &str = "wewerewondering.db";
+/// How long in-flight requests (and live streams) get to finish after a shutdown signal.
+const DRAIN_SECONDS_MAX: u64 = 10;
+/// How often expired events are swept out of the embedded store.
+const SWEEP_INTERVAL_SECONDS: u64 = 3_600;
+
+#[derive(Parser)]
+#[command(name = "wewerewondering", version, about = "Live Q&A for talks and streams, on an event-sourced vote ledger")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DurabilityArg {
+    /// fsync every commit (survives power loss)
+    Full,
+    /// no fsync on commit (survives a crash of the process, not of the machine)
+    Normal,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service (ingest, aggregator, query and the client) in one process.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        listen: SocketAddr,
+        #[arg(long, default_value = DB_DEFAULT)]
+        db: PathBuf,
+        /// Stamped on every record ingested here.
+        #[arg(long, default_value = "local")]
+        region: String,
+        /// Do not seed a demo event.
+        #[arg(long)]
+        no_demo: bool,
+        /// The built client to serve (skipped with a warning if missing).
+        #[arg(long = "static", default_value = "client/dist")]
+        static_dir: PathBuf,
+        #[arg(long, value_enum, default_value = "full")]
+        durability: DurabilityArg,
+        #[arg(long, default_value_t = 2)]
+        guest_max_age: u32,
+        #[arg(long, default_value_t = 1)]
+        host_max_age: u32,
+        #[arg(long, default_value_t = ledger::limits::RETENTION_DAYS_DEFAULT)]
+        retention_days: u64,
+        /// Mark the voter cookie Secure (when served over HTTPS).
+        #[arg(long)]
+        secure_cookies: bool,
+    },
+    /// Fold the ledger from scratch and report drift against the projection.
+    Replay {
+        #[arg(long, default_value = DB_DEFAULT)]
+        db: PathBuf,
+        #[arg(long)]
+        event: Option<EventId>,
+        /// Rewrite the projection with the fold's result.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Move ledger records as NDJSON.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
+    /// Show one question's audit trail: every record, and the fold next to the projection.
+    Inspect {
+        question: ledger::QuestionId,
+        #[arg(long, default_value = DB_DEFAULT)]
+        db: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Write records to stdout, one JSON object per line.
+    Export {
+        #[arg(long, default_value = DB_DEFAULT)]
+        db: PathBuf,
+        #[arg(long)]
+        event: Option<EventId>,
+    },
+    /// Read records from stdin and append those not yet present, then fold them.
+    Import {
+        #[arg(long, default_value = DB_DEFAULT)]
+        db: PathBuf,
+    },
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("info,tower_http=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn open(db: &PathBuf) -> anyhow::Result<Arc<SqliteStore>> {
+    Ok(SqliteStore::open(db, Options::default())?)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_tracing();
+    match Cli::parse().command {
+        Command::Serve {
+            listen,
+            db,
+            region,
+            no_demo,
+            static_dir,
+            durability,
+            guest_max_age,
+            host_max_age,
+            retention_days,
+            secure_cookies,
+        } => {
+            let static_dir = if static_dir.join("index.html").is_file() {
+                Some(static_dir)
+            } else {
+                tracing::warn!(dir = %static_dir.display(), "no built client there; serving the API only");
+                None
+            };
+            let config = EmbeddedConfig {
+                db,
+                region,
+                retention_days,
+                durability: match durability {
+                    DurabilityArg::Full => Durability::Full,
+                    DurabilityArg::Normal => Durability::Normal,
+                },
+                guest_max_age_s: guest_max_age,
+                host_max_age_s: host_max_age,
+                cookie_secure: secure_cookies,
+                static_dir,
+            };
+            serve(listen, config, !no_demo).await
+        }
+        Command::Replay { db, event, repair } => {
+            let store = open(&db)?;
+            let total = store.count(event).await?;
+            let bar = replay::progress_bar(total, !std::io::stderr().is_terminal());
+            let report = replay::replay(store.as_ref(), store.as_ref(), event, repair, &bar).await?;
+            store.close().await;
+            println!(
+                "folded {} records into {} questions in {:.3} s ({:.0} records/s)",
+                report.records,
+                report.questions,
+                report.fold_seconds,
+                report.records_per_second()
+            );
+            for d in &report.drift {
+                let show = |q: &Option<ledger::QuestionState>| match q {
+                    Some(q) => format!(
+                        "votes {} answered {} hidden {} text {}",
+                        q.counters.votes,
+                        q.counters.answered_at().is_some(),
+                        q.counters.is_hidden(),
+                        if q.asked.is_some() { "known" } else { "missing" }
+                    ),
+                    None => "absent".into(),
+                };
+                println!("drift {}: projection {} | ledger {}", d.question, show(&d.stored), show(&d.folded));
+            }
+            if report.drift.is_empty() {
+                println!("no drift");
+                Ok(())
+            } else if report.repaired {
+                println!("repaired {} questions", report.drift.len());
+                Ok(())
+            } else {
+                println!("{} questions drifted (run with --repair to rewrite the projection)", report.drift.len());
+                std::process::exit(1)
+            }
+        }
+        Command::Ledger { command: LedgerCommand::Export { db, event } } => {
+            let store = open(&db)?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let n = transfer::export(store.as_ref(), event, &mut out).await?;
+            store.close().await;
+            eprintln!("exported {n} records");
+            Ok(())
+        }
+        Command::Ledger { command: LedgerCommand::Import { db } } => {
+            // Import through the embedded service so the aggregator folds what arrives.
+            let app = Embedded::start(EmbeddedConfig::new(db)).await?;
+            let stdin = std::io::stdin();
+            let mut input = BufReader::new(stdin.lock());
+            let result = transfer::import(app.store().as_ref(), &mut input).await;
+            let caught_up = app.wait_caught_up().await;
+            app.shutdown().await;
+            let report = result?;
+            caught_up?;
+            eprintln!("read {} lines, {} records (already present ones are skipped)", report.lines, report.records);
+            Ok(())
+        }
+        Command::Inspect { question, db } => {
+            let store = open(&db)?;
+            let stdout = std::io::stdout();
+            let agrees = transfer::inspect(
+                store.as_ref() as &dyn LedgerStore,
+                store.as_ref() as &dyn ProjectionReader,
+                question,
+                &mut stdout.lock(),
+            )
+            .await?;
+            store.close().await;
+            if !agrees {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(listen: SocketAddr, config: EmbeddedConfig, seed_demo: bool) -> anyhow::Result<()> {
+    let app = Embedded::start(config).await?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    if seed_demo {
+        let d = demo::seed(&app).await?;
+        println!("demo event:  guest http://{addr}/event/{}", d.event);
+        println!("             host  http://{addr}/event/{}/{}", d.event, d.secret);
+    }
+    println!("listening on http://{addr}");
+
+    let store = app.store();
+    let sweeper = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(SWEEP_INTERVAL_SECONDS));
+        loop {
+            every.tick().await;
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            match store.sweep_expired(now).await {
+                Ok(n) if n > 0 => tracing::info!(rows = n, "expired events swept"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "sweeping expired events failed"),
+            }
+        }
+    });
+
+    let (signalled_tx, mut signalled) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app.router())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let _ = signalled_tx.send(true);
+        });
+    tokio::select! {
+        r = server => r.context("server failed")?,
+        _ = async {
+            let _ = signalled.wait_for(|s| *s).await;
+            tokio::time::sleep(Duration::from_secs(DRAIN_SECONDS_MAX)).await;
+        } => tracing::warn!("connections still open after {DRAIN_SECONDS_MAX} s; closing them"),
+    }
+    sweeper.abort();
+    app.shutdown().await;
+    eprintln!("stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: no new connections, draining");
+}

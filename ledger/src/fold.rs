@@ -180,6 +180,11 @@ impl Projection {
         self.questions.values()
     }
 
+    /// Every voter's latest state, in no particular order.
+    pub fn voters(&self) -> impl Iterator<Item = ((QuestionId, VoterId), VoterState)> + '_ {
+        self.voters.iter().map(|(k, v)| (*k, *v))
+    }
+
     pub fn voter(&self, question: QuestionId, voter: VoterId) -> Option<VoterState> {
         self.voters.get(&(question, voter)).copied()
     }

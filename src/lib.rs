@@ -1,0 +1,8 @@
+//! The `wewerewondering` command's library: embedded-mode wiring and the operator tools,
+//! kept apart from `main.rs` so tests drive exactly what the command runs.
+
+pub mod demo;
+pub mod embedded;
+pub mod replay;
+pub mod site;
+pub mod transfer;

@@ -1,0 +1,123 @@
+//! `replay`: fold the ledger from scratch with the pure fold and compare the result with the
+//! stored projection, question by question; `--repair` writes the fold's result back.
+//! Works on any adapter through the ports.
+
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use ledger::limits::SCAN_PAGE_RECORDS_MAX;
+use ledger::ports::{LedgerStore, ProjectionStore, StoreResult};
+use ledger::{EventId, Projection, QuestionId, QuestionState};
+
+/// One question whose stored state differs from the fold's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Drift {
+    pub question: QuestionId,
+    pub stored: Option<QuestionState>,
+    pub folded: Option<QuestionState>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReplayReport {
+    pub records: u64,
+    pub questions: usize,
+    pub drift: Vec<Drift>,
+    pub repaired: bool,
+    pub fold_seconds: f64,
+}
+
+impl ReplayReport {
+    pub fn records_per_second(&self) -> f64 {
+        self.records as f64 / self.fold_seconds.max(1e-9)
+    }
+}
+
+pub fn progress_bar(len: u64, hidden: bool) -> ProgressBar {
+    if hidden {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {human_pos}/{human_len} records ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Folds every record of the ledger (or of one event) with the pure fold.
+pub async fn fold_ledger(ledger: &dyn LedgerStore, event: Option<EventId>, bar: &ProgressBar) -> StoreResult<(Projection, u64)> {
+    let mut projection = Projection::new();
+    let mut after = None;
+    let mut records = 0u64;
+    loop {
+        let page = ledger.scan(event, after, SCAN_PAGE_RECORDS_MAX).await?;
+        for r in &page.records {
+            projection.apply(r);
+        }
+        records += page.records.len() as u64;
+        bar.inc(page.records.len() as u64);
+        match page.next {
+            Some(token) => after = Some(token),
+            None => break,
+        }
+    }
+    Ok((projection, records))
+}
+
+/// Compares two canonical (id-sorted) question lists.
+pub fn compare(stored: &[QuestionState], folded: &[QuestionState]) -> Vec<Drift> {
+    let mut drift = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < stored.len() || j < folded.len() {
+        let s = stored.get(i);
+        let f = folded.get(j);
+        match (s, f) {
+            (Some(s), Some(f)) if s.counters.id == f.counters.id => {
+                if s != f {
+                    drift.push(Drift { question: s.counters.id, stored: Some(s.clone()), folded: Some(f.clone()) });
+                }
+                i += 1;
+                j += 1;
+            }
+            (Some(s), Some(f)) if s.counters.id < f.counters.id => {
+                drift.push(Drift { question: s.counters.id, stored: Some(s.clone()), folded: None });
+                i += 1;
+            }
+            (Some(s), None) => {
+                drift.push(Drift { question: s.counters.id, stored: Some(s.clone()), folded: None });
+                i += 1;
+            }
+            (_, Some(f)) => {
+                drift.push(Drift { question: f.counters.id, stored: None, folded: Some(f.clone()) });
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    drift
+}
+
+pub async fn replay(
+    ledger: &dyn LedgerStore,
+    projection: &dyn ProjectionStore,
+    event: Option<EventId>,
+    repair: bool,
+    bar: &ProgressBar,
+) -> StoreResult<ReplayReport> {
+    bar.set_message("folding");
+    let started = Instant::now();
+    let (folded, records) = fold_ledger(ledger, event, bar).await?;
+    let fold_seconds = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let folded_sorted = folded.sorted();
+    let mut stored = projection.questions(event).await?;
+    stored.sort_by_key(|q| q.counters.id);
+    let drift = compare(&stored, &folded_sorted);
+    let repaired = repair && !drift.is_empty();
+    if repaired {
+        let voters: Vec<_> = folded.voters().collect();
+        projection.replace(event, &folded_sorted, &voters).await?;
+    }
+    Ok(ReplayReport { records, questions: folded_sorted.len(), drift, repaired, fold_seconds })
+}
