@@ -1,0 +1,416 @@
+//! The storage conformance suite: what every adapter of `ledger::ports` must do, written
+//! once as async checks over the ports and run by each adapter's tests (SQLite in
+//! `ledger/sqlite/tests/conformance.rs`, DynamoDB on a local emulator in
+//! `ledger/dynamodb/tests/conformance.rs`).
+//!
+//! Every check works on fresh event ids, so all of them can share one store (and one set of
+//! tables); whole-store reads are only checked to *contain* what a check wrote. The
+//! randomized checks are seeded: the seed is printed in every failure message, and
+//! `CONFORMANCE_SEED=n` replays one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Display;
+use std::sync::Arc;
+
+use ledger::ports::{
+    Commit, EventRow, EventStore, LedgerStore, ProjectionReader, ProjectionStore, ScanToken, StoreError,
+};
+use ledger::secret::hash_secret;
+use ledger::{
+    Asked, BatchPlan, Body, EventId, Projection, QuestionCounters, QuestionId, QuestionState, Record, RecordId,
+    VoterId,
+};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use ulid::Ulid;
+
+/// The ports of one store under test (usually the same object four times).
+#[derive(Clone)]
+pub struct Stores {
+    pub events: Arc<dyn EventStore>,
+    pub ledger: Arc<dyn LedgerStore>,
+    pub projection: Arc<dyn ProjectionStore>,
+    pub reader: Arc<dyn ProjectionReader>,
+}
+
+impl Stores {
+    /// All four ports from one adapter object.
+    pub fn of<S>(store: Arc<S>) -> Self
+    where
+        S: EventStore + LedgerStore + ProjectionStore + ProjectionReader + 'static,
+    {
+        Self { events: store.clone(), ledger: store.clone(), projection: store.clone(), reader: store }
+    }
+}
+
+/// How big the randomized checks are. Emulators are slow: keep it small there.
+#[derive(Debug, Clone, Copy)]
+pub struct Scale {
+    pub records: usize,
+    pub questions: usize,
+    pub voters: usize,
+    pub batch_records_max: usize,
+    /// Records appended for the paging check (read back in pages of `page_records`).
+    pub paging_records: usize,
+    pub page_records: usize,
+}
+
+impl Scale {
+    /// For an in-process store.
+    pub const LOCAL: Scale =
+        Scale { records: 400, questions: 6, voters: 12, batch_records_max: 40, paging_records: 250, page_records: 17 };
+    /// For a store behind a slow emulator.
+    pub const EMULATOR: Scale =
+        Scale { records: 70, questions: 4, voters: 8, batch_records_max: 12, paging_records: 45, page_records: 7 };
+}
+
+/// The seed for the randomized checks: `CONFORMANCE_SEED` or a fresh one.
+pub fn seed() -> u64 {
+    std::env::var("CONFORMANCE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random)
+}
+
+/// Runs every check, each on its own fresh event.
+pub async fn run_all(s: &Stores, scale: Scale) {
+    let seed = seed();
+    events_round_trip_and_unknown(s).await;
+    append_and_read_back(s).await;
+    reads_past_one_page(s, scale).await;
+    unknown_questions_and_early_votes(s).await;
+    a_stale_commit_is_a_conflict_and_changes_nothing(s).await;
+    duplicate_and_out_of_order_delivery(s, scale, seed).await;
+    concurrent_aggregators(s, scale, seed.wrapping_add(1)).await;
+    replace_restores_a_fold(s, scale, seed.wrapping_add(2)).await;
+}
+
+fn must<T, E: Display>(what: &str, result: Result<T, E>) -> T {
+    result.unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A fresh id stamped `offset_ms` after now (a real time, so expiry lies in the future).
+fn ulid_at(rng: &mut impl Rng, offset_ms: u64) -> Ulid {
+    Ulid::from_parts(now_ms() + offset_ms, rng.gen())
+}
+
+fn record(rng: &mut impl Rng, event: EventId, question: QuestionId, offset_ms: u64, body: Body) -> Record {
+    Record { id: RecordId(ulid_at(rng, offset_ms)), event, question, region: "conformance".into(), body }
+}
+
+/// A random history of one event: each question asked once, then votes (up and down) from a
+/// small set of voters so they collide, and some answered/hidden toggles.
+pub fn history(rng: &mut impl Rng, event: EventId, scale: Scale) -> Vec<Record> {
+    let questions: Vec<QuestionId> = (0..scale.questions).map(|_| QuestionId(ulid_at(rng, 0))).collect();
+    let voters: Vec<VoterId> = (0..scale.voters).map(|_| VoterId::random()).collect();
+    let mut records = Vec::with_capacity(scale.records);
+    for (i, &q) in questions.iter().enumerate() {
+        let who = (i % 2 == 0).then(|| format!("Asker {i}"));
+        let asked = Asked { text: format!("Question number {i}, why?"), who, voter: voters[i % voters.len()] };
+        let offset = rng.gen_range(0..1_000);
+        records.push(record(rng, event, q, offset, Body::Asked(asked)));
+    }
+    while records.len() < scale.records {
+        let q = questions[rng.gen_range(0..questions.len())];
+        let offset = rng.gen_range(0..60_000);
+        let body = match rng.gen_range(0..10) {
+            0 => Body::Answered { on: rng.gen_bool(0.7) },
+            1 => Body::Hidden { on: rng.gen_bool(0.3) },
+            _ => Body::Voted { voter: voters[rng.gen_range(0..voters.len())], up: rng.gen_bool(0.7) },
+        };
+        records.push(record(rng, event, q, offset, body));
+    }
+    records
+}
+
+/// A delivery of `records`: shuffled, with duplicates, cut into random batches.
+pub fn delivery(rng: &mut impl Rng, records: &[Record], batch_records_max: usize) -> Vec<Vec<Record>> {
+    let mut all = records.to_vec();
+    for _ in 0..records.len() / 4 {
+        all.push(records[rng.gen_range(0..records.len())].clone());
+    }
+    all.shuffle(rng);
+    let mut batches = Vec::new();
+    while !all.is_empty() {
+        let n = rng.gen_range(1..=batch_records_max.max(1)).min(all.len());
+        batches.push(all.drain(..n).collect());
+    }
+    batches
+}
+
+/// Asserts that the stored projection of `event` is the pure fold of `records`: question
+/// states (with texts), the `top` counters, and every voter's state.
+pub async fn assert_projection_is_fold(s: &Stores, event: EventId, records: &[Record], context: &str) {
+    let mut fold = Projection::new();
+    for r in records {
+        fold.apply(r);
+    }
+    let expected: Vec<QuestionState> = fold.sorted().into_iter().filter(|q| q.counters.event == event).collect();
+    let mut stored = must("read the projection's questions", s.projection.questions(Some(event)).await);
+    stored.sort_by_key(|q| q.counters.id);
+    assert_eq!(stored, expected, "{context}: stored questions differ from the pure fold");
+    let mut counters = must("read the event's counters", s.reader.event_questions(event).await);
+    counters.sort_by_key(|c| c.id);
+    let expected_counters: Vec<QuestionCounters> = expected.iter().map(|q| q.counters).collect();
+    assert_eq!(counters, expected_counters, "{context}: the event's list differs from the pure fold");
+    let keys: BTreeSet<(QuestionId, VoterId)> = records
+        .iter()
+        .filter_map(|r| match &r.body {
+            Body::Asked(a) => Some((r.question, a.voter)),
+            Body::Voted { voter, .. } => Some((r.question, *voter)),
+            _ => None,
+        })
+        .collect();
+    let keys: Vec<_> = keys.into_iter().collect();
+    let voters = must("read voter states", s.projection.voters(&keys).await);
+    for key in &keys {
+        assert_eq!(voters.get(key).copied(), fold.voter(key.0, key.1), "{context}: voter {key:?} differs");
+    }
+}
+
+async fn deliver(s: &Stores, batches: &[Vec<Record>], context: &str) {
+    for batch in batches {
+        must(context, aggregator::apply_batch(s.projection.as_ref(), batch, None).await);
+    }
+}
+
+/// Events: create and read back; a taken id is refused and changes nothing; unknown is none.
+pub async fn events_round_trip_and_unknown(s: &Stores) {
+    let id = EventId(Ulid::new());
+    let row = EventRow { id, secret_hash: hash_secret("sesame"), expire_unix: id.unix_seconds() + 30 * 86_400 };
+    must("create an event", s.events.create_event(&row).await);
+    assert_eq!(must("read the event", s.events.event(id).await), Some(row.clone()), "event round trip (with expiry)");
+    let impostor = EventRow { secret_hash: hash_secret("other"), ..row.clone() };
+    assert!(
+        matches!(s.events.create_event(&impostor).await, Err(StoreError::Rejected(_))),
+        "creating an event with a taken id must be Rejected"
+    );
+    assert_eq!(must("re-read the event", s.events.event(id).await), Some(row), "a refused create changed the event");
+    assert_eq!(must("read an unknown event", s.events.event(EventId(Ulid::new())).await), None);
+}
+
+/// The ledger: every kind of record appended (alone and in batches) reads back as written;
+/// appending again changes nothing.
+pub async fn append_and_read_back(s: &Stores) {
+    let rng = &mut StdRng::seed_from_u64(7);
+    let event = EventId(Ulid::new());
+    let q = QuestionId(Ulid::new());
+    let voter = VoterId::random();
+    let records = vec![
+        record(rng, event, q, 0, Body::Asked(Asked { text: "Who? — naïve “quotes” 🎉".into(), who: Some("Zoë".into()), voter })),
+        record(rng, event, q, 1, Body::Voted { voter: VoterId::random(), up: true }),
+        record(rng, event, q, 2, Body::Voted { voter, up: false }),
+        record(rng, event, q, 3, Body::Answered { on: true }),
+        record(rng, event, q, 4, Body::Hidden { on: false }),
+        record(rng, event, QuestionId(Ulid::new()), 5, Body::Asked(Asked { text: "No name here".into(), who: None, voter })),
+    ];
+    must("append one record", s.ledger.append(&records[..1]).await);
+    must("append a batch", s.ledger.append(&records[1..]).await);
+    must("append duplicates", s.ledger.append(&records).await);
+    must("append one duplicate", s.ledger.append(&records[2..3]).await);
+    let page = must("scan the event", s.ledger.scan(Some(event), None, 1_000).await);
+    assert!(page.next.is_none(), "a small event fits one page");
+    let mut got = page.records;
+    got.sort_by_key(|r| r.id);
+    let mut want = records.clone();
+    want.sort_by_key(|r| r.id);
+    assert_eq!(got, want, "records read back differ from those appended (or duplicates were stored)");
+    assert_eq!(must("count the event", s.ledger.count(Some(event)).await), records.len() as u64);
+    assert!(must("count all", s.ledger.count(None).await) >= records.len() as u64);
+    let mut everything = BTreeSet::new();
+    let mut after = None;
+    loop {
+        let page = must("scan the whole ledger", s.ledger.scan(None, after, 500).await);
+        everything.extend(page.records.iter().map(|r| r.id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert!(records.iter().all(|r| everything.contains(&r.id)), "a whole-ledger scan misses records");
+    assert_eq!(must("scan an unknown event", s.ledger.scan(Some(EventId(Ulid::new())), None, 10).await).records, vec![]);
+    assert!(
+        s.ledger.scan(Some(event), Some(ScanToken("not a token".into())), 10).await.is_err(),
+        "a malformed scan token must be an error"
+    );
+}
+
+/// Scans in small pages return every record exactly once, for one event and for all.
+pub async fn reads_past_one_page(s: &Stores, scale: Scale) {
+    let rng = &mut StdRng::seed_from_u64(11);
+    let event = EventId(Ulid::new());
+    let q = QuestionId(Ulid::new());
+    let records: Vec<Record> = (0..scale.paging_records)
+        .map(|i| record(rng, event, q, i as u64, Body::Voted { voter: VoterId::random(), up: true }))
+        .collect();
+    must("append", s.ledger.append(&records).await);
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    let mut after = None;
+    loop {
+        let page = must("scan a page", s.ledger.scan(Some(event), after, scale.page_records).await);
+        assert!(page.records.len() <= scale.page_records, "a page holds more than asked for");
+        pages += 1;
+        assert!(pages <= scale.paging_records + 2, "the scan does not end");
+        seen.extend(page.records.into_iter().map(|r| r.id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert!(pages > 1, "expected several pages");
+    let unique: BTreeSet<_> = seen.iter().copied().collect();
+    assert_eq!(unique.len(), seen.len(), "a record was returned twice across pages");
+    let want: BTreeSet<_> = records.iter().map(|r| r.id).collect();
+    assert_eq!(unique, want, "paging lost records");
+}
+
+/// Reads of unknown ids are empty, not errors; a vote that arrives before its question's
+/// `asked` record counts, and the later `asked` fills the text without touching the count.
+pub async fn unknown_questions_and_early_votes(s: &Stores) {
+    let rng = &mut StdRng::seed_from_u64(13);
+    let event = EventId(Ulid::new());
+    let q = QuestionId(Ulid::new());
+    let unknown = QuestionId(Ulid::new());
+    assert_eq!(must("read an unknown question", s.reader.question(unknown).await), None);
+    assert!(must("texts of unknown ids", s.reader.question_texts(&[unknown]).await).is_empty());
+    assert!(must("list an unknown event", s.reader.event_questions(event).await).is_empty());
+    let asker = VoterId::random();
+    let asked = record(rng, event, q, 0, Body::Asked(Asked { text: "Late arrival?".into(), who: None, voter: asker }));
+    let early = [
+        record(rng, event, q, 10, Body::Voted { voter: VoterId::random(), up: true }),
+        record(rng, event, q, 11, Body::Voted { voter: VoterId::random(), up: true }),
+        record(rng, event, q, 12, Body::Answered { on: true }),
+    ];
+    deliver(s, &[early.to_vec()], "apply votes before their question").await;
+    let counters = must("read the question", s.reader.question(q).await);
+    assert_eq!(counters.map(|c| c.votes), Some(2), "votes before `asked` must count");
+    assert!(must("texts before asked", s.reader.question_texts(&[q]).await).is_empty(), "no text before `asked`");
+    deliver(s, &[vec![asked.clone()]], "apply the asked record").await;
+    let texts = must("texts after asked", s.reader.question_texts(&[q, unknown]).await);
+    assert_eq!(texts.len(), 1, "only the known question has a text");
+    assert_eq!((texts[0].id, texts[0].event, texts[0].text.as_str(), texts[0].who.clone()), (q, event, "Late arrival?", None));
+    let mut all = early.to_vec();
+    all.push(asked);
+    assert_projection_is_fold(s, event, &all, "early votes").await;
+}
+
+/// A change planned against state that has since moved is refused whole: `Conflict`, and
+/// neither the voters nor the counter move.
+pub async fn a_stale_commit_is_a_conflict_and_changes_nothing(s: &Stores) {
+    let rng = &mut StdRng::seed_from_u64(17);
+    let event = EventId(Ulid::new());
+    let q = QuestionId(Ulid::new());
+    let voters: Vec<VoterId> = (0..3).map(|_| VoterId::random()).collect();
+    let records: Vec<Record> =
+        voters.iter().enumerate().map(|(i, &v)| record(rng, event, q, i as u64, Body::Voted { voter: v, up: true })).collect();
+    let plan = BatchPlan::from_records(&records);
+    let stale = plan.resolve(&Default::default());
+    assert_eq!(must("commit", s.projection.commit(&stale, None).await), Commit::Applied);
+    assert_eq!(
+        must("commit the same change again", s.projection.commit(&stale, None).await),
+        Commit::Conflict,
+        "a change whose voter expectations no longer hold must conflict"
+    );
+    assert_projection_is_fold(s, event, &records, "after a conflicting commit").await;
+}
+
+/// Any order, any duplication, any batching of a history gives the pure fold.
+pub async fn duplicate_and_out_of_order_delivery(s: &Stores, scale: Scale, seed: u64) {
+    let rng = &mut StdRng::seed_from_u64(seed);
+    let event = EventId(Ulid::new());
+    let records = history(rng, event, scale);
+    let batches = delivery(rng, &records, scale.batch_records_max);
+    let context = format!("duplicate and out-of-order delivery (CONFORMANCE_SEED={seed})");
+    deliver(s, &batches, &context).await;
+    assert_projection_is_fold(s, event, &records, &context).await;
+    // Delivering everything again changes nothing.
+    let again = delivery(rng, &records, scale.batch_records_max * 2);
+    deliver(s, &again, &context).await;
+    assert_projection_is_fold(s, event, &records, &format!("{context}, redelivered")).await;
+}
+
+/// Two aggregators folding overlapping deliveries at the same time end at the pure fold.
+pub async fn concurrent_aggregators(s: &Stores, scale: Scale, seed: u64) {
+    let rng = &mut StdRng::seed_from_u64(seed);
+    let event = EventId(Ulid::new());
+    let records = history(rng, event, scale);
+    // Each record goes to one aggregator or both; together they see everything.
+    let (mut left, mut right) = (Vec::new(), Vec::new());
+    for r in &records {
+        match rng.gen_range(0..3) {
+            0 => left.push(r.clone()),
+            1 => right.push(r.clone()),
+            _ => {
+                left.push(r.clone());
+                right.push(r.clone());
+            }
+        }
+    }
+    let left = delivery(rng, &left, scale.batch_records_max);
+    let right = delivery(rng, &right, scale.batch_records_max);
+    let context = format!("concurrent aggregators (CONFORMANCE_SEED={seed})");
+    tokio::join!(deliver(s, &left, &context), deliver(s, &right, &context));
+    assert_projection_is_fold(s, event, &records, &context).await;
+}
+
+/// `replace` (replay's repair) makes one event's projection exactly a fold's result,
+/// removing what the fold lacks and leaving other events alone.
+pub async fn replace_restores_a_fold(s: &Stores, scale: Scale, seed: u64) {
+    let rng = &mut StdRng::seed_from_u64(seed);
+    let event = EventId(Ulid::new());
+    let bystander = EventId(Ulid::new());
+    let small = Scale { records: scale.records / 2, ..scale };
+    let records = history(rng, event, small);
+    let others = history(rng, bystander, Scale { records: 12, questions: 2, ..small });
+    let context = format!("replace (CONFORMANCE_SEED={seed})");
+    deliver(s, &delivery(rng, &records, scale.batch_records_max), &context).await;
+    deliver(s, &[others.clone()], &context).await;
+    // Drift: records the projection has but the ledger (the truth) does not.
+    let truth: Vec<Record> = records.iter().filter(|r| !matches!(r.body, Body::Hidden { .. })).cloned().collect();
+    let mut fold = Projection::new();
+    for r in &truth {
+        fold.apply(r);
+    }
+    let questions = fold.sorted();
+    let mut voters = BTreeMap::new();
+    for r in &truth {
+        let voter = match &r.body {
+            Body::Asked(a) => a.voter,
+            Body::Voted { voter, .. } => *voter,
+            _ => continue,
+        };
+        if let Some(state) = fold.voter(r.question, voter) {
+            voters.insert((r.question, voter), state);
+        }
+    }
+    let voters: Vec<_> = voters.into_iter().collect();
+    must("replace", s.projection.replace(Some(event), &questions, &voters).await);
+    assert_projection_is_fold(s, event, &truth, &context).await;
+    assert_projection_is_fold(s, bystander, &others, &format!("{context}: another event")).await;
+    // An empty fold removes the event's projection entirely.
+    must("replace with nothing", s.projection.replace(Some(event), &[], &[]).await);
+    assert!(must("list", s.reader.event_questions(event).await).is_empty(), "{context}: replace with nothing left questions");
+}
+
+/// The local DynamoDB/SQS emulator endpoint from `var` (`MOTO_ENDPOINT_A` or `_B`, set by
+/// `.ci/with-moto`). Without it the calling test fails, unless `WWW_SKIP_MOTO=1`, which
+/// makes it return `None` with a note so the test can end early (quick local runs).
+pub fn moto_endpoint(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("WWW_SKIP_MOTO").as_deref() == Ok("1") => {
+            eprintln!("note: {var} is not set and WWW_SKIP_MOTO=1: skipping a test that needs moto");
+            None
+        }
+        _ => panic!(
+            "{var} is not set: run this test under `.ci/with-moto cargo test ...` (it starts local moto servers), \
+             or set WWW_SKIP_MOTO=1 to skip the tests that need them"
+        ),
+    }
+}

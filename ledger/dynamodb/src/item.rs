@@ -1,0 +1,317 @@
+//! The DynamoDB items: the only place that knows attribute names and types. Each item kind
+//! is converted explicitly to and from the core types; anything stored that does not parse
+//! is `StoreError::Corrupt`, never a panic.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use ledger::ports::{EventRow, QuestionText, StoreError};
+use ledger::{
+    AskedView, Asked, Body, EventId, QuestionCounters, QuestionId, QuestionState, Record, RecordId, Stamped,
+    VoterId, VoterState,
+};
+
+use crate::schema::{
+    EVENTS_KEY, LEDGER_PARTITION_KEY, LEDGER_SORT_KEY, QUESTIONS_KEY, TOP_PARTITION_KEY, TOP_SORT_KEY,
+    TTL_ATTRIBUTE, VOTERS_PARTITION_KEY, VOTERS_SORT_KEY,
+};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+// Attribute names beyond the keys (schema.rs names the keys the template must agree on).
+pub(crate) const A_EVENT: &str = TOP_PARTITION_KEY; // "eid"
+pub(crate) const A_QUESTION: &str = "qid";
+pub(crate) const A_REGION: &str = "region";
+pub(crate) const A_KIND: &str = "kind";
+pub(crate) const A_TEXT: &str = "text";
+pub(crate) const A_WHO: &str = "who";
+pub(crate) const A_VOTER: &str = "voter";
+pub(crate) const A_UP: &str = "up";
+pub(crate) const A_ON: &str = "on";
+pub(crate) const A_SECRET_HASH: &str = "secret_hash";
+pub(crate) const A_WHEN: &str = "when";
+pub(crate) const A_VOTES: &str = TOP_SORT_KEY; // "votes"
+pub(crate) const A_ANSWERED: &str = "answered";
+pub(crate) const A_ANSWERED_AT: &str = "answered_at";
+pub(crate) const A_HIDDEN: &str = "hidden";
+pub(crate) const A_HIDDEN_AT: &str = "hidden_at";
+pub(crate) const A_REC: &str = "rec";
+
+pub(crate) fn s(value: impl ToString) -> AttributeValue {
+    AttributeValue::S(value.to_string())
+}
+
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn corrupt(what: &str, item: &Item) -> StoreError {
+    let id = item.get("id").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("?");
+    StoreError::Corrupt(format!("item {id}: {what}"))
+}
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(corrupt(&format!("`{name}` is missing or not a string"), item)),
+    }
+}
+
+fn opt_s<'a>(item: &'a Item, name: &str) -> Result<Option<&'a str>, StoreError> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::S(v)) => Ok(Some(v)),
+        Some(_) => Err(corrupt(&format!("`{name}` is not a string"), item)),
+    }
+}
+
+fn get_bool(item: &Item, name: &str) -> Result<bool, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::Bool(v)) => Ok(*v),
+        _ => Err(corrupt(&format!("`{name}` is missing or not a boolean"), item)),
+    }
+}
+
+fn get_u64(item: &Item, name: &str) -> Result<u64, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => {
+            v.parse().map_err(|_| corrupt(&format!("`{name}` is not a count ({v})"), item))
+        }
+        _ => Err(corrupt(&format!("`{name}` is missing or not a number"), item)),
+    }
+}
+
+fn get_id<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreError> {
+    let raw = get_s(item, name)?;
+    raw.parse().map_err(|_| corrupt(&format!("`{name}` is not an id ({raw})"), item))
+}
+
+/// The Unix second at which an event (and every record and projection item of it) expires.
+pub fn expire_unix(event: EventId, retention_days: u64) -> u64 {
+    event.unix_seconds() + retention_days * 86_400
+}
+
+/// Which of `shards` ledger partitions a record lives in: FNV-1a over the record id's
+/// bytes, so the choice is stable across versions and spreads one event's records evenly.
+pub fn shard_of(record: RecordId, shards: u32) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in record.to_bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash % shards.max(1)
+}
+
+pub fn ledger_partition(event: EventId, shard: u32) -> String {
+    format!("{event}#{shard}")
+}
+
+pub fn event_to_item(event: &EventRow) -> Item {
+    HashMap::from([
+        (EVENTS_KEY.to_owned(), s(event.id)),
+        (A_SECRET_HASH.to_owned(), AttributeValue::B(event.secret_hash.to_vec().into())),
+        (A_WHEN.to_owned(), n(event.id.timestamp_ms())),
+        (TTL_ATTRIBUTE.to_owned(), n(event.expire_unix)),
+    ])
+}
+
+pub fn event_from_item(item: &Item) -> Result<EventRow, StoreError> {
+    let secret_hash = match item.get(A_SECRET_HASH) {
+        Some(AttributeValue::B(blob)) => <[u8; 32]>::try_from(blob.as_ref())
+            .map_err(|_| corrupt("`secret_hash` is not 32 bytes", item))?,
+        _ => return Err(corrupt("`secret_hash` is missing or not binary", item)),
+    };
+    Ok(EventRow { id: get_id(item, EVENTS_KEY)?, secret_hash, expire_unix: get_u64(item, TTL_ATTRIBUTE)? })
+}
+
+pub fn record_to_item(record: &Record, shards: u32, retention_days: u64) -> Item {
+    let mut item = HashMap::from([
+        (
+            LEDGER_PARTITION_KEY.to_owned(),
+            s(ledger_partition(record.event, shard_of(record.id, shards))),
+        ),
+        (LEDGER_SORT_KEY.to_owned(), s(record.id)),
+        (A_EVENT.to_owned(), s(record.event)),
+        (A_QUESTION.to_owned(), s(record.question)),
+        (A_REGION.to_owned(), s(&record.region)),
+        (A_KIND.to_owned(), s(record.body.kind())),
+        (TTL_ATTRIBUTE.to_owned(), n(expire_unix(record.event, retention_days))),
+    ]);
+    match &record.body {
+        Body::Asked(asked) => {
+            item.insert(A_TEXT.to_owned(), s(&asked.text));
+            if let Some(who) = &asked.who {
+                item.insert(A_WHO.to_owned(), s(who));
+            }
+            item.insert(A_VOTER.to_owned(), s(asked.voter));
+        }
+        Body::Voted { voter, up } => {
+            item.insert(A_VOTER.to_owned(), s(voter));
+            item.insert(A_UP.to_owned(), AttributeValue::Bool(*up));
+        }
+        Body::Answered { on } | Body::Hidden { on } => {
+            item.insert(A_ON.to_owned(), AttributeValue::Bool(*on));
+        }
+    }
+    item
+}
+
+/// A ledger item (from a Query, a Scan or a stream record's NewImage) as a record.
+pub fn record_from_item(item: &Item) -> Result<Record, StoreError> {
+    let body = match get_s(item, A_KIND)? {
+        "asked" => Body::Asked(Asked {
+            text: get_s(item, A_TEXT)?.to_owned(),
+            who: opt_s(item, A_WHO)?.map(str::to_owned),
+            voter: get_id(item, A_VOTER)?,
+        }),
+        "vote" => Body::Voted { voter: get_id(item, A_VOTER)?, up: get_bool(item, A_UP)? },
+        "answered" => Body::Answered { on: get_bool(item, A_ON)? },
+        "hidden" => Body::Hidden { on: get_bool(item, A_ON)? },
+        other => return Err(corrupt(&format!("unknown record kind `{other}`"), item)),
+    };
+    Ok(Record {
+        id: get_id(item, LEDGER_SORT_KEY)?,
+        event: get_id(item, A_EVENT)?,
+        question: get_id(item, A_QUESTION)?,
+        region: get_s(item, A_REGION)?.to_owned(),
+        body,
+    })
+}
+
+fn stamp_from_item(item: &Item, value: &str, at: &str) -> Result<Option<Stamped<bool>>, StoreError> {
+    match item.get(at) {
+        None => Ok(None),
+        Some(_) => Ok(Some(Stamped { value: get_bool(item, value)?, at: get_id(item, at)? })),
+    }
+}
+
+/// A question item (or its `top` projection) as counters.
+pub fn counters_from_item(item: &Item) -> Result<QuestionCounters, StoreError> {
+    Ok(QuestionCounters {
+        id: get_id(item, QUESTIONS_KEY)?,
+        event: get_id(item, A_EVENT)?,
+        votes: get_u64(item, A_VOTES)?,
+        answered: stamp_from_item(item, A_ANSWERED, A_ANSWERED_AT)?,
+        hidden: stamp_from_item(item, A_HIDDEN, A_HIDDEN_AT)?,
+    })
+}
+
+pub fn question_from_item(item: &Item) -> Result<QuestionState, StoreError> {
+    let asked = match opt_s(item, A_TEXT)? {
+        Some(text) => Some(AskedView { text: text.to_owned(), who: opt_s(item, A_WHO)?.map(str::to_owned) }),
+        None => None,
+    };
+    Ok(QuestionState { counters: counters_from_item(item)?, asked })
+}
+
+/// The text of a question item, if its `asked` record has been folded in.
+pub fn text_from_item(item: &Item) -> Result<Option<QuestionText>, StoreError> {
+    let Some(text) = opt_s(item, A_TEXT)? else { return Ok(None) };
+    Ok(Some(QuestionText {
+        id: get_id(item, QUESTIONS_KEY)?,
+        event: get_id(item, A_EVENT)?,
+        text: text.to_owned(),
+        who: opt_s(item, A_WHO)?.map(str::to_owned),
+    }))
+}
+
+/// A whole question item, as `replace` writes it.
+pub fn question_to_item(question: &QuestionState, retention_days: u64) -> Item {
+    let c = &question.counters;
+    let mut item = HashMap::from([
+        (QUESTIONS_KEY.to_owned(), s(c.id)),
+        (A_EVENT.to_owned(), s(c.event)),
+        (A_VOTES.to_owned(), n(c.votes)),
+        (TTL_ATTRIBUTE.to_owned(), n(expire_unix(c.event, retention_days))),
+    ]);
+    if let Some(asked) = &question.asked {
+        item.insert(A_TEXT.to_owned(), s(&asked.text));
+        if let Some(who) = &asked.who {
+            item.insert(A_WHO.to_owned(), s(who));
+        }
+    }
+    if let Some(a) = c.answered {
+        item.insert(A_ANSWERED.to_owned(), AttributeValue::Bool(a.value));
+        item.insert(A_ANSWERED_AT.to_owned(), s(a.at));
+    }
+    if let Some(h) = c.hidden {
+        item.insert(A_HIDDEN.to_owned(), AttributeValue::Bool(h.value));
+        item.insert(A_HIDDEN_AT.to_owned(), s(h.at));
+    }
+    item
+}
+
+pub fn voter_key(question: QuestionId, voter: VoterId) -> Item {
+    HashMap::from([(VOTERS_PARTITION_KEY.to_owned(), s(question)), (VOTERS_SORT_KEY.to_owned(), s(voter))])
+}
+
+pub fn voter_to_item(question: QuestionId, voter: VoterId, state: VoterState, expire: u64) -> Item {
+    let mut item = voter_key(question, voter);
+    item.insert(A_UP.to_owned(), AttributeValue::Bool(state.up));
+    item.insert(A_REC.to_owned(), s(state.rec));
+    item.insert(TTL_ATTRIBUTE.to_owned(), n(expire));
+    item
+}
+
+pub fn voter_from_item(item: &Item) -> Result<((QuestionId, VoterId), VoterState), StoreError> {
+    let key = (get_id(item, VOTERS_PARTITION_KEY)?, get_id(item, VOTERS_SORT_KEY)?);
+    Ok((key, VoterState { up: get_bool(item, A_UP)?, rec: get_id(item, A_REC)? }))
+}
+
+pub fn question_key(question: QuestionId) -> Item {
+    HashMap::from([(QUESTIONS_KEY.to_owned(), s(question))])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ulid::Ulid;
+
+    #[test]
+    fn records_round_trip_and_bad_items_are_corrupt() {
+        let voter = VoterId::random();
+        for body in [
+            Body::Asked(Asked { text: "why so?".into(), who: Some("Ann".into()), voter }),
+            Body::Asked(Asked { text: "why not?".into(), who: None, voter }),
+            Body::Voted { voter, up: false },
+            Body::Answered { on: true },
+            Body::Hidden { on: false },
+        ] {
+            let r = Record {
+                id: RecordId(Ulid::new()),
+                event: EventId(Ulid::new()),
+                question: QuestionId(Ulid::new()),
+                region: "eu-west-1".into(),
+                body,
+            };
+            let item = record_to_item(&r, 8, 30);
+            assert_eq!(record_from_item(&item), Ok(r));
+        }
+        let mut item = record_to_item(
+            &Record {
+                id: RecordId(Ulid::new()),
+                event: EventId(Ulid::new()),
+                question: QuestionId(Ulid::new()),
+                region: "x".into(),
+                body: Body::Hidden { on: true },
+            },
+            8,
+            30,
+        );
+        item.insert(A_ON.to_owned(), s("yes"));
+        assert!(matches!(record_from_item(&item), Err(StoreError::Corrupt(_))));
+        item.insert(A_KIND.to_owned(), s("deleted"));
+        assert!(matches!(record_from_item(&item), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        let mut seen = [0u32; 8];
+        for i in 0..8_000u128 {
+            seen[shard_of(RecordId(Ulid(i * 7919 + 1)), 8) as usize] += 1;
+        }
+        assert!(seen.iter().all(|&c| c > 800), "uneven spread: {seen:?}");
+        assert_eq!(shard_of(RecordId(Ulid(42)), 8), shard_of(RecordId(Ulid(42)), 8));
+        assert_eq!(shard_of(RecordId(Ulid(42)), 0), 0);
+    }
+}

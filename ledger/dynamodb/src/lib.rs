@@ -1,0 +1,927 @@
+//! The DynamoDB adapter: every storage port of `ledger::ports` over the tables of DESIGN §5
+//! (`events`, `ledger`, `questions` with its `top` index, `voters`).
+//!
+//! What it guarantees beyond the ports' contracts:
+//! - every Query and Scan follows `LastEvaluatedKey`; every BatchGetItem and BatchWriteItem
+//!   retries its unprocessed part with backoff and jitter; throttling and transient errors
+//!   are retried by the SDK's standard retry mode (exponential backoff, full jitter);
+//! - the aggregator's commit is exactly-once in effect under duplicated, reordered delivery
+//!   and concurrent aggregators: each voter's state is written only if its stored record id
+//!   is still the one the plan read, in the same transaction as the question's counter
+//!   `ADD` for exactly those voters' deltas (one counter write per question per batch, or
+//!   per [`schema::TRANSACT_ITEMS_MAX`]` - 1` voters); answered/hidden are set by
+//!   conditional last-writer-wins updates; a vote before its question's `asked` record
+//!   upserts the question, and the later `asked` fills the text without touching the count.
+
+pub mod admin;
+pub mod item;
+pub mod schema;
+pub mod stream;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, Put, PutRequest, Select, TransactWriteItem, Update,
+    WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+use ledger::ports::{
+    Commit, EventRow, EventStore, LedgerStore, ProjectionReader, ProjectionStore, QuestionText, ScanPage,
+    ScanToken, StoreError, StoreResult,
+};
+use ledger::{
+    EventId, ProjectionChange, QuestionChange, QuestionCounters, QuestionId, QuestionState, Record, VoterChange,
+    VoterId, VoterState,
+};
+use rustc_hash::FxHashMap;
+
+use crate::item::*;
+use crate::schema::*;
+
+/// How many times the SDK tries one call (throttling, 5xx, timeouts) before giving up.
+pub const SDK_ATTEMPTS_MAX: u32 = 6;
+/// How many rounds of unprocessed BatchGet/BatchWrite keys are retried before giving up.
+pub const UNPROCESSED_RETRIES_MAX: u32 = 10;
+/// First backoff before retrying unprocessed keys; doubles each round, full jitter.
+const UNPROCESSED_BACKOFF_MS_FIRST: u64 = 25;
+/// Largest backoff between rounds of unprocessed keys.
+const UNPROCESSED_BACKOFF_MS_MAX: u64 = 2_000;
+
+/// The names of the four tables and how many ledger partitions one event spreads over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tables {
+    pub events: String,
+    pub ledger: String,
+    pub questions: String,
+    pub voters: String,
+    pub ledger_shards: u32,
+}
+
+impl Default for Tables {
+    fn default() -> Self {
+        Self {
+            events: EVENTS_TABLE.to_owned(),
+            ledger: LEDGER_TABLE.to_owned(),
+            questions: QUESTIONS_TABLE.to_owned(),
+            voters: VOTERS_TABLE.to_owned(),
+            ledger_shards: LEDGER_SHARDS_DEFAULT,
+        }
+    }
+}
+
+impl Tables {
+    /// The default names, each overridden by its environment variable when set.
+    pub fn from_env() -> Self {
+        let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+        Self {
+            events: var(EVENTS_TABLE_ENV, EVENTS_TABLE),
+            ledger: var(LEDGER_TABLE_ENV, LEDGER_TABLE),
+            questions: var(QUESTIONS_TABLE_ENV, QUESTIONS_TABLE),
+            voters: var(VOTERS_TABLE_ENV, VOTERS_TABLE),
+            ledger_shards: LEDGER_SHARDS_DEFAULT,
+        }
+    }
+
+    /// The default names behind a prefix (isolated table sets in one account, for tests).
+    pub fn prefixed(prefix: &str) -> Self {
+        let d = Self::default();
+        Self {
+            events: format!("{prefix}{}", d.events),
+            ledger: format!("{prefix}{}", d.ledger),
+            questions: format!("{prefix}{}", d.questions),
+            voters: format!("{prefix}{}", d.voters),
+            ledger_shards: d.ledger_shards,
+        }
+    }
+}
+
+/// The retention from `RETENTION_DAYS`, or the default; a malformed value is an error.
+pub fn retention_days_from_env() -> Result<u64, String> {
+    match std::env::var(RETENTION_DAYS_ENV) {
+        Err(_) => Ok(ledger::limits::RETENTION_DAYS_DEFAULT),
+        Ok(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|_| format!("{RETENTION_DAYS_ENV} must be a whole number of days, not {raw:?}")),
+    }
+}
+
+/// The SDK configuration every AWS client of the service uses: the default credential and
+/// region chain, standard retries, and an optional endpoint (a local emulator).
+pub async fn sdk_config(endpoint_url: Option<&str>) -> aws_config::SdkConfig {
+    let retry = aws_config::retry::RetryConfig::standard()
+        .with_max_attempts(SDK_ATTEMPTS_MAX)
+        .with_initial_backoff(Duration::from_millis(20));
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(retry);
+    if let Some(url) = endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+/// The adapter: one DynamoDB client and the table names, implementing every port.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    tables: Tables,
+    retention_days: u64,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, tables: Tables, retention_days: u64) -> Self {
+        Self { client, tables, retention_days }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    /// One shard of one event's ledger records, every page, for parallel export and replay.
+    pub async fn shard_records(&self, event: EventId, shard: u32) -> StoreResult<Vec<Record>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self.query_shard(event, shard, start, SCAN_PAGE_LIMIT).await?;
+            out.extend(page.0);
+            match page.1 {
+                Some(next) => start = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// One segment of a parallel Scan of the whole ledger, every page of it, handing each
+    /// page to `page` as it arrives (for progress bars).
+    pub async fn scan_segment(
+        &self,
+        segment: i32,
+        total_segments: i32,
+        mut page: impl FnMut(Vec<Record>) + Send,
+    ) -> StoreResult<()> {
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.tables.ledger)
+                .segment(segment)
+                .total_segments(total_segments)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| store_error("scan the ledger", e))?;
+            page(out.items().iter().map(record_from_item).collect::<StoreResult<Vec<_>>>()?);
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    async fn query_shard(
+        &self,
+        event: EventId,
+        shard: u32,
+        start: Option<Item>,
+        limit: usize,
+    ) -> StoreResult<(Vec<Record>, Option<Item>)> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.tables.ledger)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", LEDGER_PARTITION_KEY)
+            .expression_attribute_values(":pk", s(ledger_partition(event, shard)))
+            .set_exclusive_start_key(start)
+            .limit(page_limit(limit))
+            .send()
+            .await
+            .map_err(|e| store_error("query the ledger", e))?;
+        let records = out.items().iter().map(record_from_item).collect::<StoreResult<Vec<_>>>()?;
+        Ok((records, out.last_evaluated_key.filter(|k| !k.is_empty())))
+    }
+
+    /// Every item of a Query on `top` for one event, following `LastEvaluatedKey`.
+    async fn top_items(&self, event: EventId) -> StoreResult<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.tables.questions)
+                .index_name(TOP_INDEX)
+                .key_condition_expression("#eid = :eid")
+                .expression_attribute_names("#eid", TOP_PARTITION_KEY)
+                .expression_attribute_values(":eid", s(event))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("query the top index", e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// Every item of a Scan of one table, following `LastEvaluatedKey`.
+    async fn scan_all(&self, table: &str) -> StoreResult<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("scan a table", e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// Every voter item of one question, following `LastEvaluatedKey`.
+    async fn question_voter_items(&self, question: QuestionId) -> StoreResult<Vec<Item>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.tables.voters)
+                .key_condition_expression("#qid = :qid")
+                .expression_attribute_names("#qid", VOTERS_PARTITION_KEY)
+                .expression_attribute_values(":qid", s(question))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| store_error("query voters", e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// BatchGetItem over any number of keys: chunks of [`BATCH_GET_KEYS_MAX`], unprocessed
+    /// keys retried with backoff. Duplicate keys are asked once.
+    pub async fn batch_get(
+        &self,
+        table: &str,
+        keys: Vec<Item>,
+        consistent: bool,
+        projection: Option<&str>,
+        names: &[(&str, &str)],
+    ) -> StoreResult<Vec<Item>> {
+        let mut seen = HashSet::new();
+        let keys: Vec<Item> = keys
+            .into_iter()
+            .filter(|k| {
+                let mut sig: Vec<_> = k.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
+                sig.sort();
+                seen.insert(sig.join("|"))
+            })
+            .collect();
+        let mut found = Vec::new();
+        for chunk in keys.chunks(BATCH_GET_KEYS_MAX) {
+            let mut pending = chunk.to_vec();
+            let mut round = 0;
+            while !pending.is_empty() {
+                let mut request = KeysAndAttributes::builder().set_keys(Some(pending)).consistent_read(consistent);
+                if let Some(p) = projection {
+                    request = request.projection_expression(p);
+                }
+                for (alias, name) in names {
+                    request = request.expression_attribute_names(*alias, *name);
+                }
+                let request = request.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(table, request)
+                    .send()
+                    .await
+                    .map_err(|e| store_error("batch-get items", e))?;
+                if let Some(mut responses) = out.responses {
+                    found.extend(responses.remove(table).unwrap_or_default());
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(table))
+                    .map(|ka| ka.keys)
+                    .unwrap_or_default();
+                if !pending.is_empty() {
+                    backoff_unprocessed(&mut round, "batch-get").await?;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// BatchWriteItem over any number of requests: chunks of [`BATCH_WRITE_ITEMS_MAX`],
+    /// unprocessed requests retried with backoff.
+    pub async fn batch_write(&self, table: &str, requests: Vec<WriteRequest>) -> StoreResult<()> {
+        for chunk in requests.chunks(BATCH_WRITE_ITEMS_MAX) {
+            let mut pending = chunk.to_vec();
+            let mut round = 0;
+            while !pending.is_empty() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| store_error("batch-write items", e))?;
+                pending = out.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
+                if !pending.is_empty() {
+                    backoff_unprocessed(&mut round, "batch-write").await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn expire(&self, event: EventId) -> u64 {
+        expire_unix(event, self.retention_days)
+    }
+
+    /// One atomic write of some of a question's voters with the counter delta they carry.
+    /// `asked` (first chunk only) fills the text if absent.
+    async fn commit_voters(&self, q: &QuestionChange, chunk: &[&VoterChange], fill_asked: bool) -> StoreResult<Commit> {
+        let expire = self.expire(q.event);
+        let mut items = Vec::with_capacity(chunk.len() + 1);
+        for v in chunk {
+            let mut put = Put::builder()
+                .table_name(&self.tables.voters)
+                .set_item(Some(voter_to_item(v.question, v.voter, v.new, expire)))
+                .expression_attribute_names("#rec", A_REC);
+            put = match v.expected {
+                None => put.condition_expression("attribute_not_exists(#rec)"),
+                Some(rec) => put.condition_expression("#rec = :expected").expression_attribute_values(":expected", s(rec)),
+            };
+            let put = put.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        let delta: i64 = chunk.iter().map(|v| v.votes_delta).sum();
+        let update = question_update(&self.tables.questions, q, delta, expire, fill_asked)
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        items.push(TransactWriteItem::builder().update(update).build());
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(Commit::Applied),
+            Err(e) => {
+                if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) =
+                    e.as_service_error()
+                {
+                    let lost = c.cancellation_reasons().iter().any(|r| {
+                        matches!(r.code(), Some("ConditionalCheckFailed") | Some("TransactionConflict"))
+                    });
+                    if lost {
+                        return Ok(Commit::Conflict);
+                    }
+                }
+                Err(store_error("commit voters", e))
+            }
+        }
+    }
+
+    /// Fills a question's text (creating the question if missing) when no voter changed.
+    async fn commit_asked_only(&self, q: &QuestionChange) -> StoreResult<()> {
+        let update = question_update(&self.tables.questions, q, 0, self.expire(q.event), true);
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.tables.questions)
+            .set_key(update.get_key().clone())
+            .set_update_expression(update.get_update_expression().clone())
+            .set_expression_attribute_names(update.get_expression_attribute_names().clone())
+            .set_expression_attribute_values(update.get_expression_attribute_values().clone())
+            // Already filled: nothing to write (a redelivered `asked`).
+            .condition_expression("attribute_not_exists(#text)");
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(store_error("fill a question's text", e)),
+        }
+    }
+
+    /// Sets `answered` or `hidden` if `stamp` is newer than what is stored (last writer wins).
+    async fn commit_moderation(
+        &self,
+        q: &QuestionChange,
+        value_attr: &str,
+        at_attr: &str,
+        stamp: ledger::Stamped<bool>,
+    ) -> StoreResult<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.questions)
+            .set_key(Some(question_key(q.question)))
+            .update_expression("SET #v = :v, #at = :at, #eid = :eid, #exp = :exp ADD #votes :zero")
+            .condition_expression("attribute_not_exists(#at) OR #at < :at")
+            .expression_attribute_names("#v", value_attr)
+            .expression_attribute_names("#at", at_attr)
+            .expression_attribute_names("#eid", A_EVENT)
+            .expression_attribute_names("#exp", TTL_ATTRIBUTE)
+            .expression_attribute_names("#votes", A_VOTES)
+            .expression_attribute_values(":v", AttributeValue::Bool(stamp.value))
+            .expression_attribute_values(":at", s(stamp.at))
+            .expression_attribute_values(":eid", s(q.event))
+            .expression_attribute_values(":exp", n(self.expire(q.event)))
+            .expression_attribute_values(":zero", n(0))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // A newer stamp is already stored: this older record loses, as it should.
+            Err(e) if is_condition_failed(&e) => Ok(()),
+            Err(e) => Err(store_error("set a moderation flag", e)),
+        }
+    }
+}
+
+/// A Query/Scan page size: what is asked, bounded by the scan limit, at least 1.
+fn page_limit(limit: usize) -> i32 {
+    limit.clamp(1, SCAN_PAGE_LIMIT) as i32
+}
+
+const SCAN_PAGE_LIMIT: usize = ledger::limits::SCAN_PAGE_RECORDS_MAX;
+
+/// The question part of a commit: upsert with the event and expiry, add the delta, and fill
+/// text/who if absent. Every question item thus carries `votes`, so it is in `top`.
+fn question_update(
+    table: &str,
+    q: &QuestionChange,
+    delta: i64,
+    expire: u64,
+    fill_asked: bool,
+) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+    let mut set = vec!["#eid = :eid", "#exp = :exp"];
+    let mut update = Update::builder()
+        .table_name(table)
+        .set_key(Some(question_key(q.question)))
+        .expression_attribute_names("#eid", A_EVENT)
+        .expression_attribute_names("#exp", TTL_ATTRIBUTE)
+        .expression_attribute_names("#votes", A_VOTES)
+        .expression_attribute_values(":eid", s(q.event))
+        .expression_attribute_values(":exp", n(expire))
+        .expression_attribute_values(":delta", n(delta));
+    if let (true, Some(asked)) = (fill_asked, &q.asked) {
+        set.push("#text = if_not_exists(#text, :text)");
+        update = update.expression_attribute_names("#text", A_TEXT).expression_attribute_values(":text", s(&asked.text));
+        if let Some(who) = &asked.who {
+            set.push("#who = if_not_exists(#who, :who)");
+            update = update.expression_attribute_names("#who", A_WHO).expression_attribute_values(":who", s(who));
+        }
+    }
+    update.update_expression(format!("SET {} ADD #votes :delta", set.join(", ")))
+}
+
+async fn backoff_unprocessed(round: &mut u32, what: &str) -> StoreResult<()> {
+    *round += 1;
+    if *round > UNPROCESSED_RETRIES_MAX {
+        return Err(StoreError::Unavailable(format!(
+            "{what}: items still unprocessed after {UNPROCESSED_RETRIES_MAX} retries"
+        )));
+    }
+    let cap = (UNPROCESSED_BACKOFF_MS_FIRST << (*round).min(10)).min(UNPROCESSED_BACKOFF_MS_MAX);
+    let pause = rand::random::<u64>() % (cap + 1);
+    tokio::time::sleep(Duration::from_millis(pause.max(1))).await;
+    Ok(())
+}
+
+fn is_condition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException")
+}
+
+/// Maps an SDK failure (after the SDK's own retries) to the port's error: a request the
+/// service refuses as malformed or aimed at a missing table is `Rejected`, anything else
+/// (throttling, network, 5xx) is `Unavailable`.
+pub fn store_error<E, R>(doing: &str, e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let code = e.as_service_error().and_then(|s| s.code()).map(str::to_owned);
+    let detail = format!("{doing}: {}", DisplayErrorContext(&e));
+    match code.as_deref() {
+        Some("ValidationException" | "ResourceNotFoundException" | "ItemCollectionSizeLimitExceededException") => {
+            StoreError::Rejected(detail)
+        }
+        _ => StoreError::Unavailable(detail),
+    }
+}
+
+#[async_trait]
+impl EventStore for DynamoStore {
+    async fn create_event(&self, event: &EventRow) -> StoreResult<()> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.events)
+            .set_item(Some(event_to_item(event)))
+            .condition_expression("attribute_not_exists(#id)")
+            .expression_attribute_names("#id", EVENTS_KEY)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failed(&e) => Err(StoreError::Rejected(format!("event {} already exists", event.id))),
+            Err(e) => Err(store_error("create an event", e)),
+        }
+    }
+
+    async fn event(&self, id: EventId) -> StoreResult<Option<EventRow>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.events)
+            .key(EVENTS_KEY, s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("read an event", e))?;
+        out.item.as_ref().map(event_from_item).transpose()
+    }
+}
+
+/// Scan positions: `e/{shard}/{last id or empty}` within one event's shards, `a/{pk}/{id}`
+/// for the whole table.
+fn parse_token(token: &ScanToken) -> StoreResult<(char, String, String)> {
+    let bad = || StoreError::Rejected("malformed scan token".to_owned());
+    let mut parts = token.0.splitn(3, '/');
+    let kind = parts.next().and_then(|k| k.chars().next()).ok_or_else(bad)?;
+    let a = parts.next().ok_or_else(bad)?.to_owned();
+    let b = parts.next().ok_or_else(bad)?.to_owned();
+    Ok((kind, a, b))
+}
+
+#[async_trait]
+impl LedgerStore for DynamoStore {
+    async fn append(&self, records: &[Record]) -> StoreResult<()> {
+        match records {
+            [] => Ok(()),
+            [record] => {
+                // The hot path (one record per request): a conditional put, so a retried
+                // append of a stored record changes nothing and emits no stream record.
+                let result = self
+                    .client
+                    .put_item()
+                    .table_name(&self.tables.ledger)
+                    .set_item(Some(record_to_item(record, self.tables.ledger_shards, self.retention_days)))
+                    .condition_expression("attribute_not_exists(#id)")
+                    .expression_attribute_names("#id", LEDGER_SORT_KEY)
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(e) if is_condition_failed(&e) => Ok(()),
+                    Err(e) => Err(store_error("append a record", e)),
+                }
+            }
+            many => {
+                // Records are immutable, so rewriting a stored one is a no-op; ids repeated
+                // within the call are sent once (BatchWriteItem refuses duplicate keys).
+                let mut seen = HashSet::new();
+                let requests = many
+                    .iter()
+                    .filter(|r| seen.insert(r.id))
+                    .map(|r| {
+                        let item = record_to_item(r, self.tables.ledger_shards, self.retention_days);
+                        let put = PutRequest::builder().set_item(Some(item)).build();
+                        put.map(|p| WriteRequest::builder().put_request(p).build())
+                            .map_err(|e| StoreError::Rejected(e.to_string()))
+                    })
+                    .collect::<StoreResult<Vec<_>>>()?;
+                self.batch_write(&self.tables.ledger, requests).await
+            }
+        }
+    }
+
+    async fn scan(&self, event: Option<EventId>, after: Option<ScanToken>, limit: usize) -> StoreResult<ScanPage> {
+        let limit = limit.clamp(1, SCAN_PAGE_LIMIT);
+        let mut records = Vec::new();
+        match event {
+            Some(event) => {
+                let (mut shard, mut start) = match &after {
+                    None => (0, None),
+                    Some(t) => match parse_token(t)? {
+                        ('e', shard, last) => {
+                            let shard = shard.parse().map_err(|_| StoreError::Rejected("malformed scan token".into()))?;
+                            let start = (!last.is_empty()).then(|| {
+                                HashMap::from([
+                                    (LEDGER_PARTITION_KEY.to_owned(), s(ledger_partition(event, shard))),
+                                    (LEDGER_SORT_KEY.to_owned(), s(last)),
+                                ])
+                            });
+                            (shard, start)
+                        }
+                        _ => return Err(StoreError::Rejected("scan token of another scan".into())),
+                    },
+                };
+                while shard < self.tables.ledger_shards {
+                    let (page, next) = self.query_shard(event, shard, start.take(), limit - records.len()).await?;
+                    records.extend(page);
+                    match next {
+                        Some(key) => start = Some(key),
+                        None => shard += 1,
+                    }
+                    if records.len() >= limit {
+                        break;
+                    }
+                }
+                let next = (shard < self.tables.ledger_shards).then(|| {
+                    let last = start
+                        .as_ref()
+                        .and_then(|k| k.get(LEDGER_SORT_KEY))
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default();
+                    ScanToken(format!("e/{shard}/{last}"))
+                });
+                Ok(ScanPage { records, next })
+            }
+            None => {
+                let mut start = match &after {
+                    None => None,
+                    Some(t) => match parse_token(t)? {
+                        ('a', pk, id) => Some(HashMap::from([
+                            (LEDGER_PARTITION_KEY.to_owned(), s(pk)),
+                            (LEDGER_SORT_KEY.to_owned(), s(id)),
+                        ])),
+                        _ => return Err(StoreError::Rejected("scan token of another scan".into())),
+                    },
+                };
+                loop {
+                    let out = self
+                        .client
+                        .scan()
+                        .table_name(&self.tables.ledger)
+                        .set_exclusive_start_key(start.take())
+                        .limit(page_limit(limit - records.len()))
+                        .send()
+                        .await
+                        .map_err(|e| store_error("scan the ledger", e))?;
+                    for item in out.items() {
+                        records.push(record_from_item(item)?);
+                    }
+                    start = out.last_evaluated_key.filter(|k| !k.is_empty());
+                    if start.is_none() || records.len() >= limit {
+                        break;
+                    }
+                }
+                let next = match start {
+                    None => None,
+                    Some(key) => {
+                        let part = |name: &str| key.get(name).and_then(|v| v.as_s().ok()).cloned();
+                        match (part(LEDGER_PARTITION_KEY), part(LEDGER_SORT_KEY)) {
+                            (Some(pk), Some(id)) => Some(ScanToken(format!("a/{pk}/{id}"))),
+                            _ => return Err(StoreError::Corrupt("ledger scan key lacks pk or id".into())),
+                        }
+                    }
+                };
+                Ok(ScanPage { records, next })
+            }
+        }
+    }
+
+    async fn count(&self, event: Option<EventId>) -> StoreResult<u64> {
+        let mut total = 0u64;
+        match event {
+            Some(event) => {
+                for shard in 0..self.tables.ledger_shards {
+                    let mut start = None;
+                    loop {
+                        let out = self
+                            .client
+                            .query()
+                            .table_name(&self.tables.ledger)
+                            .key_condition_expression("#pk = :pk")
+                            .expression_attribute_names("#pk", LEDGER_PARTITION_KEY)
+                            .expression_attribute_values(":pk", s(ledger_partition(event, shard)))
+                            .select(Select::Count)
+                            .set_exclusive_start_key(start)
+                            .send()
+                            .await
+                            .map_err(|e| store_error("count the ledger", e))?;
+                        total += out.count.max(0) as u64;
+                        match out.last_evaluated_key {
+                            Some(key) if !key.is_empty() => start = Some(key),
+                            _ => break,
+                        }
+                    }
+                }
+            }
+            None => {
+                let mut start = None;
+                loop {
+                    let out = self
+                        .client
+                        .scan()
+                        .table_name(&self.tables.ledger)
+                        .select(Select::Count)
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await
+                        .map_err(|e| store_error("count the ledger", e))?;
+                    total += out.count.max(0) as u64;
+                    match out.last_evaluated_key {
+                        Some(key) if !key.is_empty() => start = Some(key),
+                        _ => break,
+                    }
+                }
+            }
+        }
+        Ok(total)
+    }
+}
+
+#[async_trait]
+impl ProjectionStore for DynamoStore {
+    async fn voters(&self, keys: &[(QuestionId, VoterId)]) -> StoreResult<FxHashMap<(QuestionId, VoterId), VoterState>> {
+        let keys = keys.iter().map(|&(q, v)| voter_key(q, v)).collect();
+        // Strongly consistent: a stale read would only cost a conflict and a retry, but why pay it.
+        let items = self.batch_get(&self.tables.voters, keys, true, None, &[]).await?;
+        items.iter().map(voter_from_item).collect()
+    }
+
+    async fn commit(&self, change: &ProjectionChange, cursor: Option<u64>) -> StoreResult<Commit> {
+        if cursor.is_some() {
+            return Err(StoreError::Rejected(
+                "the DynamoDB projection keeps no feed cursor (the queue tracks delivery)".to_owned(),
+            ));
+        }
+        let mut by_question: BTreeMap<QuestionId, Vec<&VoterChange>> = BTreeMap::new();
+        for v in &change.voters {
+            by_question.entry(v.question).or_default().push(v);
+        }
+        for q in &change.questions {
+            let voters = by_question.remove(&q.question).unwrap_or_default();
+            if voters.is_empty() {
+                if q.asked.is_some() {
+                    self.commit_asked_only(q).await?;
+                }
+            } else {
+                // One transaction per chunk: the chunk's voter conditions and its counter
+                // delta stand or fall together. Chunks already applied stay applied on a
+                // later conflict; the re-plan sees their voters as current and skips them.
+                for (i, chunk) in voters.chunks(TRANSACT_ITEMS_MAX - 1).enumerate() {
+                    if self.commit_voters(q, chunk, i == 0).await? == Commit::Conflict {
+                        return Ok(Commit::Conflict);
+                    }
+                }
+            }
+            if let Some(stamp) = q.answered {
+                self.commit_moderation(q, A_ANSWERED, A_ANSWERED_AT, stamp).await?;
+            }
+            if let Some(stamp) = q.hidden {
+                self.commit_moderation(q, A_HIDDEN, A_HIDDEN_AT, stamp).await?;
+            }
+        }
+        if let Some((question, _)) = by_question.into_iter().next() {
+            return Err(StoreError::Rejected(format!("change has voters of question {question} but no question part")));
+        }
+        Ok(Commit::Applied)
+    }
+
+    async fn cursor(&self) -> StoreResult<u64> {
+        Ok(0)
+    }
+
+    async fn questions(&self, event: Option<EventId>) -> StoreResult<Vec<QuestionState>> {
+        let items = match event {
+            Some(event) => {
+                let keys = self
+                    .top_items(event)
+                    .await?
+                    .iter()
+                    .map(|i| counters_from_item(i).map(|c| question_key(c.id)))
+                    .collect::<StoreResult<Vec<_>>>()?;
+                self.batch_get(&self.tables.questions, keys, true, None, &[]).await?
+            }
+            None => self.scan_all(&self.tables.questions).await?,
+        };
+        items.iter().map(question_from_item).collect()
+    }
+
+    async fn replace(
+        &self,
+        event: Option<EventId>,
+        questions: &[QuestionState],
+        voters: &[((QuestionId, VoterId), VoterState)],
+    ) -> StoreResult<()> {
+        if let Some(e) = event {
+            if let Some(q) = questions.iter().find(|q| q.counters.event != e) {
+                return Err(StoreError::Rejected(format!("question {} is not of event {e}", q.counters.id)));
+            }
+        }
+        let events: HashMap<QuestionId, EventId> = questions.iter().map(|q| (q.counters.id, q.counters.event)).collect();
+        // What is stored now in scope, to delete what the new projection lacks.
+        let old_questions = self.questions(event).await?;
+        let old_voter_items = match event {
+            None => self.scan_all(&self.tables.voters).await?,
+            Some(_) => {
+                let mut ids: Vec<QuestionId> = old_questions.iter().map(|q| q.counters.id).collect();
+                ids.extend(events.keys().copied());
+                ids.sort();
+                ids.dedup();
+                let mut items = Vec::new();
+                for id in ids {
+                    items.extend(self.question_voter_items(id).await?);
+                }
+                items
+            }
+        };
+        let mut puts = Vec::with_capacity(questions.len());
+        for q in questions {
+            let put = PutRequest::builder().set_item(Some(question_to_item(q, self.retention_days))).build();
+            puts.push(WriteRequest::builder().put_request(put.map_err(|e| StoreError::Rejected(e.to_string()))?).build());
+        }
+        let mut voter_puts = Vec::with_capacity(voters.len());
+        let mut kept_voters = HashSet::with_capacity(voters.len());
+        for &((question, voter), state) in voters {
+            let Some(&event) = events.get(&question) else {
+                return Err(StoreError::Rejected(format!("voter state for question {question}, which is not replaced")));
+            };
+            kept_voters.insert((question, voter));
+            let put = PutRequest::builder().set_item(Some(voter_to_item(question, voter, state, self.expire(event)))).build();
+            voter_puts.push(WriteRequest::builder().put_request(put.map_err(|e| StoreError::Rejected(e.to_string()))?).build());
+        }
+        // Write the new state first, then delete leftovers: readers never see an empty list.
+        self.batch_write(&self.tables.questions, puts).await?;
+        self.batch_write(&self.tables.voters, voter_puts).await?;
+        let mut deletes = Vec::new();
+        for q in old_questions.iter().filter(|q| !events.contains_key(&q.counters.id)) {
+            let del = DeleteRequest::builder().set_key(Some(question_key(q.counters.id))).build();
+            deletes.push(WriteRequest::builder().delete_request(del.map_err(|e| StoreError::Rejected(e.to_string()))?).build());
+        }
+        self.batch_write(&self.tables.questions, deletes).await?;
+        let mut deletes = Vec::new();
+        for item in &old_voter_items {
+            let (key, _) = voter_from_item(item)?;
+            if !kept_voters.contains(&key) {
+                let del = DeleteRequest::builder().set_key(Some(voter_key(key.0, key.1))).build();
+                deletes.push(WriteRequest::builder().delete_request(del.map_err(|e| StoreError::Rejected(e.to_string()))?).build());
+            }
+        }
+        self.batch_write(&self.tables.voters, deletes).await
+    }
+}
+
+#[async_trait]
+impl ProjectionReader for DynamoStore {
+    async fn event_questions(&self, event: EventId) -> StoreResult<Vec<QuestionCounters>> {
+        self.top_items(event).await?.iter().map(counters_from_item).collect()
+    }
+
+    async fn question(&self, id: QuestionId) -> StoreResult<Option<QuestionCounters>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.questions)
+            .set_key(Some(question_key(id)))
+            .send()
+            .await
+            .map_err(|e| store_error("read a question", e))?;
+        out.item.as_ref().map(counters_from_item).transpose()
+    }
+
+    async fn question_texts(&self, ids: &[QuestionId]) -> StoreResult<Vec<QuestionText>> {
+        let keys = ids.iter().map(|&id| question_key(id)).collect();
+        let names = [("#id", QUESTIONS_KEY), ("#eid", A_EVENT), ("#text", A_TEXT), ("#who", A_WHO)];
+        let items = self.batch_get(&self.tables.questions, keys, false, Some("#id, #eid, #text, #who"), &names).await?;
+        let mut texts = Vec::with_capacity(items.len());
+        for item in &items {
+            if let Some(t) = text_from_item(item)? {
+                texts.push(t);
+            }
+        }
+        Ok(texts)
+    }
+}
+
+/// Fresh, isolated tables on an emulator (or any endpoint) for tests: the default names
+/// behind a random prefix, created and active.
+pub async fn fresh_tables(endpoint_url: &str) -> StoreResult<DynamoStore> {
+    let config = sdk_config(Some(endpoint_url)).await;
+    let client = Client::new(&config);
+    let tables = Tables::prefixed(&format!("t{:016x}-", rand::random::<u64>()));
+    admin::create_tables(&client, &tables).await?;
+    Ok(DynamoStore::new(client, tables, ledger::limits::RETENTION_DAYS_DEFAULT))
+}

@@ -1,0 +1,91 @@
+//! The DynamoDB layout of DESIGN §5 as named constants: table and index names, key and
+//! attribute names, the AWS limits the adapter chunks by, and the IAM actions each role's
+//! adapter calls. The infrastructure template is checked against these, so a rename here is
+//! a rename there.
+//!
+//! The `top` index is keyed by `eid` (partition) and `votes` (sort, a number, like the
+//! original's index) and projects the moderation attributes and their stamps, so one Query
+//! returns an event's whole mutable state. Every question item always carries `votes` (the
+//! counter write sets it, even to 0), so no question is missing from the sparse index.
+
+/// Default table names (overridden by the environment variables below).
+pub const EVENTS_TABLE: &str = "events";
+pub const LEDGER_TABLE: &str = "ledger";
+pub const QUESTIONS_TABLE: &str = "questions";
+pub const VOTERS_TABLE: &str = "voters";
+
+/// Environment variables naming the tables (the Lambdas and `serve --backend dynamodb`).
+pub const EVENTS_TABLE_ENV: &str = "EVENTS_TABLE";
+pub const LEDGER_TABLE_ENV: &str = "LEDGER_TABLE";
+pub const QUESTIONS_TABLE_ENV: &str = "QUESTIONS_TABLE";
+pub const VOTERS_TABLE_ENV: &str = "VOTERS_TABLE";
+/// Environment variable with the retention in days (default `ledger::limits::RETENTION_DAYS_DEFAULT`).
+pub const RETENTION_DAYS_ENV: &str = "RETENTION_DAYS";
+
+/// The TTL attribute of every table (Unix seconds).
+pub const TTL_ATTRIBUTE: &str = "expire";
+
+/// `events`: key `id` (S).
+pub const EVENTS_KEY: &str = "id";
+/// `ledger`: partition `pk` (S, `"{event}#{shard}"`), sort `id` (S, the record id).
+pub const LEDGER_PARTITION_KEY: &str = "pk";
+pub const LEDGER_SORT_KEY: &str = "id";
+/// How many partitions one event's records spread over by default.
+pub const LEDGER_SHARDS_DEFAULT: u32 = 8;
+/// `questions`: key `id` (S).
+pub const QUESTIONS_KEY: &str = "id";
+/// The index listing an event's questions with their counters.
+pub const TOP_INDEX: &str = "top";
+/// `top`'s partition key (S, the event id) and sort key (N, the vote count).
+pub const TOP_PARTITION_KEY: &str = "eid";
+pub const TOP_SORT_KEY: &str = "votes";
+/// The non-key attributes `top` projects (INCLUDE).
+pub const TOP_PROJECTED: &[&str] = &["answered", "answered_at", "hidden", "hidden_at"];
+/// `voters`: partition `qid` (S), sort `voter` (S).
+pub const VOTERS_PARTITION_KEY: &str = "qid";
+pub const VOTERS_SORT_KEY: &str = "voter";
+
+/// Most items in one TransactWriteItems (AWS DynamoDB quotas, "Transactions": 100 actions).
+pub const TRANSACT_ITEMS_MAX: usize = 100;
+/// Most keys in one BatchGetItem (AWS DynamoDB API reference, BatchGetItem: 100 items).
+pub const BATCH_GET_KEYS_MAX: usize = 100;
+/// Most requests in one BatchWriteItem (AWS DynamoDB API reference, BatchWriteItem: 25).
+pub const BATCH_WRITE_ITEMS_MAX: usize = 25;
+/// Write capacity one partition sustains (AWS DynamoDB quotas: 1,000 WCU/s per partition).
+pub const PARTITION_WCU_PER_S_MAX: u32 = 1_000;
+
+/// Resource names used in the IAM lists below: a default table name, the `top` index as
+/// `questions/index/top`, or `queue` for the aggregator's SQS queue.
+pub const TOP_INDEX_RESOURCE: &str = "questions/index/top";
+pub const QUEUE_RESOURCE: &str = "queue";
+
+/// Exactly the DynamoDB actions the ingest role's adapter calls: events (create, read), the
+/// ledger (append), the projection (does a question exist, the event's list).
+pub const IAM_INGEST: &[(&str, &str)] = &[
+    ("dynamodb:PutItem", EVENTS_TABLE),
+    ("dynamodb:GetItem", EVENTS_TABLE),
+    ("dynamodb:PutItem", LEDGER_TABLE),
+    ("dynamodb:BatchWriteItem", LEDGER_TABLE),
+    ("dynamodb:GetItem", QUESTIONS_TABLE),
+    ("dynamodb:BatchGetItem", QUESTIONS_TABLE),
+    ("dynamodb:Query", TOP_INDEX_RESOURCE),
+];
+
+/// Exactly the DynamoDB actions the query role's adapter calls.
+pub const IAM_QUERY: &[(&str, &str)] = &[
+    ("dynamodb:GetItem", EVENTS_TABLE),
+    ("dynamodb:GetItem", QUESTIONS_TABLE),
+    ("dynamodb:BatchGetItem", QUESTIONS_TABLE),
+    ("dynamodb:Query", TOP_INDEX_RESOURCE),
+];
+
+/// Exactly the DynamoDB and SQS actions the aggregator's adapter calls (the Lambda's SQS
+/// actions are those the event source mapping needs to receive and delete its batches).
+pub const IAM_AGGREGATOR: &[(&str, &str)] = &[
+    ("dynamodb:BatchGetItem", VOTERS_TABLE),
+    ("dynamodb:PutItem", VOTERS_TABLE),
+    ("dynamodb:UpdateItem", QUESTIONS_TABLE),
+    ("sqs:ReceiveMessage", QUEUE_RESOURCE),
+    ("sqs:DeleteMessage", QUEUE_RESOURCE),
+    ("sqs:GetQueueAttributes", QUEUE_RESOURCE),
+];
