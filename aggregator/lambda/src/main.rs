@@ -1,0 +1,31 @@
+//! The aggregator Lambda: an SQS event source mapping (with `ReportBatchItemFailures`) hands
+//! it batches of ledger stream records; it folds them into the regional projection and
+//! reports only the failed messages. Tables come from `EVENTS_TABLE`, `LEDGER_TABLE`,
+//! `QUESTIONS_TABLE`, `VOTERS_TABLE` and `RETENTION_DAYS`.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+use ledger_dynamodb::{retention_days_from_env, sdk_config, DynamoStore, Tables};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .without_time()
+        .init();
+    let retention_days = retention_days_from_env()?;
+    let config = sdk_config(None).await;
+    let store = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&config),
+        Tables::from_env(),
+        retention_days,
+    ));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let store = store.clone();
+        async move { Ok::<SqsBatchResponse, Error>(aggregator_lambda::handle(store.as_ref(), event.payload).await) }
+    }))
+    .await
+}
