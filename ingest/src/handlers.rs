@@ -9,7 +9,9 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use ledger::limits::{ASKER_NAME_CHARS_MAX, QUESTIONS_PER_EVENT_MAX, QUESTION_TEXT_CHARS_MAX, QUESTION_WORDS_MIN};
+use ledger::limits::{
+    ASKER_NAME_CHARS_MAX, QUESTIONS_PER_EVENT_MAX, QUESTION_TEXT_CHARS_MAX, QUESTION_WORDS_MIN,
+};
 use ledger::ports::EventRow;
 use ledger::secret::{hash_secret, new_secret, secret_matches};
 use ledger::{Asked, Body, EventId, QuestionId, Record, RecordId};
@@ -77,7 +79,14 @@ pub async fn ask(
     if state.projection.event_questions(event).await?.len() >= QUESTIONS_PER_EVENT_MAX {
         return Err(ApiError::EventFull);
     }
-    let Voter { id: voter_id, set_cookie } = voter(&headers, state.config.retention_s(), state.config.cookie_secure);
+    let Voter {
+        id: voter_id,
+        set_cookie,
+    } = voter(
+        &headers,
+        state.config.retention_s(),
+        state.config.cookie_secure,
+    );
     // The question id first, so the `asked` record's id is the later of the two.
     let question = QuestionId(state.ids.next()?);
     let record = Record {
@@ -85,18 +94,28 @@ pub async fn ask(
         event,
         question,
         region: state.config.region.clone(),
-        body: Body::Asked(Asked { text, who, voter: voter_id }),
+        body: Body::Asked(Asked {
+            text,
+            who,
+            voter: voter_id,
+        }),
     };
     state.ledger.append(std::slice::from_ref(&record)).await?;
     metrics::counter!("questions_asked_total").increment(1);
-    Ok(with_cookie(Json(AskedResponse { id: question }).into_response(), set_cookie))
+    Ok(with_cookie(
+        Json(AskedResponse { id: question }).into_response(),
+        set_cookie,
+    ))
 }
 
 /// The stored form of a question: the text trimmed, with at least two words and at most the
 /// named number of characters; an empty asker name means anonymous.
 fn validate_question(body: &[u8]) -> Result<(String, Option<String>), ApiError> {
-    let parsed: AskBody = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("expected {{\"body\": text, \"asker\": name|null}}: {e}")))?;
+    let parsed: AskBody = serde_json::from_slice(body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "expected {{\"body\": text, \"asker\": name|null}}: {e}"
+        ))
+    })?;
     let text = parsed.body.trim();
     if text.split_whitespace().count() < QUESTION_WORDS_MIN {
         return Err(ApiError::BadRequest(format!(
@@ -108,7 +127,11 @@ fn validate_question(body: &[u8]) -> Result<(String, Option<String>), ApiError> 
             "a question may have at most {QUESTION_TEXT_CHARS_MAX} characters"
         )));
     }
-    let who = parsed.asker.as_deref().map(str::trim).filter(|name| !name.is_empty());
+    let who = parsed
+        .asker
+        .as_deref()
+        .map(str::trim)
+        .filter(|name| !name.is_empty());
     if who.is_some_and(|name| name.chars().count() > ASKER_NAME_CHARS_MAX) {
         return Err(ApiError::BadRequest(format!(
             "a name may have at most {ASKER_NAME_CHARS_MAX} characters"
@@ -143,17 +166,33 @@ pub async fn vote(
     let Some(counters) = state.projection.question(question).await? else {
         return Err(ApiError::NotFound("question"));
     };
-    let Voter { id: voter_id, set_cookie } = voter(&headers, state.config.retention_s(), state.config.cookie_secure);
+    let Voter {
+        id: voter_id,
+        set_cookie,
+    } = voter(
+        &headers,
+        state.config.retention_s(),
+        state.config.cookie_secure,
+    );
     let record = Record {
         id: RecordId(state.ids.next()?),
         event: counters.event,
         question,
         region: state.config.region.clone(),
-        body: Body::Voted { voter: voter_id, up },
+        body: Body::Voted {
+            voter: voter_id,
+            up,
+        },
     };
     state.ledger.append(std::slice::from_ref(&record)).await?;
     metrics::counter!("votes_total", "direction" => if up { "up" } else { "down" }).increment(1);
-    Ok(with_cookie(Json(VoteResponse { votes: counters.votes }).into_response(), set_cookie))
+    Ok(with_cookie(
+        Json(VoteResponse {
+            votes: counters.votes,
+        })
+        .into_response(),
+        set_cookie,
+    ))
 }
 
 #[derive(Clone, Copy)]
@@ -198,7 +237,13 @@ pub async fn toggle(
         Property::Hidden => Body::Hidden { on },
         Property::Answered => Body::Answered { on },
     };
-    let record = Record { id, event, question, region: state.config.region.clone(), body };
+    let record = Record {
+        id,
+        event,
+        question,
+        region: state.config.region.clone(),
+        body,
+    };
     state.ledger.append(std::slice::from_ref(&record)).await?;
     metrics::counter!("toggles_total", "property" => record.body.kind()).increment(1);
     let response = match property {

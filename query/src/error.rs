@@ -35,7 +35,9 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::UnknownEvent | ApiError::UnknownQuestion | ApiError::NotAvailable => StatusCode::NOT_FOUND,
+            ApiError::UnknownEvent | ApiError::UnknownQuestion | ApiError::NotAvailable => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::WrongSecret => StatusCode::UNAUTHORIZED,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -53,7 +55,9 @@ impl IntoResponse for ApiError {
         };
         let body = Json(serde_json::json!({ "error": self.to_string() }));
         let mut response = (self.status(), body).into_response();
-        response.headers_mut().insert(header::CACHE_CONTROL, cache_control);
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, cache_control);
         response
     }
 }

@@ -109,11 +109,21 @@ pub async fn export(
         Format::Csv => csv_body(&rows)?,
         Format::Markdown => markdown(&rows).into_bytes(),
     };
-    let disposition = format!("attachment; filename=\"questions-{}.{}\"", event.id, format.extension());
+    let disposition = format!(
+        "attachment; filename=\"questions-{}.{}\"",
+        event.id,
+        format.extension()
+    );
     let mut response = body.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     if let Ok(value) = HeaderValue::try_from(disposition) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
@@ -143,7 +153,15 @@ fn csv_body(rows: &[Row]) -> Result<Vec<u8>, ApiError> {
     // With no rows serde writes no header, but an empty export should still name its columns.
     if rows.is_empty() {
         writer
-            .write_record(["qid", "text", "who", "asked_at", "votes", "answered_at", "hidden"])
+            .write_record([
+                "qid",
+                "text",
+                "who",
+                "asked_at",
+                "votes",
+                "answered_at",
+                "hidden",
+            ])
             .map_err(internal)?;
     }
     writer.into_inner().map_err(internal)

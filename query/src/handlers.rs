@@ -38,7 +38,11 @@ pub(crate) async fn existing_event(shared: &Shared, eid: &str) -> Result<EventRo
 }
 
 /// The event named by a path, which must exist and have this host secret.
-pub(crate) async fn hosted_event(shared: &Shared, eid: &str, secret: &str) -> Result<EventRow, ApiError> {
+pub(crate) async fn hosted_event(
+    shared: &Shared,
+    eid: &str,
+    secret: &str,
+) -> Result<EventRow, ApiError> {
     let row = existing_event(shared, eid).await?;
     if !secret_matches(secret, &row.secret_hash) {
         return Err(ApiError::WrongSecret);
@@ -47,9 +51,16 @@ pub(crate) async fn hosted_event(shared: &Shared, eid: &str, secret: &str) -> Re
 }
 
 /// `GET /api/event/{eid}`: `{}` if the event exists.
-pub async fn event(State(shared): AppState, PathParams(eid): PathParams<String>) -> Result<Response, ApiError> {
+pub async fn event(
+    State(shared): AppState,
+    PathParams(eid): PathParams<String>,
+) -> Result<Response, ApiError> {
     existing_event(&shared, &eid).await?;
-    Ok(([(header::CACHE_CONTROL, EVENT_CACHE_CONTROL)], Json(serde_json::json!({}))).into_response())
+    Ok((
+        [(header::CACHE_CONTROL, EVENT_CACHE_CONTROL)],
+        Json(serde_json::json!({})),
+    )
+        .into_response())
 }
 
 /// `GET /api/event/{eid}/questions`: the guests' ranked list (hidden questions left out).
@@ -59,8 +70,15 @@ pub async fn guest_list(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let row = existing_event(&shared, &eid).await?;
-    let rendered = shared.lists.get(shared.projection.as_ref(), row.id, Variant::Guest).await?;
-    Ok(list_response(rendered, &headers, shared.guest_cache_control.clone()))
+    let rendered = shared
+        .lists
+        .get(shared.projection.as_ref(), row.id, Variant::Guest)
+        .await?;
+    Ok(list_response(
+        rendered,
+        &headers,
+        shared.guest_cache_control.clone(),
+    ))
 }
 
 /// `GET /api/event/{eid}/questions/{secret}`: the host's ranked list, hidden ones included.
@@ -70,8 +88,15 @@ pub async fn host_list(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let row = hosted_event(&shared, &eid, &secret).await?;
-    let rendered = shared.lists.get(shared.projection.as_ref(), row.id, Variant::Host).await?;
-    Ok(list_response(rendered, &headers, shared.host_cache_control.clone()))
+    let rendered = shared
+        .lists
+        .get(shared.projection.as_ref(), row.id, Variant::Host)
+        .await?;
+    Ok(list_response(
+        rendered,
+        &headers,
+        shared.host_cache_control.clone(),
+    ))
 }
 
 /// A list, or 304 when the client already holds this very body.
@@ -83,9 +108,10 @@ fn list_response(rendered: Rendered, headers: &HeaderMap, cache_control: HeaderV
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let mut response = rendered.body.into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         response
     };
     let headers = response.headers_mut();
@@ -109,7 +135,10 @@ pub async fn question_texts(
     State(shared): AppState,
     PathParams(qids): PathParams<String>,
 ) -> Result<Response, ApiError> {
-    let parts: Vec<&str> = qids.split(',').take(QUESTION_IDS_PER_REQUEST_MAX + 1).collect();
+    let parts: Vec<&str> = qids
+        .split(',')
+        .take(QUESTION_IDS_PER_REQUEST_MAX + 1)
+        .collect();
     if parts.len() > QUESTION_IDS_PER_REQUEST_MAX {
         return Err(ApiError::BadRequest(format!(
             "at most {QUESTION_IDS_PER_REQUEST_MAX} question ids per request"
@@ -145,8 +174,15 @@ pub async fn question_texts(
     let body: serde_json::Map<String, serde_json::Value> = found
         .iter()
         .map(|q| {
-            let item = TextItem { text: &q.text, when: q.id.unix_seconds(), who: q.who.as_deref() };
-            (q.id.to_string(), serde_json::to_value(item).unwrap_or_default())
+            let item = TextItem {
+                text: &q.text,
+                when: q.id.unix_seconds(),
+                who: q.who.as_deref(),
+            };
+            (
+                q.id.to_string(),
+                serde_json::to_value(item).unwrap_or_default(),
+            )
         })
         .collect();
     let cache_control = if all_found {
@@ -161,7 +197,11 @@ pub async fn question_texts(
 pub async fn healthz(State(shared): AppState) -> Result<Response, ApiError> {
     // An id no event has (ids are minted from the clock): the read goes all the way to the store.
     shared.events.event(EventId::from_u128(0)).await?;
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(serde_json::json!({ "status": "ok" }))).into_response())
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(serde_json::json!({ "status": "ok" })),
+    )
+        .into_response())
 }
 
 /// `GET /metrics`: the process's metrics in Prometheus text format.

@@ -10,8 +10,8 @@
 mod error;
 mod export;
 mod handlers;
-mod live;
 pub mod lists;
+mod live;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,7 +48,10 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// Server-Sent Events routes, served only when the state has a [`LiveHub`] (embedded mode:
 /// API Gateway HTTP APIs cannot stream, so on AWS clients poll the lists instead).
-pub const LIVE_ROUTES: &[(&str, &str)] = &[("GET", "/api/live/{eid}"), ("GET", "/api/live/{eid}/{secret}")];
+pub const LIVE_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/live/{eid}"),
+    ("GET", "/api/live/{eid}/{secret}"),
+];
 
 /// Operator routes: liveness with a store read, and Prometheus metrics. Not exposed through
 /// API Gateway (on AWS, Lambda metrics and health come from CloudWatch).
@@ -72,7 +75,10 @@ pub struct QueryConfig {
 
 impl Default for QueryConfig {
     fn default() -> Self {
-        Self { guest_max_age_s: 2, host_max_age_s: 1 }
+        Self {
+            guest_max_age_s: 2,
+            host_max_age_s: 1,
+        }
     }
 }
 
@@ -87,7 +93,9 @@ impl LiveHub {
     pub const CAPACITY: usize = 1_024;
 
     pub fn new() -> Self {
-        Self { sender: broadcast::channel(Self::CAPACITY).0 }
+        Self {
+            sender: broadcast::channel(Self::CAPACITY).0,
+        }
     }
 
     pub fn from_sender(sender: broadcast::Sender<EventId>) -> Self {
@@ -149,7 +157,9 @@ impl Shared {
 
 /// The query role as a router. Layers are listed outermost first.
 pub fn router(state: QueryState) -> Router {
-    let max_age = |value: String| HeaderValue::try_from(value).unwrap_or(HeaderValue::from_static("no-store"));
+    let max_age = |value: String| {
+        HeaderValue::try_from(value).unwrap_or(HeaderValue::from_static("no-store"))
+    };
     let shared = Arc::new(Shared {
         lists: lists::ListCache::new(state.live.as_ref().map(LiveHub::subscribe)),
         texts: Cache::new(TEXTS_CACHED_MAX),
@@ -183,7 +193,10 @@ pub fn router(state: QueryState) -> Router {
     let mut router = Router::new()
         .route("/api/event/{eid}", get(handlers::event))
         .route("/api/event/{eid}/questions", get(handlers::guest_list))
-        .route("/api/event/{eid}/questions/{secret}", get(handlers::host_list))
+        .route(
+            "/api/event/{eid}/questions/{secret}",
+            get(handlers::host_list),
+        )
         .route("/api/questions/{qids}", get(handlers::question_texts))
         .route("/api/export/{eid}/{secret}", get(export::export))
         .route("/healthz", get(handlers::healthz))

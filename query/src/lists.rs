@@ -90,7 +90,8 @@ impl ListCache {
             match changes.try_recv() {
                 Ok(event) => self.invalidate(event),
                 Err(TryRecvError::Lagged(_)) => {
-                    self.everything_changed_ns.store(self.now_ns(), Ordering::Release);
+                    self.everything_changed_ns
+                        .store(self.now_ns(), Ordering::Release);
                 }
                 Err(TryRecvError::Empty | TryRecvError::Closed) => return,
             }
@@ -102,7 +103,10 @@ impl ListCache {
         let now = self.now_ns();
         let young = now.saturating_sub(entry.started_ns) < LIST_FRESH_MS * 1_000_000;
         let after_changes = entry.started_ns >= self.everything_changed_ns.load(Ordering::Acquire)
-            && self.changed_ns.get(&event).is_none_or(|changed| entry.started_ns >= changed);
+            && self
+                .changed_ns
+                .get(&event)
+                .is_none_or(|changed| entry.started_ns >= changed);
         (young && after_changes).then_some(entry)
     }
 
@@ -121,7 +125,11 @@ impl ListCache {
         metrics::counter!("query_list_cache_total", "outcome" => "miss").increment(1);
         let started_ns = self.now_ns();
         let body = render(projection, event, variant, wall_clock_ms()).await?;
-        let rendered = Rendered { etag: etag(&body), body, started_ns };
+        let rendered = Rendered {
+            etag: etag(&body),
+            body,
+            started_ns,
+        };
         self.entries.insert((event, variant), rendered.clone());
         Ok(rendered)
     }

@@ -30,7 +30,10 @@ const RETRY_PAUSE_MS: u64 = 1_000;
 type LiveResponse = Response;
 
 /// `GET /api/live/{eid}`: the guest list, live.
-pub async fn guest(State(shared): AppState, PathParams(eid): PathParams<String>) -> Result<LiveResponse, ApiError> {
+pub async fn guest(
+    State(shared): AppState,
+    PathParams(eid): PathParams<String>,
+) -> Result<LiveResponse, ApiError> {
     let row = existing_event(&shared, &eid).await?;
     open(shared, row.id, Variant::Guest)
 }
@@ -57,9 +60,20 @@ struct LiveStream {
 
 fn open(shared: Arc<Shared>, event: EventId, variant: Variant) -> Result<LiveResponse, ApiError> {
     // Subscribe before the first render, so a change in between is not missed.
-    let changes = shared.live.as_ref().ok_or(ApiError::NotAvailable)?.subscribe();
+    let changes = shared
+        .live
+        .as_ref()
+        .ok_or(ApiError::NotAvailable)?
+        .subscribe();
     metrics::counter!("live_streams_opened_total").increment(1);
-    let state = LiveStream { shared, event, variant, changes, pushed_at: None, retry: false };
+    let state = LiveStream {
+        shared,
+        event,
+        variant,
+        changes,
+        pushed_at: None,
+        retry: false,
+    };
     let stream = futures::stream::unfold(state, next_push);
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(KEEP_ALIVE_S)))
@@ -75,10 +89,18 @@ async fn next_push(mut s: LiveStream) -> Option<(Result<Event, Infallible>, Live
             tokio::time::sleep_until(pushed_at + Duration::from_millis(PUSH_INTERVAL_MIN_MS)).await;
         }
         // Whatever arrived meanwhile is covered by the render below.
-        while !matches!(s.changes.try_recv(), Err(TryRecvError::Empty | TryRecvError::Closed)) {}
+        while !matches!(
+            s.changes.try_recv(),
+            Err(TryRecvError::Empty | TryRecvError::Closed)
+        ) {}
     }
     s.pushed_at = Some(Instant::now());
-    let push = match s.shared.lists.get(s.shared.projection.as_ref(), s.event, s.variant).await {
+    let push = match s
+        .shared
+        .lists
+        .get(s.shared.projection.as_ref(), s.event, s.variant)
+        .await
+    {
         Ok(rendered) => match std::str::from_utf8(&rendered.body) {
             Ok(json) => {
                 s.retry = false;

@@ -1,0 +1,719 @@
+//! The query router driven through `oneshot` over the real SQLite store: lists (ranking,
+//! hidden, caching, ETags), texts, export, live streams, health and metrics, and every error.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use ledger::ports::{EventRow, EventStore, LedgerStore, ProjectionReader, StoreError, StoreResult};
+use ledger::secret::hash_secret;
+use ledger::{Asked, Body as RecordBody, EventId, QuestionId, Record, RecordId, VoterId};
+use ledger_sqlite::{Durability, Options, SqliteStore};
+use query::{LiveHub, QueryConfig, QueryState};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+use ulid::Ulid;
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+struct App {
+    router: Router,
+    store: Arc<SqliteStore>,
+    hub: LiveHub,
+    ids: ulid::Generator,
+    _dir: tempfile::TempDir,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    bytes: bytes::Bytes,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap()
+    }
+
+    fn header(&self, name: header::HeaderName) -> &str {
+        self.headers
+            .get(&name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+}
+
+async fn app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(
+        dir.path().join("query.db"),
+        Options {
+            durability: Durability::Normal,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let hub = LiveHub::new();
+    let router = query::router(QueryState {
+        events: store.clone() as Arc<dyn EventStore>,
+        projection: store.clone() as Arc<dyn ProjectionReader>,
+        config: QueryConfig {
+            guest_max_age_s: 2,
+            host_max_age_s: 1,
+        },
+        live: Some(hub.clone()),
+        metrics: None,
+    });
+    App {
+        router,
+        store,
+        hub,
+        ids: ulid::Generator::new(),
+        _dir: dir,
+    }
+}
+
+impl App {
+    async fn get(&self, uri: &str) -> Reply {
+        self.get_with(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+    }
+
+    async fn get_with(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        if status.is_client_error() || status.is_server_error() {
+            let cache_control = headers[header::CACHE_CONTROL].to_str().unwrap();
+            assert!(
+                cache_control == "no-store" || cache_control == "max-age=5",
+                "{status}: {cache_control}"
+            );
+            let error: Value = serde_json::from_slice(&bytes).unwrap();
+            assert!(error["error"].is_string(), "{error}");
+        }
+        Reply {
+            status,
+            headers,
+            bytes,
+        }
+    }
+
+    fn id(&mut self) -> Ulid {
+        self.ids.generate().unwrap()
+    }
+
+    async fn event(&mut self) -> EventId {
+        let id = EventId(self.id());
+        let row = EventRow {
+            id,
+            secret_hash: hash_secret(SECRET),
+            expire_unix: u64::MAX / 2,
+        };
+        self.store.create_event(&row).await.unwrap();
+        id
+    }
+
+    /// Appends records, folds them as the aggregator would, and announces the change.
+    async fn commit(&mut self, event: EventId, records: Vec<Record>) {
+        self.store.append(&records).await.unwrap();
+        aggregator::apply_batch(self.store.as_ref(), &records, None)
+            .await
+            .unwrap();
+        let _ = self.hub.sender().send(event);
+    }
+
+    async fn ask(&mut self, event: EventId, text: &str, who: Option<&str>) -> QuestionId {
+        let question = QuestionId(self.id());
+        let body = RecordBody::Asked(Asked {
+            text: text.into(),
+            who: who.map(Into::into),
+            voter: VoterId::random(),
+        });
+        let record = self.record(event, question, body);
+        self.commit(event, vec![record]).await;
+        question
+    }
+
+    async fn votes(&mut self, event: EventId, question: QuestionId, count: usize) {
+        let records = (0..count)
+            .map(|_| {
+                self.record(
+                    event,
+                    question,
+                    RecordBody::Voted {
+                        voter: VoterId::random(),
+                        up: true,
+                    },
+                )
+            })
+            .collect();
+        self.commit(event, records).await;
+    }
+
+    async fn moderate(
+        &mut self,
+        event: EventId,
+        question: QuestionId,
+        body: RecordBody,
+    ) -> RecordId {
+        let record = self.record(event, question, body);
+        let id = record.id;
+        self.commit(event, vec![record]).await;
+        id
+    }
+
+    fn record(&mut self, event: EventId, question: QuestionId, body: RecordBody) -> Record {
+        Record {
+            id: RecordId(self.id()),
+            event,
+            question,
+            region: "test".into(),
+            body,
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_event_exists_or_is_404_or_400() {
+    let mut app = app().await;
+    let event = app.event().await;
+    let found = app.get(&format!("/api/event/{event}")).await;
+    assert_eq!((found.status, found.json()), (StatusCode::OK, json!({})));
+    let missing = app
+        .get(&format!("/api/event/{}", EventId::from_u128(1)))
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.header(header::CACHE_CONTROL), "max-age=5");
+    assert_eq!(
+        app.get("/api/event/zzz").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.get("/api/event/ZZZZZZZZZZZZZZZZZZZZZZZZZZ")
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn lists_are_ranked_and_guests_do_not_see_hidden_questions() {
+    let mut app = app().await;
+    let event = app.event().await;
+    let few = app.ask(event, "few votes here", None).await;
+    let many = app.ask(event, "many votes here", None).await;
+    let hidden = app.ask(event, "a hidden question", None).await;
+    let answered = app.ask(event, "an answered question", None).await;
+    app.votes(event, many, 3).await;
+    app.votes(event, hidden, 10).await;
+    app.moderate(event, hidden, RecordBody::Hidden { on: true })
+        .await;
+    let answered_at = app
+        .moderate(event, answered, RecordBody::Answered { on: true })
+        .await;
+
+    let guest = app.get(&format!("/api/event/{event}/questions")).await;
+    assert_eq!(guest.status, StatusCode::OK);
+    assert_eq!(guest.header(header::CACHE_CONTROL), "max-age=2");
+    assert_eq!(guest.header(header::CONTENT_TYPE), "application/json");
+    assert_eq!(
+        guest.json(),
+        json!([
+            { "qid": many.to_string(), "votes": 4, "hidden": false },
+            { "qid": few.to_string(), "votes": 1, "hidden": false },
+            { "qid": answered.to_string(), "votes": 1, "hidden": false, "answered": answered_at.unix_seconds() },
+        ])
+    );
+
+    let host = app
+        .get(&format!("/api/event/{event}/questions/{SECRET}"))
+        .await;
+    assert_eq!(host.status, StatusCode::OK);
+    assert_eq!(host.header(header::CACHE_CONTROL), "private, max-age=1");
+    let host = host.json();
+    assert_eq!(host.as_array().unwrap().len(), 4);
+    assert_eq!(
+        host[3],
+        json!({ "qid": hidden.to_string(), "votes": 11, "hidden": true })
+    );
+
+    let wrong = app
+        .get(&format!("/api/event/{event}/questions/not-the-secret"))
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let unknown = EventId::from_u128(5);
+    assert_eq!(
+        app.get(&format!("/api/event/{unknown}/questions"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get(&format!("/api/event/{unknown}/questions/{SECRET}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get("/api/event/x/questions").await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    let empty = app.event().await;
+    assert_eq!(
+        app.get(&format!("/api/event/{empty}/questions"))
+            .await
+            .json(),
+        json!([])
+    );
+}
+
+#[tokio::test]
+async fn lists_carry_an_etag_that_answers_304_until_the_event_changes() {
+    let mut app = app().await;
+    let event = app.event().await;
+    let question = app.ask(event, "cache me please", None).await;
+    let uri = format!("/api/event/{event}/questions");
+    let first = app.get(&uri).await;
+    let etag = first.header(header::ETAG).to_owned();
+    assert!(
+        etag.starts_with('"') && etag.len() > 10,
+        "a strong ETag: {etag}"
+    );
+
+    let conditional = |tag: &str| {
+        Request::get(&uri)
+            .header(header::IF_NONE_MATCH, tag)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let not_modified = app.get_with(conditional(&etag)).await;
+    assert_eq!(not_modified.status, StatusCode::NOT_MODIFIED);
+    assert!(not_modified.bytes.is_empty());
+    assert_eq!(not_modified.header(header::ETAG), etag);
+    assert_eq!(not_modified.header(header::CACHE_CONTROL), "max-age=2");
+    assert_eq!(
+        app.get_with(conditional("\"stale\"")).await.status,
+        StatusCode::OK
+    );
+
+    // A change announced by the hub is visible at once, not after the cache's second.
+    app.votes(event, question, 1).await;
+    let changed = app.get_with(conditional(&etag)).await;
+    assert_eq!(changed.status, StatusCode::OK);
+    assert_eq!(changed.json()[0]["votes"], 2);
+    assert_ne!(changed.header(header::ETAG), etag);
+}
+
+#[tokio::test]
+async fn without_a_hub_a_cached_list_is_served_for_at_most_a_second() {
+    let mut app = app().await;
+    app.router = query::router(QueryState {
+        events: app.store.clone() as Arc<dyn EventStore>,
+        projection: app.store.clone() as Arc<dyn ProjectionReader>,
+        config: QueryConfig::default(),
+        live: None,
+        metrics: None,
+    });
+    let event = app.event().await;
+    let question = app.ask(event, "eventually consistent?", None).await;
+    let uri = format!("/api/event/{event}/questions");
+    assert_eq!(app.get(&uri).await.json()[0]["votes"], 1);
+    app.votes(event, question, 2).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        if app.get(&uri).await.json()[0]["votes"] == 3 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the list never refreshed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Without a hub there are no live routes.
+    let live = Request::get(format!("/api/live/{event}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        app.router.clone().oneshot(live).await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn question_texts_are_immutable_and_cached_only_when_all_are_found() {
+    let mut app = app().await;
+    let event = app.event().await;
+    let a = app.ask(event, "first question text", Some("Ada")).await;
+    let b = app.ask(event, "second question text", None).await;
+
+    let both = app.get(&format!("/api/questions/{a},{b},{a}")).await;
+    assert_eq!(both.status, StatusCode::OK);
+    assert_eq!(
+        both.header(header::CACHE_CONTROL),
+        "max-age=864001, immutable"
+    );
+    assert_eq!(
+        both.json(),
+        json!({
+            a.to_string(): { "text": "first question text", "when": a.unix_seconds(), "who": "Ada" },
+            b.to_string(): { "text": "second question text", "when": b.unix_seconds() },
+        })
+    );
+    // Served again from memory, identically.
+    assert_eq!(
+        app.get(&format!("/api/questions/{a},{b}")).await.json(),
+        both.json()
+    );
+
+    let unknown = QuestionId::from_u128(77);
+    let partial = app.get(&format!("/api/questions/{a},{unknown}")).await;
+    assert_eq!(partial.status, StatusCode::OK);
+    assert_eq!(partial.header(header::CACHE_CONTROL), "max-age=2");
+    assert_eq!(partial.json().as_object().unwrap().len(), 1);
+    assert_eq!(
+        app.get(&format!("/api/questions/{unknown}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let too_many = vec![a.to_string(); ledger::limits::QUESTION_IDS_PER_REQUEST_MAX + 1].join(",");
+    assert_eq!(
+        app.get(&format!("/api/questions/{too_many}")).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    for bad in [
+        format!("{a},nope"),
+        format!("{a},"),
+        ",".to_owned(),
+        "%FF%FE".to_owned(),
+    ] {
+        assert_eq!(
+            app.get(&format!("/api/questions/{bad}")).await.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn exports_every_question_in_three_formats_to_the_host_only() {
+    let mut app = app().await;
+    let event = app.event().await;
+    let a = app
+        .ask(event, "Commas, \"quotes\" | pipes\nand lines", Some("Ada"))
+        .await;
+    let b = app.ask(event, "hidden but exported", None).await;
+    app.moderate(event, b, RecordBody::Hidden { on: true })
+        .await;
+    app.moderate(event, a, RecordBody::Answered { on: true })
+        .await;
+    let base = format!("/api/export/{event}/{SECRET}");
+
+    let json_export = app.get(&base).await;
+    assert_eq!(json_export.status, StatusCode::OK);
+    assert_eq!(
+        json_export.header(header::CACHE_CONTROL),
+        "private, no-store"
+    );
+    assert_eq!(
+        json_export.header(header::CONTENT_DISPOSITION),
+        format!("attachment; filename=\"questions-{event}.json\"")
+    );
+    let rows = json_export.json();
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+    assert_eq!(rows[0]["qid"], a.to_string());
+    assert_eq!(rows[0]["who"], "Ada");
+    assert_eq!(rows[0]["votes"], 1);
+    assert!(rows[0]["asked_at"].as_str().unwrap().ends_with('Z'));
+    assert!(rows[0]["answered_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(rows[1]["hidden"], true);
+    assert_eq!(rows[1]["answered_at"], "");
+    assert_eq!(app.get(&format!("{base}?format=json")).await.json(), rows);
+
+    let csv_export = app.get(&format!("{base}?format=csv")).await;
+    assert!(csv_export
+        .header(header::CONTENT_TYPE)
+        .starts_with("text/csv"));
+    assert!(csv_export
+        .header(header::CONTENT_DISPOSITION)
+        .ends_with(".csv\""));
+    let mut reader = csv::Reader::from_reader(&csv_export.bytes[..]);
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        [
+            "qid",
+            "text",
+            "who",
+            "asked_at",
+            "votes",
+            "answered_at",
+            "hidden"
+        ]
+    );
+    let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!(&records[0][1], "Commas, \"quotes\" | pipes\nand lines");
+    assert_eq!(&records[1][6], "true");
+
+    let md_export = app.get(&format!("{base}?format=md")).await;
+    assert!(md_export
+        .header(header::CONTENT_TYPE)
+        .starts_with("text/markdown"));
+    let md = String::from_utf8(md_export.bytes.to_vec()).unwrap();
+    assert_eq!(md.lines().count(), 4, "header, rule, two rows: {md}");
+    assert!(md.contains("\\| pipes<br>and lines"), "{md}");
+
+    assert_eq!(
+        app.get(&format!("{base}?format=xml")).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        app.get(&format!("/api/export/{event}/wrong")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let unknown = EventId::from_u128(8);
+    assert_eq!(
+        app.get(&format!("/api/export/{unknown}/{SECRET}"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let empty = app.event().await;
+    let csv_empty = app
+        .get(&format!("/api/export/{empty}/{SECRET}?format=csv"))
+        .await;
+    assert_eq!(
+        String::from_utf8(csv_empty.bytes.to_vec())
+            .unwrap()
+            .lines()
+            .count(),
+        1,
+        "just the header"
+    );
+}
+
+/// Reads SSE `data:` payloads from a streaming body until `count` arrived.
+async fn next_data(body: &mut Body, pending: &mut String) -> Value {
+    loop {
+        if let Some(end) = pending.find("\n\n") {
+            let message: String = pending.drain(..end + 2).collect();
+            let data: Vec<&str> = message
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect();
+            if !data.is_empty() {
+                return serde_json::from_str(&data.join("\n")).unwrap();
+            }
+            continue;
+        }
+        let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+            .await
+            .expect("no push within 5 s")
+            .expect("the stream ended")
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            pending.push_str(std::str::from_utf8(&data).unwrap());
+        }
+    }
+}
+
+#[tokio::test]
+async fn live_streams_push_the_list_on_connect_and_after_each_burst() {
+    let mut app = app().await;
+    let event = app.event().await;
+    let question = app.ask(event, "live question here", None).await;
+    let response = app
+        .router
+        .clone()
+        .oneshot(
+            Request::get(format!("/api/live/{event}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/event-stream"
+    );
+    let mut body = response.into_body();
+    let mut pending = String::new();
+    assert_eq!(next_data(&mut body, &mut pending).await[0]["votes"], 1);
+
+    // A burst of changes: the pushes that follow end on the latest state.
+    for _ in 0..5 {
+        app.votes(event, question, 1).await;
+    }
+    let mut latest = next_data(&mut body, &mut pending).await;
+    while latest[0]["votes"] != 6 {
+        latest = next_data(&mut body, &mut pending).await;
+    }
+
+    // Changes of other events do not push; hiding the question does (guests lose it).
+    let other = app.event().await;
+    app.ask(other, "elsewhere entirely", None).await;
+    app.moderate(event, question, RecordBody::Hidden { on: true })
+        .await;
+    assert_eq!(next_data(&mut body, &mut pending).await, json!([]));
+
+    // The host stream needs the secret and shows hidden questions.
+    let host = app
+        .router
+        .clone()
+        .oneshot(
+            Request::get(format!("/api/live/{event}/{SECRET}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut host_body = host.into_body();
+    let mut host_pending = String::new();
+    assert_eq!(
+        next_data(&mut host_body, &mut host_pending).await[0]["hidden"],
+        true
+    );
+    assert_eq!(
+        app.get(&format!("/api/live/{event}/wrong")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get(&format!("/api/live/{}", EventId::from_u128(4)))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get("/api/live/bad").await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn health_reads_the_store_and_metrics_need_a_recorder() {
+    let app = app().await;
+    let health = app.get("/healthz").await;
+    assert_eq!(
+        (health.status, health.json()),
+        (StatusCode::OK, json!({ "status": "ok" }))
+    );
+    assert_eq!(health.header(header::CACHE_CONTROL), "no-store");
+    assert_eq!(app.get("/metrics").await.status, StatusCode::NOT_FOUND);
+
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let with_metrics = query::router(QueryState {
+        events: app.store.clone() as Arc<dyn EventStore>,
+        projection: app.store.clone() as Arc<dyn ProjectionReader>,
+        config: QueryConfig::default(),
+        live: None,
+        metrics: Some(handle),
+    });
+    // Record through this recorder only, without touching the process-wide one.
+    metrics::with_local_recorder(&recorder, || metrics::counter!("votes_total").increment(3));
+    let response = with_metrics
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(
+        String::from_utf8_lossy(&text).contains("votes_total 3"),
+        "{}",
+        String::from_utf8_lossy(&text)
+    );
+}
+
+/// A store that is down: every call fails as a real outage would.
+struct Down;
+
+#[async_trait::async_trait]
+impl EventStore for Down {
+    async fn create_event(&self, _: &EventRow) -> StoreResult<()> {
+        Err(StoreError::Unavailable("down".into()))
+    }
+    async fn event(&self, _: EventId) -> StoreResult<Option<EventRow>> {
+        Err(StoreError::Unavailable("down".into()))
+    }
+}
+
+#[async_trait::async_trait]
+impl ProjectionReader for Down {
+    async fn event_questions(&self, _: EventId) -> StoreResult<Vec<ledger::QuestionCounters>> {
+        Err(StoreError::Unavailable("down".into()))
+    }
+    async fn question(&self, _: QuestionId) -> StoreResult<Option<ledger::QuestionCounters>> {
+        Err(StoreError::Unavailable("down".into()))
+    }
+    async fn question_texts(
+        &self,
+        _: &[QuestionId],
+    ) -> StoreResult<Vec<ledger::ports::QuestionText>> {
+        Err(StoreError::Unavailable("down".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_store_outage_is_a_503_that_nobody_caches() {
+    let mut app = app().await;
+    let event = app.event().await;
+    app.router = query::router(QueryState {
+        events: Arc::new(Down),
+        projection: Arc::new(Down),
+        config: QueryConfig::default(),
+        live: None,
+        metrics: None,
+    });
+    for uri in [
+        "/healthz".to_owned(),
+        format!("/api/event/{event}"),
+        format!("/api/event/{event}/questions"),
+        format!("/api/questions/{}", QuestionId::from_u128(1)),
+        format!("/api/export/{event}/{SECRET}"),
+    ] {
+        let reply = app.get(&uri).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{uri}");
+        assert_eq!(reply.header(header::CACHE_CONTROL), "no-store", "{uri}");
+        assert_eq!(
+            reply.json(),
+            json!({ "error": "service unavailable, try again" }),
+            "nothing internal leaks"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_routes_listed_are_the_routes_served() {
+    let app = app().await;
+    for (method, path) in query::ROUTES
+        .iter()
+        .chain(query::LIVE_ROUTES)
+        .chain(query::OPS_ROUTES)
+    {
+        assert_eq!(*method, "GET");
+        // Malformed parameters: a served route answers with its own JSON error (or 200).
+        let uri = path.replace('{', "x").replace('}', "");
+        let response = app
+            .router
+            .clone()
+            .oneshot(Request::get(&uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            !bytes.is_empty() || status == StatusCode::OK,
+            "{path} is not served ({status})"
+        );
+        if status != StatusCode::OK && *path != "/metrics" {
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        }
+    }
+}
