@@ -1,0 +1,516 @@
+//! The deployment template (`infra/template.yaml`) checked against the code it deploys:
+//! the HTTP API has exactly the routers' routes, the tables have exactly the keys, index
+//! and attributes the DynamoDB adapter uses, each function's role allows exactly the
+//! actions its adapter calls, and the limits the template sets agree with the named limits
+//! in the code. cfn-lint and checkov check the template's form (`.ci/test-infra`); this
+//! checks its meaning, so a rename on either side fails here rather than in production.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use ledger_dynamodb::schema;
+use serde_yaml_ng::{Mapping, Value};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The parsed template plus the lookups the checks need. CloudFormation's short-form tags
+/// (`!Ref`, `!GetAtt`, `!Sub`) parse as tagged values; the long forms (`Ref:`,
+/// `Fn::GetAtt:`) are read the same way.
+struct Template {
+    doc: Value,
+}
+
+impl Template {
+    fn load() -> Template {
+        let path = root().join("infra/template.yaml");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
+        let doc = serde_yaml_ng::from_str(&text).unwrap_or_else(|error| panic!("{} is not YAML: {error}", path.display()));
+        Template { doc }
+    }
+
+    fn resource(&self, name: &str) -> &Value {
+        let resource = &self.doc["Resources"][name];
+        assert!(resource.is_mapping(), "the template has no resource {name}");
+        resource
+    }
+
+    fn resources_of_type(&self, kind: &str) -> Vec<(String, &Value)> {
+        mapping(&self.doc["Resources"])
+            .iter()
+            .filter(|(_, resource)| resource["Type"].as_str() == Some(kind))
+            .map(|(name, resource)| (name.as_str().unwrap_or_default().to_owned(), resource))
+            .collect()
+    }
+
+    fn parameter_default(&self, name: &str) -> Option<String> {
+        scalar(&self.doc["Parameters"][name]["Default"])
+    }
+
+    /// A property's value with a `!Ref` to a parameter replaced by that parameter's default
+    /// (what an operator gets without overriding anything).
+    fn resolve(&self, value: &Value) -> Option<String> {
+        match intrinsic(value) {
+            Some(("Ref", name)) => self.parameter_default(name.as_str()?),
+            Some(_) => None,
+            None => scalar(value),
+        }
+    }
+
+    /// A property that must be exactly `!Ref <parameter>`, returning the parameter.
+    fn referenced_parameter<'a>(&self, value: &'a Value) -> Option<&'a str> {
+        match intrinsic(value) {
+            Some(("Ref", name)) if self.doc["Parameters"][name.as_str()?].is_mapping() => name.as_str(),
+            _ => None,
+        }
+    }
+
+    /// `${Param}` in a `!Sub` string replaced by the parameter's default. Pseudo parameters
+    /// are left as they are.
+    fn substitute(&self, text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let Some(end) = rest[start..].find('}') else {
+                out.push_str(&rest[start..]);
+                return out;
+            };
+            let name = &rest[start + 2..start + end];
+            match self.parameter_default(name) {
+                Some(value) => out.push_str(&value),
+                None => out.push_str(&rest[start..start + end + 1]),
+            }
+            rest = &rest[start + end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+fn mapping(value: &Value) -> &Mapping {
+    value.as_mapping().unwrap_or_else(|| panic!("expected a mapping, found {value:?}"))
+}
+
+fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(text) => Some(text.clone()),
+        Value::Number(number) => Some(number.to_string()),
+        Value::Bool(flag) => Some(flag.to_string()),
+        _ => None,
+    }
+}
+
+/// `(function, argument)` of an intrinsic function in either YAML form.
+fn intrinsic(value: &Value) -> Option<(&str, &Value)> {
+    match value {
+        Value::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let name = tag.trim_start_matches('!');
+            let name = ["Ref", "GetAtt", "Sub", "If", "Join", "Select", "Split"].into_iter().find(|known| *known == name)?;
+            Some((name, &tagged.value))
+        }
+        Value::Mapping(map) if map.len() == 1 => {
+            let (key, argument) = map.iter().next()?;
+            let key = key.as_str()?;
+            let name = if key == "Ref" { key } else { key.strip_prefix("Fn::")? };
+            Some((name, argument))
+        }
+        _ => None,
+    }
+}
+
+/// `!GetAtt Resource.Attribute` (or the list form) as (resource, attribute).
+fn get_att(value: &Value) -> Option<(String, String)> {
+    match intrinsic(value)? {
+        ("GetAtt", Value::String(dotted)) => {
+            let (resource, attribute) = dotted.split_once('.')?;
+            Some((resource.to_owned(), attribute.to_owned()))
+        }
+        ("GetAtt", Value::Sequence(parts)) if parts.len() == 2 => Some((scalar(&parts[0])?, scalar(&parts[1])?)),
+        _ => None,
+    }
+}
+
+fn as_list(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Sequence(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        other => vec![other],
+    }
+}
+
+fn strings(value: &Value) -> BTreeSet<String> {
+    as_list(value).into_iter().filter_map(scalar).collect()
+}
+
+fn pairs(list: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    list.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+}
+
+/// The (method, path) of every HTTP API event of a function.
+fn http_routes(function: &Value) -> BTreeSet<(String, String)> {
+    mapping(&function["Properties"]["Events"])
+        .values()
+        .filter(|event| event["Type"].as_str() == Some("HttpApi"))
+        .map(|event| {
+            let method = scalar(&event["Properties"]["Method"]).unwrap_or_default();
+            let path = scalar(&event["Properties"]["Path"]).unwrap_or_default();
+            (method, path)
+        })
+        .collect()
+}
+
+#[test]
+fn the_http_api_has_exactly_the_routes_of_the_routers() {
+    let template = Template::load();
+    let ingest_routes = http_routes(template.resource("IngestFunction"));
+    let query_routes = http_routes(template.resource("QueryFunction"));
+
+    assert_eq!(ingest_routes, pairs(ingest::ROUTES), "IngestFunction's HttpApi events differ from ingest::ROUTES");
+    assert_eq!(query_routes, pairs(query::ROUTES), "QueryFunction's HttpApi events differ from query::ROUTES");
+
+    // Embedded-only routes stay off API Gateway: SSE cannot stream through an HTTP API, and
+    // health and metrics come from CloudWatch on AWS.
+    let aws_only: BTreeSet<_> = ingest_routes.union(&query_routes).cloned().collect();
+    for route in pairs(query::LIVE_ROUTES).iter().chain(pairs(query::OPS_ROUTES).iter()) {
+        assert!(!aws_only.contains(route), "{route:?} is embedded-only but the template exposes it");
+    }
+
+    // No other function answers HTTP, and no catch-all route exists, so an unknown path is
+    // API Gateway's 404 and never invokes a Lambda.
+    for (name, function) in template.resources_of_type("AWS::Serverless::Function") {
+        if name != "IngestFunction" && name != "QueryFunction" {
+            assert!(http_routes(function).is_empty(), "{name} has HttpApi events");
+        }
+    }
+    for (method, path) in &aws_only {
+        assert_ne!(method, "ANY", "{path} is routed for ANY method");
+        assert!(!path.contains('+') && !path.contains('*') && !path.contains("$default"), "{path} is a catch-all");
+    }
+    assert!(template.resources_of_type("AWS::ApiGatewayV2::Route").is_empty(), "routes are declared only as function events");
+}
+
+#[test]
+fn every_api_route_uses_payload_2_and_has_its_own_throttling() {
+    let template = Template::load();
+    for name in ["IngestFunction", "QueryFunction"] {
+        for event in mapping(&template.resource(name)["Properties"]["Events"]).values() {
+            let properties = &event["Properties"];
+            let path = scalar(&properties["Path"]).unwrap_or_default();
+            assert_eq!(scalar(&properties["PayloadFormatVersion"]).as_deref(), Some("2.0"), "{name} {path}");
+            assert!(matches!(intrinsic(&properties["ApiId"]), Some(("Ref", id)) if id.as_str() == Some("HttpApi")), "{name} {path} is not on HttpApi");
+            for limit in ["ThrottlingRateLimit", "ThrottlingBurstLimit"] {
+                let value = template.resolve(&properties["RouteSettings"][limit]);
+                let value: u64 = value.and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name} {path} has no {limit}"));
+                assert!(value > 0, "{name} {path}: {limit} is 0");
+            }
+        }
+    }
+    let api = &template.resource("HttpApi")["Properties"];
+    assert_eq!(
+        get_att(&api["AccessLogSettings"]["DestinationArn"]),
+        Some(("ApiAccessLogGroup".to_owned(), "Arn".to_owned())),
+        "the HTTP API has no access log"
+    );
+    let format = scalar(&api["AccessLogSettings"]["Format"]).unwrap_or_default();
+    let fields: serde_json::Value = serde_json::from_str(&format).unwrap_or_else(|error| panic!("the access log format is not JSON: {error}"));
+    for field in ["requestId", "routeKey", "status", "integrationError"] {
+        assert!(fields.get(field).is_some(), "the access log lacks {field}");
+    }
+}
+
+/// The key schema of a table (or index) as (attribute, key type, attribute type).
+fn keys(table: &Value, key_schema: &Value) -> Vec<(String, String, String)> {
+    let definitions = &table["Properties"]["AttributeDefinitions"];
+    as_list(key_schema)
+        .into_iter()
+        .map(|key| {
+            let attribute = scalar(&key["AttributeName"]).unwrap_or_default();
+            let kind = as_list(definitions)
+                .into_iter()
+                .find(|definition| scalar(&definition["AttributeName"]).as_deref() == Some(attribute.as_str()))
+                .and_then(|definition| scalar(&definition["AttributeType"]))
+                .unwrap_or_else(|| panic!("{attribute} has no AttributeDefinition"));
+            (attribute, scalar(&key["KeyType"]).unwrap_or_default(), kind)
+        })
+        .collect()
+}
+
+fn key(attribute: &str, key_type: &str, attribute_type: &str) -> (String, String, String) {
+    (attribute.to_owned(), key_type.to_owned(), attribute_type.to_owned())
+}
+
+/// Checks what every table shares: its name's default, on-demand billing, TTL on the
+/// adapter's attribute, point-in-time recovery and deletion protection (on every replica
+/// for global tables), and that it outlives its stack.
+fn check_table(template: &Template, logical: &str, kind: &str, default_name: &str, name_env: &str) {
+    let table = template.resource(logical);
+    let properties = &table["Properties"];
+    assert_eq!(table["Type"].as_str(), Some(kind), "{logical}");
+    assert_eq!(template.resolve(&properties["TableName"]).as_deref(), Some(default_name), "{logical}'s default name");
+    assert_eq!(properties["BillingMode"].as_str(), Some("PAY_PER_REQUEST"), "{logical} is not on-demand");
+    assert_eq!(scalar(&properties["TimeToLiveSpecification"]["AttributeName"]).as_deref(), Some(schema::TTL_ATTRIBUTE), "{logical}'s TTL attribute");
+    assert_eq!(properties["TimeToLiveSpecification"]["Enabled"].as_bool(), Some(true), "{logical}'s TTL is off");
+    assert_eq!(table["DeletionPolicy"].as_str(), Some("Retain"), "{logical} would be deleted with its stack");
+
+    let replicas: Vec<&Value> = if kind == "AWS::DynamoDB::GlobalTable" {
+        // Conditional replicas are `!If [cond, replica, !Ref AWS::NoValue]`.
+        as_list(&properties["Replicas"])
+            .into_iter()
+            .map(|replica| match intrinsic(replica) {
+                Some(("If", Value::Sequence(branches))) if branches.len() == 3 => &branches[1],
+                _ => replica,
+            })
+            .collect()
+    } else {
+        vec![properties]
+    };
+    assert!(!replicas.is_empty(), "{logical} has no replica");
+    for replica in replicas {
+        assert_eq!(replica["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(), Some(true), "{logical}: PITR");
+        assert_eq!(replica["DeletionProtectionEnabled"].as_bool(), Some(true), "{logical}: deletion protection");
+    }
+
+    // The functions learn the name from the environment variable the adapter reads.
+    let variable = &template.doc["Globals"]["Function"]["Environment"]["Variables"][name_env];
+    let parameter = template.referenced_parameter(variable).unwrap_or_else(|| panic!("{name_env} is not a parameter reference"));
+    assert!(
+        matches!(intrinsic(&properties["TableName"]), Some(("Ref", p)) if p.as_str() == Some(parameter)),
+        "{name_env} and {logical}'s TableName use different parameters"
+    );
+}
+
+#[test]
+fn the_tables_match_the_dynamodb_adapter() {
+    let template = Template::load();
+    check_table(&template, "EventsTable", "AWS::DynamoDB::GlobalTable", schema::EVENTS_TABLE, schema::EVENTS_TABLE_ENV);
+    check_table(&template, "LedgerTable", "AWS::DynamoDB::GlobalTable", schema::LEDGER_TABLE, schema::LEDGER_TABLE_ENV);
+    check_table(&template, "QuestionsTable", "AWS::DynamoDB::Table", schema::QUESTIONS_TABLE, schema::QUESTIONS_TABLE_ENV);
+    check_table(&template, "VotersTable", "AWS::DynamoDB::Table", schema::VOTERS_TABLE, schema::VOTERS_TABLE_ENV);
+
+    let events = template.resource("EventsTable");
+    assert_eq!(keys(events, &events["Properties"]["KeySchema"]), vec![key(schema::EVENTS_KEY, "HASH", "S")]);
+
+    let ledger = template.resource("LedgerTable");
+    assert_eq!(
+        keys(ledger, &ledger["Properties"]["KeySchema"]),
+        vec![key(schema::LEDGER_PARTITION_KEY, "HASH", "S"), key(schema::LEDGER_SORT_KEY, "RANGE", "S")]
+    );
+    // The aggregator decodes NewImage: the stream must carry it.
+    assert_eq!(scalar(&ledger["Properties"]["StreamSpecification"]["StreamViewType"]).as_deref(), Some("NEW_IMAGE"));
+
+    let questions = template.resource("QuestionsTable");
+    assert_eq!(keys(questions, &questions["Properties"]["KeySchema"]), vec![key(schema::QUESTIONS_KEY, "HASH", "S")]);
+    let indexes = as_list(&questions["Properties"]["GlobalSecondaryIndexes"]);
+    assert_eq!(indexes.len(), 1, "questions has exactly one index");
+    let top = indexes[0];
+    assert_eq!(scalar(&top["IndexName"]).as_deref(), Some(schema::TOP_INDEX));
+    assert_eq!(
+        keys(questions, &top["KeySchema"]),
+        vec![key(schema::TOP_PARTITION_KEY, "HASH", "S"), key(schema::TOP_SORT_KEY, "RANGE", "N")]
+    );
+    assert_eq!(scalar(&top["Projection"]["ProjectionType"]).as_deref(), Some("INCLUDE"));
+    let projected: BTreeSet<String> = schema::TOP_PROJECTED.iter().map(|name| (*name).to_owned()).collect();
+    assert_eq!(strings(&top["Projection"]["NonKeyAttributes"]), projected, "top's projected attributes");
+
+    let voters = template.resource("VotersTable");
+    assert_eq!(
+        keys(voters, &voters["Properties"]["KeySchema"]),
+        vec![key(schema::VOTERS_PARTITION_KEY, "HASH", "S"), key(schema::VOTERS_SORT_KEY, "RANGE", "S")]
+    );
+
+    // Attribute definitions may only name key attributes (DynamoDB rejects others), so
+    // nothing unused hides there.
+    for (logical, table) in template.resources_of_type("AWS::DynamoDB::Table").into_iter().chain(template.resources_of_type("AWS::DynamoDB::GlobalTable")) {
+        let defined = as_list(&table["Properties"]["AttributeDefinitions"]).len();
+        let mut used: BTreeSet<String> = keys(table, &table["Properties"]["KeySchema"]).into_iter().map(|(name, _, _)| name).collect();
+        for index in as_list(&table["Properties"]["GlobalSecondaryIndexes"]) {
+            used.extend(keys(table, &index["KeySchema"]).into_iter().map(|(name, _, _)| name));
+        }
+        assert_eq!(defined, used.len(), "{logical} defines attributes no key uses");
+    }
+
+    let retention = &template.doc["Globals"]["Function"]["Environment"]["Variables"][schema::RETENTION_DAYS_ENV];
+    assert_eq!(template.resolve(retention), Some(ledger::limits::RETENTION_DAYS_DEFAULT.to_string()), "the default retention");
+}
+
+/// The role a function runs as, by its `Role: !GetAtt <Role>.Arn`.
+fn function_role<'t>(template: &'t Template, function: &str) -> (&'t Value, String) {
+    let properties = &template.resource(function)["Properties"];
+    assert!(properties["Policies"].is_null(), "{function} lets SAM add policies; its role must be explicit");
+    let (role, attribute) = get_att(&properties["Role"]).unwrap_or_else(|| panic!("{function} has no explicit Role"));
+    assert_eq!(attribute, "Arn");
+    (template.resource(&role), role)
+}
+
+/// The name the schema's IAM lists use for a policy resource: a default table name,
+/// `questions/index/top`, or `queue` for the aggregator's queue.
+fn iam_resource_name(template: &Template, resource: &Value) -> String {
+    if let Some((logical, _)) = get_att(resource) {
+        if logical == "AggregatorQueue" {
+            return schema::QUEUE_RESOURCE.to_owned();
+        }
+        if let Some(name) = template.resolve(&template.resource(&logical)["Properties"]["TableName"]) {
+            return name;
+        }
+        panic!("cannot name the IAM resource {resource:?}");
+    }
+    if let Some(("Sub", Value::String(text))) = intrinsic(resource) {
+        let arn = template.substitute(text);
+        if let Some((_, table)) = arn.split_once(":table/") {
+            return table.to_owned();
+        }
+        panic!("{text} is not a table ARN");
+    }
+    panic!("unexpected IAM resource {resource:?} (want !GetAtt or !Sub of a table ARN)");
+}
+
+/// The (action, resource name) pairs a role's statements allow, excluding its own logs.
+fn allowed(template: &Template, function: &str) -> BTreeSet<(String, String)> {
+    let (role, role_name) = function_role(template, function);
+    let properties = &role["Properties"];
+    assert!(properties["ManagedPolicyArns"].is_null(), "{role_name} attaches managed policies");
+    assert_eq!(
+        strings(&properties["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"]),
+        BTreeSet::from(["lambda.amazonaws.com".to_owned()]),
+        "{role_name} is not a Lambda role"
+    );
+    let log_group = &template.resource(function)["Properties"]["LoggingConfig"]["LogGroup"];
+    let log_group = match intrinsic(log_group) {
+        Some(("Ref", name)) => scalar(name).unwrap_or_default(),
+        _ => panic!("{function} logs to no log group of this stack"),
+    };
+
+    let mut granted = BTreeSet::new();
+    for policy in as_list(&properties["Policies"]) {
+        for statement in as_list(&policy["PolicyDocument"]["Statement"]) {
+            assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{role_name}");
+            assert!(statement["NotAction"].is_null() && statement["NotResource"].is_null(), "{role_name} uses NotAction/NotResource");
+            let actions = strings(&statement["Action"]);
+            let resources = as_list(&statement["Resource"]);
+            assert!(!resources.is_empty(), "{role_name}: a statement without Resource");
+            for action in &actions {
+                assert!(!action.contains('*'), "{role_name} allows the wildcard action {action}");
+            }
+            for resource in &resources {
+                assert_ne!(scalar(resource).as_deref(), Some("*"), "{role_name} allows every resource");
+            }
+            if actions.iter().all(|action| action.starts_with("logs:")) {
+                assert_eq!(actions, BTreeSet::from(["logs:CreateLogStream".to_owned(), "logs:PutLogEvents".to_owned()]), "{role_name} logs");
+                for resource in resources {
+                    assert_eq!(get_att(resource), Some((log_group.clone(), "Arn".to_owned())), "{role_name} may log elsewhere than its own group");
+                }
+                continue;
+            }
+            for action in &actions {
+                for resource in &resources {
+                    granted.insert((action.clone(), iam_resource_name(template, resource)));
+                }
+            }
+        }
+    }
+    granted
+}
+
+#[test]
+fn each_function_may_do_exactly_what_its_adapter_calls() {
+    let template = Template::load();
+    assert_eq!(allowed(&template, "IngestFunction"), pairs(schema::IAM_INGEST), "IngestRole vs schema::IAM_INGEST");
+    assert_eq!(allowed(&template, "QueryFunction"), pairs(schema::IAM_QUERY), "QueryRole vs schema::IAM_QUERY");
+    assert_eq!(allowed(&template, "AggregatorFunction"), pairs(schema::IAM_AGGREGATOR), "AggregatorRole vs schema::IAM_AGGREGATOR");
+
+    // The rules, checked on the constants themselves: query only reads, ingest
+    // writes only new events and ledger records, the aggregator writes only the projection.
+    let writes = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"];
+    for (action, _) in schema::IAM_QUERY {
+        assert!(!writes.contains(action), "query may {action}");
+    }
+    for (action, table) in schema::IAM_INGEST {
+        if writes.contains(action) {
+            assert!([schema::EVENTS_TABLE, schema::LEDGER_TABLE].contains(table), "ingest may {action} on {table}");
+            assert!(*action != "dynamodb:DeleteItem" && *action != "dynamodb:UpdateItem", "ingest may {action}: records are immutable");
+        }
+    }
+    for (action, table) in schema::IAM_AGGREGATOR {
+        if writes.contains(action) {
+            assert!([schema::QUESTIONS_TABLE, schema::VOTERS_TABLE].contains(table), "the aggregator may {action} on {table}");
+        }
+    }
+}
+
+#[test]
+fn the_functions_are_the_workspace_lambda_binaries() {
+    let template = Template::load();
+    let globals = &template.doc["Globals"]["Function"];
+    assert_eq!(scalar(&globals["Runtime"]).as_deref(), Some("provided.al2023"));
+    assert_eq!(strings(&globals["Architectures"]), BTreeSet::from(["arm64".to_owned()]));
+    assert_eq!(scalar(&globals["Handler"]).as_deref(), Some("bootstrap"));
+    // cargo-lambda runs at CodeUri and SAM copies CodeUri/target/lambda/<binary>/bootstrap,
+    // so CodeUri is the workspace root.
+    let code_uri = scalar(&globals["CodeUri"]).unwrap_or_default();
+    let workspace = root().join("infra").join(&code_uri);
+    assert_eq!(
+        std::fs::canonicalize(&workspace).ok(),
+        std::fs::canonicalize(root()).ok(),
+        "CodeUri {code_uri} is not the workspace root"
+    );
+
+    let functions = template.resources_of_type("AWS::Serverless::Function");
+    assert_eq!(functions.len(), 3, "three functions");
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap_or_default();
+    for (name, package_dir) in [("IngestFunction", "ingest/lambda"), ("QueryFunction", "query/lambda"), ("AggregatorFunction", "aggregator/lambda")] {
+        let function = template.resource(name);
+        assert_eq!(function["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{name}");
+        let binary = scalar(&function["Metadata"]["BuildProperties"]["Binary"]).unwrap_or_else(|| panic!("{name} names no binary"));
+        let package = Path::new(package_dir).join("Cargo.toml");
+        let package_manifest = std::fs::read_to_string(root().join(&package)).unwrap_or_else(|error| panic!("{name}: cannot read {}: {error}", package.display()));
+        assert!(package_manifest.contains(&format!("name = \"{binary}\"")), "{} does not define {binary}", package.display());
+        assert!(manifest.contains(&format!("\"{package_dir}\"")), "{package_dir} is not a workspace member, so cargo lambda cannot build {binary} from the root");
+    }
+}
+
+#[test]
+fn timeouts_and_batches_agree_with_the_code() {
+    let template = Template::load();
+    let number = |value: &Value, what: &str| -> u64 { template.resolve(value).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{what} is not a number")) };
+
+    // The roles answer 503 (no-store) after their own timeout; the Lambda must outlive it so
+    // that answer gets out, and stay under API Gateway's 30 s integration limit.
+    for (name, role_timeout_ms) in [("IngestFunction", ingest::REQUEST_TIMEOUT_MS), ("QueryFunction", query::REQUEST_TIMEOUT_MS)] {
+        let timeout_s = number(&template.resource(name)["Properties"]["Timeout"], name);
+        assert!(timeout_s * 1000 > role_timeout_ms, "{name} times out ({timeout_s} s) before its role answers 503");
+        assert!(timeout_s < 30, "{name}'s timeout exceeds the HTTP API integration limit");
+    }
+
+    let aggregator = template.resource("AggregatorFunction");
+    let events: Vec<&Value> = mapping(&aggregator["Properties"]["Events"]).values().collect();
+    assert_eq!(events.len(), 1, "the aggregator has one trigger");
+    let sqs = &events[0]["Properties"];
+    assert_eq!(events[0]["Type"].as_str(), Some("SQS"));
+    assert_eq!(get_att(&sqs["Queue"]), Some(("AggregatorQueue".to_owned(), "Arn".to_owned())));
+    assert!(strings(&sqs["FunctionResponseTypes"]).contains("ReportBatchItemFailures"), "partial batch failures are not reported");
+    let batch_parameter = template.referenced_parameter(&sqs["BatchSize"]).unwrap_or_else(|| panic!("BatchSize is not a parameter"));
+    let batch_max = number(&template.doc["Parameters"][batch_parameter]["MaxValue"], "BatchSize's MaxValue");
+    assert_eq!(batch_max, ledger::limits::BATCH_RECORDS_MAX as u64, "the aggregator's batch limit");
+    assert!(number(&sqs["MaximumBatchingWindowInSeconds"], "the batching window") >= 1, "batches over 10 need a window");
+    assert!(number(&sqs["ScalingConfig"]["MaximumConcurrency"], "MaximumConcurrency") >= 2);
+
+    // A message must stay invisible while an invocation may still be working on it.
+    let aggregator_timeout_s = number(&aggregator["Properties"]["Timeout"], "the aggregator's timeout");
+    let queue = &template.resource("AggregatorQueue")["Properties"];
+    assert!(number(&queue["VisibilityTimeout"], "VisibilityTimeout") >= 6 * aggregator_timeout_s, "visibility timeout under 6x the aggregator timeout");
+    assert_eq!(get_att(&queue["RedrivePolicy"]["deadLetterTargetArn"]), Some(("AggregatorDeadLetterQueue".to_owned(), "Arn".to_owned())));
+    assert!(number(&queue["RedrivePolicy"]["maxReceiveCount"], "maxReceiveCount") >= 2);
+
+    // The Pipe carries the ledger stream to that queue, with its own dead-letter queue.
+    let pipe = &template.resource("LedgerPipe")["Properties"];
+    assert_eq!(get_att(&pipe["Target"]), Some(("AggregatorQueue".to_owned(), "Arn".to_owned())));
+    let stream = &pipe["SourceParameters"]["DynamoDBStreamParameters"];
+    assert_eq!(get_att(&stream["DeadLetterConfig"]["Arn"]), Some(("PipeDeadLetterQueue".to_owned(), "Arn".to_owned())));
+    match intrinsic(&pipe["Source"]) {
+        Some(("If", Value::Sequence(branches))) => assert_eq!(get_att(&branches[1]), Some(("LedgerTable".to_owned(), "StreamArn".to_owned()))),
+        other => panic!("the Pipe's source is {other:?}"),
+    }
+}
