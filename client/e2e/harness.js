@@ -1,0 +1,163 @@
+// What the end-to-end tests stand on: a real `wewerewondering serve` on a free port
+// with a throw-away database (or, with E2E_SERVER=mock, the in-memory stand-in), headless
+// Debian Chromium driven by playwright-core, axe-core for accessibility, and a folder
+// for screenshots and logs. Quiet unless TEST_LOG is set.
+
+import { spawn } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { chromium } from 'playwright-core';
+
+const require = createRequire(import.meta.url);
+const here = dirname(fileURLToPath(import.meta.url));
+export const clientDir = resolve(here, '..');
+export const repoDir = resolve(clientDir, '..');
+export const artifactsDir = resolve(process.env.TEST_ARTIFACTS ?? join(repoDir, 'test-artifacts'), 'client');
+
+const verbose = Boolean(process.env.TEST_LOG);
+export const log = (...args) => {
+  if (verbose) console.error('[e2e]', ...args);
+};
+
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const probe = createServer();
+    probe.unref();
+    probe.on('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolvePort(port));
+    });
+  });
+}
+
+export function serverBinary() {
+  if (process.env.WEWEREWONDERING_BIN) return process.env.WEWEREWONDERING_BIN;
+  const target = process.env.CARGO_TARGET_DIR ? resolve(repoDir, process.env.CARGO_TARGET_DIR) : join(repoDir, 'target');
+  return join(target, 'release', 'wewerewondering');
+}
+
+async function waitUntilUp(base, child, deadlineMs) {
+  const started = Date.now();
+  while (Date.now() - started < deadlineMs) {
+    if (child && child.exitCode !== null) throw new Error(`serve exited early with code ${child.exitCode}`);
+    try {
+      const response = await fetch(`${base}/`);
+      if (response.ok) return;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`serve did not answer on ${base} within ${deadlineMs} ms`);
+}
+
+/** Starts the server; resolves to `{ base, stop() }`. */
+export async function startServer() {
+  mkdirSync(artifactsDir, { recursive: true });
+  const dist = join(clientDir, 'dist');
+  if (!existsSync(join(dist, 'index.html'))) throw new Error('client/dist is missing: run `npm run build` first');
+
+  if (process.env.E2E_SERVER === 'mock') {
+    const { startMock } = await import('./mock-server.js');
+    const server = await startMock({ noLive: Boolean(process.env.E2E_NO_LIVE) });
+    const base = `http://127.0.0.1:${server.address().port}`;
+    log('mock server on', base);
+    return { base, stop: () => new Promise((r) => server.close(() => r())) };
+  }
+
+  const binary = serverBinary();
+  if (!existsSync(binary)) {
+    throw new Error(`server binary ${binary} is missing: run \`cargo build --release --bin wewerewondering\``);
+  }
+  const port = await freePort();
+  const dbDir = mkdtempSync(join(tmpdir(), 'www-e2e-'));
+  const base = `http://127.0.0.1:${port}`;
+  const logFile = join(artifactsDir, 'server.log');
+  const out = createWriteStream(logFile);
+  const child = spawn(
+    binary,
+    ['serve', '--listen', `127.0.0.1:${port}`, '--db', join(dbDir, 'e2e.db'), '--no-demo', '--static', dist],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'info' } },
+  );
+  child.stdout.pipe(out);
+  child.stderr.pipe(out);
+  log('started', binary, 'on', base, 'log in', logFile);
+  try {
+    await waitUntilUp(base, child, 30_000);
+  } catch (error) {
+    child.kill('SIGTERM');
+    throw new Error(`${error.message} (server log: ${logFile})`);
+  }
+  return {
+    base,
+    stop: async () => {
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      rmSync(dbDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function launchBrowser() {
+  const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  return chromium.launch({ executablePath, args: CHROMIUM_ARGS });
+}
+
+/** A browser context of its own (own cookies, own storage): one person. */
+export async function person(browser, base, { viewport = { width: 1280, height: 900 }, colorScheme = 'light' } = {}) {
+  const context = await browser.newContext({ baseURL: base, viewport, colorScheme, acceptDownloads: true });
+  context.setDefaultTimeout(8_000);
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (error) => errors.push(error.message));
+  page.on('console', (message) => {
+    if (message.type() === 'error') log('console error:', message.text());
+  });
+  return { context, page, errors };
+}
+
+const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+
+/** Runs axe-core on the page; returns the serious and critical violations. */
+export async function seriousViolations(page) {
+  await page.addScriptTag({ content: axeSource });
+  const violations = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const result = await axe.run(document, { resultTypes: ['violations'] });
+    return result.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      targets: v.nodes.slice(0, 5).map((n) => n.target.join(' ')),
+    }));
+  });
+  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+}
+
+export async function screenshot(page, name, options = {}) {
+  mkdirSync(artifactsDir, { recursive: true });
+  const path = join(artifactsDir, `${name}.png`);
+  await page.screenshot({ path, ...options });
+  log('screenshot', path);
+  return path;
+}
