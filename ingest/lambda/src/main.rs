@@ -1,0 +1,18 @@
+//! The ingest Lambda binary: table names from `EVENTS_TABLE`, `LEDGER_TABLE`,
+//! `QUESTIONS_TABLE`, `VOTERS_TABLE`, retention from `RETENTION_DAYS`.
+
+use std::sync::Arc;
+
+use ledger_dynamodb::DynamoStore;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .without_time()
+        .init();
+    let store = Arc::new(DynamoStore::from_env(None).await?);
+    let config = ingest_lambda::config_for(&store);
+    lambda_http::run(ingest_lambda::app(store, config)).await
+}

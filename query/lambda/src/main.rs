@@ -1,0 +1,19 @@
+//! The query Lambda binary: table names from `EVENTS_TABLE`, `QUESTIONS_TABLE` (and the
+//! others, unused here), retention from `RETENTION_DAYS`, list `max-age`s from
+//! `GUEST_MAX_AGE_S` / `HOST_MAX_AGE_S`.
+
+use std::sync::Arc;
+
+use ledger_dynamodb::DynamoStore;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .without_time()
+        .init();
+    let store = Arc::new(DynamoStore::from_env(None).await?);
+    let config = query_lambda::config_from_env()?;
+    lambda_http::run(query_lambda::app(store, config)).await
+}
