@@ -2,6 +2,7 @@
 //! kept apart from `main.rs` so tests drive exactly what the command runs.
 
 pub mod demo;
+pub mod dynamodb_backend;
 pub mod embedded;
 pub mod replay;
 pub mod site;

@@ -14,6 +14,9 @@ pub mod consumer;
 pub mod pipe;
 pub mod queue;
 
+// The AWS clients this crate's API takes, for hosts that need no other AWS dependency.
+pub use {aws_sdk_dynamodbstreams, aws_sdk_sqs, ledger_dynamodb};
+
 use std::collections::BTreeMap;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};

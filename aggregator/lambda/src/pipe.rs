@@ -40,6 +40,7 @@ pub struct Pipe {
     /// The region written into each message (`awsRegion`), as the real stream does.
     pub region: String,
     shards: BTreeMap<String, ShardState>,
+    idle_passes: Option<watch::Sender<u64>>,
 }
 
 impl Pipe {
@@ -50,7 +51,14 @@ impl Pipe {
         queue_url: String,
         region: String,
     ) -> Self {
-        Self { streams, sqs, stream_arn, queue_url, region, shards: BTreeMap::new() }
+        Self { streams, sqs, stream_arn, queue_url, region, shards: BTreeMap::new(), idle_passes: None }
+    }
+
+    /// Counts, on `passes`, each pass of [`run`](Self::run) that found nothing new: once it
+    /// advanced twice after a write, that write has been forwarded (tests wait on it).
+    pub fn with_idle_signal(mut self, passes: watch::Sender<u64>) -> Self {
+        self.idle_passes = Some(passes);
+        self
     }
 
     /// Forwards until `shutdown` turns true.
@@ -67,6 +75,9 @@ impl Pipe {
                 }
             };
             if forwarded == 0 {
+                if let Some(passes) = &self.idle_passes {
+                    passes.send_modify(|n| *n += 1);
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(IDLE_POLL_MS)) => {}
                     _ = shutdown.changed() => return,

@@ -18,6 +18,9 @@ pub mod item;
 pub mod schema;
 pub mod stream;
 
+// The SDK whose client this adapter takes, for hosts that need no other AWS dependency.
+pub use aws_sdk_dynamodb;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
@@ -924,4 +927,18 @@ pub async fn fresh_tables(endpoint_url: &str) -> StoreResult<DynamoStore> {
     let tables = Tables::prefixed(&format!("t{:016x}-", rand::random::<u64>()));
     admin::create_tables(&client, &tables).await?;
     Ok(DynamoStore::new(client, tables, ledger::limits::RETENTION_DAYS_DEFAULT))
+}
+
+impl DynamoStore {
+    /// The store a Lambda uses: the default AWS configuration (optionally another endpoint),
+    /// table names from the environment, retention from `RETENTION_DAYS`.
+    pub async fn from_env(endpoint_url: Option<&str>) -> Result<Self, String> {
+        let retention_days = retention_days_from_env()?;
+        let config = sdk_config(endpoint_url).await;
+        Ok(Self::new(Client::new(&config), Tables::from_env(), retention_days))
+    }
+
+    pub fn retention_days(&self) -> u64 {
+        self.retention_days
+    }
 }

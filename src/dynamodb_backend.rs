@@ -1,0 +1,422 @@
+//! `serve --backend dynamodb`: the three roles in one process over DynamoDB and SQS, for
+//! container deployments and for local testing against an emulator. Ingest and query are the
+//! same routers the Lambdas host, over the DynamoDB adapter; the aggregator is the queue
+//! consumer the Lambda's event source mapping would be, folding with the same handler; with
+//! `local_pipe` a stand-in for the EventBridge Pipe forwards the ledger's stream to the queue
+//! (without it, a real Pipe must feed the queue).
+//!
+//! Also the DynamoDB side of the operator tools: `replay` and `ledger export` read the ledger
+//! with parallel Queries (one per shard of an event) or a parallel Scan (the whole table),
+//! with progress. `ledger import` needs nothing special: `transfer::import` appends through
+//! the port, which batches writes.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aggregator_lambda::consumer::Consumer;
+use aggregator_lambda::pipe::Pipe;
+use aggregator_lambda::{aws_sdk_dynamodbstreams, aws_sdk_sqs};
+use anyhow::Context;
+use axum::Router;
+use indicatif::ProgressBar;
+use ledger::ports::{EventStore, LedgerStore, ProjectionReader, ProjectionStore};
+use ledger::{EventId, Projection, Record};
+use ledger_dynamodb::{sdk_config, DynamoStore, Tables};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+/// Segments of a parallel Scan of the whole ledger.
+pub const SCAN_SEGMENTS: i32 = 8;
+/// How long `wait_caught_up` waits before giving up.
+const CATCH_UP_WAIT_S_MAX: u64 = 60;
+
+#[derive(Debug, Clone)]
+pub struct DynamoServeOptions {
+    /// Another endpoint for DynamoDB, DynamoDB Streams and SQS (a local emulator).
+    pub endpoint_url: Option<String>,
+    pub tables: Tables,
+    /// The aggregator's queue (created with its dead-letter queue when `create_tables`).
+    pub queue_name: String,
+    /// Create the tables and the queues when missing.
+    pub create_tables: bool,
+    /// Run the local stand-in for the EventBridge Pipe (stream → queue).
+    pub local_pipe: bool,
+    /// Stamped on every record ingested here.
+    pub region: String,
+    pub retention_days: u64,
+    pub guest_max_age_s: u32,
+    pub host_max_age_s: u32,
+    pub cookie_secure: bool,
+    /// The built client to serve (`/event/*` falls back to its `index.html`).
+    pub static_dir: Option<PathBuf>,
+    /// Long-poll wait of the queue consumer (SQS allows 0..=20 s).
+    pub receive_wait_s: i32,
+}
+
+impl Default for DynamoServeOptions {
+    fn default() -> Self {
+        let query = query::QueryConfig::default();
+        Self {
+            endpoint_url: None,
+            tables: Tables::from_env(),
+            queue_name: aggregator_lambda::queue::QUEUE_NAME_DEFAULT.to_owned(),
+            create_tables: false,
+            local_pipe: false,
+            region: "local".to_owned(),
+            retention_days: ledger::limits::RETENTION_DAYS_DEFAULT,
+            guest_max_age_s: query.guest_max_age_s,
+            host_max_age_s: query.host_max_age_s,
+            cookie_secure: false,
+            static_dir: None,
+            receive_wait_s: 20,
+        }
+    }
+}
+
+impl DynamoServeOptions {
+    /// A fresh, isolated set of tables and queues on `endpoint_url` (an emulator), created
+    /// on start, with the local pipe: what tests run the service on.
+    pub fn isolated(endpoint_url: &str) -> Self {
+        let tag = format!("{:016x}", rand_tag());
+        Self {
+            endpoint_url: Some(endpoint_url.to_owned()),
+            tables: Tables::prefixed(&format!("t{tag}-")),
+            queue_name: format!("q{tag}"),
+            create_tables: true,
+            local_pipe: true,
+            receive_wait_s: 1,
+            ..Self::default()
+        }
+    }
+}
+
+fn rand_tag() -> u64 {
+    ledger::VoterId::random().to_u128() as u64
+}
+
+/// The running service: routers, the consumer and (optionally) the pipe stand-in.
+pub struct DynamoBackend {
+    store: Arc<DynamoStore>,
+    router: Router,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    pipe_idle: Option<watch::Receiver<u64>>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl DynamoBackend {
+    pub async fn start(options: DynamoServeOptions) -> anyhow::Result<Self> {
+        let config = sdk_config(options.endpoint_url.as_deref()).await;
+        let dynamodb = ledger_dynamodb::aws_sdk_dynamodb::Client::new(&config);
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        if options.create_tables {
+            let created = ledger_dynamodb::admin::create_tables(&dynamodb, &options.tables).await?;
+            if !created.is_empty() {
+                tracing::info!(tables = ?created, "created tables");
+            }
+        }
+        let queue_url = if options.create_tables {
+            aggregator_lambda::queue::ensure_queue(&sqs, &options.queue_name).await?
+        } else {
+            sqs.get_queue_url()
+                .queue_name(&options.queue_name)
+                .send()
+                .await
+                .with_context(|| format!("find queue {} (--create-tables creates it)", options.queue_name))?
+                .queue_url
+                .context("queue has no URL")?
+        };
+        let store = Arc::new(DynamoStore::new(dynamodb.clone(), options.tables.clone(), options.retention_days));
+
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let consumer = Consumer {
+            sqs: sqs.clone(),
+            queue_url: queue_url.clone(),
+            store: store.clone() as Arc<dyn ProjectionStore>,
+            wait_s: options.receive_wait_s.clamp(0, 20),
+        };
+        tasks.spawn(consumer.run(stop_rx.clone()));
+        let mut pipe_idle = None;
+        if options.local_pipe {
+            let arn = ledger_dynamodb::admin::ledger_stream_arn(&dynamodb, &options.tables).await?;
+            let (idle_tx, idle_rx) = watch::channel(0);
+            let pipe = Pipe::new(
+                aws_sdk_dynamodbstreams::Client::new(&config),
+                sqs.clone(),
+                arn,
+                queue_url.clone(),
+                options.region.clone(),
+            )
+            .with_idle_signal(idle_tx);
+            tasks.spawn(pipe.run(stop_rx));
+            pipe_idle = Some(idle_rx);
+        }
+
+        let ingest = ingest::router(ingest::IngestState {
+            events: store.clone() as Arc<dyn EventStore>,
+            ledger: store.clone() as Arc<dyn LedgerStore>,
+            projection: store.clone() as Arc<dyn ProjectionReader>,
+            config: ingest::IngestConfig {
+                region: options.region.clone(),
+                retention_days: options.retention_days,
+                cookie_secure: options.cookie_secure,
+            },
+            ids: Arc::new(ingest::IdMinter::new()),
+        });
+        let query = query::router(query::QueryState {
+            events: store.clone() as Arc<dyn EventStore>,
+            projection: store.clone() as Arc<dyn ProjectionReader>,
+            config: query::QueryConfig { guest_max_age_s: options.guest_max_age_s, host_max_age_s: options.host_max_age_s },
+            // As on AWS: no live pushes (the client polls).
+            live: None,
+            metrics: crate::embedded::metrics_handle(),
+        });
+        let mut router = ingest.merge(query);
+        if let Some(dir) = &options.static_dir {
+            router = router.merge(crate::site::router(dir));
+        }
+        Ok(Self { store, router, sqs, queue_url, pipe_idle, stop, tasks })
+    }
+
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    pub fn store(&self) -> Arc<DynamoStore> {
+        self.store.clone()
+    }
+
+    /// Waits until every record appended before the call has been folded: the pipe made a
+    /// whole pass that found nothing new, and the queue holds no message (a message is
+    /// deleted only after its batch committed).
+    pub async fn wait_caught_up(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(CATCH_UP_WAIT_S_MAX);
+        if let Some(idle) = &self.pipe_idle {
+            let mut idle = idle.clone();
+            let start = *idle.borrow();
+            tokio::time::timeout_at(deadline.into(), idle.wait_for(|&n| n >= start + 2))
+                .await
+                .context("the pipe stand-in did not catch up with the stream")?
+                .context("the pipe stand-in stopped")?;
+        }
+        loop {
+            if aggregator_lambda::queue::depth(&self.sqs, &self.queue_url).await? == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                anyhow::bail!("the aggregator did not drain its queue within {CATCH_UP_WAIT_S_MAX} s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the pipe and the consumer (a batch in hand is finished first).
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Runs the service on `listen` until `shutdown` completes, then drains and stops.
+pub async fn serve(
+    listen: SocketAddr,
+    options: DynamoServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let backend = DynamoBackend::start(options).await?;
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    println!("listening on http://{} (DynamoDB backend)", listener.local_addr()?);
+    axum::serve(listener, backend.router()).with_graceful_shutdown(shutdown).await.context("server failed")?;
+    backend.shutdown().await;
+    Ok(())
+}
+
+/// Reads the ledger (one event's shards in parallel, or the whole table in parallel
+/// segments), handing each page to `page` as it arrives. Returns the number of records.
+pub async fn read_ledger_parallel(
+    store: &DynamoStore,
+    event: Option<EventId>,
+    bar: &ProgressBar,
+    mut page: impl FnMut(Vec<Record>) -> anyhow::Result<()>,
+) -> anyhow::Result<u64> {
+    let (tx, mut rx) = mpsc::channel::<Vec<Record>>(SCAN_SEGMENTS as usize * 2);
+    let mut readers = JoinSet::new();
+    match event {
+        Some(event) => {
+            for shard in 0..store.tables().ledger_shards {
+                let (store, tx) = (store.clone(), tx.clone());
+                readers.spawn(async move {
+                    let records = store.shard_records(event, shard).await?;
+                    // The receiver only goes away on an earlier error, reported there.
+                    let _ = tx.send(records).await;
+                    Ok::<_, ledger::ports::StoreError>(())
+                });
+            }
+        }
+        None => {
+            for segment in 0..SCAN_SEGMENTS {
+                let (store, tx) = (store.clone(), tx.clone());
+                readers.spawn(async move {
+                    let (pages_tx, mut pages_rx) = mpsc::unbounded_channel();
+                    let scan = store.scan_segment(segment, SCAN_SEGMENTS, move |p| {
+                        let _ = pages_tx.send(p);
+                    });
+                    let forward = async {
+                        while let Some(p) = pages_rx.recv().await {
+                            let _ = tx.send(p).await;
+                        }
+                    };
+                    let (result, ()) = tokio::join!(scan, forward);
+                    result
+                });
+            }
+        }
+    }
+    drop(tx);
+    let mut records = 0u64;
+    while let Some(batch) = rx.recv().await {
+        records += batch.len() as u64;
+        bar.inc(batch.len() as u64);
+        page(batch)?;
+    }
+    while let Some(joined) = readers.join_next().await {
+        joined.context("a ledger reader panicked")??;
+    }
+    Ok(records)
+}
+
+/// `replay` over DynamoDB: the parallel read folded with the pure fold, compared (and with
+/// `repair`, replaced) through the projection port, as `crate::replay::replay` does.
+pub async fn replay(
+    store: &DynamoStore,
+    event: Option<EventId>,
+    repair: bool,
+    bar: &ProgressBar,
+) -> anyhow::Result<crate::replay::ReplayReport> {
+    bar.set_message("folding");
+    let started = Instant::now();
+    let mut folded = Projection::new();
+    let records = read_ledger_parallel(store, event, bar, |page| {
+        for record in &page {
+            folded.apply(record);
+        }
+        Ok(())
+    })
+    .await?;
+    let fold_seconds = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let folded_sorted: Vec<_> = match event {
+        Some(e) => folded.sorted().into_iter().filter(|q| q.counters.event == e).collect(),
+        None => folded.sorted(),
+    };
+    let mut stored = ProjectionStore::questions(store, event).await?;
+    stored.sort_by_key(|q| q.counters.id);
+    let drift = crate::replay::compare(&stored, &folded_sorted);
+    let repaired = repair && !drift.is_empty();
+    if repaired {
+        let voters: Vec<_> = folded.voters().collect();
+        store.replace(event, &folded_sorted, &voters).await?;
+    }
+    Ok(crate::replay::ReplayReport { records, questions: folded_sorted.len(), drift, repaired, fold_seconds })
+}
+
+/// `ledger export` over DynamoDB: every record as one NDJSON line, read in parallel.
+pub async fn export(
+    store: &DynamoStore,
+    event: Option<EventId>,
+    out: &mut dyn std::io::Write,
+    bar: &ProgressBar,
+) -> anyhow::Result<u64> {
+    let n = read_ledger_parallel(store, event, bar, |page| {
+        for record in &page {
+            writeln!(out, "{}", ledger::ndjson::to_line(record)).context("writing the export")?;
+        }
+        Ok(())
+    })
+    .await?;
+    out.flush().context("writing the export")?;
+    bar.finish_and_clear();
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    fn moto() -> Option<String> {
+        match std::env::var("MOTO_ENDPOINT_A") {
+            Ok(url) if !url.is_empty() => Some(url),
+            _ if std::env::var("WWW_SKIP_MOTO").as_deref() == Ok("1") => {
+                eprintln!("note: MOTO_ENDPOINT_A is not set and WWW_SKIP_MOTO=1: skipping");
+                None
+            }
+            _ => panic!("MOTO_ENDPOINT_A is not set: run under `.ci/with-moto cargo test ...` or set WWW_SKIP_MOTO=1"),
+        }
+    }
+
+    async fn call(router: &Router, method: &str, uri: &str, cookie: Option<&str>) -> (StatusCode, Option<String>, String) {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(c) = cookie {
+            request = request.header("cookie", c);
+        }
+        let response = router.clone().oneshot(request.body(Body::empty()).expect("request")).await.expect("infallible");
+        let status = response.status();
+        let set_cookie = response
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(str::to_owned);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        (status, set_cookie, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_service_runs_on_dynamodb_and_sqs_and_replay_agrees() {
+        let Some(endpoint) = moto() else { return };
+        let backend = DynamoBackend::start(DynamoServeOptions::isolated(&endpoint)).await.expect("start");
+        let app = backend.router();
+        let (status, _, body) = call(&app, "POST", "/api/event", None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let created: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let eid = created["id"].as_str().expect("id").to_owned();
+        let ask = Request::builder()
+            .method("POST")
+            .uri(format!("/api/event/{eid}"))
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"body":"Is this really DynamoDB?","asker":"Lin"}"#))
+            .expect("request");
+        let response = app.clone().oneshot(ask).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        let qid = serde_json::from_slice::<serde_json::Value>(&bytes).expect("json")["id"].as_str().expect("qid").to_owned();
+        backend.wait_caught_up().await.expect("caught up");
+        let (_, cookie, _) = call(&app, "POST", &format!("/api/vote/{qid}/up"), None).await;
+        let cookie = cookie.expect("a new voter gets a cookie");
+        call(&app, "POST", &format!("/api/vote/{qid}/up"), Some(&cookie)).await;
+        backend.wait_caught_up().await.expect("caught up");
+        let (status, _, list) = call(&app, "GET", &format!("/api/event/{eid}/questions"), None).await;
+        assert_eq!(status, StatusCode::OK);
+        let list: serde_json::Value = serde_json::from_str(&list).expect("json");
+        assert_eq!(list, serde_json::json!([{"qid": qid, "votes": 2, "hidden": false}]), "asker + one voter, once");
+
+        let event: EventId = eid.parse().expect("event id");
+        let report = replay(&backend.store(), Some(event), false, &ProgressBar::hidden()).await.expect("replay");
+        assert_eq!((report.records, report.questions), (3, 1));
+        assert!(report.drift.is_empty(), "the aggregator and replay disagree: {:?}", report.drift);
+        let mut out = Vec::new();
+        assert_eq!(export(&backend.store(), Some(event), &mut out, &ProgressBar::hidden()).await.expect("export"), 3);
+        assert_eq!(String::from_utf8_lossy(&out).lines().count(), 3);
+        let all = replay(&backend.store(), None, false, &ProgressBar::hidden()).await.expect("replay all");
+        assert!(all.drift.is_empty() && all.records == 3, "whole-table replay: {all:?}");
+        backend.shutdown().await;
+    }
+}
