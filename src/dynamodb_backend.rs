@@ -132,6 +132,10 @@ impl DynamoBackend {
         };
         let store = Arc::new(DynamoStore::new(dynamodb.clone(), options.tables.clone(), options.retention_days));
 
+        // The consumer folds in this process, so it can tell the query role what changed:
+        // lists are fresh the moment a batch commits, and live pushes work as in embedded
+        // mode. (Batches folded by other instances show within the lists' freshness bound.)
+        let hub = query::LiveHub::new();
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let consumer = Consumer {
@@ -139,6 +143,7 @@ impl DynamoBackend {
             queue_url: queue_url.clone(),
             store: store.clone() as Arc<dyn ProjectionStore>,
             wait_s: options.receive_wait_s.clamp(0, 20),
+            changes: Some(hub.sender()),
         };
         tasks.spawn(consumer.run(stop_rx.clone()));
         let mut pipe_idle = None;
@@ -172,8 +177,7 @@ impl DynamoBackend {
             events: store.clone() as Arc<dyn EventStore>,
             projection: store.clone() as Arc<dyn ProjectionReader>,
             config: query::QueryConfig { guest_max_age_s: options.guest_max_age_s, host_max_age_s: options.host_max_age_s },
-            // As on AWS: no live pushes (the client polls).
-            live: None,
+            live: Some(hub),
             metrics: crate::embedded::metrics_handle(),
         });
         let mut router = ingest.merge(query);

@@ -11,7 +11,8 @@ use aws_lambda_events::event::sqs::SqsMessage;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use aws_sdk_sqs::Client;
 use ledger::ports::ProjectionStore;
-use tokio::sync::watch;
+use ledger::EventId;
+use tokio::sync::{broadcast, watch};
 
 use crate::BatchOutcome;
 
@@ -31,6 +32,9 @@ pub struct Consumer {
     pub store: Arc<dyn ProjectionStore>,
     /// Long-poll wait of the first receive of a round (SQS allows 0..=20 s).
     pub wait_s: i32,
+    /// Receives each event whose projection changed (an in-process query role's list cache
+    /// and live pushes), when the consumer runs beside one.
+    pub changes: Option<broadcast::Sender<EventId>>,
 }
 
 impl Consumer {
@@ -81,6 +85,12 @@ impl Consumer {
             return Ok(BatchOutcome::default());
         }
         let outcome = crate::handle_batch(self.store.as_ref(), &messages).await;
+        if let Some(changes) = &self.changes {
+            for &event in &outcome.events {
+                // No subscriber is fine: nobody is watching that event.
+                let _ = changes.send(event);
+            }
+        }
         let done: Vec<_> = messages
             .iter()
             .filter(|m| !outcome.response_failures.iter().any(|f| Some(f) == m.message_id.as_ref()))

@@ -17,11 +17,11 @@ pub mod queue;
 // The AWS clients this crate's API takes, for hosts that need no other AWS dependency.
 pub use {aws_sdk_dynamodbstreams, aws_sdk_sqs, ledger_dynamodb};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use ledger::ports::ProjectionStore;
-use ledger::{QuestionId, Record};
+use ledger::{EventId, QuestionId, Record};
 use ledger_dynamodb::stream::record_from_stream_json;
 
 /// What one batch did, beyond the response: for logs, metrics and tests.
@@ -33,6 +33,8 @@ pub struct BatchOutcome {
     /// Messages that carry no record to fold (a TTL `REMOVE`): done, nothing to do.
     pub ignored: usize,
     pub records: usize,
+    /// Events whose projection may have changed (for cache invalidation and live pushes).
+    pub events: BTreeSet<EventId>,
 }
 
 /// Folds one SQS batch of stream records into the projection; the response names exactly the
@@ -75,6 +77,7 @@ pub async fn handle_batch(store: &dyn ProjectionStore, messages: &[SqsMessage]) 
     match aggregator::apply_batch(store, &records, None).await {
         Ok(applied) => {
             tracing::debug!(records = applied.records, voter_writes = applied.voter_writes, "batch applied");
+            outcome.events = applied.events;
             return outcome;
         }
         Err(e) => tracing::warn!(error = %e, "batch failed whole; retrying it question by question"),
@@ -87,9 +90,12 @@ pub async fn handle_batch(store: &dyn ProjectionStore, messages: &[SqsMessage]) 
     }
     for (question, entries) in by_question {
         let records: Vec<Record> = entries.iter().map(|(_, r)| r.clone()).collect();
-        if let Err(e) = aggregator::apply_batch(store, &records, None).await {
-            tracing::error!(%question, error = %e, "records of a question failed; the queue will redeliver them");
-            outcome.response_failures.extend(entries.iter().map(|(id, _)| id.clone()));
+        match aggregator::apply_batch(store, &records, None).await {
+            Ok(applied) => outcome.events.extend(applied.events),
+            Err(e) => {
+                tracing::error!(%question, error = %e, "records of a question failed; the queue will redeliver them");
+                outcome.response_failures.extend(entries.iter().map(|(id, _)| id.clone()));
+            }
         }
     }
     outcome

@@ -34,7 +34,7 @@ impl Region {
             .expect("queue");
         let arn = ledger_dynamodb::admin::ledger_stream_arn(store.client(), store.tables()).await.expect("stream");
         let pipe = Pipe::new(aws_sdk_dynamodbstreams::Client::new(&config), sqs.clone(), arn, queue_url.clone(), name.into());
-        let consumer = Consumer { sqs, queue_url, store: store.clone(), wait_s: 0 };
+        let consumer = Consumer { sqs, queue_url, store: store.clone(), wait_s: 0, changes: None };
         Region { name, store, pipe, consumer }
     }
 

@@ -82,6 +82,7 @@ async fn the_pipe_stand_in_and_the_consumer_fold_the_ledger() {
         queue_url: queue_url.clone(),
         store: store.clone(),
         wait_s: 0,
+        changes: None,
     };
 
     let rng = &mut rand::rngs::StdRng::seed_from_u64(5);
