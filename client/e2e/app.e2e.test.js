@@ -329,6 +329,65 @@ test('an unknown event and a wrong host link get clear messages', async () => {
   await stranger.context.close();
 });
 
+test('without the live route (as on AWS) a guest polls with ETags and still sees changes', async () => {
+  const carol = await person(browser, server.base);
+  const lists = [];
+  await carol.context.route('**/api/live/**', (route) =>
+    route.fulfill({ status: 404, contentType: 'application/json', body: '{"error":"not available"}' }),
+  );
+  carol.page.on('response', (response) => {
+    if (new URL(response.url()).pathname === `/api/event/${eid}/questions`) {
+      lists.push({ status: response.status(), ifNoneMatch: response.request().headers()['if-none-match'] ?? null });
+    }
+  });
+  await carol.page.goto(`/event/${eid}`);
+  await carol.page.waitForFunction(() => document.querySelector('#connection-status')?.dataset.state === 'polling');
+  const before = await votesOf(carol.page, Q2);
+  await question(alice.page, Q2).locator('[data-action=vote]').click(); // Alice withdraws her vote
+  await expectVotes(carol.page, qids.q2, before - 1, 8_000);
+  await carol.page.waitForTimeout(3_000); // one more poll of an unchanged list
+  assert.ok(lists.some((r) => r.ifNoneMatch !== null), 'polls are conditional');
+  assert.ok(lists.some((r) => r.status === 304), 'an unchanged list costs a 304');
+
+  // A lost connection is said out loud and retried until the server answers again.
+  await carol.context.route(`**/api/event/${eid}/questions`, (route) => route.abort('connectionrefused'));
+  await carol.page.locator('#connection-lost').waitFor({ timeout: 8_000 });
+  assert.equal(await carol.page.getAttribute('#connection-status', 'data-state'), 'reconnecting');
+  await carol.context.unroute(`**/api/event/${eid}/questions`);
+  await carol.page.locator('#connection-lost').waitFor({ state: 'detached', timeout: 12_000 });
+  assert.equal(await carol.page.getAttribute('#connection-status', 'data-state'), 'polling');
+  assert.deepEqual(carol.errors, []);
+  await carol.context.close();
+});
+
+test('a guest can ask and vote with the keyboard alone', async () => {
+  const dave = await person(browser, server.base);
+  await dave.page.goto(`/event/${eid}`);
+  await dave.page.locator('#ask-open').focus();
+  await dave.page.keyboard.press('Enter');
+  await dave.page.locator('#ask-dialog').waitFor({ state: 'visible' });
+  assert.equal(await dave.page.evaluate(() => document.activeElement?.id), 'ask-text');
+  await dave.page.keyboard.type('Is there a recording of this talk?');
+  await dave.page.keyboard.press('Tab');
+  await dave.page.keyboard.type('Dave');
+  await dave.page.keyboard.press('Enter'); // submits the form
+  await dave.page.locator('#ask-dialog').waitFor({ state: 'hidden' });
+  await question(dave.page, 'Is there a recording of this talk?').waitFor();
+
+  // Q1 was answered by the presenter; Q2 is open, with Bob's vote alone.
+  const before = await votesOf(host.page, Q2);
+  const vote = question(dave.page, Q2).locator('[data-action=vote]');
+  await vote.focus();
+  await dave.page.keyboard.press('Space');
+  await dave.page.waitForFunction(
+    (id) => document.querySelector(`li[data-qid="${id}"] [data-action=vote]`)?.getAttribute('aria-pressed') === 'true',
+    qids.q2,
+  );
+  await expectVotes(host.page, qids.q2, before + 1);
+  assert.deepEqual(dave.errors, []);
+  await dave.context.close();
+});
+
 test('no page threw an uncaught error', () => {
   for (const [name, who] of Object.entries({ host, alice, bob })) {
     assert.deepEqual(who.errors, [], `${name}'s page threw`);
