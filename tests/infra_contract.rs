@@ -515,6 +515,11 @@ fn timeouts_and_batches_agree_with_the_code() {
     assert_eq!(get_att(&pipe["Target"]), Some(("AggregatorQueue".to_owned(), "Arn".to_owned())));
     let stream = &pipe["SourceParameters"]["DynamoDBStreamParameters"];
     assert_eq!(get_att(&stream["DeadLetterConfig"]["Arn"]), Some(("PipeDeadLetterQueue".to_owned(), "Arn".to_owned())));
+    // EventBridge Pipes refuses a source batch larger than its target takes; SQS takes 10.
+    const PIPE_SQS_TARGET_BATCH_MAX: u64 = 10;
+    let pipe_batch = number(&stream["BatchSize"], "the Pipe's BatchSize");
+    assert!((1..=PIPE_SQS_TARGET_BATCH_MAX).contains(&pipe_batch), "the Pipe's batch size {pipe_batch} exceeds what SQS takes");
+    assert_eq!(scalar(&stream["StartingPosition"]).as_deref(), Some("TRIM_HORIZON"), "the Pipe could skip records");
     match intrinsic(&pipe["Source"]) {
         Some(("If", Value::Sequence(branches))) => assert_eq!(get_att(&branches[1]), Some(("LedgerTable".to_owned(), "StreamArn".to_owned()))),
         other => panic!("the Pipe's source is {other:?}"),
