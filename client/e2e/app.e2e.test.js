@@ -265,8 +265,16 @@ test('screenshots and accessibility of the guest and host views', async () => {
   await assertAccessible(host.page, 'host');
 
   const dark = await person(browser, server.base, { colorScheme: 'dark' });
+  const textRequests = [];
+  dark.page.on('request', (request) => {
+    const path = new URL(request.url()).pathname;
+    if (path.startsWith('/api/questions/')) textRequests.push(decodeURIComponent(path.slice('/api/questions/'.length)));
+  });
   await dark.page.goto(`/event/${eid}/${secret}`);
-  await question(dark.page, Q1).waitFor();
+  for (const text of [Q1, Q2, Q3]) await question(dark.page, text).locator('[data-role=text]', { hasText: text }).waitFor();
+  // A fresh page fetches every text it needs in one batch.
+  assert.equal(textRequests.length, 1, `one batch of texts, got ${JSON.stringify(textRequests)}`);
+  assert.deepEqual(new Set(textRequests[0].split(',')), new Set(Object.values(qids)));
   await screenshot(dark.page, 'host-dark', { fullPage: true });
   await assertAccessible(dark.page, 'host (dark)');
   await dark.page.goto(`/event/${eid}`);
