@@ -187,7 +187,7 @@ export function startMock({ port = 0, noLive = false } = {}) {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const port = Number(process.argv[2] ?? 8000);
+  const port = Number(process.argv[2] ?? 3000);
   const noLive = process.argv.includes('--no-live');
   startMock({ port, noLive }).then((server) => {
     console.log(`mock API on http://127.0.0.1:${server.address().port}${noLive ? ' (no live route)' : ''}`);
