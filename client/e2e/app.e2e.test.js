@@ -82,6 +82,9 @@ test('the start page creates an event and opens its host view', async () => {
   const link = await host.page.inputValue('#share-link');
   assert.equal(link, `${server.base}/event/${eid}`);
   assert.ok(!link.includes(secret), 'the shared link must not carry the secret');
+  await host.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.base });
+  await host.page.click('#copy-link');
+  assert.equal(await host.page.evaluate(() => navigator.clipboard.readText()), link);
   await host.page.locator('#qr-code img').waitFor();
   assert.equal(await host.page.getAttribute('#qr-code', 'data-value'), link);
   await host.page.locator('#empty-open').waitFor();
