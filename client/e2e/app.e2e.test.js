@@ -337,6 +337,14 @@ test('an unknown event and a wrong host link get clear messages', async () => {
   assert.match(await stranger.page.textContent('#error-wrong-secret'), /host link is not right/);
   await stranger.page.click('#wrong-secret-guest-link');
   await question(stranger.page, Q1).waitFor();
+
+  // A server that cannot be reached is said so, and tried again until it answers.
+  await stranger.context.route(`**/api/event/${eid}`, (route) => route.abort('connectionrefused'));
+  await stranger.page.reload();
+  await stranger.page.locator('#error-unreachable').waitFor();
+  await stranger.context.unroute(`**/api/event/${eid}`);
+  await question(stranger.page, Q1).waitFor({ timeout: 10_000 });
+  assert.deepEqual(stranger.errors, []);
   await stranger.context.close();
 });
 
