@@ -237,6 +237,7 @@ test('scrolling down the list pauses updates until the reader is back on top', a
   const phone = await person(browser, server.base, { viewport: { width: 390, height: 420 } });
   await phone.page.goto(`/event/${eid}/${secret}`);
   await question(phone.page, Q1).waitFor();
+  await screenshot(phone.page, 'host-phone', { fullPage: true });
   await phone.page.mouse.move(200, 300);
   await phone.page.mouse.wheel(0, 600);
   await phone.page.waitForFunction(() => document.querySelector('#pause-toggle')?.dataset.paused === 'true', null, {
@@ -284,6 +285,10 @@ test('screenshots and accessibility of the guest and host views', async () => {
   await question(dark.page, Q1).waitFor();
   await screenshot(dark.page, 'guest-dark', { fullPage: true });
   await assertAccessible(dark.page, 'guest (dark)');
+  await dark.page.goto('/');
+  await dark.page.locator('#create-event').waitFor();
+  await screenshot(dark.page, 'home-dark');
+  await assertAccessible(dark.page, 'home (dark)');
   await dark.context.close();
 });
 
