@@ -113,13 +113,17 @@ impl Embedded {
         self.store.clone()
     }
 
-    /// Waits until the aggregator has folded every record committed before this call.
+    /// Waits (up to 30 s) until the aggregator has folded every record committed before this call.
     pub async fn wait_caught_up(&self) -> anyhow::Result<()> {
+        self.wait_caught_up_within(Duration::from_secs(30)).await
+    }
+
+    pub async fn wait_caught_up_within(&self, limit: Duration) -> anyhow::Result<()> {
         let head = self.store.last_seq().await?;
         let mut rx = self.caught_up.clone();
-        tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|&c| c >= head))
+        tokio::time::timeout(limit, rx.wait_for(|&c| c >= head))
             .await
-            .map_err(|_| anyhow::anyhow!("the aggregator did not catch up with {head} within 30 s"))??;
+            .map_err(|_| anyhow::anyhow!("the aggregator did not catch up with {head} within {limit:?}"))??;
         Ok(())
     }
 
