@@ -98,19 +98,20 @@ impl ListCache {
         }
     }
 
-    fn fresh(&self, event: EventId, variant: Variant) -> Option<Rendered> {
-        let entry = self.entries.get(&(event, variant))?;
-        let now = self.now_ns();
-        let young = now.saturating_sub(entry.started_ns) < LIST_FRESH_MS * 1_000_000;
-        let after_changes = entry.started_ns >= self.everything_changed_ns.load(Ordering::Acquire)
+    /// Whether a rendered list may still be served: young enough, and rendered after the last
+    /// change of its event that the hub announced.
+    fn valid(&self, event: EventId, entry: &Rendered) -> bool {
+        let young = self.now_ns().saturating_sub(entry.started_ns) < LIST_FRESH_MS * 1_000_000;
+        young
+            && entry.started_ns >= self.everything_changed_ns.load(Ordering::Acquire)
             && self
                 .changed_ns
                 .get(&event)
-                .is_none_or(|changed| entry.started_ns >= changed);
-        (young && after_changes).then_some(entry)
+                .is_none_or(|changed| entry.started_ns >= changed)
     }
 
-    /// The list from memory if it is still valid, else rendered from the projection.
+    /// The list from memory if it is still valid, else rendered from the projection. Concurrent
+    /// misses for the same list wait for one render instead of each reading the store.
     pub async fn get(
         &self,
         projection: &dyn ProjectionReader,
@@ -118,11 +119,26 @@ impl ListCache {
         variant: Variant,
     ) -> Result<Rendered, StoreError> {
         self.drain_changes();
-        if let Some(hit) = self.fresh(event, variant) {
+        let key = (event, variant);
+        if let Some(hit) = self
+            .entries
+            .get(&key)
+            .filter(|entry| self.valid(event, entry))
+        {
             metrics::counter!("query_list_cache_total", "outcome" => "hit").increment(1);
             return Ok(hit);
         }
         metrics::counter!("query_list_cache_total", "outcome" => "miss").increment(1);
+        // Drop the stale entry, so that the misses queue behind the first one's render.
+        self.entries
+            .remove_if(&key, |entry| !self.valid(event, entry));
+        let guard = match self.entries.get_value_or_guard_async(&key).await {
+            // Another request's render, which may have begun before a change this request
+            // already knows about: only serve it if it is still valid now.
+            Ok(rendered) if self.valid(event, &rendered) => return Ok(rendered),
+            Ok(_) => None,
+            Err(guard) => Some(guard),
+        };
         let started_ns = self.now_ns();
         let body = render(projection, event, variant, wall_clock_ms()).await?;
         let rendered = Rendered {
@@ -130,7 +146,12 @@ impl ListCache {
             body,
             started_ns,
         };
-        self.entries.insert((event, variant), rendered.clone());
+        match guard {
+            Some(guard) => {
+                let _ = guard.insert(rendered.clone());
+            }
+            None => self.entries.insert(key, rendered.clone()),
+        }
         Ok(rendered)
     }
 }
@@ -194,7 +215,93 @@ pub fn wall_clock_ms() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::Arc;
+
+    use ledger::ports::{QuestionText, StoreResult};
+    use ledger::QuestionCounters;
+
     use super::*;
+
+    /// Counts list reads; each read takes a while, as a DynamoDB Query would.
+    #[derive(Default)]
+    struct CountingReader {
+        reads: AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl ProjectionReader for CountingReader {
+        async fn event_questions(&self, event: EventId) -> StoreResult<Vec<QuestionCounters>> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            Ok(vec![QuestionCounters::new(QuestionId::from_u128(1), event)])
+        }
+        async fn question(&self, _: QuestionId) -> StoreResult<Option<QuestionCounters>> {
+            Ok(None)
+        }
+        async fn question_texts(&self, _: &[QuestionId]) -> StoreResult<Vec<QuestionText>> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_share_one_read_and_a_change_forces_the_next() {
+        let hub = tokio::sync::broadcast::channel(16).0;
+        let cache = Arc::new(ListCache::new(Some(hub.subscribe())));
+        let reader = Arc::new(CountingReader::default());
+        let event = EventId::from_u128(42);
+        let gets: Vec<_> = (0..16)
+            .map(|_| {
+                let (cache, reader) = (cache.clone(), reader.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get(reader.as_ref(), event, Variant::Guest)
+                        .await
+                        .map(|r| r.etag)
+                })
+            })
+            .collect();
+        for get in gets {
+            assert!(get.await.unwrap().is_ok());
+        }
+        assert_eq!(reader.reads.load(Ordering::SeqCst), 1);
+
+        cache
+            .get(reader.as_ref(), event, Variant::Guest)
+            .await
+            .unwrap();
+        assert_eq!(reader.reads.load(Ordering::SeqCst), 1, "served from memory");
+        cache
+            .get(reader.as_ref(), event, Variant::Host)
+            .await
+            .unwrap();
+        assert_eq!(
+            reader.reads.load(Ordering::SeqCst),
+            2,
+            "each variant is its own list"
+        );
+
+        hub.send(event).unwrap();
+        cache
+            .get(reader.as_ref(), event, Variant::Guest)
+            .await
+            .unwrap();
+        assert_eq!(
+            reader.reads.load(Ordering::SeqCst),
+            3,
+            "an announced change is never served stale"
+        );
+        hub.send(EventId::from_u128(7)).unwrap();
+        cache
+            .get(reader.as_ref(), event, Variant::Guest)
+            .await
+            .unwrap();
+        assert_eq!(
+            reader.reads.load(Ordering::SeqCst),
+            3,
+            "another event's change does not matter"
+        );
+    }
 
     #[test]
     fn etags_match_exactly_weakly_and_by_star() {
