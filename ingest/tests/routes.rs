@@ -499,3 +499,77 @@ async fn the_routes_listed_are_the_routes_served() {
         .unwrap();
     assert_eq!(reply.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
+
+#[tokio::test]
+async fn an_event_holds_a_bounded_number_of_questions() {
+    let app = app().await;
+    let (event, _) = app.create_event().await;
+    let voter = VoterId::random();
+    let mut ids = ulid::Generator::new();
+    let records: Vec<Record> = (0..ledger::limits::QUESTIONS_PER_EVENT_MAX)
+        .map(|i| Record {
+            id: ledger::RecordId(ids.generate().unwrap()),
+            event,
+            question: QuestionId(ids.generate().unwrap()),
+            region: "test".into(),
+            body: RecordBody::Asked(ledger::Asked {
+                text: format!("question {i}"),
+                who: None,
+                voter,
+            }),
+        })
+        .collect();
+    app.store.append(&records).await.unwrap();
+    aggregator::apply_batch(app.store.as_ref(), &records, None)
+        .await
+        .unwrap();
+    let full = app.ask(event, "one too many", None).await;
+    assert_eq!(full.status, StatusCode::CONFLICT, "{}", full.json);
+    assert_eq!(app.records().await.len(), records.len());
+}
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A non-empty path segment: a real id, junk, or percent-encoded arbitrary text.
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(EventId::from_u128(1).to_string()),
+            "[0-9A-Za-z]{1,30}",
+            "[\\PC]{1,12}".prop_map(|s| urlencode(&s)),
+        ]
+    }
+
+    fn urlencode(s: &str) -> String {
+        s.bytes().map(|b| format!("%{b:02X}")).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+        #[test]
+        fn any_write_gets_a_json_answer_below_500(
+            route in 0usize..4,
+            a in segment(),
+            b in segment(),
+            c in segment(),
+            body in proptest::collection::vec(any::<u8>(), 0..1_500),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let app = app().await;
+                let (event, secret) = app.create_event().await;
+                let uri = match route {
+                    0 => format!("/api/event/{a}"),
+                    1 => format!("/api/vote/{a}/{b}"),
+                    2 => format!("/api/event/{event}/questions/{secret}/{a}/toggle/{b}"),
+                    _ => format!("/api/event/{a}/questions/{b}/{c}/toggle/hidden"),
+                };
+                // `send` asserts that every refusal is JSON and not cacheable.
+                let reply = app.post(&uri, body, None).await;
+                prop_assert!(reply.status.as_u16() < 500, "{uri}: {}", reply.status);
+                Ok(())
+            })?;
+        }
+    }
+}

@@ -717,3 +717,49 @@ async fn the_routes_listed_are_the_routes_served() {
         }
     }
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A non-empty path segment: a real-looking id, junk, or percent-encoded arbitrary text.
+    fn segment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(EventId::from_u128(1).to_string()),
+            "[0-9A-Za-z,]{1,40}",
+            "[\\PC]{1,12}".prop_map(|s| s.bytes().map(|b| format!("%{b:02X}")).collect()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+        #[test]
+        fn any_read_gets_an_answer_below_500(
+            route in 0usize..8,
+            a in segment(),
+            b in segment(),
+            query in "[a-z=&%0-9]{0,20}",
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let mut app = app().await;
+                let event = app.event().await;
+                app.ask(event, "a question to find", None).await;
+                let uri = match route {
+                    0 => format!("/api/event/{a}"),
+                    1 => format!("/api/event/{a}/questions"),
+                    2 => format!("/api/event/{a}/questions/{b}"),
+                    3 => format!("/api/event/{event}/questions/{b}"),
+                    4 => format!("/api/questions/{a}"),
+                    5 => format!("/api/export/{a}/{b}?{query}"),
+                    6 => format!("/api/export/{event}/{SECRET}?{query}"),
+                    _ => format!("/api/live/{a}/{b}"),
+                };
+                // `get_with` asserts that every refusal is JSON and not cacheable.
+                let reply = app.get(&uri).await;
+                prop_assert!(reply.status.as_u16() < 500, "{uri}: {}", reply.status);
+                Ok(())
+            })?;
+        }
+    }
+}
