@@ -73,7 +73,7 @@ pub async fn ask(
     let event: EventId = eid.parse()?;
     let body = body?;
     let (text, who) = validate_question(&body)?;
-    if state.events.event(event).await?.is_none() {
+    if live_event(&state, event).await?.is_none() {
         return Err(ApiError::NotFound("event"));
     }
     if state.projection.event_questions(event).await?.len() >= QUESTIONS_PER_EVENT_MAX {
@@ -222,7 +222,7 @@ pub async fn toggle(
         Ok("off") => false,
         _ => return Err(ApiError::BadRequest("the body must be on or off".into())),
     };
-    let Some(row) = state.events.event(event).await? else {
+    let Some(row) = live_event(&state, event).await? else {
         return Err(ApiError::NotFound("event"));
     };
     if !secret_matches(&secret, &row.secret_hash) {
@@ -252,6 +252,20 @@ pub async fn toggle(
         Property::Answered => serde_json::json!({}),
     };
     Ok(Json(response).into_response())
+}
+
+/// The event, unless it is unknown or expired (DynamoDB deletes expired items only
+/// eventually, so a row may outlive its event by a while).
+async fn live_event(state: &IngestState, event: EventId) -> Result<Option<EventRow>, ApiError> {
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Ok(state
+        .events
+        .event(event)
+        .await?
+        .filter(|row| row.expire_unix > now_unix))
 }
 
 fn with_cookie(mut response: Response, set_cookie: Option<axum::http::HeaderValue>) -> Response {

@@ -43,9 +43,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ),
 ];
 
-/// How long a write may take before it is answered with 503 (the store is then too slow to
-/// be useful; the client retries, and a retried append of the same intent is a new vote
-/// record that the fold de-duplicates by voter).
+/// How long a write may take before it is answered with 503. The write may still commit
+/// after that; a retried vote is harmless (a voter's latest choice is what counts), a
+/// retried question may then appear twice.
 pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 
 const SECONDS_PER_DAY: u64 = 86_400;

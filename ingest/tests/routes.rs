@@ -8,7 +8,7 @@ use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use ingest::{IdMinter, IngestConfig, IngestState};
-use ledger::ports::{EventStore, LedgerStore, ProjectionReader};
+use ledger::ports::{EventRow, EventStore, LedgerStore, ProjectionReader};
 use ledger::secret::secret_matches;
 use ledger::{Body as RecordBody, EventId, QuestionId, Record, VoterId};
 use ledger_sqlite::{Durability, Options, SqliteStore};
@@ -572,4 +572,29 @@ mod never_panics {
             })?;
         }
     }
+}
+
+#[tokio::test]
+async fn an_expired_event_takes_no_more_questions_or_moderation() {
+    let app = app().await;
+    let id = EventId(ulid::Ulid::new());
+    let row = EventRow {
+        id,
+        secret_hash: ledger::secret::hash_secret("s"),
+        expire_unix: 1,
+    };
+    app.store.create_event(&row).await.unwrap();
+    assert_eq!(
+        app.ask(id, "too late now", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let toggle = format!(
+        "/api/event/{id}/questions/s/{}/toggle/hidden",
+        QuestionId::from_u128(1)
+    );
+    assert_eq!(
+        app.post(&toggle, "on", None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert!(app.records().await.is_empty());
 }

@@ -144,13 +144,21 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The event's row, from memory when it was seen before.
+    /// The event's row, from memory when it was seen before. An expired event is unknown
+    /// even while its row lingers (DynamoDB deletes expired items only eventually).
     pub async fn event(&self, id: EventId) -> Result<EventRow, ApiError> {
-        if let Some(row) = self.known_events.get(&id) {
-            return Ok(row);
+        let row = match self.known_events.get(&id) {
+            Some(row) => row,
+            None => {
+                let row = self.events.event(id).await?.ok_or(ApiError::UnknownEvent)?;
+                self.known_events.insert(id, row.clone());
+                row
+            }
+        };
+        if row.expire_unix <= lists::wall_clock_ms() / 1000 {
+            self.known_events.remove(&id);
+            return Err(ApiError::UnknownEvent);
         }
-        let row = self.events.event(id).await?.ok_or(ApiError::UnknownEvent)?;
-        self.known_events.insert(id, row.clone());
         Ok(row)
     }
 }

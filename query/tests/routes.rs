@@ -763,3 +763,23 @@ mod never_panics {
         }
     }
 }
+
+#[tokio::test]
+async fn an_expired_event_is_unknown_even_while_its_row_lingers() {
+    let app = app().await;
+    let id = EventId(Ulid::new());
+    let row = EventRow {
+        id,
+        secret_hash: hash_secret(SECRET),
+        expire_unix: 1,
+    };
+    app.store.create_event(&row).await.unwrap();
+    assert_eq!(
+        app.get(&format!("/api/event/{id}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.get(&format!("/api/event/{id}/questions")).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
