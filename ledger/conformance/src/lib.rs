@@ -54,15 +54,17 @@ pub struct Scale {
     /// Records appended for the paging check (read back in pages of `page_records`).
     pub paging_records: usize,
     pub page_records: usize,
+    /// Distinct voters on one question in one batch (more than one DynamoDB transaction holds).
+    pub crowd_voters: usize,
 }
 
 impl Scale {
     /// For an in-process store.
     pub const LOCAL: Scale =
-        Scale { records: 400, questions: 6, voters: 12, batch_records_max: 40, paging_records: 250, page_records: 17 };
+        Scale { records: 400, questions: 6, voters: 12, batch_records_max: 40, paging_records: 250, page_records: 17, crowd_voters: 1_000 };
     /// For a store behind a slow emulator.
     pub const EMULATOR: Scale =
-        Scale { records: 70, questions: 4, voters: 8, batch_records_max: 12, paging_records: 45, page_records: 7 };
+        Scale { records: 70, questions: 4, voters: 8, batch_records_max: 12, paging_records: 45, page_records: 7, crowd_voters: 230 };
 }
 
 /// The seed for the randomized checks: `CONFORMANCE_SEED` or a fresh one.
@@ -81,6 +83,7 @@ pub async fn run_all(s: &Stores, scale: Scale) {
     duplicate_and_out_of_order_delivery(s, scale, seed).await;
     concurrent_aggregators(s, scale, seed.wrapping_add(1)).await;
     replace_restores_a_fold(s, scale, seed.wrapping_add(2)).await;
+    a_crowd_on_one_question(s, scale, seed.wrapping_add(3)).await;
 }
 
 fn must<T, E: Display>(what: &str, result: Result<T, E>) -> T {
@@ -357,6 +360,35 @@ pub async fn concurrent_aggregators(s: &Stores, scale: Scale, seed: u64) {
     let context = format!("concurrent aggregators (CONFORMANCE_SEED={seed})");
     tokio::join!(deliver(s, &left, &context), deliver(s, &right, &context));
     assert_projection_is_fold(s, event, &records, &context).await;
+}
+
+/// A crowd votes on one question: batches bigger than one atomic write can hold, folded by
+/// two aggregators at once, redelivered, and some votes retracted, end at the pure fold.
+pub async fn a_crowd_on_one_question(s: &Stores, scale: Scale, seed: u64) {
+    let rng = &mut StdRng::seed_from_u64(seed);
+    let event = EventId(Ulid::new());
+    let q = QuestionId(Ulid::new());
+    let voters: Vec<VoterId> = (0..scale.crowd_voters).map(|_| VoterId::random()).collect();
+    let asked = Asked { text: "The crowd's question?".into(), who: None, voter: voters[0] };
+    let mut records = vec![record(rng, event, q, 0, Body::Asked(asked))];
+    for (i, &voter) in voters.iter().enumerate() {
+        records.push(record(rng, event, q, 10 + i as u64, Body::Voted { voter, up: true }));
+    }
+    let context = format!("a crowd on one question (CONFORMANCE_SEED={seed})");
+    let (first, second) = records.split_at(records.len() * 2 / 3);
+    let overlap = &records[records.len() / 3..];
+    let (left, right) = (vec![first.to_vec()], vec![overlap.to_vec(), second.to_vec()]);
+    tokio::join!(deliver(s, &left, &context), deliver(s, &right, &context));
+    assert_projection_is_fold(s, event, &records, &context).await;
+    let retractions: Vec<Record> = voters
+        .iter()
+        .step_by(3)
+        .enumerate()
+        .map(|(i, &voter)| record(rng, event, q, 100_000 + i as u64, Body::Voted { voter, up: false }))
+        .collect();
+    deliver(s, &[retractions.clone(), records.clone()], &context).await;
+    records.extend(retractions);
+    assert_projection_is_fold(s, event, &records, &format!("{context}, after retractions")).await;
 }
 
 /// `replace` (replay's repair) makes one event's projection exactly a fold's result,

@@ -36,6 +36,13 @@ pub(crate) const A_ANSWERED_AT: &str = "answered_at";
 pub(crate) const A_HIDDEN: &str = "hidden";
 pub(crate) const A_HIDDEN_AT: &str = "hidden_at";
 pub(crate) const A_REC: &str = "rec";
+/// A counter shard's partial count and version (bumped by every write to it).
+pub(crate) const A_PART: &str = "part";
+pub(crate) const A_VER: &str = "ver";
+/// On a question item: the version of counter shard k its `votes` was rolled up from.
+pub(crate) fn a_shard_version(k: u32) -> String {
+    format!("sv{k}")
+}
 
 pub(crate) fn s(value: impl ToString) -> AttributeValue {
     AttributeValue::S(value.to_string())
@@ -256,6 +263,42 @@ pub fn voter_to_item(question: QuestionId, voter: VoterId, state: VoterState, ex
 pub fn voter_from_item(item: &Item) -> Result<((QuestionId, VoterId), VoterState), StoreError> {
     let key = (get_id(item, VOTERS_PARTITION_KEY)?, get_id(item, VOTERS_SORT_KEY)?);
     Ok((key, VoterState { up: get_bool(item, A_UP)?, rec: get_id(item, A_REC)? }))
+}
+
+/// A counter shard's key in `voters`.
+pub fn shard_key(question: QuestionId, shard: u32) -> Item {
+    HashMap::from([
+        (VOTERS_PARTITION_KEY.to_owned(), s(question)),
+        (VOTERS_SORT_KEY.to_owned(), s(format!("{}{shard}", crate::schema::COUNTER_SHARD_PREFIX))),
+    ])
+}
+
+/// A counter shard: its partial count (may be negative: a retraction can land on another
+/// shard than the vote it retracts) and version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShardState {
+    pub part: i64,
+    pub ver: u64,
+}
+
+pub fn shard_to_item(question: QuestionId, shard: u32, state: ShardState, expire: u64) -> Item {
+    let mut item = shard_key(question, shard);
+    item.insert(A_PART.to_owned(), n(state.part));
+    item.insert(A_VER.to_owned(), n(state.ver));
+    item.insert(TTL_ATTRIBUTE.to_owned(), n(expire));
+    item
+}
+
+/// `Some((question, shard, state))` for a counter shard item, `None` for a voter item.
+pub fn shard_from_item(item: &Item) -> Result<Option<(QuestionId, u32, ShardState)>, StoreError> {
+    let sort = get_s(item, VOTERS_SORT_KEY)?;
+    let Some(k) = sort.strip_prefix(crate::schema::COUNTER_SHARD_PREFIX) else { return Ok(None) };
+    let shard = k.parse().map_err(|_| corrupt(&format!("bad counter shard `{sort}`"), item))?;
+    let part = match item.get(A_PART) {
+        Some(AttributeValue::N(v)) => v.parse().map_err(|_| corrupt("`part` is not a number", item))?,
+        _ => return Err(corrupt("`part` is missing", item)),
+    };
+    Ok(Some((get_id(item, VOTERS_PARTITION_KEY)?, shard, ShardState { part, ver: get_u64(item, A_VER)? })))
 }
 
 pub fn question_key(question: QuestionId) -> Item {

@@ -7,11 +7,18 @@
 //!   are retried by the SDK's standard retry mode (exponential backoff, full jitter);
 //! - the aggregator's commit is exactly-once in effect under duplicated, reordered delivery
 //!   and concurrent aggregators: each voter's state is written only if its stored record id
-//!   is still the one the plan read, in the same transaction as the question's counter
-//!   `ADD` for exactly those voters' deltas (one counter write per question per batch, or
-//!   per [`schema::TRANSACT_ITEMS_MAX`]` - 1` voters); answered/hidden are set by
-//!   conditional last-writer-wins updates; a vote before its question's `asked` record
-//!   upserts the question, and the later `asked` fills the text without touching the count.
+//!   is still the one the plan read, in the same transaction as the counter write for
+//!   exactly those voters' deltas; a failed condition is `Commit::Conflict` and the
+//!   aggregator re-plans. Answered/hidden are set by conditional last-writer-wins updates; a
+//!   vote before its question's `asked` record upserts the question, and the later `asked`
+//!   fills the text without touching the count.
+//! - the counter a voter transaction writes is, by default, one of
+//!   [`schema::COUNTER_SHARDS_DEFAULT`] shard items of the question (in `voters`, sort key
+//!   `#c{k}`, with a version), and the question's `votes` is rolled up from its shards once
+//!   per batch with a condition on the shard versions it was computed from, so a hot
+//!   question's item takes one write per batch and each shard a fraction of the
+//!   transactions (see `bench/README.md`). With `counter_shards = 0` the transactions add to
+//!   the question item directly (one write per [`schema::TRANSACT_ITEMS_MAX`]` - 1` voters).
 
 pub mod admin;
 pub mod item;
@@ -61,6 +68,8 @@ pub struct Tables {
     pub questions: String,
     pub voters: String,
     pub ledger_shards: u32,
+    /// See [`schema::COUNTER_SHARDS_DEFAULT`] (0: the count lives on the question item only).
+    pub counter_shards: u32,
 }
 
 impl Default for Tables {
@@ -71,6 +80,7 @@ impl Default for Tables {
             questions: QUESTIONS_TABLE.to_owned(),
             voters: VOTERS_TABLE.to_owned(),
             ledger_shards: LEDGER_SHARDS_DEFAULT,
+            counter_shards: COUNTER_SHARDS_DEFAULT,
         }
     }
 }
@@ -85,6 +95,7 @@ impl Tables {
             questions: var(QUESTIONS_TABLE_ENV, QUESTIONS_TABLE),
             voters: var(VOTERS_TABLE_ENV, VOTERS_TABLE),
             ledger_shards: LEDGER_SHARDS_DEFAULT,
+            counter_shards: COUNTER_SHARDS_DEFAULT,
         }
     }
 
@@ -97,6 +108,7 @@ impl Tables {
             questions: format!("{prefix}{}", d.questions),
             voters: format!("{prefix}{}", d.voters),
             ledger_shards: d.ledger_shards,
+            counter_shards: d.counter_shards,
         }
     }
 }
@@ -369,22 +381,151 @@ impl DynamoStore {
         let expire = self.expire(q.event);
         let mut items = Vec::with_capacity(chunk.len() + 1);
         for v in chunk {
-            let mut put = Put::builder()
-                .table_name(&self.tables.voters)
-                .set_item(Some(voter_to_item(v.question, v.voter, v.new, expire)))
-                .expression_attribute_names("#rec", A_REC);
-            put = match v.expected {
-                None => put.condition_expression("attribute_not_exists(#rec)"),
-                Some(rec) => put.condition_expression("#rec = :expected").expression_attribute_values(":expected", s(rec)),
-            };
-            let put = put.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
-            items.push(TransactWriteItem::builder().put(put).build());
+            items.push(voter_put(&self.tables.voters, v, expire)?);
         }
         let delta: i64 = chunk.iter().map(|v| v.votes_delta).sum();
         let update = question_update(&self.tables.questions, q, delta, expire, fill_asked)
             .build()
             .map_err(|e| StoreError::Rejected(e.to_string()))?;
         items.push(TransactWriteItem::builder().update(update).build());
+        self.transact(items).await
+    }
+
+    /// The sharded commit of one question: each chunk of voters in one transaction with a
+    /// conditional write of one counter shard (its delta added), then the question's `votes`
+    /// rolled up from all shards. The roll-up runs even when a chunk conflicted (the chunks
+    /// before it are applied) and when no voter changed (a redelivered batch whose first
+    /// delivery died between its transactions and its roll-up): then it writes nothing unless
+    /// a shard moved.
+    async fn commit_sharded(&self, q: &QuestionChange, voters: &[&VoterChange]) -> StoreResult<Commit> {
+        if q.asked.is_some() {
+            self.commit_asked_only(q).await?;
+        }
+        let shards = self.tables.counter_shards;
+        // Concurrent aggregators start at different shards, so they rarely meet on one.
+        let first = rand::random::<u32>() % shards;
+        let mut outcome = Commit::Applied;
+        for (i, chunk) in voters.chunks(TRANSACT_ITEMS_MAX - 1).enumerate() {
+            let shard = (first + i as u32) % shards;
+            if self.commit_voters_to_shard(q, chunk, shard).await? == Commit::Conflict {
+                outcome = Commit::Conflict;
+                break;
+            }
+        }
+        self.roll_up(q).await?;
+        Ok(outcome)
+    }
+
+    /// Every counter shard of a question, as stored now (strongly consistent).
+    async fn read_shards(&self, question: QuestionId) -> StoreResult<Vec<ShardState>> {
+        let keys = (0..self.tables.counter_shards).map(|k| shard_key(question, k)).collect();
+        let items = self.batch_get(&self.tables.voters, keys, true, None, &[]).await?;
+        let mut shards = vec![ShardState::default(); self.tables.counter_shards as usize];
+        for item in &items {
+            if let Some((_, k, state)) = shard_from_item(item)? {
+                if let Some(slot) = shards.get_mut(k as usize) {
+                    *slot = state;
+                }
+            }
+        }
+        Ok(shards)
+    }
+
+    async fn commit_voters_to_shard(&self, q: &QuestionChange, chunk: &[&VoterChange], shard: u32) -> StoreResult<Commit> {
+        let expire = self.expire(q.event);
+        let current = self.read_shards_one(q.question, shard).await?;
+        let delta: i64 = chunk.iter().map(|v| v.votes_delta).sum();
+        let mut items = Vec::with_capacity(chunk.len() + 1);
+        for v in chunk {
+            items.push(voter_put(&self.tables.voters, v, expire)?);
+        }
+        let next = ShardState { part: current.part + delta, ver: current.ver + 1 };
+        let mut put = Put::builder()
+            .table_name(&self.tables.voters)
+            .set_item(Some(shard_to_item(q.question, shard, next, expire)))
+            .expression_attribute_names("#ver", A_VER);
+        put = if current.ver == 0 {
+            put.condition_expression("attribute_not_exists(#ver)")
+        } else {
+            put.condition_expression("#ver = :ver").expression_attribute_values(":ver", n(current.ver))
+        };
+        let put = put.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
+        items.push(TransactWriteItem::builder().put(put).build());
+        self.transact(items).await
+    }
+
+    async fn read_shards_one(&self, question: QuestionId, shard: u32) -> StoreResult<ShardState> {
+        let items = self.batch_get(&self.tables.voters, vec![shard_key(question, shard)], true, None, &[]).await?;
+        for item in &items {
+            if let Some((_, _, state)) = shard_from_item(item)? {
+                return Ok(state);
+            }
+        }
+        Ok(ShardState::default())
+    }
+
+    /// Sets the question's `votes` to the sum of its shards, if this read of the shards is
+    /// newer than the one the stored count came from. The item remembers each shard's
+    /// version; a shard's version only grows, so "every version at least the stored one,
+    /// and one of them greater" means this read is fresher, and the last roll-up (which
+    /// reads after the last shard write) always lands: the count converges.
+    async fn roll_up(&self, q: &QuestionChange) -> StoreResult<()> {
+        let mut previous: Option<Vec<ShardState>> = None;
+        for _ in 0..=UNPROCESSED_RETRIES_MAX {
+            let shards = self.read_shards(q.question).await?;
+            if shards.iter().all(|s| s.ver == 0) || previous.as_ref() == Some(&shards) {
+                // Nothing to roll up, or the stored count already reflects this very read.
+                return Ok(());
+            }
+            let sum: i64 = shards.iter().map(|s| s.part).sum();
+            if sum < 0 {
+                return Err(StoreError::Corrupt(format!("counter shards of {} sum to {sum}", q.question)));
+            }
+            let mut set = vec!["#votes = :sum".to_owned(), "#eid = :eid".to_owned(), "#exp = :exp".to_owned()];
+            let mut at_least = Vec::new();
+            let mut newer = Vec::new();
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.tables.questions)
+                .set_key(Some(question_key(q.question)))
+                .expression_attribute_names("#votes", A_VOTES)
+                .expression_attribute_names("#eid", A_EVENT)
+                .expression_attribute_names("#exp", TTL_ATTRIBUTE)
+                .expression_attribute_values(":sum", n(sum))
+                .expression_attribute_values(":eid", s(q.event))
+                .expression_attribute_values(":exp", n(self.expire(q.event)));
+            for (k, shard) in shards.iter().enumerate() {
+                if shard.ver == 0 {
+                    continue;
+                }
+                let (name, value) = (format!("#sv{k}"), format!(":sv{k}"));
+                update = update
+                    .expression_attribute_names(&name, a_shard_version(k as u32))
+                    .expression_attribute_values(&value, n(shard.ver));
+                set.push(format!("{name} = {value}"));
+                at_least.push(format!("(attribute_not_exists({name}) OR {name} <= {value})"));
+                newer.push(format!("attribute_not_exists({name}) OR {name} < {value}"));
+            }
+            let condition = format!("{} AND ({})", at_least.join(" AND "), newer.join(" OR "));
+            let result = update
+                .update_expression(format!("SET {}", set.join(", ")))
+                .condition_expression(condition)
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                // Either another roll-up stored a fresher read of some shard (read again),
+                // or the stored count is already this read's (the next read is unchanged).
+                Err(e) if is_condition_failed(&e) => previous = Some(shards),
+                Err(e) => return Err(store_error("roll up a vote count", e)),
+            }
+        }
+        Err(StoreError::Unavailable(format!("the vote count of {} kept racing other roll-ups", q.question)))
+    }
+
+    /// Runs one transaction; a failed condition (or a conflicting transaction) is `Conflict`.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> StoreResult<Commit> {
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(Commit::Applied),
             Err(e) => {
@@ -457,6 +598,20 @@ impl DynamoStore {
             Err(e) => Err(store_error("set a moderation flag", e)),
         }
     }
+}
+
+/// A voter's new state, written only if the stored state is still the one the plan read.
+fn voter_put(table: &str, v: &VoterChange, expire: u64) -> StoreResult<TransactWriteItem> {
+    let mut put = Put::builder()
+        .table_name(table)
+        .set_item(Some(voter_to_item(v.question, v.voter, v.new, expire)))
+        .expression_attribute_names("#rec", A_REC);
+    put = match v.expected {
+        None => put.condition_expression("attribute_not_exists(#rec)"),
+        Some(rec) => put.condition_expression("#rec = :expected").expression_attribute_values(":expected", s(rec)),
+    };
+    let put = put.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
+    Ok(TransactWriteItem::builder().put(put).build())
 }
 
 /// A Query/Scan page size: what is asked, bounded by the scan limit, at least 1.
@@ -776,7 +931,11 @@ impl ProjectionStore for DynamoStore {
         }
         for q in &change.questions {
             let voters = by_question.remove(&q.question).unwrap_or_default();
-            if voters.is_empty() {
+            if self.tables.counter_shards > 0 {
+                if self.commit_sharded(q, &voters).await? == Commit::Conflict {
+                    return Ok(Commit::Conflict);
+                }
+            } else if voters.is_empty() {
                 if q.asked.is_some() {
                     self.commit_asked_only(q).await?;
                 }
@@ -851,9 +1010,31 @@ impl ProjectionStore for DynamoStore {
                 items
             }
         };
+        // Counter shards stored now, to restart each kept question's shards from its
+        // replayed count with versions above every version a roll-up may have seen.
+        let mut old_shards: HashMap<(QuestionId, u32), ShardState> = HashMap::new();
+        let mut old_voter_keys = Vec::with_capacity(old_voter_items.len());
+        for item in &old_voter_items {
+            match shard_from_item(item)? {
+                Some((q, k, state)) => {
+                    old_shards.insert((q, k), state);
+                }
+                None => old_voter_keys.push(voter_from_item(item)?.0),
+            }
+        }
         let mut puts = Vec::with_capacity(questions.len());
+        let mut shard_puts = Vec::new();
         for q in questions {
-            let put = PutRequest::builder().set_item(Some(question_to_item(q, self.retention_days))).build();
+            let mut item = question_to_item(q, self.retention_days);
+            let expire = self.expire(q.counters.event);
+            for k in 0..self.tables.counter_shards {
+                let ver = old_shards.get(&(q.counters.id, k)).map_or(0, |s| s.ver) + 1;
+                let part = if k == 0 { q.counters.votes as i64 } else { 0 };
+                item.insert(a_shard_version(k), n(ver));
+                let put = PutRequest::builder().set_item(Some(shard_to_item(q.counters.id, k, ShardState { part, ver }, expire))).build();
+                shard_puts.push(WriteRequest::builder().put_request(put.map_err(|e| StoreError::Rejected(e.to_string()))?).build());
+            }
+            let put = PutRequest::builder().set_item(Some(item)).build();
             puts.push(WriteRequest::builder().put_request(put.map_err(|e| StoreError::Rejected(e.to_string()))?).build());
         }
         let mut voter_puts = Vec::with_capacity(voters.len());
@@ -867,6 +1048,7 @@ impl ProjectionStore for DynamoStore {
             voter_puts.push(WriteRequest::builder().put_request(put.map_err(|e| StoreError::Rejected(e.to_string()))?).build());
         }
         // Write the new state first, then delete leftovers: readers never see an empty list.
+        self.batch_write(&self.tables.voters, shard_puts).await?;
         self.batch_write(&self.tables.questions, puts).await?;
         self.batch_write(&self.tables.voters, voter_puts).await?;
         let mut deletes = Vec::new();
@@ -876,10 +1058,15 @@ impl ProjectionStore for DynamoStore {
         }
         self.batch_write(&self.tables.questions, deletes).await?;
         let mut deletes = Vec::new();
-        for item in &old_voter_items {
-            let (key, _) = voter_from_item(item)?;
+        for key in old_voter_keys {
             if !kept_voters.contains(&key) {
                 let del = DeleteRequest::builder().set_key(Some(voter_key(key.0, key.1))).build();
+                deletes.push(WriteRequest::builder().delete_request(del.map_err(|e| StoreError::Rejected(e.to_string()))?).build());
+            }
+        }
+        for &(q, k) in old_shards.keys() {
+            if !events.contains_key(&q) || k >= self.tables.counter_shards {
+                let del = DeleteRequest::builder().set_key(Some(shard_key(q, k))).build();
                 deletes.push(WriteRequest::builder().delete_request(del.map_err(|e| StoreError::Rejected(e.to_string()))?).build());
             }
         }

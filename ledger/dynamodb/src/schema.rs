@@ -45,6 +45,16 @@ pub const TOP_PROJECTED: &[&str] = &["answered", "answered_at", "hidden", "hidde
 pub const VOTERS_PARTITION_KEY: &str = "qid";
 pub const VOTERS_SORT_KEY: &str = "voter";
 
+/// How many counter shards each question's vote count is split over (0: none, the count is
+/// added to the question item in every voter transaction). With K shards each voter
+/// transaction adds its delta to one shard item (in `voters`, sort key `#c{k}`), and the
+/// question's `votes` is rolled up from the shards once per batch: the hot question's item
+/// takes one write per batch instead of one per 99 voters. Every aggregator must use the same
+/// value; changing it on a live deployment needs `replay --repair`.
+pub const COUNTER_SHARDS_DEFAULT: u32 = 8;
+/// Prefix of a counter shard's sort key in `voters` (never a voter id: ids are base32).
+pub const COUNTER_SHARD_PREFIX: &str = "#c";
+
 /// Most items in one TransactWriteItems (AWS DynamoDB quotas, "Transactions": 100 actions).
 pub const TRANSACT_ITEMS_MAX: usize = 100;
 /// Most keys in one BatchGetItem (AWS DynamoDB API reference, BatchGetItem: 100 items).
