@@ -16,6 +16,7 @@ mod live;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::HttpBody;
 use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -253,7 +254,29 @@ async fn observe(request: Request, next: Next) -> Response {
             .entry(header::CACHE_CONTROL)
             .or_insert(HeaderValue::from_static("no-store"));
     }
-    response
+    json_error_body(response)
+}
+
+/// Gives a JSON body to the error responses the framework and layers produce with none
+/// (405 from routing, 503 from the timeout), so every refusal reads like the handlers' own.
+fn json_error_body(response: Response) -> Response {
+    let status = response.status();
+    let empty = response.body().size_hint().exact() == Some(0);
+    if !(status.is_client_error() || status.is_server_error()) || !empty {
+        return response;
+    }
+    let reason = status
+        .canonical_reason()
+        .unwrap_or("error")
+        .to_ascii_lowercase();
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::json!({ "error": reason }).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {

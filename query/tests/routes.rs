@@ -783,3 +783,55 @@ async fn an_expired_event_is_unknown_even_while_its_row_lingers() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_write_to_a_read_route_is_refused_in_json() {
+    let app = app().await;
+    let request = Request::post(format!("/api/event/{}/questions", EventId::from_u128(1)))
+        .body(Body::empty())
+        .unwrap();
+    let reply = app.get_with(request).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(reply.json(), json!({ "error": "method not allowed" }));
+}
+
+/// A store that never answers in time.
+struct Stuck;
+
+#[async_trait::async_trait]
+impl EventStore for Stuck {
+    async fn create_event(&self, _: &EventRow) -> StoreResult<()> {
+        Ok(())
+    }
+    async fn event(&self, _: EventId) -> StoreResult<Option<EventRow>> {
+        tokio::time::sleep(Duration::from_secs(3_600)).await;
+        Ok(None)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stuck_store_is_a_503_after_the_timeout() {
+    let router = query::router(QueryState {
+        events: Arc::new(Stuck),
+        projection: Arc::new(Down),
+        config: QueryConfig::default(),
+        live: None,
+        metrics: None,
+    });
+    let started = tokio::time::Instant::now();
+    let response = router
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(query::REQUEST_TIMEOUT_MS)
+    );
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap(),
+        json!({ "error": "service unavailable" })
+    );
+}
