@@ -465,16 +465,41 @@ fn the_functions_are_the_workspace_lambda_binaries() {
 
     let functions = template.resources_of_type("AWS::Serverless::Function");
     assert_eq!(functions.len(), 3, "three functions");
-    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap_or_default();
+    let workspace_manifest = read_toml(Path::new("Cargo.toml"));
+    let members = workspace_manifest["workspace"]["members"].as_array().cloned().unwrap_or_default();
+    // sam build runs `cargo lambda build --bin <Binary>` at the root with this configuration.
+    let build_config = read_toml(Path::new("infra/cargo-lambda.toml"));
+    assert_eq!(build_config["build"]["workspace"].as_bool(), Some(true), "infra/cargo-lambda.toml must build from the whole workspace");
+    let enabled: BTreeSet<String> = build_config["build"]["features"]
+        .as_array()
+        .map(|features| features.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+
     for (name, package_dir) in [("IngestFunction", "ingest/lambda"), ("QueryFunction", "query/lambda"), ("AggregatorFunction", "aggregator/lambda")] {
         let function = template.resource(name);
         assert_eq!(function["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{name}");
         let binary = scalar(&function["Metadata"]["BuildProperties"]["Binary"]).unwrap_or_else(|| panic!("{name} names no binary"));
-        let package = Path::new(package_dir).join("Cargo.toml");
-        let package_manifest = std::fs::read_to_string(root().join(&package)).unwrap_or_else(|error| panic!("{name}: cannot read {}: {error}", package.display()));
-        assert!(package_manifest.contains(&format!("name = \"{binary}\"")), "{} does not define {binary}", package.display());
-        assert!(manifest.contains(&format!("\"{package_dir}\"")), "{package_dir} is not a workspace member, so cargo lambda cannot build {binary} from the root");
+        assert!(members.iter().any(|m| m.as_str() == Some(package_dir)), "{package_dir} is not a workspace member, so cargo lambda cannot build {binary}");
+
+        let manifest = read_toml(&Path::new(package_dir).join("Cargo.toml"));
+        let package = manifest["package"]["name"].as_str().unwrap_or_default().to_owned();
+        // The binary is the package's default one, or a [[bin]] of that name.
+        let bins = manifest.get("bin").and_then(|b| b.as_array()).cloned().unwrap_or_default();
+        let declared = bins.iter().find(|bin| bin["name"].as_str() == Some(binary.as_str()));
+        assert!(declared.is_some() || package == binary, "{package_dir} does not build a binary named {binary}");
+        // Features the binary requires must be switched on for sam build.
+        let required = declared.and_then(|bin| bin.get("required-features")).and_then(|f| f.as_array()).cloned().unwrap_or_default();
+        for feature in required.iter().filter_map(|f| f.as_str()) {
+            let qualified = format!("{package}/{feature}");
+            assert!(enabled.contains(&qualified), "{binary} requires {qualified}, which infra/cargo-lambda.toml does not enable");
+        }
     }
+}
+
+fn read_toml(relative: &Path) -> toml::Table {
+    let path = root().join(relative);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
+    text.parse().unwrap_or_else(|error| panic!("{} is not TOML: {error}", path.display()))
 }
 
 #[test]
