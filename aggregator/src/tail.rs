@@ -55,11 +55,13 @@ impl Tailer {
                 match crate::apply_batch(self.store.as_ref(), &records, Some(last)).await {
                     Ok(applied) => {
                         cursor = last;
-                        self.caught_up.send_replace(cursor);
+                        // Announce first: whoever waits for the cursor must find the caches
+                        // of the changed events already invalidated.
                         for event in applied.events {
                             // No subscribers is fine: nobody is watching that event.
                             let _ = self.changes.send(event);
                         }
+                        self.caught_up.send_replace(cursor);
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "aggregator batch failed; retrying");

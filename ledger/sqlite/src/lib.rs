@@ -42,6 +42,9 @@ const SECONDS_PER_DAY: u64 = 86_400;
 /// Memory-map this much of the file: page reads become memory reads instead of syscalls
 /// (the kernel's page cache backs both, so this costs no extra RAM of our own).
 const MMAP_BYTES: i64 = 1 << 30;
+/// How many of the latest appended records are kept in memory for the aggregator, which
+/// then folds them without reading back what was just written.
+const RECENT_RECORDS_MAX: usize = 16_384;
 /// Page cache per connection, in KiB (SQLite's negative `cache_size` unit).
 const PAGE_CACHE_KIB: i64 = 8 * 1024;
 
@@ -73,6 +76,8 @@ pub(crate) struct Shared {
     counters: RwLock<Mirror>,
     events: RwLock<FxHashMap<EventId, EventRow>>,
     appended: Arc<Notify>,
+    /// The latest records this process appended, in sequence order.
+    recent: Mutex<std::collections::VecDeque<(u64, Record)>>,
     retention_secs: u64,
     path: PathBuf,
 }
@@ -92,6 +97,30 @@ impl Mirror {
 }
 
 impl Shared {
+    /// The records after `seq` from memory, if memory holds them without a gap (another
+    /// process may append to the same file; then the ledger itself is read).
+    fn recent_after(&self, seq: u64, limit: usize) -> Option<Vec<(u64, Record)>> {
+        let recent = self.recent.lock();
+        let first = recent.front()?.0;
+        if first > seq + 1 {
+            return None;
+        }
+        let start = usize::try_from(seq + 1 - first).ok()?;
+        if recent.get(start)?.0 != seq + 1 {
+            return None;
+        }
+        let mut out = Vec::with_capacity(limit.min(recent.len() - start));
+        let mut expected = seq + 1;
+        for (s, r) in recent.iter().skip(start).take(limit) {
+            if *s != expected {
+                break;
+            }
+            out.push((*s, r.clone()));
+            expected += 1;
+        }
+        Some(out)
+    }
+
     pub(crate) fn expire_of(&self, event: EventId) -> u64 {
         event.unix_seconds() + self.retention_secs
     }
@@ -108,7 +137,17 @@ impl Shared {
                     m.upsert(*c);
                 }
             }
+            Effect::Appended(rows) => {
+                let mut recent = self.recent.lock();
+                for row in rows {
+                    if recent.len() == RECENT_RECORDS_MAX {
+                        recent.pop_front();
+                    }
+                    recent.push_back(row.clone());
+                }
+            }
             Effect::Reload => {
+                self.recent.lock().clear();
                 // Rare (replay --repair, expiry): rebuild from disk rather than patch.
                 match load_mirror(&self.path) {
                     Ok(m) => *self.counters.write() = m,
@@ -187,6 +226,7 @@ impl SqliteStore {
             counters: RwLock::new(load_mirror(&path)?),
             events: RwLock::new(FxHashMap::default()),
             appended: Arc::new(Notify::new()),
+            recent: Mutex::new(std::collections::VecDeque::with_capacity(RECENT_RECORDS_MAX)),
             retention_secs: options.retention_days * SECONDS_PER_DAY,
             path: path.clone(),
         });
@@ -372,6 +412,9 @@ impl LedgerStore for SqliteStore {
 #[async_trait]
 impl LedgerFeed for SqliteStore {
     async fn read_after(&self, seq: u64, limit: usize) -> StoreResult<Vec<(u64, Record)>> {
+        if let Some(rows) = self.shared.recent_after(seq, limit) {
+            return Ok(rows);
+        }
         self.read(move |c| {
             let mut stmt = c
                 .prepare_cached(&format!("SELECT {LEDGER_COLUMNS} FROM ledger WHERE seq > ?1 ORDER BY seq LIMIT ?2"))

@@ -30,7 +30,8 @@ pub(crate) enum Command {
 
 /// What a command did inside the transaction, to be made visible once it commits.
 enum Done {
-    Appended,
+    /// The rows actually inserted (duplicates skipped), with their sequence numbers.
+    Appended(Vec<(u64, Record)>),
     EventCreated(EventRow),
     Committed(Vec<QuestionCounters>),
     Conflict,
@@ -91,7 +92,7 @@ fn execute_group(conn: &mut Connection, group: Vec<Command>, shared: &Shared) {
     let mut appended = false;
     for (cmd, result) in group.into_iter().zip(results) {
         if let Ok(done) = &result {
-            appended |= matches!(done, Done::Appended | Done::Replaced);
+            appended |= matches!(done, Done::Appended(_) | Done::Replaced);
             shared.publish(done_effect(done));
         }
         reply(cmd, result);
@@ -106,6 +107,7 @@ pub(crate) enum Effect<'a> {
     Event(&'a EventRow),
     Counters(&'a [QuestionCounters]),
     Reload,
+    Appended(&'a [(u64, Record)]),
 }
 
 fn done_effect(done: &Done) -> Effect<'_> {
@@ -113,7 +115,8 @@ fn done_effect(done: &Done) -> Effect<'_> {
         Done::EventCreated(row) => Effect::Event(row),
         Done::Committed(counters) => Effect::Counters(counters),
         Done::Replaced | Done::Swept(_) => Effect::Reload,
-        Done::Appended | Done::Conflict => Effect::None,
+        Done::Appended(rows) => Effect::Appended(rows),
+        Done::Conflict => Effect::None,
     }
 }
 
@@ -138,7 +141,7 @@ fn reply_err(cmd: Command, e: StoreError) {
 
 fn execute(conn: &Connection, cmd: &Command, shared: &Shared) -> StoreResult<Done> {
     match cmd {
-        Command::Append { records, .. } => append(conn, records, shared).map(|_| Done::Appended),
+        Command::Append { records, .. } => append(conn, records, shared).map(Done::Appended),
         Command::CreateEvent { row, .. } => create_event(conn, row).map(|_| Done::EventCreated(row.clone())),
         Command::Commit { change, cursor, .. } => commit(conn, change, *cursor, shared),
         Command::Replace { event, questions, voters, .. } => {
@@ -148,16 +151,17 @@ fn execute(conn: &Connection, cmd: &Command, shared: &Shared) -> StoreResult<Don
     }
 }
 
-fn append(conn: &Connection, records: &[Record], shared: &Shared) -> StoreResult<()> {
+fn append(conn: &Connection, records: &[Record], shared: &Shared) -> StoreResult<Vec<(u64, Record)>> {
     let mut insert = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO ledger (id, event, question, region, kind, voter, flag, text, who, expire)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
         .map_err(unavailable)?;
+    let mut inserted = Vec::with_capacity(records.len());
     for r in records {
         let (kind, voter, flag, text, who) = record_columns(r);
-        insert
+        let added = insert
             .execute(params![
                 r.id.to_bytes(),
                 r.event.to_bytes(),
@@ -171,8 +175,11 @@ fn append(conn: &Connection, records: &[Record], shared: &Shared) -> StoreResult
                 shared.expire_of(r.event) as i64,
             ])
             .map_err(unavailable)?;
+        if added == 1 {
+            inserted.push((conn.last_insert_rowid() as u64, r.clone()));
+        }
     }
-    Ok(())
+    Ok(inserted)
 }
 
 fn create_event(conn: &Connection, row: &EventRow) -> StoreResult<()> {
