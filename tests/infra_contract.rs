@@ -335,8 +335,10 @@ fn the_tables_match_the_dynamodb_adapter() {
     // The list max-ages default to the query role's own defaults.
     let query_env = &template.resource("QueryFunction")["Properties"]["Environment"]["Variables"];
     let defaults = query::QueryConfig::default();
-    assert_eq!(template.resolve(&query_env["GUEST_MAX_AGE_S"]), Some(defaults.guest_max_age_s.to_string()), "guest list max-age");
-    assert_eq!(template.resolve(&query_env["HOST_MAX_AGE_S"]), Some(defaults.host_max_age_s.to_string()), "host list max-age");
+    let guest = &query_env[query_lambda::GUEST_MAX_AGE_ENV];
+    let host = &query_env[query_lambda::HOST_MAX_AGE_ENV];
+    assert_eq!(template.resolve(guest), Some(defaults.guest_max_age_s.to_string()), "guest list max-age");
+    assert_eq!(template.resolve(host), Some(defaults.host_max_age_s.to_string()), "host list max-age");
 
     let retention = &template.doc["Globals"]["Function"]["Environment"]["Variables"][schema::RETENTION_DAYS_ENV];
     assert_eq!(template.resolve(retention), Some(ledger::limits::RETENTION_DAYS_DEFAULT.to_string()), "the default retention");
