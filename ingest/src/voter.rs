@@ -34,7 +34,7 @@ pub fn voter(headers: &HeaderMap, max_age_s: u64, secure: bool) -> Voter {
             set_cookie: None,
         },
         None => {
-            let id = VoterId::random();
+            let id = VoterId::mint();
             Voter {
                 id,
                 set_cookie: Some(voter_cookie(id, max_age_s, secure)),

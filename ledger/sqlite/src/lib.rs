@@ -162,6 +162,7 @@ impl Shared {
 pub struct SqliteStore {
     writer: Mutex<Option<SyncSender<Command>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<Checkpointer>>,
     readers: Mutex<Vec<Connection>>,
     shared: Arc<Shared>,
 }
@@ -189,6 +190,34 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
     conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
     Ok(conn)
+}
+
+/// How often the checkpointer folds the WAL back into the database file.
+const CHECKPOINT_INTERVAL_MS: u64 = 250;
+
+struct Checkpointer {
+    stop: SyncSender<()>,
+    thread: JoinHandle<()>,
+}
+
+fn spawn_checkpointer(path: &Path, durability: Durability) -> StoreResult<Checkpointer> {
+    let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
+    configure(&conn, durability).map_err(|e| open_error(path, e))?;
+    let (stop, stopped) = sync_channel::<()>(1);
+    let thread = std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(std::time::Duration::from_millis(CHECKPOINT_INTERVAL_MS))
+            {
+                // PASSIVE never blocks the writer; a busy database just waits for next time.
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        })
+        .map_err(|e| open_error(path, e))?;
+    Ok(Checkpointer { stop, thread })
 }
 
 fn load_mirror(path: &Path) -> StoreResult<Mirror> {
@@ -230,6 +259,10 @@ impl SqliteStore {
             retention_secs: options.retention_days * SECONDS_PER_DAY,
             path: path.clone(),
         });
+        // Checkpoints run on their own thread and connection, so the writer never stalls
+        // copying the WAL into the database file in the middle of a group.
+        conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(|e| open_error(&path, e))?;
+        let checkpointer = spawn_checkpointer(&path, options.durability)?;
         let (tx, rx) = sync_channel(WRITER_QUEUE_COMMANDS_MAX);
         let thread_shared = shared.clone();
         let handle = std::thread::Builder::new()
@@ -239,6 +272,7 @@ impl SqliteStore {
         Ok(Arc::new(Self {
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(handle)),
+            checkpointer: Mutex::new(Some(checkpointer)),
             readers: Mutex::new(Vec::new()),
             shared,
         }))
@@ -256,6 +290,10 @@ impl SqliteStore {
     /// Stops taking writes, lets the writer finish what is queued, checkpoints the WAL
     /// into the main file and joins the writer thread. Later writes get `Unavailable`.
     pub async fn close(&self) {
+        if let Some(c) = self.checkpointer.lock().take() {
+            let _ = c.stop.send(());
+            let _ = tokio::task::spawn_blocking(move || c.thread.join()).await;
+        }
         drop(self.writer.lock().take());
         let handle = self.writer_thread.lock().take();
         if let Some(h) = handle {
