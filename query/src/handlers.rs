@@ -152,45 +152,59 @@ pub async fn question_texts(
             ids.push(id);
         }
     }
-    let mut found = Vec::with_capacity(ids.len());
+    let mut found: Vec<bytes::Bytes> = Vec::with_capacity(ids.len());
     let mut missing = Vec::new();
     for id in &ids {
         match shared.texts.get(id) {
-            Some(text) => found.push(text),
+            Some(fragment) => found.push(fragment),
             None => missing.push(*id),
         }
     }
     if !missing.is_empty() {
         for text in shared.projection.question_texts(&missing).await? {
-            let text = Arc::new(text);
-            shared.texts.insert(text.id, text.clone());
-            found.push(text);
+            let fragment = render_text_entry(&text)?;
+            shared.texts.insert(text.id, fragment.clone());
+            found.push(fragment);
         }
     }
     if found.is_empty() {
         return Err(ApiError::UnknownQuestion);
     }
     let all_found = found.len() == ids.len();
-    let body: serde_json::Map<String, serde_json::Value> = found
-        .iter()
-        .map(|q| {
-            let item = TextItem {
-                text: &q.text,
-                when: q.id.unix_seconds(),
-                who: q.who.as_deref(),
-            };
-            (
-                q.id.to_string(),
-                serde_json::to_value(item).unwrap_or_default(),
-            )
-        })
-        .collect();
+    // The entries are immutable and rendered once; a response only joins them.
+    let mut body = Vec::with_capacity(2 + found.iter().map(|f| f.len() + 1).sum::<usize>());
+    body.push(b'{');
+    for (i, fragment) in found.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(fragment);
+    }
+    body.push(b'}');
     let cache_control = if all_found {
         HeaderValue::from_static(TEXTS_CACHE_CONTROL)
     } else {
         shared.guest_cache_control.clone()
     };
-    Ok(([(header::CACHE_CONTROL, cache_control)], Json(body)).into_response())
+    Ok((
+        [(header::CACHE_CONTROL, cache_control), (header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        body,
+    )
+        .into_response())
+}
+
+/// One question's entry of the texts response: `"qid":{"text":…,"when":…,"who":…}`.
+fn render_text_entry(q: &ledger::ports::QuestionText) -> Result<bytes::Bytes, ApiError> {
+    let item = TextItem { text: &q.text, when: q.id.unix_seconds(), who: q.who.as_deref() };
+    let mut out = Vec::with_capacity(q.text.len() + 64);
+    out.push(b'"');
+    out.extend_from_slice(q.id.to_string().as_bytes());
+    out.extend_from_slice(b"\":");
+    serde_json::to_writer(&mut out, &item).map_err(|e| {
+        tracing::error!(error = %e, "cannot render a question text");
+        ApiError::Unavailable
+    })?;
+    Ok(out.into())
 }
 
 /// `GET /healthz`: the process is up and its store answers a real read.

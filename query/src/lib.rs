@@ -23,7 +23,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use ledger::ports::{EventRow, EventStore, ProjectionReader, QuestionText};
+use ledger::ports::{EventRow, EventStore, ProjectionReader};
 use ledger::{EventId, QuestionId};
 use metrics_exporter_prometheus::PrometheusHandle;
 use quick_cache::sync::Cache;
@@ -137,7 +137,8 @@ pub(crate) struct Shared {
     pub live: Option<LiveHub>,
     pub metrics: Option<PrometheusHandle>,
     pub lists: lists::ListCache,
-    pub texts: Cache<QuestionId, Arc<QuestionText>>,
+    /// Each known question's entry of the texts response, rendered once (`"qid":{...}`).
+    pub texts: Cache<QuestionId, bytes::Bytes>,
     /// Only events that exist: a miss is asked again, since ingest may create it any time.
     pub known_events: Cache<EventId, EventRow>,
     pub guest_cache_control: HeaderValue,
