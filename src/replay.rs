@@ -47,14 +47,12 @@ pub fn progress_bar(len: u64, hidden: bool) -> ProgressBar {
 
 /// Folds every record of the ledger (or of one event) with the pure fold.
 pub async fn fold_ledger(ledger: &dyn LedgerStore, event: Option<EventId>, bar: &ProgressBar) -> StoreResult<(Projection, u64)> {
-    let mut projection = Projection::new();
+    let mut projection = Projection::with_capacity(bar.length().unwrap_or(0) as usize);
     let mut after = None;
     let mut records = 0u64;
     loop {
         let page = ledger.scan(event, after, SCAN_PAGE_RECORDS_MAX).await?;
-        for r in &page.records {
-            projection.apply(r);
-        }
+        projection.apply_all(&page.records);
         records += page.records.len() as u64;
         bar.inc(page.records.len() as u64);
         match page.next {
