@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use ledger::ports::{Commit, EventRow, StoreError, StoreResult};
 use ledger::{EventId, ProjectionChange, QuestionCounters, QuestionId, QuestionState, Record, VoterId, VoterState};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::rows::{corrupt, opt_blob16, record_columns, stamp};
@@ -214,39 +214,36 @@ fn create_event(conn: &Connection, row: &EventRow) -> StoreResult<()> {
 }
 
 fn commit(conn: &Connection, change: &ProjectionChange, cursor: Option<u64>, shared: &Shared) -> StoreResult<Done> {
-    let mut current = conn
-        .prepare_cached("SELECT rec FROM voters WHERE qid = ?1 AND voter = ?2")
+    // Each voter write carries its own condition, so checking and writing is one statement:
+    // a first vote inserts only if nothing is stored, a later one updates only if the stored
+    // record is still the one the change was planned against.
+    let mut insert_voter = conn
+        .prepare_cached(
+            "INSERT INTO voters (qid, voter, up, rec, expire) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (qid, voter) DO NOTHING",
+        )
         .map_err(unavailable)?;
-    let mut put_voter = conn
-        .prepare_cached("INSERT OR REPLACE INTO voters (qid, voter, up, rec, expire) VALUES (?1, ?2, ?3, ?4, ?5)")
+    let mut update_voter = conn
+        .prepare_cached("UPDATE voters SET up = ?3, rec = ?4 WHERE qid = ?1 AND voter = ?2 AND rec = ?5")
         .map_err(unavailable)?;
     let mut events_of_voters = rustc_hash::FxHashMap::default();
     for q in &change.questions {
         events_of_voters.insert(q.question, q.event);
     }
     for v in &change.voters {
-        let stored: Option<[u8; 16]> = current
-            .query_row(params![v.question.to_bytes(), v.voter.to_bytes()], |row| Ok(opt_blob16(row, 0)))
-            .optional()
-            .map_err(unavailable)?
-            .transpose()?
-            .flatten();
-        if stored != v.expected.map(|e| e.to_bytes()) {
-            return Ok(Done::Conflict);
-        }
         let event = events_of_voters
             .get(&v.question)
             .copied()
             .ok_or_else(|| StoreError::Rejected(format!("voter change for question {} outside the change", v.question)))?;
-        put_voter
-            .execute(params![
-                v.question.to_bytes(),
-                v.voter.to_bytes(),
-                v.new.up,
-                v.new.rec.to_bytes(),
-                shared.expire_of(event) as i64
-            ])
-            .map_err(unavailable)?;
+        let (q, voter, rec) = (v.question.to_bytes(), v.voter.to_bytes(), v.new.rec.to_bytes());
+        let written = match v.expected {
+            None => insert_voter.execute(params![q, voter, v.new.up, rec, shared.expire_of(event) as i64]),
+            Some(expected) => update_voter.execute(params![q, voter, v.new.up, rec, expected.to_bytes()]),
+        }
+        .map_err(unavailable)?;
+        if written != 1 {
+            return Ok(Done::Conflict);
+        }
     }
     let mut upsert = conn
         .prepare_cached("INSERT INTO questions (id, eid, votes, expire) VALUES (?1, ?2, 0, ?3) ON CONFLICT (id) DO NOTHING")
