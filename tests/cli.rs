@@ -1,0 +1,158 @@
+//! The operator commands, run as the binary: export, import (idempotent, converging across
+//! regions), replay (drift detection and repair) and inspect.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use axum::body::Body;
+use axum::http::{header, Request};
+use http_body_util::BodyExt;
+use ledger::ports::{ProjectionStore, StoreResult};
+use tower::ServiceExt;
+use wewerewondering::embedded::{Embedded, EmbeddedConfig};
+
+fn bin(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wewerewondering"))
+        .args(args)
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the binary");
+    let mut pipe = child.stdin.take().expect("stdin");
+    if let Some(input) = stdin {
+        pipe.write_all(input).expect("write stdin");
+    }
+    drop(pipe);
+    child.wait_with_output().expect("binary finishes")
+}
+
+async fn call(app: &Embedded, method: &str, uri: &str, body: &str, voter: Option<&str>) -> serde_json::Value {
+    let mut req = Request::builder().method(method).uri(uri).header(header::CONTENT_TYPE, "application/json");
+    if let Some(v) = voter {
+        req = req.header(header::COOKIE, format!("voter={v}"));
+    }
+    let resp = app.router().oneshot(req.body(Body::from(body.to_owned())).expect("request")).await.expect("response");
+    assert!(resp.status().is_success(), "{method} {uri}: {}", resp.status());
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("JSON")
+    }
+}
+
+/// One region's activity on a shared event: a question and votes from its own guests.
+async fn region_activity(db: &Path, region: &str, eid: Option<&str>) -> (String, String) {
+    let mut config = EmbeddedConfig::new(db);
+    config.region = region.into();
+    let app = Embedded::start(config).await.expect("start");
+    let eid = match eid {
+        Some(e) => e.to_owned(),
+        None => call(&app, "POST", "/api/event", "", None).await["id"].as_str().expect("id").to_owned(),
+    };
+    let q = call(&app, "POST", &format!("/api/event/{eid}"), &format!(r#"{{"body":"asked in {region} today"}}"#), None).await;
+    let qid = q["id"].as_str().expect("qid").to_owned();
+    app.wait_caught_up().await.expect("caught up");
+    for i in 0..5u128 {
+        let voter = ledger::VoterId::from_u128(i + 1 + if region == "b" { 100 } else { 0 });
+        call(&app, "POST", &format!("/api/vote/{qid}/up"), "", Some(&voter.to_string())).await;
+    }
+    app.wait_caught_up().await.expect("caught up");
+    app.shutdown().await;
+    (eid, qid)
+}
+
+async fn projection_of(db: &Path) -> StoreResult<Vec<ledger::QuestionState>> {
+    let store = ledger_sqlite::SqliteStore::open(db, ledger_sqlite::Options::default())?;
+    let mut qs = store.questions(None).await?;
+    store.close().await;
+    qs.sort_by_key(|q| q.counters.id);
+    Ok(qs)
+}
+
+#[tokio::test]
+async fn export_import_is_idempotent_and_two_regions_converge() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
+    let (eid, _) = region_activity(&a, "a", None).await;
+    // `events` is a global table on AWS: region b knows the event as a does.
+    {
+        use ledger::ports::EventStore;
+        let (sa, sb) = (
+            ledger_sqlite::SqliteStore::open(&a, ledger_sqlite::Options::default()).expect("open a"),
+            ledger_sqlite::SqliteStore::open(&b, ledger_sqlite::Options::default()).expect("open b"),
+        );
+        let row = sa.event(eid.parse().expect("eid")).await.expect("read").expect("event in a");
+        sb.create_event(&row).await.expect("replicate the event");
+        sa.close().await;
+        sb.close().await;
+    }
+    region_activity(&b, "b", Some(&eid)).await;
+
+    let export_a = bin(&["ledger", "export", "--db", a.to_str().expect("path")], None);
+    assert!(export_a.status.success());
+    let export_b = bin(&["ledger", "export", "--db", b.to_str().expect("path")], None);
+    assert!(export_b.status.success());
+    assert_eq!(String::from_utf8_lossy(&export_a.stdout).lines().count(), 6, "one asked and five votes");
+
+    // Each region imports the other's records, the second time with everything again.
+    for _ in 0..2 {
+        assert!(bin(&["ledger", "import", "--db", a.to_str().expect("path")], Some(&export_b.stdout)).status.success());
+        assert!(bin(&["ledger", "import", "--db", b.to_str().expect("path")], Some(&export_a.stdout)).status.success());
+    }
+    let (pa, pb) = (projection_of(&a).await.expect("a"), projection_of(&b).await.expect("b"));
+    assert_eq!(pa, pb, "both regions fold the same records into the same projection");
+    assert_eq!(pa.len(), 2);
+    assert!(pa.iter().all(|q| q.counters.votes == 6), "asker plus five voters each: {pa:?}");
+
+    let replayed = bin(&["replay", "--db", a.to_str().expect("path")], None);
+    assert!(replayed.status.success(), "{}", String::from_utf8_lossy(&replayed.stdout));
+    assert!(String::from_utf8_lossy(&replayed.stdout).contains("no drift"));
+    let again = bin(&["ledger", "export", "--db", a.to_str().expect("path")], None);
+    assert_eq!(String::from_utf8_lossy(&again.stdout).lines().count(), 12, "import added each record once");
+}
+
+#[tokio::test]
+async fn a_bad_import_line_is_named_and_loses_nothing_before_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
+    region_activity(&a, "a", None).await;
+    let export = bin(&["ledger", "export", "--db", a.to_str().expect("path")], None);
+    let mut input = export.stdout.clone();
+    input.extend_from_slice(b"{\"id\": \"not a record\"}\n");
+    let out = bin(&["ledger", "import", "--db", b.to_str().expect("path")], Some(&input));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 7"), "{}", String::from_utf8_lossy(&out.stderr));
+    let imported = bin(&["ledger", "export", "--db", b.to_str().expect("path")], None);
+    assert_eq!(imported.stdout, export.stdout, "the six good records were kept");
+}
+
+#[tokio::test]
+async fn replay_reports_drift_and_repair_fixes_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("d.db");
+    let (_, qid) = region_activity(&db, "a", None).await;
+    // Corrupt the projection behind the aggregator's back.
+    {
+        let conn = rusqlite::Connection::open(&db).expect("open");
+        conn.execute("UPDATE questions SET votes = votes + 3", []).expect("tamper");
+    }
+    let path = db.to_str().expect("path");
+    let out = bin(&["replay", "--db", path], None);
+    assert_eq!(out.status.code(), Some(1), "drift exits 1");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("drift {qid}")));
+    let inspect = bin(&["inspect", &qid, "--db", path], None);
+    assert_eq!(inspect.status.code(), Some(1), "inspect also sees the drift");
+    assert!(String::from_utf8_lossy(&inspect.stdout).contains("DRIFT"));
+
+    let repaired = bin(&["replay", "--db", path, "--repair"], None);
+    assert!(repaired.status.success());
+    assert!(bin(&["replay", "--db", path], None).status.success(), "no drift after the repair");
+    let inspect = bin(&["inspect", &qid, "--db", path], None);
+    assert!(inspect.status.success());
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(text.contains("asked by voter") && text.contains("-> votes 6"), "{text}");
+}
