@@ -87,7 +87,8 @@ impl DynamoServeOptions {
             queue_name: format!("q{tag}"),
             create_tables: true,
             local_pipe: true,
-            receive_wait_s: 1,
+            // Short polls: the test emulator serves one request at a time.
+            receive_wait_s: 0,
             ..Self::default()
         }
     }

@@ -22,6 +22,8 @@ pub const BATCH_MESSAGES_MAX: usize = 100;
 pub const RECEIVE_MESSAGES_MAX: i32 = 10;
 /// Most entries in one DeleteMessageBatch (SQS API reference: 10).
 pub const DELETE_BATCH_MAX: usize = 10;
+/// Pause after an empty round when not long-polling (`wait_s` 0).
+const SHORT_POLL_PAUSE_MS: u64 = 50;
 /// Pause after the queue could not be read.
 const RETRY_PAUSE_MS: u64 = 500;
 
@@ -45,12 +47,17 @@ impl Consumer {
                 return;
             }
             tokio::select! {
-                result = self.round() => {
-                    if let Err(e) = result {
+                result = self.round() => match result {
+                    // Without a long poll an empty queue would be asked again at once.
+                    Ok(outcome) if self.wait_s == 0 && outcome == BatchOutcome::default() => {
+                        tokio::time::sleep(Duration::from_millis(SHORT_POLL_PAUSE_MS)).await;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
                         tracing::error!(error = %format!("{e:#}"), "queue consumer round failed; retrying");
                         tokio::time::sleep(Duration::from_millis(RETRY_PAUSE_MS)).await;
                     }
-                }
+                },
                 _ = shutdown.changed() => return,
             }
         }

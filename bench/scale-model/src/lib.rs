@@ -53,6 +53,8 @@ pub struct Counter {
     /// `top` index writes in their partition.
     events: Mutex<HashMap<String, String>>,
     requests: AtomicU64,
+    /// Counter shard items as last written (the adapter reads them back to add to them).
+    shards: Mutex<HashMap<String, Value>>,
 }
 
 impl Counter {
@@ -118,6 +120,11 @@ impl Counter {
             &["id"]
         };
         let key = key_names.iter().map(|n| s(key_or_item, n).unwrap_or_default()).collect::<Vec<_>>().join("/");
+        if table.ends_with("voters") && key.contains("/#") && update.is_none() {
+            if let Ok(mut shards) = self.shards.lock() {
+                shards.insert(key.clone(), key_or_item.clone());
+            }
+        }
         self.add(Target::Item { table: table.to_owned(), key }, item_wcu);
         if table.ends_with("voters") {
             if let Some(qid) = s(key_or_item, "qid") {
@@ -196,12 +203,23 @@ impl Counter {
                 json!({ "UnprocessedItems": {} })
             }
             "BatchGetItem" => {
-                // No voter has state yet: every vote of the burst is that guest's first.
-                let tables: serde_json::Map<String, Value> = body["RequestItems"]
-                    .as_object()
-                    .map(|t| t.keys().map(|k| (k.clone(), json!([]))).collect())
-                    .unwrap_or_default();
-                json!({ "Responses": tables, "UnprocessedKeys": {} })
+                // No voter has state yet (every vote of the burst is that guest's first);
+                // counter shards are as last written.
+                let shards = self.shards.lock().map(|s| s.clone()).unwrap_or_default();
+                let mut responses = serde_json::Map::new();
+                for (table, request) in body["RequestItems"].as_object().into_iter().flatten() {
+                    let found: Vec<Value> = request["Keys"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|k| {
+                            let part = |n: &str| k.get(n).and_then(|a| a.get("S")).and_then(Value::as_str).unwrap_or("");
+                            shards.get(&format!("{}/{}", part("qid"), part("voter"))).cloned()
+                        })
+                        .collect();
+                    responses.insert(table.clone(), Value::Array(found));
+                }
+                json!({ "Responses": responses, "UnprocessedKeys": {} })
             }
             _ => json!({}),
         }
@@ -242,6 +260,8 @@ pub struct Burst {
     pub seconds: u64,
     /// Records per aggregator batch (the queue's batch size; the template's default is 1,000).
     pub batch_records: usize,
+    /// The adapter's counter shards per question (0: counts on the question item).
+    pub counter_shards: u32,
 }
 
 /// The "second" the question is created in, kept apart from the burst's seconds.
@@ -285,7 +305,8 @@ fn votes(event: EventId, question: QuestionId, second: u64, n: u64) -> Vec<Recor
 /// This design: the aggregator folds the burst batch by batch through the real adapter.
 pub async fn ledger_design(burst: Burst) -> anyhow::Result<Outcome> {
     let counter = Arc::new(Counter::default());
-    let store = DynamoStore::new(counting_client(counter.clone()), Tables::default(), 30);
+    let tables = Tables { counter_shards: burst.counter_shards, ..Tables::default() };
+    let store = DynamoStore::new(counting_client(counter.clone()), tables, 30);
     let (event, question, asked) = fixture();
     counter.set_second(SETUP_SECOND);
     aggregator::apply_batch(&store, &[asked], None).await?;
@@ -297,7 +318,10 @@ pub async fn ledger_design(burst: Burst) -> anyhow::Result<Outcome> {
     }
     let hot = Target::Item { table: "questions".into(), key: question.to_string() };
     Ok(Outcome {
-        design: format!("ledger + aggregator (batches of {})", burst.batch_records),
+        design: match burst.counter_shards {
+            0 => format!("ledger, no counter shards, batches of {}", burst.batch_records),
+            k => format!("ledger, {k} counter shards, batches of {}", burst.batch_records),
+        },
         peaks: counter.peaks(),
         requests: counter.requests(),
         hot_item_series: counter.series(&hot, burst.seconds),
@@ -388,7 +412,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_counts_follow_from_the_adapters_writes() {
-        let burst = Burst { votes_per_s: 500, seconds: 2, batch_records: 250 };
+        let burst = Burst { votes_per_s: 500, seconds: 2, batch_records: 250, counter_shards: 0 };
         let original = original_design(burst).await.expect("original");
         let (_, hot) = original.peaks.item.clone().expect("a hot item");
         assert_eq!(hot.writes, 500, "one write per vote");
@@ -405,6 +429,13 @@ mod tests {
         assert_eq!(hot.wcu, 2 * hot.writes, "transactional writes cost 2 WCU");
         let (_, voters) = ledger.peaks.partition_key.clone().expect("voter writes");
         assert_eq!(voters.writes, 500, "one voter item per vote");
-        assert!(report(burst, &[original, ledger]).contains("| original"));
+        // With counter shards the question takes one roll-up per batch, each shard a share
+        // of the transactions.
+        let sharded = ledger_design(Burst { counter_shards: 3, ..burst }).await.expect("sharded");
+        let series = &sharded.hot_item_series;
+        assert_eq!(series, &vec![2, 2], "one roll-up per batch on the question item");
+        let (_, hot) = sharded.peaks.item.clone().expect("a hot item");
+        assert!(hot.writes <= 2 * per_batch, "no item busier than without shards: {hot:?}");
+        assert!(report(burst, &[original, ledger, sharded]).contains("| original"));
     }
 }

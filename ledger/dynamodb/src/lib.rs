@@ -29,6 +29,8 @@ pub mod stream;
 pub use aws_sdk_dynamodb;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -143,11 +145,14 @@ pub struct DynamoStore {
     client: Client,
     tables: Tables,
     retention_days: u64,
+    /// The counter shard the next voter transaction writes: round-robin within this store,
+    /// from a random start, so one instance spreads evenly and instances rarely collide.
+    next_shard: Arc<AtomicU32>,
 }
 
 impl DynamoStore {
     pub fn new(client: Client, tables: Tables, retention_days: u64) -> Self {
-        Self { client, tables, retention_days }
+        Self { client, tables, retention_days, next_shard: Arc::new(AtomicU32::new(rand::random())) }
     }
 
     pub fn client(&self) -> &Client {
@@ -402,11 +407,9 @@ impl DynamoStore {
             self.commit_asked_only(q).await?;
         }
         let shards = self.tables.counter_shards;
-        // Concurrent aggregators start at different shards, so they rarely meet on one.
-        let first = rand::random::<u32>() % shards;
         let mut outcome = Commit::Applied;
-        for (i, chunk) in voters.chunks(TRANSACT_ITEMS_MAX - 1).enumerate() {
-            let shard = (first + i as u32) % shards;
+        for chunk in voters.chunks(TRANSACT_ITEMS_MAX - 1) {
+            let shard = self.next_shard.fetch_add(1, Ordering::Relaxed) % shards;
             if self.commit_voters_to_shard(q, chunk, shard).await? == Commit::Conflict {
                 outcome = Commit::Conflict;
                 break;
