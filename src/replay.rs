@@ -52,7 +52,9 @@ pub async fn fold_ledger(ledger: &dyn LedgerStore, event: Option<EventId>, bar: 
     let mut records = 0u64;
     loop {
         let page = ledger.scan(event, after, SCAN_PAGE_RECORDS_MAX).await?;
-        projection.apply_all(&page.records);
+        for r in &page.records {
+            projection.apply(r);
+        }
         records += page.records.len() as u64;
         bar.inc(page.records.len() as u64);
         match page.next {

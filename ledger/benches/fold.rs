@@ -36,19 +36,12 @@ fn fold(c: &mut Criterion) {
         let input = records(n);
         group.throughput(Throughput::Elements(n as u64));
         group.sample_size(10);
-        group.bench_with_input(BenchmarkId::new("apply_each", n), &input, |b, input| {
+        group.bench_with_input(BenchmarkId::new("pure", n), &input, |b, input| {
             b.iter(|| {
                 let mut p = Projection::with_capacity(input.len());
                 for r in input {
                     p.apply(r);
                 }
-                p.len()
-            })
-        });
-        group.bench_with_input(BenchmarkId::new("apply_all", n), &input, |b, input| {
-            b.iter(|| {
-                let mut p = Projection::with_capacity(input.len());
-                p.apply_all(input);
                 p.len()
             })
         });

@@ -59,18 +59,3 @@ proptest! {
     }
 }
 
-proptest! {
-    #[test]
-    fn apply_all_equals_applying_each(records in arb_records()) {
-        let mut all = Projection::new();
-        all.apply_all(&records);
-        prop_assert_eq!(all.sorted(), fold(&records));
-        let voters_each: std::collections::BTreeMap<_, _> = {
-            let mut p = Projection::new();
-            for r in &records { p.apply(r); }
-            p.voters().collect()
-        };
-        let voters_all: std::collections::BTreeMap<_, _> = all.voters().collect();
-        prop_assert_eq!(voters_all, voters_each);
-    }
-}
