@@ -127,11 +127,20 @@ impl DynamoBackend {
                 .queue_name(&options.queue_name)
                 .send()
                 .await
-                .with_context(|| format!("find queue {} (--create-tables creates it)", options.queue_name))?
+                .with_context(|| {
+                    format!(
+                        "find queue {} (--create-tables creates it)",
+                        options.queue_name
+                    )
+                })?
                 .queue_url
                 .context("queue has no URL")?
         };
-        let store = Arc::new(DynamoStore::new(dynamodb.clone(), options.tables.clone(), options.retention_days));
+        let store = Arc::new(DynamoStore::new(
+            dynamodb.clone(),
+            options.tables.clone(),
+            options.retention_days,
+        ));
 
         // The consumer folds in this process, so it can tell the query role what changed:
         // lists are fresh the moment a batch commits, and live pushes work as in embedded
@@ -177,7 +186,10 @@ impl DynamoBackend {
         let query = query::router(query::QueryState {
             events: store.clone() as Arc<dyn EventStore>,
             projection: store.clone() as Arc<dyn ProjectionReader>,
-            config: query::QueryConfig { guest_max_age_s: options.guest_max_age_s, host_max_age_s: options.host_max_age_s },
+            config: query::QueryConfig {
+                guest_max_age_s: options.guest_max_age_s,
+                host_max_age_s: options.host_max_age_s,
+            },
             live: Some(hub),
             metrics: crate::embedded::metrics_handle(),
         });
@@ -185,7 +197,15 @@ impl DynamoBackend {
         if let Some(dir) = &options.static_dir {
             router = router.merge(crate::site::router(dir));
         }
-        Ok(Self { store, router, sqs, queue_url, pipe_idle, stop, tasks })
+        Ok(Self {
+            store,
+            router,
+            sqs,
+            queue_url,
+            pipe_idle,
+            stop,
+            tasks,
+        })
     }
 
     pub fn router(&self) -> Router {
@@ -214,7 +234,9 @@ impl DynamoBackend {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                anyhow::bail!("the aggregator did not drain its queue within {CATCH_UP_WAIT_S_MAX} s");
+                anyhow::bail!(
+                    "the aggregator did not drain its queue within {CATCH_UP_WAIT_S_MAX} s"
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -234,9 +256,17 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let backend = DynamoBackend::start(options).await?;
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
-    println!("listening on http://{} (DynamoDB backend)", listener.local_addr()?);
-    axum::serve(listener, backend.router()).with_graceful_shutdown(shutdown).await.context("server failed")?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    println!(
+        "listening on http://{} (DynamoDB backend)",
+        listener.local_addr()?
+    );
+    axum::serve(listener, backend.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("server failed")?;
     backend.shutdown().await;
     Ok(())
 }
@@ -316,7 +346,11 @@ pub async fn replay(
     let fold_seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let folded_sorted: Vec<_> = match event {
-        Some(e) => folded.sorted().into_iter().filter(|q| q.counters.event == e).collect(),
+        Some(e) => folded
+            .sorted()
+            .into_iter()
+            .filter(|q| q.counters.event == e)
+            .collect(),
         None => folded.sorted(),
     };
     let mut stored = ProjectionStore::questions(store, event).await?;
@@ -327,7 +361,13 @@ pub async fn replay(
         let voters: Vec<_> = folded.voters().collect();
         store.replace(event, &folded_sorted, &voters).await?;
     }
-    Ok(crate::replay::ReplayReport { records, questions: folded_sorted.len(), drift, repaired, fold_seconds })
+    Ok(crate::replay::ReplayReport {
+        records,
+        questions: folded_sorted.len(),
+        drift,
+        repaired,
+        fold_seconds,
+    })
 }
 
 /// `ledger export` over DynamoDB: every record as one NDJSON line, read in parallel.
@@ -367,12 +407,21 @@ mod tests {
         }
     }
 
-    async fn call(router: &Router, method: &str, uri: &str, cookie: Option<&str>) -> (StatusCode, Option<String>, String) {
+    async fn call(
+        router: &Router,
+        method: &str,
+        uri: &str,
+        cookie: Option<&str>,
+    ) -> (StatusCode, Option<String>, String) {
         let mut request = Request::builder().method(method).uri(uri);
         if let Some(c) = cookie {
             request = request.header("cookie", c);
         }
-        let response = router.clone().oneshot(request.body(Body::empty()).expect("request")).await.expect("infallible");
+        let response = router
+            .clone()
+            .oneshot(request.body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
         let status = response.status();
         let set_cookie = response
             .headers()
@@ -380,14 +429,22 @@ mod tests {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
             .map(str::to_owned);
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
-        (status, set_cookie, String::from_utf8_lossy(&bytes).into_owned())
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (
+            status,
+            set_cookie,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_service_runs_on_dynamodb_and_sqs_and_replay_agrees() {
         let Some(endpoint) = moto() else { return };
-        let backend = DynamoBackend::start(DynamoServeOptions::isolated(&endpoint)).await.expect("start");
+        let backend = DynamoBackend::start(DynamoServeOptions::isolated(&endpoint))
+            .await
+            .expect("start");
         let app = backend.router();
         let (status, _, body) = call(&app, "POST", "/api/event", None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -397,31 +454,64 @@ mod tests {
             .method("POST")
             .uri(format!("/api/event/{eid}"))
             .header("content-type", "application/json")
-            .body(Body::from(r#"{"body":"Is this really DynamoDB?","asker":"Lin"}"#))
+            .body(Body::from(
+                r#"{"body":"Is this really DynamoDB?","asker":"Lin"}"#,
+            ))
             .expect("request");
         let response = app.clone().oneshot(ask).await.expect("infallible");
         assert_eq!(response.status(), StatusCode::OK);
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
-        let qid = serde_json::from_slice::<serde_json::Value>(&bytes).expect("json")["id"].as_str().expect("qid").to_owned();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        let qid = serde_json::from_slice::<serde_json::Value>(&bytes).expect("json")["id"]
+            .as_str()
+            .expect("qid")
+            .to_owned();
         backend.wait_caught_up().await.expect("caught up");
         let (_, cookie, _) = call(&app, "POST", &format!("/api/vote/{qid}/up"), None).await;
         let cookie = cookie.expect("a new voter gets a cookie");
         call(&app, "POST", &format!("/api/vote/{qid}/up"), Some(&cookie)).await;
         backend.wait_caught_up().await.expect("caught up");
-        let (status, _, list) = call(&app, "GET", &format!("/api/event/{eid}/questions"), None).await;
+        let (status, _, list) =
+            call(&app, "GET", &format!("/api/event/{eid}/questions"), None).await;
         assert_eq!(status, StatusCode::OK);
         let list: serde_json::Value = serde_json::from_str(&list).expect("json");
-        assert_eq!(list, serde_json::json!([{"qid": qid, "votes": 2, "hidden": false}]), "asker + one voter, once");
+        assert_eq!(
+            list,
+            serde_json::json!([{"qid": qid, "votes": 2, "hidden": false}]),
+            "asker + one voter, once"
+        );
 
         let event: EventId = eid.parse().expect("event id");
-        let report = replay(&backend.store(), Some(event), false, &ProgressBar::hidden()).await.expect("replay");
+        let report = replay(&backend.store(), Some(event), false, &ProgressBar::hidden())
+            .await
+            .expect("replay");
         assert_eq!((report.records, report.questions), (3, 1));
-        assert!(report.drift.is_empty(), "the aggregator and replay disagree: {:?}", report.drift);
+        assert!(
+            report.drift.is_empty(),
+            "the aggregator and replay disagree: {:?}",
+            report.drift
+        );
         let mut out = Vec::new();
-        assert_eq!(export(&backend.store(), Some(event), &mut out, &ProgressBar::hidden()).await.expect("export"), 3);
+        assert_eq!(
+            export(
+                &backend.store(),
+                Some(event),
+                &mut out,
+                &ProgressBar::hidden()
+            )
+            .await
+            .expect("export"),
+            3
+        );
         assert_eq!(String::from_utf8_lossy(&out).lines().count(), 3);
-        let all = replay(&backend.store(), None, false, &ProgressBar::hidden()).await.expect("replay all");
-        assert!(all.drift.is_empty() && all.records == 3, "whole-table replay: {all:?}");
+        let all = replay(&backend.store(), None, false, &ProgressBar::hidden())
+            .await
+            .expect("replay all");
+        assert!(
+            all.drift.is_empty() && all.records == 3,
+            "whole-table replay: {all:?}"
+        );
         backend.shutdown().await;
     }
 }

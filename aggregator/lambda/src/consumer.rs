@@ -100,7 +100,12 @@ impl Consumer {
         }
         let done: Vec<_> = messages
             .iter()
-            .filter(|m| !outcome.response_failures.iter().any(|f| Some(f) == m.message_id.as_ref()))
+            .filter(|m| {
+                !outcome
+                    .response_failures
+                    .iter()
+                    .any(|f| Some(f) == m.message_id.as_ref())
+            })
             .filter_map(|m| m.receipt_handle.clone())
             .collect();
         for chunk in done.chunks(DELETE_BATCH_MAX) {
@@ -108,7 +113,10 @@ impl Consumer {
                 .iter()
                 .enumerate()
                 .map(|(i, handle)| {
-                    DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(handle).build()
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(handle)
+                        .build()
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .context("build a delete request")?;
@@ -122,7 +130,11 @@ impl Consumer {
                 .context("delete handled messages")?;
             // A message left undeleted comes back and is folded again: harmless, just work.
             for failed in out.failed {
-                tracing::warn!(id = failed.id, code = failed.code, "could not delete a handled message");
+                tracing::warn!(
+                    id = failed.id,
+                    code = failed.code,
+                    "could not delete a handled message"
+                );
             }
         }
         Ok(outcome)

@@ -13,7 +13,9 @@ use ledger_dynamodb::{retention_days_from_env, sdk_config, DynamoStore, Tables};
 async fn main() -> Result<(), Error> {
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .without_time()
         .init();
     let retention_days = retention_days_from_env()?;
@@ -25,7 +27,11 @@ async fn main() -> Result<(), Error> {
     ));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let store = store.clone();
-        async move { Ok::<SqsBatchResponse, Error>(aggregator_lambda::handle(store.as_ref(), event.payload).await) }
+        async move {
+            Ok::<SqsBatchResponse, Error>(
+                aggregator_lambda::handle(store.as_ref(), event.payload).await,
+            )
+        }
     }))
     .await
 }

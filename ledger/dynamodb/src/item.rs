@@ -7,13 +7,13 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use ledger::ports::{EventRow, QuestionText, StoreError};
 use ledger::{
-    AskedView, Asked, Body, EventId, QuestionCounters, QuestionId, QuestionState, Record, RecordId, Stamped,
-    VoterId, VoterState,
+    Asked, AskedView, Body, EventId, QuestionCounters, QuestionId, QuestionState, Record, RecordId,
+    Stamped, VoterId, VoterState,
 };
 
 use crate::schema::{
-    EVENTS_KEY, LEDGER_PARTITION_KEY, LEDGER_SORT_KEY, QUESTIONS_KEY, TOP_PARTITION_KEY, TOP_SORT_KEY,
-    TTL_ATTRIBUTE, VOTERS_PARTITION_KEY, VOTERS_SORT_KEY,
+    EVENTS_KEY, LEDGER_PARTITION_KEY, LEDGER_SORT_KEY, QUESTIONS_KEY, TOP_PARTITION_KEY,
+    TOP_SORT_KEY, TTL_ATTRIBUTE, VOTERS_PARTITION_KEY, VOTERS_SORT_KEY,
 };
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -53,14 +53,21 @@ pub(crate) fn n(value: impl ToString) -> AttributeValue {
 }
 
 fn corrupt(what: &str, item: &Item) -> StoreError {
-    let id = item.get("id").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("?");
+    let id = item
+        .get("id")
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .unwrap_or("?");
     StoreError::Corrupt(format!("item {id}: {what}"))
 }
 
 fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Ok(v),
-        _ => Err(corrupt(&format!("`{name}` is missing or not a string"), item)),
+        _ => Err(corrupt(
+            &format!("`{name}` is missing or not a string"),
+            item,
+        )),
     }
 }
 
@@ -75,22 +82,29 @@ fn opt_s<'a>(item: &'a Item, name: &str) -> Result<Option<&'a str>, StoreError> 
 fn get_bool(item: &Item, name: &str) -> Result<bool, StoreError> {
     match item.get(name) {
         Some(AttributeValue::Bool(v)) => Ok(*v),
-        _ => Err(corrupt(&format!("`{name}` is missing or not a boolean"), item)),
+        _ => Err(corrupt(
+            &format!("`{name}` is missing or not a boolean"),
+            item,
+        )),
     }
 }
 
 fn get_u64(item: &Item, name: &str) -> Result<u64, StoreError> {
     match item.get(name) {
-        Some(AttributeValue::N(v)) => {
-            v.parse().map_err(|_| corrupt(&format!("`{name}` is not a count ({v})"), item))
-        }
-        _ => Err(corrupt(&format!("`{name}` is missing or not a number"), item)),
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map_err(|_| corrupt(&format!("`{name}` is not a count ({v})"), item)),
+        _ => Err(corrupt(
+            &format!("`{name}` is missing or not a number"),
+            item,
+        )),
     }
 }
 
 fn get_id<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreError> {
     let raw = get_s(item, name)?;
-    raw.parse().map_err(|_| corrupt(&format!("`{name}` is not an id ({raw})"), item))
+    raw.parse()
+        .map_err(|_| corrupt(&format!("`{name}` is not an id ({raw})"), item))
 }
 
 /// The Unix second at which an event (and every record and projection item of it) expires.
@@ -116,7 +130,10 @@ pub fn ledger_partition(event: EventId, shard: u32) -> String {
 pub fn event_to_item(event: &EventRow) -> Item {
     HashMap::from([
         (EVENTS_KEY.to_owned(), s(event.id)),
-        (A_SECRET_HASH.to_owned(), AttributeValue::B(event.secret_hash.to_vec().into())),
+        (
+            A_SECRET_HASH.to_owned(),
+            AttributeValue::B(event.secret_hash.to_vec().into()),
+        ),
         (A_WHEN.to_owned(), n(event.id.timestamp_ms())),
         (TTL_ATTRIBUTE.to_owned(), n(event.expire_unix)),
     ])
@@ -128,7 +145,11 @@ pub fn event_from_item(item: &Item) -> Result<EventRow, StoreError> {
             .map_err(|_| corrupt("`secret_hash` is not 32 bytes", item))?,
         _ => return Err(corrupt("`secret_hash` is missing or not binary", item)),
     };
-    Ok(EventRow { id: get_id(item, EVENTS_KEY)?, secret_hash, expire_unix: get_u64(item, TTL_ATTRIBUTE)? })
+    Ok(EventRow {
+        id: get_id(item, EVENTS_KEY)?,
+        secret_hash,
+        expire_unix: get_u64(item, TTL_ATTRIBUTE)?,
+    })
 }
 
 pub fn record_to_item(record: &Record, shards: u32, retention_days: u64) -> Item {
@@ -142,7 +163,10 @@ pub fn record_to_item(record: &Record, shards: u32, retention_days: u64) -> Item
         (A_QUESTION.to_owned(), s(record.question)),
         (A_REGION.to_owned(), s(&record.region)),
         (A_KIND.to_owned(), s(record.body.kind())),
-        (TTL_ATTRIBUTE.to_owned(), n(expire_unix(record.event, retention_days))),
+        (
+            TTL_ATTRIBUTE.to_owned(),
+            n(expire_unix(record.event, retention_days)),
+        ),
     ]);
     match &record.body {
         Body::Asked(asked) => {
@@ -171,9 +195,16 @@ pub fn record_from_item(item: &Item) -> Result<Record, StoreError> {
             who: opt_s(item, A_WHO)?.map(str::to_owned),
             voter: get_id(item, A_VOTER)?,
         }),
-        "vote" => Body::Voted { voter: get_id(item, A_VOTER)?, up: get_bool(item, A_UP)? },
-        "answered" => Body::Answered { on: get_bool(item, A_ON)? },
-        "hidden" => Body::Hidden { on: get_bool(item, A_ON)? },
+        "vote" => Body::Voted {
+            voter: get_id(item, A_VOTER)?,
+            up: get_bool(item, A_UP)?,
+        },
+        "answered" => Body::Answered {
+            on: get_bool(item, A_ON)?,
+        },
+        "hidden" => Body::Hidden {
+            on: get_bool(item, A_ON)?,
+        },
         other => return Err(corrupt(&format!("unknown record kind `{other}`"), item)),
     };
     Ok(Record {
@@ -185,10 +216,17 @@ pub fn record_from_item(item: &Item) -> Result<Record, StoreError> {
     })
 }
 
-fn stamp_from_item(item: &Item, value: &str, at: &str) -> Result<Option<Stamped<bool>>, StoreError> {
+fn stamp_from_item(
+    item: &Item,
+    value: &str,
+    at: &str,
+) -> Result<Option<Stamped<bool>>, StoreError> {
     match item.get(at) {
         None => Ok(None),
-        Some(_) => Ok(Some(Stamped { value: get_bool(item, value)?, at: get_id(item, at)? })),
+        Some(_) => Ok(Some(Stamped {
+            value: get_bool(item, value)?,
+            at: get_id(item, at)?,
+        })),
     }
 }
 
@@ -205,15 +243,23 @@ pub fn counters_from_item(item: &Item) -> Result<QuestionCounters, StoreError> {
 
 pub fn question_from_item(item: &Item) -> Result<QuestionState, StoreError> {
     let asked = match opt_s(item, A_TEXT)? {
-        Some(text) => Some(AskedView { text: text.to_owned(), who: opt_s(item, A_WHO)?.map(str::to_owned) }),
+        Some(text) => Some(AskedView {
+            text: text.to_owned(),
+            who: opt_s(item, A_WHO)?.map(str::to_owned),
+        }),
         None => None,
     };
-    Ok(QuestionState { counters: counters_from_item(item)?, asked })
+    Ok(QuestionState {
+        counters: counters_from_item(item)?,
+        asked,
+    })
 }
 
 /// The text of a question item, if its `asked` record has been folded in.
 pub fn text_from_item(item: &Item) -> Result<Option<QuestionText>, StoreError> {
-    let Some(text) = opt_s(item, A_TEXT)? else { return Ok(None) };
+    let Some(text) = opt_s(item, A_TEXT)? else {
+        return Ok(None);
+    };
     Ok(Some(QuestionText {
         id: get_id(item, QUESTIONS_KEY)?,
         event: get_id(item, A_EVENT)?,
@@ -229,7 +275,10 @@ pub fn question_to_item(question: &QuestionState, retention_days: u64) -> Item {
         (QUESTIONS_KEY.to_owned(), s(c.id)),
         (A_EVENT.to_owned(), s(c.event)),
         (A_VOTES.to_owned(), n(c.votes)),
-        (TTL_ATTRIBUTE.to_owned(), n(expire_unix(c.event, retention_days))),
+        (
+            TTL_ATTRIBUTE.to_owned(),
+            n(expire_unix(c.event, retention_days)),
+        ),
     ]);
     if let Some(asked) = &question.asked {
         item.insert(A_TEXT.to_owned(), s(&asked.text));
@@ -249,7 +298,10 @@ pub fn question_to_item(question: &QuestionState, retention_days: u64) -> Item {
 }
 
 pub fn voter_key(question: QuestionId, voter: VoterId) -> Item {
-    HashMap::from([(VOTERS_PARTITION_KEY.to_owned(), s(question)), (VOTERS_SORT_KEY.to_owned(), s(voter))])
+    HashMap::from([
+        (VOTERS_PARTITION_KEY.to_owned(), s(question)),
+        (VOTERS_SORT_KEY.to_owned(), s(voter)),
+    ])
 }
 
 pub fn voter_to_item(question: QuestionId, voter: VoterId, state: VoterState, expire: u64) -> Item {
@@ -261,15 +313,27 @@ pub fn voter_to_item(question: QuestionId, voter: VoterId, state: VoterState, ex
 }
 
 pub fn voter_from_item(item: &Item) -> Result<((QuestionId, VoterId), VoterState), StoreError> {
-    let key = (get_id(item, VOTERS_PARTITION_KEY)?, get_id(item, VOTERS_SORT_KEY)?);
-    Ok((key, VoterState { up: get_bool(item, A_UP)?, rec: get_id(item, A_REC)? }))
+    let key = (
+        get_id(item, VOTERS_PARTITION_KEY)?,
+        get_id(item, VOTERS_SORT_KEY)?,
+    );
+    Ok((
+        key,
+        VoterState {
+            up: get_bool(item, A_UP)?,
+            rec: get_id(item, A_REC)?,
+        },
+    ))
 }
 
 /// A counter shard's key in `voters`.
 pub fn shard_key(question: QuestionId, shard: u32) -> Item {
     HashMap::from([
         (VOTERS_PARTITION_KEY.to_owned(), s(question)),
-        (VOTERS_SORT_KEY.to_owned(), s(format!("{}{shard}", crate::schema::COUNTER_SHARD_PREFIX))),
+        (
+            VOTERS_SORT_KEY.to_owned(),
+            s(format!("{}{shard}", crate::schema::COUNTER_SHARD_PREFIX)),
+        ),
     ])
 }
 
@@ -292,13 +356,26 @@ pub fn shard_to_item(question: QuestionId, shard: u32, state: ShardState, expire
 /// `Some((question, shard, state))` for a counter shard item, `None` for a voter item.
 pub fn shard_from_item(item: &Item) -> Result<Option<(QuestionId, u32, ShardState)>, StoreError> {
     let sort = get_s(item, VOTERS_SORT_KEY)?;
-    let Some(k) = sort.strip_prefix(crate::schema::COUNTER_SHARD_PREFIX) else { return Ok(None) };
-    let shard = k.parse().map_err(|_| corrupt(&format!("bad counter shard `{sort}`"), item))?;
+    let Some(k) = sort.strip_prefix(crate::schema::COUNTER_SHARD_PREFIX) else {
+        return Ok(None);
+    };
+    let shard = k
+        .parse()
+        .map_err(|_| corrupt(&format!("bad counter shard `{sort}`"), item))?;
     let part = match item.get(A_PART) {
-        Some(AttributeValue::N(v)) => v.parse().map_err(|_| corrupt("`part` is not a number", item))?,
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map_err(|_| corrupt("`part` is not a number", item))?,
         _ => return Err(corrupt("`part` is missing", item)),
     };
-    Ok(Some((get_id(item, VOTERS_PARTITION_KEY)?, shard, ShardState { part, ver: get_u64(item, A_VER)? })))
+    Ok(Some((
+        get_id(item, VOTERS_PARTITION_KEY)?,
+        shard,
+        ShardState {
+            part,
+            ver: get_u64(item, A_VER)?,
+        },
+    )))
 }
 
 pub fn question_key(question: QuestionId) -> Item {
@@ -314,8 +391,16 @@ mod tests {
     fn records_round_trip_and_bad_items_are_corrupt() {
         let voter = VoterId::random();
         for body in [
-            Body::Asked(Asked { text: "why so?".into(), who: Some("Ann".into()), voter }),
-            Body::Asked(Asked { text: "why not?".into(), who: None, voter }),
+            Body::Asked(Asked {
+                text: "why so?".into(),
+                who: Some("Ann".into()),
+                voter,
+            }),
+            Body::Asked(Asked {
+                text: "why not?".into(),
+                who: None,
+                voter,
+            }),
             Body::Voted { voter, up: false },
             Body::Answered { on: true },
             Body::Hidden { on: false },
@@ -342,9 +427,15 @@ mod tests {
             30,
         );
         item.insert(A_ON.to_owned(), s("yes"));
-        assert!(matches!(record_from_item(&item), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            record_from_item(&item),
+            Err(StoreError::Corrupt(_))
+        ));
         item.insert(A_KIND.to_owned(), s("deleted"));
-        assert!(matches!(record_from_item(&item), Err(StoreError::Corrupt(_))));
+        assert!(matches!(
+            record_from_item(&item),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[test]
@@ -354,7 +445,10 @@ mod tests {
             seen[shard_of(RecordId(Ulid(i * 7919 + 1)), 8) as usize] += 1;
         }
         assert!(seen.iter().all(|&c| c > 800), "uneven spread: {seen:?}");
-        assert_eq!(shard_of(RecordId(Ulid(42)), 8), shard_of(RecordId(Ulid(42)), 8));
+        assert_eq!(
+            shard_of(RecordId(Ulid(42)), 8),
+            shard_of(RecordId(Ulid(42)), 8)
+        );
         assert_eq!(shard_of(RecordId(Ulid(42)), 0), 0);
     }
 }

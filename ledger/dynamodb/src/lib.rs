@@ -36,17 +36,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, Put, PutRequest, Select, TransactWriteItem, Update,
-    WriteRequest,
+    AttributeValue, DeleteRequest, KeysAndAttributes, Put, PutRequest, Select, TransactWriteItem,
+    Update, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use ledger::ports::{
-    Commit, EventRow, EventStore, LedgerStore, ProjectionReader, ProjectionStore, QuestionText, ScanPage,
-    ScanToken, StoreError, StoreResult,
+    Commit, EventRow, EventStore, LedgerStore, ProjectionReader, ProjectionStore, QuestionText,
+    ScanPage, ScanToken, StoreError, StoreResult,
 };
 use ledger::{
-    EventId, ProjectionChange, QuestionChange, QuestionCounters, QuestionId, QuestionState, Record, VoterChange,
-    VoterId, VoterState,
+    EventId, ProjectionChange, QuestionChange, QuestionCounters, QuestionId, QuestionState, Record,
+    VoterChange, VoterId, VoterState,
 };
 use rustc_hash::FxHashMap;
 
@@ -90,7 +90,8 @@ impl Default for Tables {
 impl Tables {
     /// The default names, each overridden by its environment variable when set.
     pub fn from_env() -> Self {
-        let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
         Self {
             events: var(EVENTS_TABLE_ENV, EVENTS_TABLE),
             ledger: var(LEDGER_TABLE_ENV, LEDGER_TABLE),
@@ -119,10 +120,9 @@ impl Tables {
 pub fn retention_days_from_env() -> Result<u64, String> {
     match std::env::var(RETENTION_DAYS_ENV) {
         Err(_) => Ok(ledger::limits::RETENTION_DAYS_DEFAULT),
-        Ok(raw) => raw
-            .trim()
-            .parse()
-            .map_err(|_| format!("{RETENTION_DAYS_ENV} must be a whole number of days, not {raw:?}")),
+        Ok(raw) => raw.trim().parse().map_err(|_| {
+            format!("{RETENTION_DAYS_ENV} must be a whole number of days, not {raw:?}")
+        }),
     }
 }
 
@@ -132,7 +132,8 @@ pub async fn sdk_config(endpoint_url: Option<&str>) -> aws_config::SdkConfig {
     let retry = aws_config::retry::RetryConfig::standard()
         .with_max_attempts(SDK_ATTEMPTS_MAX)
         .with_initial_backoff(Duration::from_millis(20));
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(retry);
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(retry);
     if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
     }
@@ -152,7 +153,12 @@ pub struct DynamoStore {
 
 impl DynamoStore {
     pub fn new(client: Client, tables: Tables, retention_days: u64) -> Self {
-        Self { client, tables, retention_days, next_shard: Arc::new(AtomicU32::new(rand::random())) }
+        Self {
+            client,
+            tables,
+            retention_days,
+            next_shard: Arc::new(AtomicU32::new(rand::random())),
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -168,7 +174,9 @@ impl DynamoStore {
         let mut out = Vec::new();
         let mut start = None;
         loop {
-            let page = self.query_shard(event, shard, start, SCAN_PAGE_LIMIT).await?;
+            let page = self
+                .query_shard(event, shard, start, SCAN_PAGE_LIMIT)
+                .await?;
             out.extend(page.0);
             match page.1 {
                 Some(next) => start = Some(next),
@@ -197,7 +205,12 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(|e| store_error("scan the ledger", e))?;
-            page(out.items().iter().map(record_from_item).collect::<StoreResult<Vec<_>>>()?);
+            page(
+                out.items()
+                    .iter()
+                    .map(record_from_item)
+                    .collect::<StoreResult<Vec<_>>>()?,
+            );
             match out.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
                 _ => return Ok(()),
@@ -224,7 +237,11 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| store_error("query the ledger", e))?;
-        let records = out.items().iter().map(record_from_item).collect::<StoreResult<Vec<_>>>()?;
+        let records = out
+            .items()
+            .iter()
+            .map(record_from_item)
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok((records, out.last_evaluated_key.filter(|k| !k.is_empty())))
     }
 
@@ -322,14 +339,18 @@ impl DynamoStore {
             let mut pending = chunk.to_vec();
             let mut round = 0;
             while !pending.is_empty() {
-                let mut request = KeysAndAttributes::builder().set_keys(Some(pending)).consistent_read(consistent);
+                let mut request = KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(consistent);
                 if let Some(p) = projection {
                     request = request.projection_expression(p);
                 }
                 for (alias, name) in names {
                     request = request.expression_attribute_names(*alias, *name);
                 }
-                let request = request.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
+                let request = request
+                    .build()
+                    .map_err(|e| StoreError::Rejected(e.to_string()))?;
                 let out = self
                     .client
                     .batch_get_item()
@@ -367,7 +388,10 @@ impl DynamoStore {
                     .send()
                     .await
                     .map_err(|e| store_error("batch-write items", e))?;
-                pending = out.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(table))
+                    .unwrap_or_default();
                 if !pending.is_empty() {
                     backoff_unprocessed(&mut round, "batch-write").await?;
                 }
@@ -382,7 +406,12 @@ impl DynamoStore {
 
     /// One atomic write of some of a question's voters with the counter delta they carry.
     /// `asked` (first chunk only) fills the text if absent.
-    async fn commit_voters(&self, q: &QuestionChange, chunk: &[&VoterChange], fill_asked: bool) -> StoreResult<Commit> {
+    async fn commit_voters(
+        &self,
+        q: &QuestionChange,
+        chunk: &[&VoterChange],
+        fill_asked: bool,
+    ) -> StoreResult<Commit> {
         let expire = self.expire(q.event);
         let mut items = Vec::with_capacity(chunk.len() + 1);
         for v in chunk {
@@ -402,7 +431,11 @@ impl DynamoStore {
     /// before it are applied) and when no voter changed (a redelivered batch whose first
     /// delivery died between its transactions and its roll-up): then it writes nothing unless
     /// a shard moved.
-    async fn commit_sharded(&self, q: &QuestionChange, voters: &[&VoterChange]) -> StoreResult<Commit> {
+    async fn commit_sharded(
+        &self,
+        q: &QuestionChange,
+        voters: &[&VoterChange],
+    ) -> StoreResult<Commit> {
         if q.asked.is_some() {
             self.commit_asked_only(q).await?;
         }
@@ -421,8 +454,12 @@ impl DynamoStore {
 
     /// Every counter shard of a question, as stored now (strongly consistent).
     async fn read_shards(&self, question: QuestionId) -> StoreResult<Vec<ShardState>> {
-        let keys = (0..self.tables.counter_shards).map(|k| shard_key(question, k)).collect();
-        let items = self.batch_get(&self.tables.voters, keys, true, None, &[]).await?;
+        let keys = (0..self.tables.counter_shards)
+            .map(|k| shard_key(question, k))
+            .collect();
+        let items = self
+            .batch_get(&self.tables.voters, keys, true, None, &[])
+            .await?;
         let mut shards = vec![ShardState::default(); self.tables.counter_shards as usize];
         for item in &items {
             if let Some((_, k, state)) = shard_from_item(item)? {
@@ -434,7 +471,12 @@ impl DynamoStore {
         Ok(shards)
     }
 
-    async fn commit_voters_to_shard(&self, q: &QuestionChange, chunk: &[&VoterChange], shard: u32) -> StoreResult<Commit> {
+    async fn commit_voters_to_shard(
+        &self,
+        q: &QuestionChange,
+        chunk: &[&VoterChange],
+        shard: u32,
+    ) -> StoreResult<Commit> {
         let expire = self.expire(q.event);
         let current = self.read_shards_one(q.question, shard).await?;
         let delta: i64 = chunk.iter().map(|v| v.votes_delta).sum();
@@ -442,7 +484,10 @@ impl DynamoStore {
         for v in chunk {
             items.push(voter_put(&self.tables.voters, v, expire)?);
         }
-        let next = ShardState { part: current.part + delta, ver: current.ver + 1 };
+        let next = ShardState {
+            part: current.part + delta,
+            ver: current.ver + 1,
+        };
         let mut put = Put::builder()
             .table_name(&self.tables.voters)
             .set_item(Some(shard_to_item(q.question, shard, next, expire)))
@@ -450,15 +495,26 @@ impl DynamoStore {
         put = if current.ver == 0 {
             put.condition_expression("attribute_not_exists(#ver)")
         } else {
-            put.condition_expression("#ver = :ver").expression_attribute_values(":ver", n(current.ver))
+            put.condition_expression("#ver = :ver")
+                .expression_attribute_values(":ver", n(current.ver))
         };
-        let put = put.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let put = put
+            .build()
+            .map_err(|e| StoreError::Rejected(e.to_string()))?;
         items.push(TransactWriteItem::builder().put(put).build());
         self.transact(items).await
     }
 
     async fn read_shards_one(&self, question: QuestionId, shard: u32) -> StoreResult<ShardState> {
-        let items = self.batch_get(&self.tables.voters, vec![shard_key(question, shard)], true, None, &[]).await?;
+        let items = self
+            .batch_get(
+                &self.tables.voters,
+                vec![shard_key(question, shard)],
+                true,
+                None,
+                &[],
+            )
+            .await?;
         for item in &items {
             if let Some((_, _, state)) = shard_from_item(item)? {
                 return Ok(state);
@@ -482,9 +538,16 @@ impl DynamoStore {
             }
             let sum: i64 = shards.iter().map(|s| s.part).sum();
             if sum < 0 {
-                return Err(StoreError::Corrupt(format!("counter shards of {} sum to {sum}", q.question)));
+                return Err(StoreError::Corrupt(format!(
+                    "counter shards of {} sum to {sum}",
+                    q.question
+                )));
             }
-            let mut set = vec!["#votes = :sum".to_owned(), "#eid = :eid".to_owned(), "#exp = :exp".to_owned()];
+            let mut set = vec![
+                "#votes = :sum".to_owned(),
+                "#eid = :eid".to_owned(),
+                "#exp = :exp".to_owned(),
+            ];
             let mut at_least = Vec::new();
             let mut newer = Vec::new();
             let mut update = self
@@ -507,7 +570,9 @@ impl DynamoStore {
                     .expression_attribute_names(&name, a_shard_version(k as u32))
                     .expression_attribute_values(&value, n(shard.ver));
                 set.push(format!("{name} = {value}"));
-                at_least.push(format!("(attribute_not_exists({name}) OR {name} <= {value})"));
+                at_least.push(format!(
+                    "(attribute_not_exists({name}) OR {name} <= {value})"
+                ));
                 newer.push(format!("attribute_not_exists({name}) OR {name} < {value}"));
             }
             let condition = format!("{} AND ({})", at_least.join(" AND "), newer.join(" OR "));
@@ -524,12 +589,21 @@ impl DynamoStore {
                 Err(e) => return Err(store_error("roll up a vote count", e)),
             }
         }
-        Err(StoreError::Unavailable(format!("the vote count of {} kept racing other roll-ups", q.question)))
+        Err(StoreError::Unavailable(format!(
+            "the vote count of {} kept racing other roll-ups",
+            q.question
+        )))
     }
 
     /// Runs one transaction; a failed condition (or a conflicting transaction) is `Conflict`.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> StoreResult<Commit> {
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
             Ok(_) => Ok(Commit::Applied),
             Err(e) => {
                 if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) =
@@ -611,9 +685,13 @@ fn voter_put(table: &str, v: &VoterChange, expire: u64) -> StoreResult<TransactW
         .expression_attribute_names("#rec", A_REC);
     put = match v.expected {
         None => put.condition_expression("attribute_not_exists(#rec)"),
-        Some(rec) => put.condition_expression("#rec = :expected").expression_attribute_values(":expected", s(rec)),
+        Some(rec) => put
+            .condition_expression("#rec = :expected")
+            .expression_attribute_values(":expected", s(rec)),
     };
-    let put = put.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
+    let put = put
+        .build()
+        .map_err(|e| StoreError::Rejected(e.to_string()))?;
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
@@ -645,10 +723,14 @@ fn question_update(
         .expression_attribute_values(":delta", n(delta));
     if let (true, Some(asked)) = (fill_asked, &q.asked) {
         set.push("#text = if_not_exists(#text, :text)");
-        update = update.expression_attribute_names("#text", A_TEXT).expression_attribute_values(":text", s(&asked.text));
+        update = update
+            .expression_attribute_names("#text", A_TEXT)
+            .expression_attribute_values(":text", s(&asked.text));
         if let Some(who) = &asked.who {
             set.push("#who = if_not_exists(#who, :who)");
-            update = update.expression_attribute_names("#who", A_WHO).expression_attribute_values(":who", s(who));
+            update = update
+                .expression_attribute_names("#who", A_WHO)
+                .expression_attribute_values(":who", s(who));
         }
     }
     update.update_expression(format!("SET {} ADD #votes :delta", set.join(", ")))
@@ -661,6 +743,11 @@ async fn backoff_unprocessed(round: &mut u32, what: &str) -> StoreResult<()> {
             "{what}: items still unprocessed after {UNPROCESSED_RETRIES_MAX} retries"
         )));
     }
+    tracing::debug!(
+        what,
+        round = *round,
+        "unprocessed items (throttled); retrying them"
+    );
     let cap = (UNPROCESSED_BACKOFF_MS_FIRST << (*round).min(10)).min(UNPROCESSED_BACKOFF_MS_MAX);
     let pause = rand::random::<u64>() % (cap + 1);
     tokio::time::sleep(Duration::from_millis(pause.max(1))).await;
@@ -679,12 +766,17 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let code = e.as_service_error().and_then(|s| s.code()).map(str::to_owned);
+    let code = e
+        .as_service_error()
+        .and_then(|s| s.code())
+        .map(str::to_owned);
     let detail = format!("{doing}: {}", DisplayErrorContext(&e));
     match code.as_deref() {
-        Some("ValidationException" | "ResourceNotFoundException" | "ItemCollectionSizeLimitExceededException") => {
-            StoreError::Rejected(detail)
-        }
+        Some(
+            "ValidationException"
+            | "ResourceNotFoundException"
+            | "ItemCollectionSizeLimitExceededException",
+        ) => StoreError::Rejected(detail),
         _ => StoreError::Unavailable(detail),
     }
 }
@@ -703,7 +795,10 @@ impl EventStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Err(StoreError::Rejected(format!("event {} already exists", event.id))),
+            Err(e) if is_condition_failed(&e) => Err(StoreError::Rejected(format!(
+                "event {} already exists",
+                event.id
+            ))),
             Err(e) => Err(store_error("create an event", e)),
         }
     }
@@ -727,7 +822,10 @@ impl EventStore for DynamoStore {
 fn parse_token(token: &ScanToken) -> StoreResult<(char, String, String)> {
     let bad = || StoreError::Rejected("malformed scan token".to_owned());
     let mut parts = token.0.splitn(3, '/');
-    let kind = parts.next().and_then(|k| k.chars().next()).ok_or_else(bad)?;
+    let kind = parts
+        .next()
+        .and_then(|k| k.chars().next())
+        .ok_or_else(bad)?;
     let a = parts.next().ok_or_else(bad)?.to_owned();
     let b = parts.next().ok_or_else(bad)?.to_owned();
     Ok((kind, a, b))
@@ -745,7 +843,11 @@ impl LedgerStore for DynamoStore {
                     .client
                     .put_item()
                     .table_name(&self.tables.ledger)
-                    .set_item(Some(record_to_item(record, self.tables.ledger_shards, self.retention_days)))
+                    .set_item(Some(record_to_item(
+                        record,
+                        self.tables.ledger_shards,
+                        self.retention_days,
+                    )))
                     .condition_expression("attribute_not_exists(#id)")
                     .expression_attribute_names("#id", LEDGER_SORT_KEY)
                     .send()
@@ -764,7 +866,8 @@ impl LedgerStore for DynamoStore {
                     .iter()
                     .filter(|r| seen.insert(r.id))
                     .map(|r| {
-                        let item = record_to_item(r, self.tables.ledger_shards, self.retention_days);
+                        let item =
+                            record_to_item(r, self.tables.ledger_shards, self.retention_days);
                         let put = PutRequest::builder().set_item(Some(item)).build();
                         put.map(|p| WriteRequest::builder().put_request(p).build())
                             .map_err(|e| StoreError::Rejected(e.to_string()))
@@ -775,7 +878,12 @@ impl LedgerStore for DynamoStore {
         }
     }
 
-    async fn scan(&self, event: Option<EventId>, after: Option<ScanToken>, limit: usize) -> StoreResult<ScanPage> {
+    async fn scan(
+        &self,
+        event: Option<EventId>,
+        after: Option<ScanToken>,
+        limit: usize,
+    ) -> StoreResult<ScanPage> {
         let limit = limit.clamp(1, SCAN_PAGE_LIMIT);
         let mut records = Vec::new();
         match event {
@@ -784,10 +892,15 @@ impl LedgerStore for DynamoStore {
                     None => (0, None),
                     Some(t) => match parse_token(t)? {
                         ('e', shard, last) => {
-                            let shard = shard.parse().map_err(|_| StoreError::Rejected("malformed scan token".into()))?;
+                            let shard = shard
+                                .parse()
+                                .map_err(|_| StoreError::Rejected("malformed scan token".into()))?;
                             let start = (!last.is_empty()).then(|| {
                                 HashMap::from([
-                                    (LEDGER_PARTITION_KEY.to_owned(), s(ledger_partition(event, shard))),
+                                    (
+                                        LEDGER_PARTITION_KEY.to_owned(),
+                                        s(ledger_partition(event, shard)),
+                                    ),
                                     (LEDGER_SORT_KEY.to_owned(), s(last)),
                                 ])
                             });
@@ -797,7 +910,9 @@ impl LedgerStore for DynamoStore {
                     },
                 };
                 while shard < self.tables.ledger_shards {
-                    let (page, next) = self.query_shard(event, shard, start.take(), limit - records.len()).await?;
+                    let (page, next) = self
+                        .query_shard(event, shard, start.take(), limit - records.len())
+                        .await?;
                     records.extend(page);
                     match next {
                         Some(key) => start = Some(key),
@@ -853,7 +968,11 @@ impl LedgerStore for DynamoStore {
                         let part = |name: &str| key.get(name).and_then(|v| v.as_s().ok()).cloned();
                         match (part(LEDGER_PARTITION_KEY), part(LEDGER_SORT_KEY)) {
                             (Some(pk), Some(id)) => Some(ScanToken(format!("a/{pk}/{id}"))),
-                            _ => return Err(StoreError::Corrupt("ledger scan key lacks pk or id".into())),
+                            _ => {
+                                return Err(StoreError::Corrupt(
+                                    "ledger scan key lacks pk or id".into(),
+                                ))
+                            }
                         }
                     }
                 };
@@ -915,17 +1034,23 @@ impl LedgerStore for DynamoStore {
 
 #[async_trait]
 impl ProjectionStore for DynamoStore {
-    async fn voters(&self, keys: &[(QuestionId, VoterId)]) -> StoreResult<FxHashMap<(QuestionId, VoterId), VoterState>> {
+    async fn voters(
+        &self,
+        keys: &[(QuestionId, VoterId)],
+    ) -> StoreResult<FxHashMap<(QuestionId, VoterId), VoterState>> {
         let keys = keys.iter().map(|&(q, v)| voter_key(q, v)).collect();
         // Strongly consistent: a stale read would only cost a conflict and a retry, but why pay it.
-        let items = self.batch_get(&self.tables.voters, keys, true, None, &[]).await?;
+        let items = self
+            .batch_get(&self.tables.voters, keys, true, None, &[])
+            .await?;
         items.iter().map(voter_from_item).collect()
     }
 
     async fn commit(&self, change: &ProjectionChange, cursor: Option<u64>) -> StoreResult<Commit> {
         if cursor.is_some() {
             return Err(StoreError::Rejected(
-                "the DynamoDB projection keeps no feed cursor (the queue tracks delivery)".to_owned(),
+                "the DynamoDB projection keeps no feed cursor (the queue tracks delivery)"
+                    .to_owned(),
             ));
         }
         let mut by_question: BTreeMap<QuestionId, Vec<&VoterChange>> = BTreeMap::new();
@@ -953,14 +1078,18 @@ impl ProjectionStore for DynamoStore {
                 }
             }
             if let Some(stamp) = q.answered {
-                self.commit_moderation(q, A_ANSWERED, A_ANSWERED_AT, stamp).await?;
+                self.commit_moderation(q, A_ANSWERED, A_ANSWERED_AT, stamp)
+                    .await?;
             }
             if let Some(stamp) = q.hidden {
-                self.commit_moderation(q, A_HIDDEN, A_HIDDEN_AT, stamp).await?;
+                self.commit_moderation(q, A_HIDDEN, A_HIDDEN_AT, stamp)
+                    .await?;
             }
         }
         if let Some((question, _)) = by_question.into_iter().next() {
-            return Err(StoreError::Rejected(format!("change has voters of question {question} but no question part")));
+            return Err(StoreError::Rejected(format!(
+                "change has voters of question {question} but no question part"
+            )));
         }
         Ok(Commit::Applied)
     }
@@ -978,7 +1107,8 @@ impl ProjectionStore for DynamoStore {
                     .iter()
                     .map(|i| counters_from_item(i).map(|c| question_key(c.id)))
                     .collect::<StoreResult<Vec<_>>>()?;
-                self.batch_get(&self.tables.questions, keys, true, None, &[]).await?
+                self.batch_get(&self.tables.questions, keys, true, None, &[])
+                    .await?
             }
             None => self.scan_all(&self.tables.questions).await?,
         };
@@ -993,16 +1123,23 @@ impl ProjectionStore for DynamoStore {
     ) -> StoreResult<()> {
         if let Some(e) = event {
             if let Some(q) = questions.iter().find(|q| q.counters.event != e) {
-                return Err(StoreError::Rejected(format!("question {} is not of event {e}", q.counters.id)));
+                return Err(StoreError::Rejected(format!(
+                    "question {} is not of event {e}",
+                    q.counters.id
+                )));
             }
         }
-        let events: HashMap<QuestionId, EventId> = questions.iter().map(|q| (q.counters.id, q.counters.event)).collect();
+        let events: HashMap<QuestionId, EventId> = questions
+            .iter()
+            .map(|q| (q.counters.id, q.counters.event))
+            .collect();
         // What is stored now in scope, to delete what the new projection lacks.
         let old_questions = self.questions(event).await?;
         let old_voter_items = match event {
             None => self.scan_all(&self.tables.voters).await?,
             Some(_) => {
-                let mut ids: Vec<QuestionId> = old_questions.iter().map(|q| q.counters.id).collect();
+                let mut ids: Vec<QuestionId> =
+                    old_questions.iter().map(|q| q.counters.id).collect();
                 ids.extend(events.keys().copied());
                 ids.sort();
                 ids.dedup();
@@ -1034,43 +1171,92 @@ impl ProjectionStore for DynamoStore {
                 let ver = old_shards.get(&(q.counters.id, k)).map_or(0, |s| s.ver) + 1;
                 let part = if k == 0 { q.counters.votes as i64 } else { 0 };
                 item.insert(a_shard_version(k), n(ver));
-                let put = PutRequest::builder().set_item(Some(shard_to_item(q.counters.id, k, ShardState { part, ver }, expire))).build();
-                shard_puts.push(WriteRequest::builder().put_request(put.map_err(|e| StoreError::Rejected(e.to_string()))?).build());
+                let put = PutRequest::builder()
+                    .set_item(Some(shard_to_item(
+                        q.counters.id,
+                        k,
+                        ShardState { part, ver },
+                        expire,
+                    )))
+                    .build();
+                shard_puts.push(
+                    WriteRequest::builder()
+                        .put_request(put.map_err(|e| StoreError::Rejected(e.to_string()))?)
+                        .build(),
+                );
             }
             let put = PutRequest::builder().set_item(Some(item)).build();
-            puts.push(WriteRequest::builder().put_request(put.map_err(|e| StoreError::Rejected(e.to_string()))?).build());
+            puts.push(
+                WriteRequest::builder()
+                    .put_request(put.map_err(|e| StoreError::Rejected(e.to_string()))?)
+                    .build(),
+            );
         }
         let mut voter_puts = Vec::with_capacity(voters.len());
         let mut kept_voters = HashSet::with_capacity(voters.len());
         for &((question, voter), state) in voters {
             let Some(&event) = events.get(&question) else {
-                return Err(StoreError::Rejected(format!("voter state for question {question}, which is not replaced")));
+                return Err(StoreError::Rejected(format!(
+                    "voter state for question {question}, which is not replaced"
+                )));
             };
             kept_voters.insert((question, voter));
-            let put = PutRequest::builder().set_item(Some(voter_to_item(question, voter, state, self.expire(event)))).build();
-            voter_puts.push(WriteRequest::builder().put_request(put.map_err(|e| StoreError::Rejected(e.to_string()))?).build());
+            let put = PutRequest::builder()
+                .set_item(Some(voter_to_item(
+                    question,
+                    voter,
+                    state,
+                    self.expire(event),
+                )))
+                .build();
+            voter_puts.push(
+                WriteRequest::builder()
+                    .put_request(put.map_err(|e| StoreError::Rejected(e.to_string()))?)
+                    .build(),
+            );
         }
         // Write the new state first, then delete leftovers: readers never see an empty list.
         self.batch_write(&self.tables.voters, shard_puts).await?;
         self.batch_write(&self.tables.questions, puts).await?;
         self.batch_write(&self.tables.voters, voter_puts).await?;
         let mut deletes = Vec::new();
-        for q in old_questions.iter().filter(|q| !events.contains_key(&q.counters.id)) {
-            let del = DeleteRequest::builder().set_key(Some(question_key(q.counters.id))).build();
-            deletes.push(WriteRequest::builder().delete_request(del.map_err(|e| StoreError::Rejected(e.to_string()))?).build());
+        for q in old_questions
+            .iter()
+            .filter(|q| !events.contains_key(&q.counters.id))
+        {
+            let del = DeleteRequest::builder()
+                .set_key(Some(question_key(q.counters.id)))
+                .build();
+            deletes.push(
+                WriteRequest::builder()
+                    .delete_request(del.map_err(|e| StoreError::Rejected(e.to_string()))?)
+                    .build(),
+            );
         }
         self.batch_write(&self.tables.questions, deletes).await?;
         let mut deletes = Vec::new();
         for key in old_voter_keys {
             if !kept_voters.contains(&key) {
-                let del = DeleteRequest::builder().set_key(Some(voter_key(key.0, key.1))).build();
-                deletes.push(WriteRequest::builder().delete_request(del.map_err(|e| StoreError::Rejected(e.to_string()))?).build());
+                let del = DeleteRequest::builder()
+                    .set_key(Some(voter_key(key.0, key.1)))
+                    .build();
+                deletes.push(
+                    WriteRequest::builder()
+                        .delete_request(del.map_err(|e| StoreError::Rejected(e.to_string()))?)
+                        .build(),
+                );
             }
         }
         for &(q, k) in old_shards.keys() {
             if !events.contains_key(&q) || k >= self.tables.counter_shards {
-                let del = DeleteRequest::builder().set_key(Some(shard_key(q, k))).build();
-                deletes.push(WriteRequest::builder().delete_request(del.map_err(|e| StoreError::Rejected(e.to_string()))?).build());
+                let del = DeleteRequest::builder()
+                    .set_key(Some(shard_key(q, k)))
+                    .build();
+                deletes.push(
+                    WriteRequest::builder()
+                        .delete_request(del.map_err(|e| StoreError::Rejected(e.to_string()))?)
+                        .build(),
+                );
             }
         }
         self.batch_write(&self.tables.voters, deletes).await
@@ -1080,7 +1266,11 @@ impl ProjectionStore for DynamoStore {
 #[async_trait]
 impl ProjectionReader for DynamoStore {
     async fn event_questions(&self, event: EventId) -> StoreResult<Vec<QuestionCounters>> {
-        self.top_items(event).await?.iter().map(counters_from_item).collect()
+        self.top_items(event)
+            .await?
+            .iter()
+            .map(counters_from_item)
+            .collect()
     }
 
     async fn question(&self, id: QuestionId) -> StoreResult<Option<QuestionCounters>> {
@@ -1097,8 +1287,21 @@ impl ProjectionReader for DynamoStore {
 
     async fn question_texts(&self, ids: &[QuestionId]) -> StoreResult<Vec<QuestionText>> {
         let keys = ids.iter().map(|&id| question_key(id)).collect();
-        let names = [("#id", QUESTIONS_KEY), ("#eid", A_EVENT), ("#text", A_TEXT), ("#who", A_WHO)];
-        let items = self.batch_get(&self.tables.questions, keys, false, Some("#id, #eid, #text, #who"), &names).await?;
+        let names = [
+            ("#id", QUESTIONS_KEY),
+            ("#eid", A_EVENT),
+            ("#text", A_TEXT),
+            ("#who", A_WHO),
+        ];
+        let items = self
+            .batch_get(
+                &self.tables.questions,
+                keys,
+                false,
+                Some("#id, #eid, #text, #who"),
+                &names,
+            )
+            .await?;
         let mut texts = Vec::with_capacity(items.len());
         for item in &items {
             if let Some(t) = text_from_item(item)? {
@@ -1116,7 +1319,11 @@ pub async fn fresh_tables(endpoint_url: &str) -> StoreResult<DynamoStore> {
     let client = Client::new(&config);
     let tables = Tables::prefixed(&format!("t{:016x}-", rand::random::<u64>()));
     admin::create_tables(&client, &tables).await?;
-    Ok(DynamoStore::new(client, tables, ledger::limits::RETENTION_DAYS_DEFAULT))
+    Ok(DynamoStore::new(
+        client,
+        tables,
+        ledger::limits::RETENTION_DAYS_DEFAULT,
+    ))
 }
 
 impl DynamoStore {
@@ -1125,7 +1332,11 @@ impl DynamoStore {
     pub async fn from_env(endpoint_url: Option<&str>) -> Result<Self, String> {
         let retention_days = retention_days_from_env()?;
         let config = sdk_config(endpoint_url).await;
-        Ok(Self::new(Client::new(&config), Tables::from_env(), retention_days))
+        Ok(Self::new(
+            Client::new(&config),
+            Tables::from_env(),
+            retention_days,
+        ))
     }
 
     pub fn retention_days(&self) -> u64 {

@@ -14,21 +14,35 @@ use ulid::Ulid;
 
 async fn store() -> Option<Arc<DynamoStore>> {
     let endpoint = moto_endpoint("MOTO_ENDPOINT_A")?;
-    Some(Arc::new(fresh_tables(&endpoint).await.unwrap_or_else(|e| panic!("create tables on moto: {e}"))))
+    Some(Arc::new(
+        fresh_tables(&endpoint)
+            .await
+            .unwrap_or_else(|e| panic!("create tables on moto: {e}")),
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_passes_the_conformance_suite() {
     let Some(store) = store().await else { return };
-    assert!(store.tables().counter_shards > 1, "the default splits vote counts over counter shards");
+    assert!(
+        store.tables().counter_shards > 1,
+        "the default splits vote counts over counter shards"
+    );
     run_all(&Stores::of(store), Scale::EMULATOR).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_without_counter_shards_passes_the_conformance_suite() {
     let Some(store) = store().await else { return };
-    let tables = ledger_dynamodb::Tables { counter_shards: 0, ..store.tables().clone() };
-    let store = Arc::new(DynamoStore::new(store.client().clone(), tables, store.retention_days()));
+    let tables = ledger_dynamodb::Tables {
+        counter_shards: 0,
+        ..store.tables().clone()
+    };
+    let store = Arc::new(DynamoStore::new(
+        store.client().clone(),
+        tables,
+        store.retention_days(),
+    ));
     run_all(&Stores::of(store), Scale::EMULATOR).await;
 }
 
@@ -39,7 +53,11 @@ async fn every_item_carries_its_expiry() {
     let days = ledger::limits::RETENTION_DAYS_DEFAULT;
     let expire = expire_unix(event, days);
     store
-        .create_event(&EventRow { id: event, secret_hash: hash_secret("s"), expire_unix: expire })
+        .create_event(&EventRow {
+            id: event,
+            secret_hash: hash_secret("s"),
+            expire_unix: expire,
+        })
         .await
         .expect("create event");
     let q = QuestionId(Ulid::new());
@@ -49,40 +67,87 @@ async fn every_item_carries_its_expiry() {
         event,
         question: q,
         region: "test".into(),
-        body: Body::Asked(Asked { text: "Does it expire?".into(), who: None, voter }),
+        body: Body::Asked(Asked {
+            text: "Does it expire?".into(),
+            who: None,
+            voter,
+        }),
     };
-    store.append(std::slice::from_ref(&asked)).await.expect("append");
-    aggregator::apply_batch(store.as_ref(), std::slice::from_ref(&asked), None).await.expect("apply");
+    store
+        .append(std::slice::from_ref(&asked))
+        .await
+        .expect("append");
+    aggregator::apply_batch(store.as_ref(), std::slice::from_ref(&asked), None)
+        .await
+        .expect("apply");
 
     let t = store.tables();
     let s = |v: String| AttributeValue::S(v);
     let keys = [
         (&t.events, vec![("id", s(event.to_string()))]),
-        (&t.ledger, vec![("pk", s(ledger_partition(event, shard_of(asked.id, t.ledger_shards)))), ("id", s(asked.id.to_string()))]),
+        (
+            &t.ledger,
+            vec![
+                (
+                    "pk",
+                    s(ledger_partition(event, shard_of(asked.id, t.ledger_shards))),
+                ),
+                ("id", s(asked.id.to_string())),
+            ],
+        ),
         (&t.questions, vec![("id", s(q.to_string()))]),
-        (&t.voters, vec![("qid", s(q.to_string())), ("voter", s(voter.to_string()))]),
+        (
+            &t.voters,
+            vec![("qid", s(q.to_string())), ("voter", s(voter.to_string()))],
+        ),
     ];
     for (table, key) in keys {
-        let mut get = store.client().get_item().table_name(table.as_str()).consistent_read(true);
+        let mut get = store
+            .client()
+            .get_item()
+            .table_name(table.as_str())
+            .consistent_read(true);
         for (name, value) in key {
             get = get.key(name, value);
         }
-        let item = get.send().await.expect("get item").item.unwrap_or_else(|| panic!("no item in {table}"));
+        let item = get
+            .send()
+            .await
+            .expect("get item")
+            .item
+            .unwrap_or_else(|| panic!("no item in {table}"));
         assert_eq!(
             item.get(ledger_dynamodb::schema::TTL_ATTRIBUTE),
             Some(&AttributeValue::N(expire.to_string())),
             "item in {table} lacks the right expiry"
         );
     }
-    let ttl = store.client().describe_time_to_live().table_name(t.ledger.as_str()).send().await.expect("describe ttl");
+    let ttl = store
+        .client()
+        .describe_time_to_live()
+        .table_name(t.ledger.as_str())
+        .send()
+        .await
+        .expect("describe ttl");
     let attribute = ttl.time_to_live_description.and_then(|d| d.attribute_name);
-    assert_eq!(attribute.as_deref(), Some(ledger_dynamodb::schema::TTL_ATTRIBUTE), "TTL not enabled on the ledger");
+    assert_eq!(
+        attribute.as_deref(),
+        Some(ledger_dynamodb::schema::TTL_ATTRIBUTE),
+        "TTL not enabled on the ledger"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cursor_is_refused() {
     let Some(store) = store().await else { return };
-    let result = ledger::ports::ProjectionStore::commit(store.as_ref(), &Default::default(), Some(3)).await;
-    assert!(matches!(result, Err(ledger::ports::StoreError::Rejected(_))), "got {result:?}");
-    assert_eq!(ledger::ports::ProjectionStore::cursor(store.as_ref()).await, Ok(0));
+    let result =
+        ledger::ports::ProjectionStore::commit(store.as_ref(), &Default::default(), Some(3)).await;
+    assert!(
+        matches!(result, Err(ledger::ports::StoreError::Rejected(_))),
+        "got {result:?}"
+    );
+    assert_eq!(
+        ledger::ports::ProjectionStore::cursor(store.as_ref()).await,
+        Ok(0)
+    );
 }
