@@ -160,8 +160,8 @@ impl Projection {
     }
 
     /// The question's state, created empty if this is the first record naming it.
-    fn question_mut(&mut self, record: &Record) -> &mut QuestionState {
-        let question = self.questions.entry(record.question).or_insert_with(|| QuestionState {
+    fn question_mut<'q>(questions: &'q mut FxHashMap<QuestionId, QuestionState>, record: &Record) -> &'q mut QuestionState {
+        let question = questions.entry(record.question).or_insert_with(|| QuestionState {
             counters: QuestionCounters::new(record.question, record.event),
             asked: None,
         });
@@ -174,8 +174,7 @@ impl Projection {
     }
 
     /// Applies everything about a record except its vote, which it returns.
-    fn apply_non_vote(&mut self, record: &Record) -> Option<PendingVote> {
-        let question = self.question_mut(record);
+    fn apply_non_vote(question: &mut QuestionState, record: &Record) -> Option<PendingVote> {
         let (voter, up) = match &record.body {
             Body::Asked(asked) => {
                 question.asked.get_or_insert_with(|| AskedView { text: asked.text.clone(), who: asked.who.clone() });
@@ -198,9 +197,10 @@ impl Projection {
         Some(PendingVote { question: record.question, voter, state: VoterState { up, rec: record.id } })
     }
 
-    fn apply_vote(voters: &mut VoterMap, questions: &mut FxHashMap<QuestionId, QuestionState>, vote: PendingVote) {
+    /// Records a vote in its voter's state; returns how the question's count moves.
+    fn apply_vote(voters: &mut VoterMap, vote: PendingVote) -> i64 {
         use std::collections::hash_map::Entry;
-        let delta = match voters.entry((vote.question, vote.voter)) {
+        match voters.entry((vote.question, vote.voter)) {
             Entry::Occupied(mut held) => match vote_transition(Some(*held.get()), vote.state) {
                 Some(t) => {
                     *held.get_mut() = t.new;
@@ -212,19 +212,14 @@ impl Projection {
                 slot.insert(vote.state);
                 vote.state.up as i64
             }
-        };
-        if delta != 0 {
-            // The question exists: apply_non_vote created it before the vote was queued.
-            if let Some(q) = questions.get_mut(&vote.question) {
-                q.counters.add_votes(delta);
-            }
         }
     }
 
     pub fn apply(&mut self, record: &Record) {
-        if let Some(vote) = self.apply_non_vote(record) {
-            let partition = voter_partition(vote.question, vote.voter);
-            Self::apply_vote(&mut self.voters[partition], &mut self.questions, vote);
+        let question = Self::question_mut(&mut self.questions, record);
+        if let Some(vote) = Self::apply_non_vote(question, record) {
+            let delta = Self::apply_vote(&mut self.voters[voter_partition(vote.question, vote.voter)], vote);
+            question.counters.add_votes(delta);
         }
     }
 
