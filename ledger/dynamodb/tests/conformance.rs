@@ -151,3 +151,117 @@ async fn a_cursor_is_refused() {
         Ok(0)
     );
 }
+
+/// The roll-up of a question's counter shards only ever replaces a count computed from an
+/// older read of the shards: a count stamped with newer shard versions is left alone, one
+/// stamped with older versions is corrected (here by redelivering a batch, as after a crash).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roll_ups_only_move_forward() {
+    let Some(store) = store().await else { return };
+    let event = EventId(Ulid::new());
+    let q = QuestionId(Ulid::new());
+    let mut records = vec![Record {
+        id: RecordId(Ulid::new()),
+        event,
+        question: q,
+        region: "test".into(),
+        body: Body::Asked(Asked {
+            text: "Forward only?".into(),
+            who: None,
+            voter: VoterId::random(),
+        }),
+    }];
+    for _ in 0..5 {
+        records.push(Record {
+            id: RecordId(Ulid::new()),
+            event,
+            question: q,
+            region: "test".into(),
+            body: Body::Voted {
+                voter: VoterId::random(),
+                up: true,
+            },
+        });
+    }
+    aggregator::apply_batch(store.as_ref(), &records, None)
+        .await
+        .expect("apply");
+    let votes = |s: Arc<DynamoStore>| async move {
+        ledger::ports::ProjectionReader::question(s.as_ref(), q)
+            .await
+            .expect("read")
+            .expect("exists")
+            .votes
+    };
+    assert_eq!(votes(store.clone()).await, 6);
+
+    let table = store.tables().questions.clone();
+    let item = store
+        .client()
+        .get_item()
+        .table_name(&table)
+        .key("id", AttributeValue::S(q.to_string()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get")
+        .item
+        .expect("question item");
+    let stamps: Vec<(String, u64)> = item
+        .iter()
+        .filter(|(name, _)| name.starts_with("sv"))
+        .map(|(name, v)| {
+            (
+                name.clone(),
+                v.as_n()
+                    .ok()
+                    .and_then(|n| n.parse().ok())
+                    .expect("a version"),
+            )
+        })
+        .collect();
+    assert!(
+        !stamps.is_empty(),
+        "the count carries the shard versions it was rolled up from"
+    );
+    let overwrite = |offset: i64| {
+        let mut update = store
+            .client()
+            .update_item()
+            .table_name(&table)
+            .key("id", AttributeValue::S(q.to_string()))
+            .expression_attribute_values(":wrong", AttributeValue::N("99".into()));
+        let mut set = vec!["votes = :wrong".to_owned()];
+        for (i, (name, ver)) in stamps.iter().enumerate() {
+            let value = (*ver as i64 + offset).max(0);
+            update = update
+                .expression_attribute_names(format!("#s{i}"), name)
+                .expression_attribute_values(
+                    format!(":s{i}"),
+                    AttributeValue::N(value.to_string()),
+                );
+            set.push(format!("#s{i} = :s{i}"));
+        }
+        update.update_expression(format!("SET {}", set.join(", ")))
+    };
+    // A count from a (pretend) fresher read of the shards: a redelivered batch keeps it.
+    overwrite(1_000).send().await.expect("overwrite");
+    aggregator::apply_batch(store.as_ref(), &records, None)
+        .await
+        .expect("redeliver");
+    assert_eq!(
+        votes(store.clone()).await,
+        99,
+        "a roll-up from an older read overwrote a newer count"
+    );
+    // A count from an older read: the redelivered batch's roll-up corrects it.
+    overwrite(-1_000).send().await.expect("overwrite");
+    aggregator::apply_batch(store.as_ref(), &records, None)
+        .await
+        .expect("redeliver");
+    assert_eq!(
+        votes(store.clone()).await,
+        6,
+        "a stale count was not rolled forward"
+    );
+}
