@@ -271,6 +271,17 @@ pub async fn serve(
     Ok(())
 }
 
+/// The DynamoDB store the operator tools (`replay`, `ledger export|import`, `inspect`) use:
+/// the default AWS configuration (or `endpoint_url`), table names from `EVENTS_TABLE`,
+/// `LEDGER_TABLE`, `QUESTIONS_TABLE`, `VOTERS_TABLE`, retention from `RETENTION_DAYS`.
+pub async fn open_store(endpoint_url: Option<&str>) -> anyhow::Result<Arc<DynamoStore>> {
+    Ok(Arc::new(
+        DynamoStore::from_env(endpoint_url)
+            .await
+            .map_err(anyhow::Error::msg)?,
+    ))
+}
+
 /// Reads the ledger (one event's shards in parallel, or the whole table in parallel
 /// segments), handing each page to `page` as it arrives. Returns the number of records.
 pub async fn read_ledger_parallel(
