@@ -12,7 +12,7 @@ use ledger::ports::{LedgerStore, ProjectionReader};
 use ledger::EventId;
 use ledger_sqlite::{Durability, Options, SqliteStore};
 use wewerewondering::embedded::{Embedded, EmbeddedConfig};
-use wewerewondering::{demo, replay, transfer};
+use wewerewondering::{demo, dynamodb_backend, replay, transfer};
 
 const DB_DEFAULT: &str = "wewerewondering.db";
 /// How long in-flight requests (and live streams) get to finish after a shutdown signal.
@@ -25,6 +25,27 @@ const SWEEP_INTERVAL_SECONDS: u64 = 3_600;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    /// One SQLite file (embedded mode)
+    Sqlite,
+    /// DynamoDB tables (names from EVENTS_TABLE, LEDGER_TABLE, QUESTIONS_TABLE, VOTERS_TABLE) and SQS
+    Dynamodb,
+}
+
+/// Where the operator commands find the ledger and the projection.
+#[derive(clap::Args)]
+struct StoreArgs {
+    #[arg(long, value_enum, default_value = "sqlite")]
+    backend: Backend,
+    /// The SQLite file (sqlite backend).
+    #[arg(long, default_value = DB_DEFAULT)]
+    db: PathBuf,
+    /// Another AWS endpoint, e.g. a local emulator (dynamodb backend).
+    #[arg(long)]
+    endpoint_url: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -41,8 +62,17 @@ enum Command {
     Serve {
         #[arg(long, default_value = "127.0.0.1:3000")]
         listen: SocketAddr,
-        #[arg(long, default_value = DB_DEFAULT)]
-        db: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Create missing DynamoDB tables and SQS queues (dynamodb backend).
+        #[arg(long)]
+        create_tables: bool,
+        /// Run the local stand-in for the EventBridge Pipe, stream to queue (dynamodb backend).
+        #[arg(long)]
+        local_pipe: bool,
+        /// How long the aggregator's queue long-poll waits, 0 to 20 s (dynamodb backend).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i32).range(0..=20))]
+        queue_wait_seconds: i32,
         /// Stamped on every record ingested here.
         #[arg(long, default_value = "local")]
         region: String,
@@ -66,8 +96,8 @@ enum Command {
     },
     /// Fold the ledger from scratch and report drift against the projection.
     Replay {
-        #[arg(long, default_value = DB_DEFAULT)]
-        db: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         #[arg(long)]
         event: Option<EventId>,
         /// Rewrite the projection with the fold's result.
@@ -82,8 +112,8 @@ enum Command {
     /// Show one question's audit trail: every record, and the fold next to the projection.
     Inspect {
         question: ledger::QuestionId,
-        #[arg(long, default_value = DB_DEFAULT)]
-        db: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
 }
 
@@ -91,15 +121,15 @@ enum Command {
 enum LedgerCommand {
     /// Write records to stdout, one JSON object per line.
     Export {
-        #[arg(long, default_value = DB_DEFAULT)]
-        db: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
         #[arg(long)]
         event: Option<EventId>,
     },
     /// Read records from stdin and append those not yet present, then fold them.
     Import {
-        #[arg(long, default_value = DB_DEFAULT)]
-        db: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
 }
 
@@ -119,7 +149,10 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve {
             listen,
-            db,
+            store,
+            create_tables,
+            local_pipe,
+            queue_wait_seconds,
             region,
             no_demo,
             static_dir,
@@ -135,8 +168,27 @@ async fn main() -> anyhow::Result<()> {
                 tracing::warn!(dir = %static_dir.display(), "no built client there; serving the API only");
                 None
             };
+            if store.backend == Backend::Dynamodb {
+                if !no_demo {
+                    eprintln!("note: the demo event is seeded in embedded mode only");
+                }
+                let options = dynamodb_backend::DynamoServeOptions {
+                    endpoint_url: store.endpoint_url,
+                    create_tables,
+                    local_pipe,
+                    receive_wait_s: queue_wait_seconds,
+                    region,
+                    retention_days,
+                    guest_max_age_s: guest_max_age,
+                    host_max_age_s: host_max_age,
+                    cookie_secure: secure_cookies,
+                    static_dir,
+                    ..dynamodb_backend::DynamoServeOptions::default()
+                };
+                return dynamodb_backend::serve(listen, options, shutdown_signal()).await;
+            }
             let config = EmbeddedConfig {
-                db,
+                db: store.db,
                 region,
                 retention_days,
                 durability: match durability {
@@ -150,12 +202,22 @@ async fn main() -> anyhow::Result<()> {
             };
             serve(listen, config, !no_demo).await
         }
-        Command::Replay { db, event, repair } => {
-            let store = open(&db)?;
-            let total = store.count(event).await?;
-            let bar = replay::progress_bar(total, !std::io::stderr().is_terminal());
-            let report = replay::replay(store.as_ref(), store.as_ref(), event, repair, &bar).await?;
-            store.close().await;
+        Command::Replay { store, event, repair } => {
+            let hide_bar = !std::io::stderr().is_terminal();
+            let report = match store.backend {
+                Backend::Sqlite => {
+                    let sqlite = open(&store.db)?;
+                    let bar = replay::progress_bar(sqlite.count(event).await?, hide_bar);
+                    let report = replay::replay(sqlite.as_ref(), sqlite.as_ref(), event, repair, &bar).await;
+                    sqlite.close().await;
+                    report?
+                }
+                Backend::Dynamodb => {
+                    let dynamo = dynamodb_backend::open_store(store.endpoint_url.as_deref()).await?;
+                    let bar = replay::progress_bar(dynamo.count(event).await?, hide_bar);
+                    dynamodb_backend::replay(&dynamo, event, repair, &bar).await?
+                }
+            };
             println!(
                 "folded {} records into {} questions in {:.3} s ({:.0} records/s)",
                 report.records,
@@ -187,18 +249,36 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1)
             }
         }
-        Command::Ledger { command: LedgerCommand::Export { db, event } } => {
-            let store = open(&db)?;
+        Command::Ledger { command: LedgerCommand::Export { store, event } } => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            let n = transfer::export(store.as_ref(), event, &mut out).await?;
-            store.close().await;
+            let n = match store.backend {
+                Backend::Sqlite => {
+                    let sqlite = open(&store.db)?;
+                    let n = transfer::export(sqlite.as_ref(), event, &mut out).await;
+                    sqlite.close().await;
+                    n?
+                }
+                Backend::Dynamodb => {
+                    let dynamo = dynamodb_backend::open_store(store.endpoint_url.as_deref()).await?;
+                    let bar = replay::progress_bar(0, true);
+                    dynamodb_backend::export(&dynamo, event, &mut out, &bar).await?
+                }
+            };
             eprintln!("exported {n} records");
             Ok(())
         }
-        Command::Ledger { command: LedgerCommand::Import { db } } => {
+        Command::Ledger { command: LedgerCommand::Import { store } } if store.backend == Backend::Dynamodb => {
+            // The ledger's stream carries what is appended to the aggregator, as for any write.
+            let dynamo = dynamodb_backend::open_store(store.endpoint_url.as_deref()).await?;
+            let stdin = std::io::stdin();
+            let report = transfer::import(dynamo.as_ref(), &mut BufReader::new(stdin.lock())).await?;
+            eprintln!("read {} lines, {} records (already present ones are skipped)", report.lines, report.records);
+            Ok(())
+        }
+        Command::Ledger { command: LedgerCommand::Import { store } } => {
             // Import through the embedded service so the aggregator folds what arrives.
-            let app = Embedded::start(EmbeddedConfig::new(db)).await?;
+            let app = Embedded::start(EmbeddedConfig::new(store.db)).await?;
             let stdin = std::io::stdin();
             let mut input = BufReader::new(stdin.lock());
             let result = transfer::import(app.store().as_ref(), &mut input).await;
@@ -209,17 +289,32 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("read {} lines, {} records (already present ones are skipped)", report.lines, report.records);
             Ok(())
         }
-        Command::Inspect { question, db } => {
-            let store = open(&db)?;
+        Command::Inspect { question, store } => {
             let stdout = std::io::stdout();
-            let agrees = transfer::inspect(
-                store.as_ref() as &dyn LedgerStore,
-                store.as_ref() as &dyn ProjectionReader,
-                question,
-                &mut stdout.lock(),
-            )
-            .await?;
-            store.close().await;
+            let agrees = match store.backend {
+                Backend::Sqlite => {
+                    let sqlite = open(&store.db)?;
+                    let agrees = transfer::inspect(
+                        sqlite.as_ref() as &dyn LedgerStore,
+                        sqlite.as_ref() as &dyn ProjectionReader,
+                        question,
+                        &mut stdout.lock(),
+                    )
+                    .await;
+                    sqlite.close().await;
+                    agrees?
+                }
+                Backend::Dynamodb => {
+                    let dynamo = dynamodb_backend::open_store(store.endpoint_url.as_deref()).await?;
+                    transfer::inspect(
+                        dynamo.as_ref() as &dyn LedgerStore,
+                        dynamo.as_ref() as &dyn ProjectionReader,
+                        question,
+                        &mut stdout.lock(),
+                    )
+                    .await?
+                }
+            };
             if !agrees {
                 std::process::exit(1);
             }

@@ -156,3 +156,105 @@ async fn replay_reports_drift_and_repair_fixes_it() {
     let text = String::from_utf8_lossy(&inspect.stdout);
     assert!(text.contains("asked by voter") && text.contains("-> votes 6"), "{text}");
 }
+
+/// `serve --backend dynamodb` as an operator runs it against a local emulator: tables and
+/// queue created, the Pipe stand-in on; then `replay` and `ledger export` on the same tables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_replay_and_export_against_dynamodb() {
+    let Ok(endpoint) = std::env::var("MOTO_ENDPOINT_A") else {
+        if std::env::var("WWW_SKIP_MOTO").as_deref() == Ok("1") {
+            eprintln!("skipped: WWW_SKIP_MOTO=1");
+            return;
+        }
+        panic!("MOTO_ENDPOINT_A is not set: run under .ci/with-moto (or set WWW_SKIP_MOTO=1)");
+    };
+    let tag = format!("cli{:08x}", rand::random::<u32>());
+    let tables = [
+        ("EVENTS_TABLE", format!("{tag}-events")),
+        ("LEDGER_TABLE", format!("{tag}-ledger")),
+        ("QUESTIONS_TABLE", format!("{tag}-questions")),
+        ("VOTERS_TABLE", format!("{tag}-voters")),
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wewerewondering"))
+        .args(["serve", "--backend", "dynamodb", "--endpoint-url", &endpoint, "--create-tables", "--local-pipe"])
+        // The emulator serves one request at a time: a long poll would stall everything else.
+        .args(["--queue-wait-seconds", "0"])
+        .args(["--listen", "127.0.0.1:0", "--static", "/nonexistent", "--no-demo"])
+        .envs(tables.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(if std::env::var_os("TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
+        .spawn()
+        .expect("start serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let base = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        loop {
+            let line = lines.next().expect("serve printed its address").expect("readable");
+            if let Some(rest) = line.strip_prefix("listening on ") {
+                let addr = rest.split_whitespace().next().expect("an address").to_owned();
+                std::thread::spawn(move || for _ in lines {});
+                return addr;
+            }
+        }
+    })
+    .await
+    .expect("address");
+    let http = reqwest::Client::builder().cookie_store(true).build().expect("client");
+    let event: serde_json::Value = http.post(format!("{base}/api/event")).send().await.expect("create").json().await.expect("json");
+    let (eid, secret) = (
+        event["id"].as_str().unwrap_or_else(|| panic!("no event id in {event}")).to_owned(),
+        event["secret"].as_str().unwrap_or_else(|| panic!("no secret in {event}")).to_owned(),
+    );
+    let q: serde_json::Value = http
+        .post(format!("{base}/api/event/{eid}"))
+        .json(&serde_json::json!({ "body": "does the AWS path work?", "asker": null }))
+        .send()
+        .await
+        .expect("ask")
+        .json()
+        .await
+        .expect("json");
+    let qid = q["id"].as_str().expect("qid").to_owned();
+    let list_url = format!("{base}/api/event/{eid}/questions/{secret}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let votes_of = |list: &serde_json::Value| list.as_array().and_then(|a| a.first()).and_then(|q| q["votes"].as_u64());
+    loop {
+        let list: serde_json::Value = http.get(&list_url).send().await.expect("list").json().await.expect("json");
+        if votes_of(&list) == Some(1) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the question never reached the projection: {list}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // A second guest votes: the count follows through stream, queue and aggregator.
+    let guest = reqwest::Client::builder().cookie_store(true).build().expect("client");
+    assert!(guest.post(format!("{base}/api/vote/{qid}/up")).send().await.expect("vote").status().is_success());
+    loop {
+        let list: serde_json::Value = http.get(&list_url).send().await.expect("list").json().await.expect("json");
+        if votes_of(&list) == Some(2) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the vote never reached the projection: {list}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wewerewondering"))
+            .args(args)
+            .args(["--backend", "dynamodb", "--endpoint-url", &endpoint])
+            .envs(tables.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("RUST_LOG", "error")
+            .output()
+            .expect("run")
+    };
+    let replayed = run(&["replay"]);
+    assert!(replayed.status.success(), "{}", String::from_utf8_lossy(&replayed.stdout));
+    assert!(String::from_utf8_lossy(&replayed.stdout).contains("no drift"));
+    let exported = run(&["ledger", "export"]);
+    assert!(exported.status.success());
+    assert_eq!(String::from_utf8_lossy(&exported.stdout).lines().count(), 2, "one asked, one vote");
+}

@@ -7,13 +7,59 @@ use std::net::SocketAddr;
 use ledger::{EventId, QuestionId};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use wewerewondering::dynamodb_backend::{DynamoBackend, DynamoServeOptions};
 use wewerewondering::embedded::{Embedded, EmbeddedConfig};
+
+/// What the suite runs against: embedded SQLite by default; DynamoDB and SQS on a local
+/// emulator (`.ci/with-moto` sets `MOTO_ENDPOINT_A`) when `WWW_TEST_BACKEND=dynamodb`.
+enum Backend {
+    Embedded(Embedded),
+    Dynamo(DynamoBackend),
+}
+
+impl Backend {
+    fn router(&self) -> axum::Router {
+        match self {
+            Backend::Embedded(e) => e.router(),
+            Backend::Dynamo(d) => d.router(),
+        }
+    }
+
+    async fn wait_caught_up(&self) -> anyhow::Result<()> {
+        match self {
+            Backend::Embedded(e) => e.wait_caught_up().await,
+            Backend::Dynamo(d) => d.wait_caught_up().await,
+        }
+    }
+
+    async fn shutdown(self) {
+        match self {
+            Backend::Embedded(e) => e.shutdown().await,
+            Backend::Dynamo(d) => d.shutdown().await,
+        }
+    }
+}
+
+async fn start_backend(dir: &tempfile::TempDir) -> Backend {
+    if std::env::var("WWW_TEST_BACKEND").as_deref() == Ok("dynamodb") {
+        let endpoint = std::env::var("MOTO_ENDPOINT_A")
+            .expect("WWW_TEST_BACKEND=dynamodb needs MOTO_ENDPOINT_A: run under .ci/with-moto");
+        return Backend::Dynamo(
+            DynamoBackend::start(DynamoServeOptions::isolated(&endpoint))
+                .await
+                .expect("the DynamoDB-backed service starts"),
+        );
+    }
+    let mut config = EmbeddedConfig::new(dir.path().join("api.db"));
+    config.durability = ledger_sqlite::Durability::Normal;
+    Backend::Embedded(Embedded::start(config).await.expect("the embedded service starts"))
+}
 
 pub struct TestApp {
     pub addr: SocketAddr,
     /// The first guest (and the host, who needs no cookie).
     pub client: Client,
-    embedded: Embedded,
+    backend: Backend,
     server: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
@@ -46,16 +92,12 @@ pub enum Toggle {
 pub async fn spawn_app() -> TestApp {
     init_test_log();
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let mut config = EmbeddedConfig::new(dir.path().join("api.db"));
-    config.durability = ledger_sqlite::Durability::Normal;
-    let embedded = Embedded::start(config)
-        .await
-        .expect("the embedded service starts");
+    let backend = start_backend(&dir).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a free port");
     let addr = listener.local_addr().expect("a bound address");
-    let router = embedded.router();
+    let router = backend.router();
     let server = tokio::spawn(async move {
         axum::serve(listener, router)
             .await
@@ -64,7 +106,7 @@ pub async fn spawn_app() -> TestApp {
     TestApp {
         addr,
         client: Client::new(addr),
-        embedded,
+        backend,
         server,
         _dir: dir,
     }
@@ -88,7 +130,7 @@ impl TestApp {
 
     /// Waits until the aggregator has folded every record acknowledged so far.
     pub async fn settled(&self) {
-        self.embedded
+        self.backend
             .wait_caught_up()
             .await
             .expect("the aggregator catches up");
@@ -96,7 +138,7 @@ impl TestApp {
 
     pub async fn stop(self) {
         self.server.abort();
-        self.embedded.shutdown().await;
+        self.backend.shutdown().await;
     }
 }
 
