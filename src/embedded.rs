@@ -42,6 +42,9 @@ impl EmbeddedConfig {
     }
 }
 
+/// How often buffered histogram samples are folded into the Prometheus histograms.
+const METRICS_UPKEEP_SECONDS: u64 = 5;
+
 /// The process-wide Prometheus recorder (a process can hold only one).
 pub fn metrics_handle() -> Option<PrometheusHandle> {
     static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -49,7 +52,18 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new().build_recorder();
             let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).ok().map(|_| handle)
+            metrics::set_global_recorder(recorder).ok()?;
+            // Histograms keep raw samples until upkeep folds them in; without a scrape they
+            // would grow with every request, so fold them in on a timer.
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(Duration::from_secs(METRICS_UPKEEP_SECONDS));
+                    upkeep.run_upkeep();
+                })
+                .ok()?;
+            Some(handle)
         })
         .clone()
 }

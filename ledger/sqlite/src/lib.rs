@@ -42,6 +42,7 @@ const SECONDS_PER_DAY: u64 = 86_400;
 /// How many of the latest appended records are kept in memory for the aggregator, which
 /// then folds them without reading back what was just written.
 const RECENT_RECORDS_MAX: usize = 16_384;
+const WAL_BYTES_KEPT_MAX: i64 = 64 << 20;
 /// Page cache per connection, in KiB (SQLite's negative `cache_size` unit). Memory-mapping
 /// the file instead measured no faster and counted the mapped file in the resident size.
 const PAGE_CACHE_KIB: i64 = 2 * 1024;
@@ -178,6 +179,9 @@ fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> 
     })?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
+    // After a checkpoint resets the WAL, truncate it back to this size instead of keeping
+    // the largest it ever grew to.
+    conn.pragma_update(None, "journal_size_limit", WAL_BYTES_KEPT_MAX)?;
     Ok(())
 }
 
@@ -189,7 +193,7 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// How often the checkpointer folds the WAL back into the database file.
-const CHECKPOINT_INTERVAL_MS: u64 = 250;
+const CHECKPOINT_INTERVAL_MS: u64 = 500;
 
 struct Checkpointer {
     stop: SyncSender<()>,
@@ -206,8 +210,10 @@ fn spawn_checkpointer(path: &Path, durability: Durability) -> StoreResult<Checkp
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                 stopped.recv_timeout(std::time::Duration::from_millis(CHECKPOINT_INTERVAL_MS))
             {
-                // PASSIVE never blocks the writer; a busy database just waits for next time.
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                // RESTART also waits (briefly: reads here are short) until no reader still
+                // uses the WAL, so the next write starts it over. A checkpoint that only copies
+                // (PASSIVE) let the WAL and its shared-memory index grow under steady load.
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
                     tracing::warn!(error = %e, "WAL checkpoint failed");
                 }
             }
