@@ -261,7 +261,12 @@ async fn main() -> anyhow::Result<()> {
                 }
                 Backend::Dynamodb => {
                     let dynamo = dynamodb_backend::open_store(store.endpoint_url.as_deref()).await?;
-                    let bar = replay::progress_bar(0, true);
+                    // The records go to stdout; the progress bar to stderr, when someone watches it.
+                    let bar = if std::io::stderr().is_terminal() {
+                        replay::progress_bar(dynamo.count(event).await?, false)
+                    } else {
+                        replay::progress_bar(0, true)
+                    };
                     dynamodb_backend::export(&dynamo, event, &mut out, &bar).await?
                 }
             };
