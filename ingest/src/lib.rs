@@ -11,13 +11,11 @@ mod handlers;
 pub mod voter;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::body::HttpBody;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::middleware::{self};
 use axum::routing::post;
 use axum::Router;
 use ledger::limits::REQUEST_BODY_BYTES_MAX;
@@ -116,14 +114,14 @@ pub fn router(state: IngestState) -> Router {
         // (an id already set by API Gateway or a proxy is kept).
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         // One span per request carrying that id; logs method, path, status and latency.
-        .layer(TraceLayer::new_for_http().make_span_with(make_span))
+        .layer(TraceLayer::new_for_http().make_span_with(|r: &Request| ledger_http::request_span("ingest", r)))
         // Echo the id so a user's bug report can quote it.
         .layer(PropagateRequestIdLayer::x_request_id())
         // Outside catch-panic and timeout so it also counts (and marks no-store) the 500s and
         // 503s those produce.
-        .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn(|r, n| ledger_http::observe("ingest", ledger_http::NoStore::Always, r, n)))
         // A bug must cost one request a 500, never the process or a cached error.
-        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(CatchPanicLayer::custom(ledger_http::panic_response))
         // A stuck store must not hold connections forever.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -143,75 +141,3 @@ pub fn router(state: IngestState) -> Router {
         .with_state(Arc::new(state))
 }
 
-fn make_span(request: &Request<axum::body::Body>) -> tracing::Span {
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    // The matched route, not the URI: a toggle's URI contains the host secret.
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(MatchedPath::as_str)
-        .unwrap_or("-");
-    tracing::info_span!("request", role = "ingest", method = %request.method(), route, request_id)
-}
-
-/// Records `http_requests_total` and `http_request_duration_seconds` per route and status,
-/// and marks every response `no-store`: a write's answer (often carrying a new cookie or a
-/// host secret) must never be served from a cache.
-async fn observe(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let started = Instant::now();
-    let mut response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "role" => "ingest", "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "role" => "ingest", "route" => route)
-        .record(started.elapsed().as_secs_f64());
-    response
-        .headers_mut()
-        .entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
-    json_error_body(response)
-}
-
-/// Gives a JSON body to the error responses the framework and layers produce with none
-/// (405 from routing, 503 from the timeout), so every refusal reads like the handlers' own.
-fn json_error_body(response: Response) -> Response {
-    let status = response.status();
-    let empty = response.body().size_hint().exact() == Some(0);
-    if !(status.is_client_error() || status.is_server_error()) || !empty {
-        return response;
-    }
-    let reason = status
-        .canonical_reason()
-        .unwrap_or("error")
-        .to_ascii_lowercase();
-    let (mut parts, _) = response.into_parts();
-    parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    let body = serde_json::json!({ "error": reason }).to_string();
-    Response::from_parts(parts, axum::body::Body::from(body))
-}
-
-fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("handler panicked");
-    let mut response = (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        axum::Json(serde_json::json!({ "error": "internal error" })),
-    )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}

@@ -14,13 +14,11 @@ pub mod lists;
 mod live;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::body::HttpBody;
-use axum::extract::{MatchedPath, Request};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self};
 use axum::routing::get;
 use axum::Router;
 use ledger::ports::{EventRow, EventStore, ProjectionReader};
@@ -186,14 +184,14 @@ pub fn router(state: QueryState) -> Router {
         // (an id already set by API Gateway or a proxy is kept).
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         // One span per request carrying that id; logs method, route, status and latency.
-        .layer(TraceLayer::new_for_http().make_span_with(make_span))
+        .layer(TraceLayer::new_for_http().make_span_with(|r: &Request| ledger_http::request_span("query", r)))
         // Echo the id so a user's bug report can quote it.
         .layer(PropagateRequestIdLayer::x_request_id())
         // Outside catch-panic and timeout so it also counts (and marks no-store) the 500s and
         // 503s those produce.
-        .layer(middleware::from_fn(observe))
+        .layer(middleware::from_fn(|r, n| ledger_http::observe("query", ledger_http::NoStore::Errors, r, n)))
         // A bug must cost one request a 500, never the process or a cached error.
-        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(CatchPanicLayer::custom(ledger_http::panic_response))
         // A stuck store must not hold connections forever (streams are timed to first byte).
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -219,76 +217,3 @@ pub fn router(state: QueryState) -> Router {
     router.layer(layers).with_state(shared)
 }
 
-fn make_span(request: &Request<axum::body::Body>) -> tracing::Span {
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
-    // The matched route, not the URI: host URIs contain the secret.
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(MatchedPath::as_str)
-        .unwrap_or("-");
-    tracing::info_span!("request", role = "query", method = %request.method(), route, request_id)
-}
-
-/// Records `http_requests_total` and `http_request_duration_seconds` per route and status,
-/// and marks any error response that did not choose its caching as `no-store`.
-async fn observe(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let started = Instant::now();
-    let mut response = next.run(request).await;
-    let status = response.status();
-    metrics::counter!("http_requests_total", "role" => "query", "route" => route.clone(), "status" => status.as_str().to_owned())
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "role" => "query", "route" => route)
-        .record(started.elapsed().as_secs_f64());
-    if status.is_client_error() || status.is_server_error() {
-        response
-            .headers_mut()
-            .entry(header::CACHE_CONTROL)
-            .or_insert(HeaderValue::from_static("no-store"));
-    }
-    json_error_body(response)
-}
-
-/// Gives a JSON body to the error responses the framework and layers produce with none
-/// (405 from routing, 503 from the timeout), so every refusal reads like the handlers' own.
-fn json_error_body(response: Response) -> Response {
-    let status = response.status();
-    let empty = response.body().size_hint().exact() == Some(0);
-    if !(status.is_client_error() || status.is_server_error()) || !empty {
-        return response;
-    }
-    let reason = status
-        .canonical_reason()
-        .unwrap_or("error")
-        .to_ascii_lowercase();
-    let (mut parts, _) = response.into_parts();
-    parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    let body = serde_json::json!({ "error": reason }).to_string();
-    Response::from_parts(parts, axum::body::Body::from(body))
-}
-
-fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("handler panicked");
-    let mut response = (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        axum::Json(serde_json::json!({ "error": "internal error" })),
-    )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}

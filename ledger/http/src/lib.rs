@@ -1,0 +1,75 @@
+//! The HTTP edge the two HTTP roles share, so that ingest and query refuse, log and count
+//! requests the same way: the per-request span, the request metrics and caching default,
+//! a JSON body for refusals the framework makes without one, and the response to a panic.
+//! Each role lists these in its own layer stack, in its own order and with its own reasons.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+/// Which responses `observe` marks `Cache-Control: no-store` when they chose no caching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoStore {
+    /// Every response (writes: an answer may carry a new cookie or a host secret).
+    Always,
+    /// Only refusals and failures (reads choose their own caching when they succeed).
+    Errors,
+}
+
+/// One span per request, naming the matched route (never the URI: host URIs carry the
+/// secret) and the request id.
+pub fn request_span(role: &'static str, request: &Request) -> tracing::Span {
+    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+    let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("-");
+    tracing::info_span!("request", role, method = %request.method(), route, request_id)
+}
+
+/// Records `http_requests_total` and `http_request_duration_seconds` per role, route and
+/// status, applies the role's `no-store` default, and gives body-less refusals a JSON body.
+/// Use as `middleware::from_fn(|r, n| observe("ingest", NoStore::Always, r, n))`.
+pub async fn observe(role: &'static str, no_store: NoStore, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let started = Instant::now();
+    let mut response = next.run(request).await;
+    let status = response.status();
+    metrics::counter!("http_requests_total", "role" => role, "route" => route.clone(), "status" => status.as_str().to_owned())
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "role" => role, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    if no_store == NoStore::Always || status.is_client_error() || status.is_server_error() {
+        response.headers_mut().entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    }
+    json_error_body(response)
+}
+
+/// Gives a JSON body to the error responses the framework and layers produce with none
+/// (405 from routing, 503 from the timeout), so every refusal reads like the handlers' own.
+pub fn json_error_body(response: Response) -> Response {
+    let status = response.status();
+    let empty = axum::body::HttpBody::size_hint(response.body()).exact() == Some(0);
+    if !(status.is_client_error() || status.is_server_error()) || !empty {
+        return response;
+    }
+    let reason = status.canonical_reason().unwrap_or("error").to_ascii_lowercase();
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let body = serde_json::json!({ "error": reason }).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// What a panicking handler answers (via `CatchPanicLayer::custom`): a 500 nobody caches.
+pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    let mut response =
+        (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(serde_json::json!({ "error": "internal error" }))).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
