@@ -247,72 +247,49 @@ impl DynamoStore {
 
     /// Every item of a Query on `top` for one event, following `LastEvaluatedKey`.
     async fn top_items(&self, event: EventId) -> StoreResult<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.tables.questions)
-                .index_name(TOP_INDEX)
-                .key_condition_expression("#eid = :eid")
-                .expression_attribute_names("#eid", TOP_PARTITION_KEY)
-                .expression_attribute_values(":eid", s(event))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_error("query the top index", e))?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
-            }
-        }
+        // The SDK's paginator follows `LastEvaluatedKey` to the last page.
+        self.client
+            .query()
+            .table_name(&self.tables.questions)
+            .index_name(TOP_INDEX)
+            .key_condition_expression("#eid = :eid")
+            .expression_attribute_names("#eid", TOP_PARTITION_KEY)
+            .expression_attribute_values(":eid", s(event))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| store_error("query the top index", e))
     }
 
     /// Every item of a Scan of one table, following `LastEvaluatedKey`.
     async fn scan_all(&self, table: &str) -> StoreResult<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(table)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_error("scan a table", e))?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
-            }
-        }
+        self.client
+            .scan()
+            .table_name(table)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| store_error("scan a table", e))
     }
 
     /// Every voter item of one question, following `LastEvaluatedKey`.
     async fn question_voter_items(&self, question: QuestionId) -> StoreResult<Vec<Item>> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.tables.voters)
-                .key_condition_expression("#qid = :qid")
-                .expression_attribute_names("#qid", VOTERS_PARTITION_KEY)
-                .expression_attribute_values(":qid", s(question))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| store_error("query voters", e))?;
-            items.extend(out.items.unwrap_or_default());
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(items),
-            }
-        }
+        self.client
+            .query()
+            .table_name(&self.tables.voters)
+            .key_condition_expression("#qid = :qid")
+            .expression_attribute_names("#qid", VOTERS_PARTITION_KEY)
+            .expression_attribute_values(":qid", s(question))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| store_error("query voters", e))
     }
 
     /// BatchGetItem over any number of keys: chunks of [`BATCH_GET_KEYS_MAX`], unprocessed
