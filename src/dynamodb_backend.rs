@@ -356,29 +356,7 @@ pub async fn replay(
     .await?;
     let fold_seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    let folded_sorted: Vec<_> = match event {
-        Some(e) => folded
-            .sorted()
-            .into_iter()
-            .filter(|q| q.counters.event == e)
-            .collect(),
-        None => folded.sorted(),
-    };
-    let mut stored = ProjectionStore::questions(store, event).await?;
-    stored.sort_by_key(|q| q.counters.id);
-    let drift = crate::replay::compare(&stored, &folded_sorted);
-    let repaired = repair && !drift.is_empty();
-    if repaired {
-        let voters: Vec<_> = folded.voters().collect();
-        store.replace(event, &folded_sorted, &voters).await?;
-    }
-    Ok(crate::replay::ReplayReport {
-        records,
-        questions: folded_sorted.len(),
-        drift,
-        repaired,
-        fold_seconds,
-    })
+    Ok(crate::replay::reconcile(store, event, &folded, records, fold_seconds, repair).await?)
 }
 
 /// `ledger export` over DynamoDB: every record as one NDJSON line, read in parallel.

@@ -110,7 +110,20 @@ pub async fn replay(
     let (folded, records) = fold_ledger(ledger, event, bar).await?;
     let fold_seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    let folded_sorted = folded.sorted();
+    reconcile(projection, event, &folded, records, fold_seconds, repair).await
+}
+
+/// Compares a fold of the ledger with the stored projection (of one event, or all) and,
+/// with `repair`, replaces the projection by the fold. Any adapter's replay ends here.
+pub async fn reconcile(
+    projection: &dyn ProjectionStore,
+    event: Option<EventId>,
+    folded: &Projection,
+    records: u64,
+    fold_seconds: f64,
+    repair: bool,
+) -> StoreResult<ReplayReport> {
+    let folded_sorted: Vec<_> = folded.sorted().into_iter().filter(|q| event.is_none_or(|e| q.counters.event == e)).collect();
     let mut stored = projection.questions(event).await?;
     stored.sort_by_key(|q| q.counters.id);
     let drift = compare(&stored, &folded_sorted);
