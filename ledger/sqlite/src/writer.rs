@@ -81,6 +81,8 @@ pub(crate) fn run(mut conn: Connection, queue: Receiver<Command>, shared: Arc<Sh
 }
 
 fn execute_group(conn: &mut Connection, group: Vec<Command>, shared: &Shared) {
+    let started = Instant::now();
+    metrics::histogram!("sqlite_writer_group_commands").record(group.len() as f64);
     let mut results: Vec<StoreResult<Done>> = Vec::with_capacity(group.len());
     let committed = (|| -> rusqlite::Result<()> {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -102,6 +104,7 @@ fn execute_group(conn: &mut Connection, group: Vec<Command>, shared: &Shared) {
         }
         tx.commit()
     })();
+    metrics::histogram!("sqlite_writer_transaction_seconds").record(started.elapsed().as_secs_f64());
     if let Err(e) = committed {
         tracing::error!(error = %e, commands = group.len(), "ledger transaction failed");
         for cmd in group {
