@@ -6,7 +6,9 @@
 //! touches, resolves them into a [`ProjectionChange`] and commits that conditionally. If
 //! another aggregator committed a touched voter in between, the commit is a conflict and the
 //! batch is planned again from fresh state, so the effect is exactly once whatever the
-//! delivery order, duplication or number of aggregators.
+//! delivery order, duplication or number of aggregators. A store with a single writer
+//! (SQLite) does the read, the resolve and the commit in one step instead, with no conflict
+//! possible and no round trip between them.
 
 pub mod tail;
 
@@ -14,7 +16,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ledger::ports::{Commit, ProjectionStore, StoreError};
-use ledger::{BatchPlan, EventId, Record};
+use ledger::{BatchPlan, EventId, ProjectionChange, Record};
 
 /// How often a batch is planned again after conflicting with another aggregator before the
 /// batch is given back as failed (for the queue to redeliver).
@@ -41,6 +43,9 @@ pub async fn apply_batch(
     cursor: Option<u64>,
 ) -> Result<Applied, StoreError> {
     let plan = BatchPlan::from_records(records);
+    if let Some(change) = store.resolve_and_commit(&plan, cursor).await? {
+        return Ok(applied(&change, records.len(), 0));
+    }
     let keys = plan.voter_keys();
     let mut conflicts = 0;
     loop {
@@ -50,16 +55,7 @@ pub async fn apply_batch(
             return Ok(Applied { records: records.len(), ..Applied::default() });
         }
         match store.commit(&change, cursor).await? {
-            Commit::Applied => {
-                metrics::counter!("aggregator_records_total").increment(records.len() as u64);
-                metrics::counter!("aggregator_conflicts_total").increment(conflicts as u64);
-                return Ok(Applied {
-                    events: change.questions.iter().map(|q| q.event).collect(),
-                    records: records.len(),
-                    voter_writes: change.voters.len(),
-                    conflicts,
-                });
-            }
+            Commit::Applied => return Ok(applied(&change, records.len(), conflicts)),
             Commit::Conflict if conflicts < CONFLICT_RETRIES_MAX => {
                 conflicts += 1;
                 let backoff = CONFLICT_BACKOFF_MS_FIRST << conflicts.min(6);
@@ -72,5 +68,16 @@ pub async fn apply_batch(
                 )))
             }
         }
+    }
+}
+
+fn applied(change: &ProjectionChange, records: usize, conflicts: u32) -> Applied {
+    metrics::counter!("aggregator_records_total").increment(records as u64);
+    metrics::counter!("aggregator_conflicts_total").increment(conflicts as u64);
+    Applied {
+        events: change.questions.iter().map(|q| q.event).collect(),
+        records,
+        voter_writes: change.voters.len(),
+        conflicts,
     }
 }

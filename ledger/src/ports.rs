@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use rustc_hash::FxHashMap;
 
-use crate::fold::{ProjectionChange, QuestionCounters, QuestionState, VoterState};
+use crate::fold::{BatchPlan, ProjectionChange, QuestionCounters, QuestionState, VoterState};
 use crate::ids::{EventId, QuestionId, VoterId};
 use crate::record::Record;
 use crate::secret::SecretHash;
@@ -99,6 +99,14 @@ pub trait ProjectionStore: Send + Sync {
     /// nothing is and the answer is `Conflict`. `cursor` (embedded feeds only) is the ledger
     /// sequence number the projection has then caught up to, advanced in the same commit.
     async fn commit(&self, change: &ProjectionChange, cursor: Option<u64>) -> StoreResult<Commit>;
+    /// Reads the voter states `plan` touches, resolves it and commits the change as one
+    /// atomic step, returning the change committed; `cursor` as for [`commit`](Self::commit).
+    /// Only a store whose sole writer is this process can, as nothing can slip in between the
+    /// read and the write; the others answer `None` and the caller reads, resolves and
+    /// commits conditionally itself (the default).
+    async fn resolve_and_commit(&self, _plan: &BatchPlan, _cursor: Option<u64>) -> StoreResult<Option<ProjectionChange>> {
+        Ok(None)
+    }
     /// The feed position the projection has caught up to (0 when none).
     async fn cursor(&self) -> StoreResult<u64>;
     /// Every question of the projection (or of one event), with text where known, for replay.

@@ -23,7 +23,7 @@ use ledger::ports::{
     ScanToken, StoreError, StoreResult,
 };
 use ledger::{
-    AskedView, EventId, ProjectionChange, QuestionCounters, QuestionId, QuestionState, Record, VoterId, VoterState,
+    AskedView, BatchPlan, EventId, ProjectionChange, QuestionCounters, QuestionId, QuestionState, Record, VoterId, VoterState,
 };
 use parking_lot::{Mutex, RwLock};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -474,21 +474,12 @@ impl LedgerFeed for SqliteStore {
 impl ProjectionStore for SqliteStore {
     async fn voters(&self, keys: &[(QuestionId, VoterId)]) -> StoreResult<FxHashMap<(QuestionId, VoterId), VoterState>> {
         let keys = keys.to_vec();
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached("SELECT up, rec FROM voters WHERE qid = ?1 AND voter = ?2").map_err(unavailable)?;
-            let mut out = FxHashMap::default();
-            for (q, v) in keys {
-                let found = stmt
-                    .query_row(params![q.to_bytes(), v.to_bytes()], |r| Ok((r.get::<_, bool>(0)?, blob16(r, 1))))
-                    .optional()
-                    .map_err(unavailable)?;
-                if let Some((up, rec)) = found {
-                    out.insert((q, v), VoterState { up, rec: ledger::RecordId::from_bytes(rec?) });
-                }
-            }
-            Ok(out)
-        })
-        .await
+        self.read(move |c| crate::rows::read_voters(c, &keys)).await
+    }
+
+    async fn resolve_and_commit(&self, plan: &BatchPlan, cursor: Option<u64>) -> StoreResult<Option<ProjectionChange>> {
+        let plan = plan.clone();
+        self.send(|reply| Command::Fold { plan, cursor, reply }).await.map(Some)
     }
 
     async fn commit(&self, change: &ProjectionChange, cursor: Option<u64>) -> StoreResult<Commit> {

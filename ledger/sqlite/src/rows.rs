@@ -2,7 +2,9 @@
 //! blobs, so blob order is id order (LWW conditions compare them in SQL).
 
 use ledger::ports::StoreError;
-use ledger::{Asked, Body, EventId, QuestionId, Record, RecordId, Stamped, VoterId};
+use ledger::{Asked, Body, EventId, QuestionId, Record, RecordId, Stamped, VoterId, VoterState};
+use rusqlite::OptionalExtension;
+use rustc_hash::FxHashMap;
 use rusqlite::Row;
 
 pub const KIND_ASKED: i64 = 0;
@@ -70,4 +72,24 @@ pub fn record_columns(r: &Record) -> (i64, Option<[u8; 16]>, Option<bool>, Optio
         Body::Answered { on } => (KIND_ANSWERED, None, Some(*on), None, None),
         Body::Hidden { on } => (KIND_HIDDEN, None, Some(*on), None, None),
     }
+}
+
+/// The stored states of these voters (missing keys have none yet).
+pub fn read_voters(
+    conn: &rusqlite::Connection,
+    keys: &[(QuestionId, VoterId)],
+) -> Result<FxHashMap<(QuestionId, VoterId), VoterState>, StoreError> {
+    let unavailable = |e: rusqlite::Error| StoreError::Unavailable(e.to_string());
+    let mut stmt = conn.prepare_cached("SELECT up, rec FROM voters WHERE voter = ?1 AND qid = ?2").map_err(unavailable)?;
+    let mut out = FxHashMap::default();
+    for &(q, v) in keys {
+        let found = stmt
+            .query_row(rusqlite::params![v.to_bytes(), q.to_bytes()], |r| Ok((r.get::<_, bool>(0)?, blob16(r, 1))))
+            .optional()
+            .map_err(unavailable)?;
+        if let Some((up, rec)) = found {
+            out.insert((q, v), VoterState { up, rec: RecordId::from_bytes(rec?) });
+        }
+    }
+    Ok(out)
 }

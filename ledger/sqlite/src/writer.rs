@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ledger::ports::{Commit, EventRow, StoreError, StoreResult};
-use ledger::{EventId, ProjectionChange, QuestionCounters, QuestionId, QuestionState, Record, VoterId, VoterState};
+use ledger::{BatchPlan, EventId, ProjectionChange, QuestionCounters, QuestionId, QuestionState, Record, VoterId, VoterState};
 use rusqlite::{params, Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
@@ -29,6 +29,8 @@ pub(crate) enum Command {
     Append { records: Vec<Record>, reply: Reply<()> },
     CreateEvent { row: EventRow, reply: Reply<()> },
     Commit { change: ProjectionChange, cursor: Option<u64>, reply: Reply<Commit> },
+    /// Read the voters a plan touches, resolve it and commit the change, in one savepoint.
+    Fold { plan: BatchPlan, cursor: Option<u64>, reply: Reply<ProjectionChange> },
     Replace { event: Option<EventId>, questions: Vec<QuestionState>, voters: Vec<((QuestionId, VoterId), VoterState)>, reply: Reply<()> },
     Sweep { now_unix: u64, reply: Reply<u64> },
 }
@@ -39,6 +41,7 @@ enum Done {
     Appended(Vec<(u64, Record)>),
     EventCreated(EventRow),
     Committed(Vec<QuestionCounters>),
+    Folded(ProjectionChange, Vec<QuestionCounters>),
     Conflict,
     Replaced,
     Swept(u64),
@@ -136,7 +139,7 @@ pub(crate) enum Effect<'a> {
 fn done_effect(done: &Done) -> Effect<'_> {
     match done {
         Done::EventCreated(row) => Effect::Event(row),
-        Done::Committed(counters) => Effect::Counters(counters),
+        Done::Committed(counters) | Done::Folded(_, counters) => Effect::Counters(counters),
         Done::Replaced | Done::Swept(_) => Effect::Reload,
         Done::Appended(rows) => Effect::Appended(rows),
         Done::Conflict => Effect::None,
@@ -151,6 +154,12 @@ fn reply(cmd: Command, result: StoreResult<Done>) {
         }
         Command::Commit { reply, .. } => {
             let _ = reply.send(result.map(|d| if matches!(d, Done::Conflict) { Commit::Conflict } else { Commit::Applied }));
+        }
+        Command::Fold { reply, .. } => {
+            let _ = reply.send(result.and_then(|d| match d {
+                Done::Folded(change, _) => Ok(change),
+                _ => Err(StoreError::Corrupt("a fold committed something other than its change".into())),
+            }));
         }
         Command::Sweep { reply, .. } => {
             let _ = reply.send(result.map(|d| if let Done::Swept(n) = d { n } else { 0 }));
@@ -167,6 +176,16 @@ fn execute(conn: &Connection, cmd: &Command, shared: &Shared) -> StoreResult<Don
         Command::Append { records, .. } => append(conn, records, shared).map(Done::Appended),
         Command::CreateEvent { row, .. } => create_event(conn, row).map(|_| Done::EventCreated(row.clone())),
         Command::Commit { change, cursor, .. } => commit(conn, change, *cursor, shared),
+        Command::Fold { plan, cursor, .. } => {
+            let stored = crate::rows::read_voters(conn, &plan.voter_keys())?;
+            let change = plan.resolve(&stored);
+            match commit(conn, &change, *cursor, shared)? {
+                Done::Committed(counters) => Ok(Done::Folded(change, counters)),
+                // Read and written inside one transaction of the only writer: a failed
+                // condition here means the file was changed under us.
+                _ => Err(StoreError::Corrupt("a voter changed inside the writer's own transaction".into())),
+            }
+        }
         Command::Replace { event, questions, voters, .. } => {
             replace(conn, *event, questions, voters, shared).map(|_| Done::Replaced)
         }
