@@ -197,7 +197,7 @@ fn append(conn: &Connection, records: &[Record], shared: &Shared) -> StoreResult
     let mut insert = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO ledger (id, event, question, region, kind, voter, flag, text, who, expire)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             VALUES (?1, ?2, ?3, ?4, max(?5, 0), ?6, ?7, ?8, ?9, ?10)",
         )
         .map_err(unavailable)?;
     let mut inserted = Vec::with_capacity(records.len());
@@ -267,54 +267,64 @@ fn commit(conn: &Connection, change: &ProjectionChange, cursor: Option<u64>, sha
             return Ok(Done::Conflict);
         }
     }
+    // One statement per question: create it if missing, fill the text if not yet known, add
+    // the votes, apply each moderation stamp only where it is newer than the stored one (the
+    // LWW rule as a condition; SET expressions see the row as it was), and read the result
+    // back for the in-memory mirror. The inserted row starts at no fewer than 0 votes because
+    // SQLite checks it against CHECK (votes >= 0) even when it goes on to update instead; a
+    // retraction for a question not stored yet could only come from a corrupt projection,
+    // which `replay` reports as drift.
     let mut upsert = conn
-        .prepare_cached("INSERT INTO questions (id, eid, votes, expire) VALUES (?1, ?2, 0, ?3) ON CONFLICT (id) DO NOTHING")
-        .map_err(unavailable)?;
-    let mut fill_text = conn
-        .prepare_cached("UPDATE questions SET text = ?2, who = ?3 WHERE id = ?1 AND text IS NULL")
-        .map_err(unavailable)?;
-    let mut add_votes = conn.prepare_cached("UPDATE questions SET votes = votes + ?2 WHERE id = ?1").map_err(unavailable)?;
-    let mut set_answered = conn
-        .prepare_cached("UPDATE questions SET answered = ?2, answered_at = ?3 WHERE id = ?1 AND (answered_at IS NULL OR answered_at < ?3)")
-        .map_err(unavailable)?;
-    let mut set_hidden = conn
-        .prepare_cached("UPDATE questions SET hidden = ?2, hidden_at = ?3 WHERE id = ?1 AND (hidden_at IS NULL OR hidden_at < ?3)")
-        .map_err(unavailable)?;
-    let mut read_back = conn
-        .prepare_cached("SELECT eid, votes, answered, answered_at, hidden, hidden_at FROM questions WHERE id = ?1")
+        .prepare_cached(
+            "INSERT INTO questions (id, eid, text, who, votes, answered, answered_at, hidden, hidden_at, expire)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (id) DO UPDATE SET
+                text = coalesce(text, excluded.text),
+                who = CASE WHEN text IS NULL THEN excluded.who ELSE who END,
+                votes = votes + ?11,
+                answered = CASE WHEN excluded.answered_at > coalesce(answered_at, x'') THEN excluded.answered ELSE answered END,
+                answered_at = CASE WHEN excluded.answered_at > coalesce(answered_at, x'') THEN excluded.answered_at ELSE answered_at END,
+                hidden = CASE WHEN excluded.hidden_at > coalesce(hidden_at, x'') THEN excluded.hidden ELSE hidden END,
+                hidden_at = CASE WHEN excluded.hidden_at > coalesce(hidden_at, x'') THEN excluded.hidden_at ELSE hidden_at END
+             RETURNING eid, votes, answered, answered_at, hidden, hidden_at",
+        )
         .map_err(unavailable)?;
     let mut counters = Vec::with_capacity(change.questions.len());
     for q in &change.questions {
-        let id = q.question.to_bytes();
-        upsert.execute(params![id, q.event.to_bytes(), shared.expire_of(q.event) as i64]).map_err(unavailable)?;
-        if let Some(asked) = &q.asked {
-            fill_text.execute(params![id, asked.text, asked.who]).map_err(unavailable)?;
-        }
-        if q.votes_delta != 0 {
-            // The CHECK (votes >= 0) constraint turns a lost or doubled record into an error
-            // here instead of a silently wrong count.
-            add_votes.execute(params![id, q.votes_delta]).map_err(|e| corrupt(format!("votes of {}: {e}", q.question)))?;
-        }
-        if let Some(a) = q.answered {
-            set_answered.execute(params![id, a.value, a.at.to_bytes()]).map_err(unavailable)?;
-        }
-        if let Some(h) = q.hidden {
-            set_hidden.execute(params![id, h.value, h.at.to_bytes()]).map_err(unavailable)?;
-        }
-        let c = read_back
-            .query_row(params![id], |row| {
-                Ok((|| -> StoreResult<QuestionCounters> {
-                    let event = EventId::from_bytes(crate::rows::blob16(row, 0)?);
-                    Ok(QuestionCounters {
-                        id: q.question,
-                        event,
-                        votes: row.get::<_, i64>(1).map_err(corrupt)? as u64,
-                        answered: stamp(row.get(2).map_err(corrupt)?, opt_blob16(row, 3)?),
-                        hidden: stamp(row.get(4).map_err(corrupt)?, opt_blob16(row, 5)?),
-                    })
-                })())
-            })
-            .map_err(unavailable)??;
+        let c = upsert
+            .query_row(
+                params![
+                    q.question.to_bytes(),
+                    q.event.to_bytes(),
+                    q.asked.as_ref().map(|a| a.text.as_str()),
+                    q.asked.as_ref().and_then(|a| a.who.as_deref()),
+                    q.votes_delta.max(0),
+                    q.answered.map(|a| a.value),
+                    q.answered.map(|a| a.at.to_bytes()),
+                    q.hidden.map(|h| h.value),
+                    q.hidden.map(|h| h.at.to_bytes()),
+                    shared.expire_of(q.event) as i64,
+                    q.votes_delta,
+                ],
+                |row| {
+                    Ok((|| -> StoreResult<QuestionCounters> {
+                        let event = EventId::from_bytes(crate::rows::blob16(row, 0)?);
+                        Ok(QuestionCounters {
+                            id: q.question,
+                            event,
+                            votes: row.get::<_, i64>(1).map_err(corrupt)? as u64,
+                            answered: stamp(row.get(2).map_err(corrupt)?, opt_blob16(row, 3)?),
+                            hidden: stamp(row.get(4).map_err(corrupt)?, opt_blob16(row, 5)?),
+                        })
+                    })())
+                },
+            )
+            .map_err(|e| match e.sqlite_error_code() {
+                // The CHECK (votes >= 0) constraint turns a lost or doubled record into an
+                // error here instead of a silently wrong count.
+                Some(rusqlite::ErrorCode::ConstraintViolation) => corrupt(format!("votes of {}: {e}", q.question)),
+                _ => unavailable(e),
+            })??;
         counters.push(c);
     }
     if let Some(seq) = cursor {
