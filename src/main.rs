@@ -14,11 +14,6 @@ use ledger_sqlite::{Durability, Options, SqliteStore};
 use wewerewondering::embedded::{Embedded, EmbeddedConfig};
 use wewerewondering::{demo, dynamodb_backend, replay, transfer};
 
-/// Many small short-lived allocations per request on two threads and the writer; glibc's
-/// allocator spent about a tenth of the server's time under a vote load.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const DB_DEFAULT: &str = "wewerewondering.db";
 /// How long in-flight requests (and live streams) get to finish after a shutdown signal.
 const DRAIN_SECONDS_MAX: u64 = 10;
