@@ -959,49 +959,30 @@ impl LedgerStore for DynamoStore {
     }
 
     async fn count(&self, event: Option<EventId>) -> StoreResult<u64> {
+        // The SDK's paginators follow `LastEvaluatedKey`; each page says how many it counted.
         let mut total = 0u64;
         match event {
             Some(event) => {
                 for shard in 0..self.tables.ledger_shards {
-                    let mut start = None;
-                    loop {
-                        let out = self
-                            .client
-                            .query()
-                            .table_name(&self.tables.ledger)
-                            .key_condition_expression("#pk = :pk")
-                            .expression_attribute_names("#pk", LEDGER_PARTITION_KEY)
-                            .expression_attribute_values(":pk", s(ledger_partition(event, shard)))
-                            .select(Select::Count)
-                            .set_exclusive_start_key(start)
-                            .send()
-                            .await
-                            .map_err(|e| store_error("count the ledger", e))?;
-                        total += out.count.max(0) as u64;
-                        match out.last_evaluated_key {
-                            Some(key) if !key.is_empty() => start = Some(key),
-                            _ => break,
-                        }
+                    let mut pages = self
+                        .client
+                        .query()
+                        .table_name(&self.tables.ledger)
+                        .key_condition_expression("#pk = :pk")
+                        .expression_attribute_names("#pk", LEDGER_PARTITION_KEY)
+                        .expression_attribute_values(":pk", s(ledger_partition(event, shard)))
+                        .select(Select::Count)
+                        .into_paginator()
+                        .send();
+                    while let Some(page) = pages.next().await {
+                        total += page.map_err(|e| store_error("count the ledger", e))?.count.max(0) as u64;
                     }
                 }
             }
             None => {
-                let mut start = None;
-                loop {
-                    let out = self
-                        .client
-                        .scan()
-                        .table_name(&self.tables.ledger)
-                        .select(Select::Count)
-                        .set_exclusive_start_key(start)
-                        .send()
-                        .await
-                        .map_err(|e| store_error("count the ledger", e))?;
-                    total += out.count.max(0) as u64;
-                    match out.last_evaluated_key {
-                        Some(key) if !key.is_empty() => start = Some(key),
-                        _ => break,
-                    }
+                let mut pages = self.client.scan().table_name(&self.tables.ledger).select(Select::Count).into_paginator().send();
+                while let Some(page) = pages.next().await {
+                    total += page.map_err(|e| store_error("count the ledger", e))?.count.max(0) as u64;
                 }
             }
         }
