@@ -3,9 +3,8 @@
 //! internal (and never a secret) reaches a client.
 
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use ledger::ports::StoreError;
 use ledger::IdError;
 
@@ -46,13 +45,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(serde_json::json!({ "error": self.to_string() }));
-        let mut response = (self.status(), body).into_response();
         // A refused write must never be replayed from a cache.
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
+        ledger_http::error_response(self.status(), &self.to_string(), HeaderValue::from_static("no-store"))
     }
 }
 

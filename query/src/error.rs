@@ -3,9 +3,8 @@
 //! a 404 for an event id, which cannot start existing later (ids are minted by ingest).
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use ledger::ports::StoreError;
 use ledger::IdError;
 
@@ -53,12 +52,7 @@ impl IntoResponse for ApiError {
             }
             _ => HeaderValue::from_static("no-store"),
         };
-        let body = Json(serde_json::json!({ "error": self.to_string() }));
-        let mut response = (self.status(), body).into_response();
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, cache_control);
-        response
+        ledger_http::error_response(self.status(), &self.to_string(), cache_control)
     }
 }
 

@@ -65,11 +65,15 @@ pub fn json_error_body(response: Response) -> Response {
     Response::from_parts(parts, axum::body::Body::from(body))
 }
 
+/// A refusal as both roles answer it: `{"error": message}` with the given caching.
+pub fn error_response(status: StatusCode, message: &str, cache_control: HeaderValue) -> Response {
+    let mut response = (status, axum::Json(serde_json::json!({ "error": message }))).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, cache_control);
+    response
+}
+
 /// What a panicking handler answers (via `CatchPanicLayer::custom`): a 500 nobody caches.
 pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("handler panicked");
-    let mut response =
-        (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(serde_json::json!({ "error": "internal error" }))).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error", HeaderValue::from_static("no-store"))
 }
