@@ -22,7 +22,7 @@ use aggregator_lambda::{aws_sdk_dynamodbstreams, aws_sdk_sqs};
 use anyhow::Context;
 use axum::Router;
 use indicatif::ProgressBar;
-use ledger::ports::{EventStore, LedgerStore, ProjectionReader, ProjectionStore};
+use ledger::ports::ProjectionStore;
 use ledger::{EventId, Projection, Record};
 use ledger_dynamodb::{sdk_config, DynamoStore, Tables};
 use tokio::sync::{mpsc, watch};
@@ -172,31 +172,14 @@ impl DynamoBackend {
             pipe_idle = Some(idle_rx);
         }
 
-        let ingest = ingest::router(ingest::IngestState {
-            events: store.clone() as Arc<dyn EventStore>,
-            ledger: store.clone() as Arc<dyn LedgerStore>,
-            projection: store.clone() as Arc<dyn ProjectionReader>,
-            config: ingest::IngestConfig {
-                region: options.region.clone(),
-                retention_days: options.retention_days,
-                cookie_secure: options.cookie_secure,
-            },
-            ids: Arc::new(ingest::IdMinter::new()),
+        let router = crate::roles::router(store.clone(), hub, crate::roles::HttpSettings {
+            region: &options.region,
+            retention_days: options.retention_days,
+            cookie_secure: options.cookie_secure,
+            guest_max_age_s: options.guest_max_age_s,
+            host_max_age_s: options.host_max_age_s,
+            static_dir: options.static_dir.as_deref(),
         });
-        let query = query::router(query::QueryState {
-            events: store.clone() as Arc<dyn EventStore>,
-            projection: store.clone() as Arc<dyn ProjectionReader>,
-            config: query::QueryConfig {
-                guest_max_age_s: options.guest_max_age_s,
-                host_max_age_s: options.host_max_age_s,
-            },
-            live: Some(hub),
-            metrics: crate::embedded::metrics_handle(),
-        });
-        let mut router = ingest.merge(query);
-        if let Some(dir) = &options.static_dir {
-            router = router.merge(crate::site::router(dir));
-        }
         Ok(Self {
             store,
             router,

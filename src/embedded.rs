@@ -3,13 +3,12 @@
 //! [`Embedded::start`] wires them; `serve` and the tests both use it.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use ledger::ports::{EventStore, LedgerFeed, LedgerStore, ProjectionReader, ProjectionStore};
+use ledger::ports::{LedgerFeed, ProjectionStore};
 use ledger_sqlite::{Durability, Options, SqliteStore};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -42,32 +41,6 @@ impl EmbeddedConfig {
     }
 }
 
-/// How often buffered histogram samples are folded into the Prometheus histograms.
-const METRICS_UPKEEP_SECONDS: u64 = 5;
-
-/// The process-wide Prometheus recorder (a process can hold only one).
-pub fn metrics_handle() -> Option<PrometheusHandle> {
-    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).ok()?;
-            // Histograms keep raw samples until upkeep folds them in; without a scrape they
-            // would grow with every request, so fold them in on a timer.
-            let upkeep = handle.clone();
-            std::thread::Builder::new()
-                .name("metrics-upkeep".into())
-                .spawn(move || loop {
-                    std::thread::sleep(Duration::from_secs(METRICS_UPKEEP_SECONDS));
-                    upkeep.run_upkeep();
-                })
-                .ok()?;
-            Some(handle)
-        })
-        .clone()
-}
-
 pub struct Embedded {
     store: Arc<SqliteStore>,
     router: Router,
@@ -94,28 +67,14 @@ impl Embedded {
         };
         let tailer = tokio::spawn(tailer.run(stop_rx));
 
-        let ingest = ingest::router(ingest::IngestState {
-            events: store.clone() as Arc<dyn EventStore>,
-            ledger: store.clone() as Arc<dyn LedgerStore>,
-            projection: store.clone() as Arc<dyn ProjectionReader>,
-            config: ingest::IngestConfig {
-                region: config.region.clone(),
-                retention_days: config.retention_days,
-                cookie_secure: config.cookie_secure,
-            },
-            ids: Arc::new(ingest::IdMinter::new()),
+        let router = crate::roles::router(store.clone(), hub, crate::roles::HttpSettings {
+            region: &config.region,
+            retention_days: config.retention_days,
+            cookie_secure: config.cookie_secure,
+            guest_max_age_s: config.guest_max_age_s,
+            host_max_age_s: config.host_max_age_s,
+            static_dir: config.static_dir.as_deref(),
         });
-        let query = query::router(query::QueryState {
-            events: store.clone() as Arc<dyn EventStore>,
-            projection: store.clone() as Arc<dyn ProjectionReader>,
-            config: query::QueryConfig { guest_max_age_s: config.guest_max_age_s, host_max_age_s: config.host_max_age_s },
-            live: Some(hub),
-            metrics: metrics_handle(),
-        });
-        let mut router = ingest.merge(query);
-        if let Some(dir) = &config.static_dir {
-            router = router.merge(crate::site::router(dir));
-        }
         Ok(Self { store, router, caught_up, stop_tailer, tailer: Some(tailer) })
     }
 

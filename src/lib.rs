@@ -5,5 +5,6 @@ pub mod demo;
 pub mod dynamodb_backend;
 pub mod embedded;
 pub mod replay;
+pub mod roles;
 pub mod site;
 pub mod transfer;
