@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use ledger_dynamodb::{retention_days_from_env, sdk_config, DynamoStore, Tables};
+use ledger_dynamodb::DynamoStore;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -18,13 +18,7 @@ async fn main() -> Result<(), Error> {
         )
         .without_time()
         .init();
-    let retention_days = retention_days_from_env()?;
-    let config = sdk_config(None).await;
-    let store = Arc::new(DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&config),
-        Tables::from_env(),
-        retention_days,
-    ));
+    let store = Arc::new(DynamoStore::from_env(None).await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let store = store.clone();
         async move {
