@@ -110,24 +110,15 @@ export function connectLive({ eid, secret, etag = null, onList, onState, deps = 
 
   /** The live route closed for good: find out whether it is missing or the server is. */
   function probe() {
-    fetchList(eid, secret, currentEtag).then(
-      (result) => {
-        if (closed) return;
-        failures = 0;
-        deliver(result);
-        setState('polling');
-        later(poll, pollMs);
-      },
-      (error) => {
-        if (closed || fatal(error)) return;
-        failures += 1;
-        setState('reconnecting');
-        later(startEvents, backoffMs());
-      },
-    );
+    fetchOnce(startEvents);
   }
 
   function poll() {
+    fetchOnce(poll);
+  }
+
+  /** One list fetch; on success polling goes on, on failure `retry` runs after a backoff. */
+  function fetchOnce(retry) {
     fetchList(eid, secret, currentEtag).then(
       (result) => {
         if (closed) return;
@@ -140,7 +131,7 @@ export function connectLive({ eid, secret, etag = null, onList, onState, deps = 
         if (closed || fatal(error)) return;
         failures += 1;
         setState('reconnecting');
-        later(poll, backoffMs());
+        later(retry, backoffMs());
       },
     );
   }
