@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, State};
-use axum::http::{header, HeaderMap};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
@@ -18,7 +18,7 @@ use ledger::{Asked, Body, EventId, QuestionId, Record, RecordId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::voter::{voter, Voter};
+use crate::voter::{voter, Voter, VoterCookie};
 use crate::IngestState;
 
 type AppState = State<Arc<IngestState>>;
@@ -67,7 +67,7 @@ struct AskedResponse {
 pub async fn ask(
     State(state): AppState,
     PathParams(eid): PathParams<String>,
-    headers: HeaderMap,
+    VoterCookie(cookie): VoterCookie,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let event: EventId = eid.parse()?;
@@ -83,7 +83,7 @@ pub async fn ask(
         id: voter_id,
         set_cookie,
     } = voter(
-        &headers,
+        cookie,
         state.config.retention_s(),
         state.config.cookie_secure,
     );
@@ -155,7 +155,7 @@ struct VoteResponse {
 pub async fn vote(
     State(state): AppState,
     PathParams((qid, direction)): PathParams<(String, String)>,
-    headers: HeaderMap,
+    VoterCookie(cookie): VoterCookie,
 ) -> Result<Response, ApiError> {
     let question: QuestionId = qid.parse()?;
     let up = match direction.as_str() {
@@ -170,7 +170,7 @@ pub async fn vote(
         id: voter_id,
         set_cookie,
     } = voter(
-        &headers,
+        cookie,
         state.config.retention_s(),
         state.config.cookie_secure,
     );

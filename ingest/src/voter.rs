@@ -2,6 +2,10 @@
 //! first write. A missing or malformed cookie is not an error: the guest simply gets a fresh
 //! identity (and the cookie for it) in the response.
 
+use std::convert::Infallible;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue};
 use cookie::{Cookie, SameSite};
 use ledger::VoterId;
@@ -26,9 +30,22 @@ pub fn voter_from_cookies(headers: &HeaderMap) -> Option<VoterId> {
         .find_map(|c| c.value().parse().ok())
 }
 
-/// The request's voter, minting a new one (with its cookie) when it has none.
-pub fn voter(headers: &HeaderMap, max_age_s: u64, secure: bool) -> Voter {
-    match voter_from_cookies(headers) {
+/// The voter id the request's cookies carry, as an extractor: it reads the headers where
+/// they are, where taking a whole `HeaderMap` would copy every header of every write.
+pub struct VoterCookie(pub Option<VoterId>);
+
+impl<S: Send + Sync> FromRequestParts<S> for VoterCookie {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(voter_from_cookies(&parts.headers)))
+    }
+}
+
+/// The request's voter (from [`VoterCookie`]), minting a new one (with its cookie) when it
+/// has none.
+pub fn voter(cookie: Option<VoterId>, max_age_s: u64, secure: bool) -> Voter {
+    match cookie {
         Some(id) => Voter {
             id,
             set_cookie: None,
@@ -71,12 +88,12 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_str(&format!("a=b; voter={id}; c=d")).unwrap(),
         );
-        let kept = voter(&headers, 60, false);
+        let kept = voter(voter_from_cookies(&headers), 60, false);
         assert_eq!(kept.id, id);
         assert!(kept.set_cookie.is_none());
 
         headers.insert(header::COOKIE, HeaderValue::from_static("voter=garbage"));
-        let fresh = voter(&headers, 60, true);
+        let fresh = voter(voter_from_cookies(&headers), 60, true);
         assert_ne!(fresh.id, id);
         let cookie = fresh.set_cookie.unwrap();
         let cookie = cookie.to_str().unwrap();

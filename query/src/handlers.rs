@@ -5,7 +5,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use std::convert::Infallible;
+
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ledger::limits::QUESTION_IDS_PER_REQUEST_MAX;
@@ -30,6 +33,18 @@ pub const EVENT_CACHE_CONTROL: &str = "max-age=3600";
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]
 pub struct PathParams<T>(pub T);
+
+/// The request's `If-None-Match`, as an extractor: a list request needs only this header,
+/// and taking a whole `HeaderMap` would copy all of them.
+pub struct IfNoneMatch(pub Option<HeaderValue>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.headers.get(header::IF_NONE_MATCH).cloned()))
+    }
+}
 
 /// The event named by a path, which must exist.
 pub(crate) async fn existing_event(shared: &Shared, eid: &str) -> Result<EventRow, ApiError> {
@@ -67,7 +82,7 @@ pub async fn event(
 pub async fn guest_list(
     State(shared): AppState,
     PathParams(eid): PathParams<String>,
-    headers: HeaderMap,
+    IfNoneMatch(tags): IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let row = existing_event(&shared, &eid).await?;
     let rendered = shared
@@ -76,7 +91,7 @@ pub async fn guest_list(
         .await?;
     Ok(list_response(
         rendered,
-        &headers,
+        tags.as_ref(),
         shared.guest_cache_control.clone(),
     ))
 }
@@ -85,7 +100,7 @@ pub async fn guest_list(
 pub async fn host_list(
     State(shared): AppState,
     PathParams((eid, secret)): PathParams<(String, String)>,
-    headers: HeaderMap,
+    IfNoneMatch(tags): IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let row = hosted_event(&shared, &eid, &secret).await?;
     let rendered = shared
@@ -94,16 +109,14 @@ pub async fn host_list(
         .await?;
     Ok(list_response(
         rendered,
-        &headers,
+        tags.as_ref(),
         shared.host_cache_control.clone(),
     ))
 }
 
 /// A list, or 304 when the client already holds this very body.
-fn list_response(rendered: Rendered, headers: &HeaderMap, cache_control: HeaderValue) -> Response {
-    let not_modified = headers
-        .get(header::IF_NONE_MATCH)
-        .is_some_and(|tags| etag_matches(tags, &rendered.etag));
+fn list_response(rendered: Rendered, if_none_match: Option<&HeaderValue>, cache_control: HeaderValue) -> Response {
+    let not_modified = if_none_match.is_some_and(|tags| etag_matches(tags, &rendered.etag));
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
