@@ -38,6 +38,10 @@ use crate::writer::{Command, Effect};
 const WRITER_QUEUE_COMMANDS_MAX: usize = 65_536;
 /// How long a connection waits on a lock held by another connection before giving up.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
+/// How long the writer sleeps between tries while a checkpoint holds the write lock.
+/// SQLite's own busy handler sleeps 1, 2, 5, 10, 15, ... ms between tries, which turned each
+/// checkpoint of a few milliseconds into a write stall of ~20 ms (measured).
+const WRITER_BUSY_RETRY_US: u64 = 100;
 const SECONDS_PER_DAY: u64 = 86_400;
 /// How many of the latest appended records are kept in memory for the aggregator, which
 /// then folds them without reading back what was just written.
@@ -185,6 +189,15 @@ fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> 
     Ok(())
 }
 
+/// The writer's busy handler: retry every [`WRITER_BUSY_RETRY_US`] until [`BUSY_TIMEOUT_MS`].
+fn writer_busy(tries: i32) -> bool {
+    if u64::try_from(tries).unwrap_or(u64::MAX).saturating_mul(WRITER_BUSY_RETRY_US) >= BUSY_TIMEOUT_MS * 1_000 {
+        return false;
+    }
+    std::thread::sleep(std::time::Duration::from_micros(WRITER_BUSY_RETRY_US));
+    true
+}
+
 fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
@@ -212,7 +225,9 @@ fn spawn_checkpointer(path: &Path, durability: Durability) -> StoreResult<Checkp
             {
                 // RESTART also waits (briefly: reads here are short) until no reader still
                 // uses the WAL, so the next write starts it over. A checkpoint that only copies
-                // (PASSIVE) let the WAL and its shared-memory index grow under steady load.
+                // (PASSIVE) let the WAL and its shared-memory index grow under steady load. A
+                // PASSIVE one before each RESTART (so RESTART holds the write lock only for
+                // what came meanwhile) halved the vote p99 again but cost ~6% of votes/s.
                 if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
                     tracing::warn!(error = %e, "WAL checkpoint failed");
                 }
@@ -252,6 +267,7 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let mut conn = Connection::open(&path).map_err(|e| open_error(&path, e))?;
         configure(&conn, options.durability).map_err(|e| open_error(&path, e))?;
+        conn.busy_handler(Some(writer_busy)).map_err(|e| open_error(&path, e))?;
         schema::migrate(&mut conn).map_err(|e| open_error(&path, e))?;
         let shared = Arc::new(Shared {
             counters: RwLock::new(load_mirror(&path)?),
@@ -559,5 +575,47 @@ impl ProjectionReader for SqliteStore {
             Ok(out)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ledger::{Body, EventId, QuestionId, RecordId, VoterId};
+    use ulid::Ulid;
+
+    use super::*;
+
+    #[test]
+    fn the_writer_gives_up_on_a_lock_after_the_busy_timeout() {
+        assert!(writer_busy(0));
+        let last_try = i32::try_from(BUSY_TIMEOUT_MS * 1_000 / WRITER_BUSY_RETRY_US).expect("fits");
+        assert!(!writer_busy(last_try));
+        assert!(!writer_busy(i32::MAX));
+    }
+
+    #[tokio::test]
+    async fn a_write_waits_out_another_connections_lock_and_then_commits() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path, Options::default()).expect("open");
+        let other = Connection::open(&path).expect("second connection");
+        other.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            other.execute_batch("COMMIT").expect("release the write lock");
+        });
+        let vote = Record {
+            id: RecordId(Ulid(10)),
+            event: EventId(Ulid(1)),
+            question: QuestionId(Ulid(2)),
+            region: "test".into(),
+            body: Body::Voted { voter: VoterId(Ulid(3)), up: true },
+        };
+        let started = std::time::Instant::now();
+        store.append(&[vote]).await.expect("committed once the lock was released");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(40), "the append did not wait for the lock");
+        release.join().expect("lock holder");
+        assert_eq!(store.count(None).await.expect("count"), 1);
+        store.close().await;
     }
 }
