@@ -2,11 +2,10 @@
 //! metrics. (Exports are in `export`, live streams in `live`.)
 
 use std::collections::HashSet;
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, State};
-use std::convert::Infallible;
-
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
