@@ -1,17 +1,39 @@
 //! The fold is a join-semilattice: any permutation and any duplication of the same records
-//! gives the same projection (DESIGN §3).
+//! gives the same projection (DESIGN §3). And it is the *right* semilattice: both folds (the
+//! pure [`Projection`] and the aggregator's [`BatchPlan`] over stored state) are compared
+//! with an oracle written here from the rules alone, after every batch of a shuffled,
+//! duplicated delivery.
 
-use ledger::{Asked, Body, EventId, Projection, QuestionId, Record, RecordId, VoterId};
+use std::collections::BTreeMap;
+
+use ledger::{
+    Asked, AskedView, BatchPlan, Body, EventId, Projection, QuestionCounters, QuestionId,
+    QuestionState, Record, RecordId, Stamped, VoterId, VoterState,
+};
 use proptest::prelude::*;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rustc_hash::FxHashMap;
 use ulid::Ulid;
 
+const EVENTS: u128 = 2;
+const QUESTIONS: u8 = 6;
+const VOTERS: u8 = 8;
+
+fn event_of(q: u8) -> EventId {
+    EventId(Ulid(9 + q as u128 % EVENTS))
+}
+
+/// Distinct records (unique ids) over two events, six questions and eight voters: asks,
+/// votes up and down, and both moderation flags on and off. A question's records all name
+/// its event, and all its `asked` records carry its one text (ingest mints a fresh question
+/// id for every ask).
 fn arb_records() -> impl Strategy<Value = Vec<Record>> {
-    proptest::collection::btree_map(1u128..500, (0u8..4, 0u8..6, 0u8..8), 1..80).prop_map(|m| {
+    proptest::collection::btree_map(1u128..2_000, (0..QUESTIONS, 0..VOTERS, 0u8..8), 1..120).prop_map(|m| {
         m.into_iter()
             .map(|(id, (q, v, k))| {
                 let voter = VoterId(Ulid(100 + v as u128));
                 let body = match k {
-                    // A question has one text: ingest mints a fresh question id for every ask.
                     0 => Body::Asked(Asked { text: format!("q{q}"), who: Some(format!("w{q}")), voter }),
                     1..=4 => Body::Voted { voter, up: k % 2 == 0 },
                     5 | 6 => Body::Answered { on: k == 5 },
@@ -19,7 +41,7 @@ fn arb_records() -> impl Strategy<Value = Vec<Record>> {
                 };
                 Record {
                     id: RecordId(Ulid(id)),
-                    event: EventId(Ulid(9)),
+                    event: event_of(q),
                     question: QuestionId(Ulid(1_000 + q as u128)),
                     region: "r".into(),
                     body,
@@ -29,7 +51,54 @@ fn arb_records() -> impl Strategy<Value = Vec<Record>> {
     })
 }
 
-fn fold(records: &[Record]) -> Vec<ledger::QuestionState> {
+/// What a ledger means, computed the slow and obvious way from the raw list (duplicates and
+/// order included): per question and voter the choice of their record with the highest id
+/// (an `asked` record is its asker's up-vote); per question the number of voters whose
+/// choice is up, and `answered`/`hidden` as set by the highest-id record of that kind. A
+/// question exists once any record names it, even a vote or a toggle that arrived before
+/// its `asked` (then without a text).
+fn oracle(records: &[Record]) -> (Vec<QuestionState>, BTreeMap<(QuestionId, VoterId), VoterState>) {
+    let mut latest: BTreeMap<(QuestionId, VoterId), VoterState> = BTreeMap::new();
+    let mut questions: BTreeMap<QuestionId, QuestionState> = BTreeMap::new();
+    let newer = |held: Option<RecordId>, id: RecordId| held.is_none_or(|held| held < id);
+    for r in records {
+        let q = questions.entry(r.question).or_insert_with(|| QuestionState {
+            counters: QuestionCounters { id: r.question, event: r.event, votes: 0, answered: None, hidden: None },
+            asked: None,
+        });
+        let choice = match &r.body {
+            Body::Asked(asked) => {
+                q.asked = Some(AskedView { text: asked.text.clone(), who: asked.who.clone() });
+                Some((asked.voter, true))
+            }
+            Body::Voted { voter, up } => Some((*voter, *up)),
+            Body::Answered { on } => {
+                if newer(q.counters.answered.map(|a| a.at), r.id) {
+                    q.counters.answered = Some(Stamped { value: *on, at: r.id });
+                }
+                None
+            }
+            Body::Hidden { on } => {
+                if newer(q.counters.hidden.map(|h| h.at), r.id) {
+                    q.counters.hidden = Some(Stamped { value: *on, at: r.id });
+                }
+                None
+            }
+        };
+        if let Some((voter, up)) = choice {
+            let held = latest.get(&(r.question, voter)).map(|s| s.rec);
+            if newer(held, r.id) {
+                latest.insert((r.question, voter), VoterState { up, rec: r.id });
+            }
+        }
+    }
+    for q in questions.values_mut() {
+        q.counters.votes = latest.iter().filter(|((question, _), s)| *question == q.counters.id && s.up).count() as u64;
+    }
+    (questions.into_values().collect(), latest)
+}
+
+fn fold(records: &[Record]) -> Vec<QuestionState> {
     let mut p = Projection::new();
     for r in records {
         p.apply(r);
@@ -37,18 +106,77 @@ fn fold(records: &[Record]) -> Vec<ledger::QuestionState> {
     p.sorted()
 }
 
+fn voters_of(p: &Projection) -> BTreeMap<(QuestionId, VoterId), VoterState> {
+    p.voters().collect()
+}
+
+/// The projection as an adapter stores it, written the way [`ledger::QuestionChange`] and
+/// [`ledger::VoterChange`] tell adapters to commit a change.
+#[derive(Default)]
+struct Stored {
+    questions: BTreeMap<QuestionId, QuestionState>,
+    voters: FxHashMap<(QuestionId, VoterId), VoterState>,
+}
+
+impl Stored {
+    /// One aggregator step: plan the batch, read the voter states it names, resolve, commit.
+    fn fold_batch(&mut self, batch: &[Record]) {
+        let plan = BatchPlan::from_records(batch);
+        let read: FxHashMap<_, _> =
+            plan.voter_keys().into_iter().filter_map(|k| self.voters.get(&k).map(|s| (k, *s))).collect();
+        let change = plan.resolve(&read);
+        for v in &change.voters {
+            let key = (v.question, v.voter);
+            assert_eq!(self.voters.get(&key).map(|s| s.rec), v.expected, "nothing else commits here");
+            self.voters.insert(key, v.new);
+        }
+        for c in change.questions {
+            let q = self.questions.entry(c.question).or_insert_with(|| QuestionState {
+                counters: QuestionCounters::new(c.question, c.event),
+                asked: None,
+            });
+            if q.asked.is_none() {
+                q.asked = c.asked;
+            }
+            q.counters.add_votes(c.votes_delta);
+            if let Some(a) = c.answered.filter(|a| q.counters.answered.is_none_or(|held| held.at < a.at)) {
+                q.counters.answered = Some(a);
+            }
+            if let Some(h) = c.hidden.filter(|h| q.counters.hidden.is_none_or(|held| held.at < h.at)) {
+                q.counters.hidden = Some(h);
+            }
+        }
+    }
+
+    fn voters(&self) -> BTreeMap<(QuestionId, VoterId), VoterState> {
+        self.voters.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+}
+
+/// The records as a ledger may deliver them: each repeated 1 to 3 times, shuffled, and cut
+/// into batches of 1 to 16.
+fn deliver(records: &[Record], seed: u64) -> (Vec<Record>, Vec<usize>) {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut delivered: Vec<Record> =
+        records.iter().flat_map(|r| std::iter::repeat_n(r.clone(), rng.gen_range(1..=3))).collect();
+    delivered.shuffle(&mut rng);
+    let mut cuts = Vec::new();
+    let mut at = 0;
+    while at < delivered.len() {
+        at = (at + rng.gen_range(1..=16)).min(delivered.len());
+        cuts.push(at);
+    }
+    (delivered, cuts)
+}
+
 proptest! {
     #[test]
     fn any_order_and_duplication_gives_the_same_projection(
         records in arb_records(),
-        shuffle in Just(()).prop_perturb(|_, mut rng| rng.next_u64()),
-        dup_every in 1usize..5,
+        shuffle in any::<u64>(),
     ) {
-        let reference = fold(&records);
-        let mut delivered: Vec<Record> = records.iter().cloned().chain(records.iter().step_by(dup_every).cloned()).collect();
-        use rand::{seq::SliceRandom, SeedableRng};
-        delivered.shuffle(&mut rand::rngs::StdRng::seed_from_u64(shuffle));
-        prop_assert_eq!(fold(&delivered), reference);
+        let (delivered, _) = deliver(&records, shuffle);
+        prop_assert_eq!(fold(&delivered), fold(&records));
     }
 
     #[test]
@@ -57,5 +185,63 @@ proptest! {
         reversed.reverse();
         prop_assert_eq!(fold(&reversed), fold(&records));
     }
+
+    /// After every batch, both folds hold exactly what the oracle computes from the records
+    /// delivered so far: counts, texts, moderation stamps and every voter's state.
+    #[test]
+    fn both_folds_agree_with_the_oracle_after_every_batch(
+        records in arb_records(),
+        seed in any::<u64>(),
+    ) {
+        let (delivered, cuts) = deliver(&records, seed);
+        let mut projection = Projection::new();
+        let mut stored = Stored::default();
+        let mut from = 0;
+        for to in cuts {
+            let batch = &delivered[from..to];
+            for r in batch {
+                projection.apply(r);
+            }
+            stored.fold_batch(batch);
+            let (questions, voters) = oracle(&delivered[..to]);
+            prop_assert_eq!(&projection.sorted(), &questions, "projection after {} records", to);
+            prop_assert_eq!(&voters_of(&projection), &voters, "projection's voters after {} records", to);
+            prop_assert_eq!(&stored.questions.values().cloned().collect::<Vec<_>>(), &questions, "batch fold after {} records", to);
+            prop_assert_eq!(&stored.voters(), &voters, "batch fold's voters after {} records", to);
+            from = to;
+        }
+    }
 }
 
+/// The oracle itself, on a hand-worked ledger: it must not merely agree with the fold.
+#[test]
+fn the_oracle_counts_latest_choices_by_hand() {
+    let (e, q) = (EventId(Ulid(9)), QuestionId(Ulid(1_000)));
+    let (ann, bob, cat) = (VoterId(Ulid(100)), VoterId(Ulid(101)), VoterId(Ulid(102)));
+    let rec = |id: u128, body: Body| Record { id: RecordId(Ulid(id)), event: e, question: q, region: "r".into(), body };
+    let records = [
+        rec(50, Body::Voted { voter: bob, up: true }),
+        rec(10, Body::Asked(Asked { text: "why so?".into(), who: None, voter: ann })),
+        rec(40, Body::Voted { voter: ann, up: false }),
+        rec(30, Body::Voted { voter: cat, up: true }),
+        rec(20, Body::Voted { voter: cat, up: false }),
+        rec(60, Body::Answered { on: true }),
+        rec(55, Body::Answered { on: false }),
+        rec(70, Body::Hidden { on: false }),
+        rec(50, Body::Voted { voter: bob, up: true }),
+    ];
+    let (questions, voters) = oracle(&records);
+    assert_eq!(questions.len(), 1);
+    let c = questions[0].counters;
+    // Ann retracted at 40 (after asking at 10); Bob is up (twice delivered); Cat's latest (30) is up.
+    assert_eq!(c.votes, 2);
+    assert_eq!(c.answered, Some(Stamped { value: true, at: RecordId(Ulid(60)) }));
+    assert_eq!(c.hidden, Some(Stamped { value: false, at: RecordId(Ulid(70)) }));
+    assert_eq!(questions[0].asked.as_ref().map(|a| a.text.as_str()), Some("why so?"));
+    assert_eq!(voters.get(&(q, ann)), Some(&VoterState { up: false, rec: RecordId(Ulid(40)) }));
+    assert_eq!(voters.len(), 3);
+
+    // A vote before (or without) the `asked` record: the question exists, counted, no text.
+    let (questions, _) = oracle(&records[..1]);
+    assert_eq!((questions[0].counters.votes, questions[0].asked.clone()), (1, None));
+}
