@@ -11,6 +11,8 @@ pub mod ndjson;
 pub mod ports;
 pub mod rank;
 pub mod record;
+pub mod retention;
+pub mod rules;
 pub mod secret;
 
 pub use fold::{
@@ -19,3 +21,4 @@ pub use fold::{
 };
 pub use ids::{EventId, IdError, QuestionId, RecordId, VoterId};
 pub use record::{Asked, Body, Record};
+pub use retention::Retention;

@@ -16,5 +16,10 @@ pub const QUESTIONS_PER_EVENT_MAX: usize = 5_000;
 pub const BATCH_RECORDS_MAX: usize = 4_096;
 /// Most records one page of a ledger scan returns.
 pub const SCAN_PAGE_RECORDS_MAX: usize = 10_000;
-/// Default retention of an event and its records, in days (DESIGN §2).
+/// Default retention of an event and its records, in days (`Retention::DEFAULT`).
 pub const RETENTION_DAYS_DEFAULT: u64 = 30;
+/// Longest region name stamped on a record, in characters.
+pub const REGION_CHARS_MAX: usize = 64;
+/// How far ahead of this machine's clock a record id may be, in milliseconds (clock skew
+/// between regions and hosts). An id further ahead would win every later comparison.
+pub const RECORD_FUTURE_SKEW_MS_MAX: u64 = 5 * 60 * 1_000;

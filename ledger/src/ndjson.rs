@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{EventId, QuestionId, RecordId, VoterId};
 use crate::record::{Asked, Body, Record};
+use crate::secret::SecretHash;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +36,8 @@ pub enum LineError {
     Missing { id: RecordId, kind: String, field: &'static str },
     #[error("record {id} has unknown kind `{kind}`")]
     UnknownKind { id: RecordId, kind: String },
+    #[error("event {event}: `secret_hash` is not 64 hex digits")]
+    BadSecretHash { event: EventId },
 }
 
 impl From<&Record> for RecordLine {
@@ -90,6 +93,60 @@ impl TryFrom<RecordLine> for Record {
     }
 }
 
+/// An event as it travels in an export: its id and its secret's hash (never the secret),
+/// written before the event's first record so that an import can create the event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventLine {
+    /// Always `"event"`.
+    pub kind: String,
+    pub event: EventId,
+    /// The SHA-256 of the host secret, as 64 lowercase hex digits.
+    pub secret_hash: String,
+}
+
+/// One line of an export: an event or a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    Event { event: EventId, secret_hash: SecretHash },
+    Record(Record),
+}
+
+/// Parses one NDJSON line, an event line or a record.
+pub fn parse_any(line: &str) -> Result<Line, LineError> {
+    #[derive(Deserialize)]
+    struct Kind<'a> {
+        #[serde(borrow)]
+        kind: Option<std::borrow::Cow<'a, str>>,
+    }
+    let kind: Kind<'_> = serde_json::from_str(line).map_err(|e| LineError::Json(e.to_string()))?;
+    if kind.kind.as_deref() != Some("event") {
+        return parse_line(line).map(Line::Record);
+    }
+    let e: EventLine = serde_json::from_str(line).map_err(|e| LineError::Json(e.to_string()))?;
+    let secret_hash = parse_hash(&e.secret_hash).ok_or(LineError::BadSecretHash { event: e.event })?;
+    Ok(Line::Event { event: e.event, secret_hash })
+}
+
+/// Renders an event line (without the newline).
+pub fn event_line(event: EventId, secret_hash: &SecretHash) -> String {
+    let hex: String = secret_hash.iter().map(|b| format!("{b:02x}")).collect();
+    let line = EventLine { kind: "event".into(), event, secret_hash: hex };
+    // Strings and an id only: serializing cannot fail.
+    serde_json::to_string(&line).unwrap_or_default()
+}
+
+fn parse_hash(hex: &str) -> Option<SecretHash> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
 /// Parses one NDJSON line into a record.
 pub fn parse_line(line: &str) -> Result<Record, LineError> {
     let dto: RecordLine = serde_json::from_str(line).map_err(|e| LineError::Json(e.to_string()))?;
@@ -131,5 +188,17 @@ mod tests {
         l.on = None;
         let s = serde_json::to_string(&l).unwrap();
         assert!(matches!(parse_line(&s), Err(LineError::Missing { field: "on", .. })));
+    }
+
+    #[test]
+    fn event_lines_round_trip_and_a_bad_hash_is_refused() {
+        let event = EventId(Ulid::new());
+        let hash = crate::secret::hash_secret("s3cret");
+        assert_eq!(parse_any(&event_line(event, &hash)), Ok(Line::Event { event, secret_hash: hash }));
+        let bad = format!(r#"{{"kind":"event","event":"{event}","secret_hash":"zz"}}"#);
+        assert_eq!(parse_any(&bad), Err(LineError::BadSecretHash { event }));
+        let record = Record { id: RecordId(Ulid::new()), event, question: QuestionId(Ulid::new()), region: "r".into(), body: Body::Hidden { on: true } };
+        assert_eq!(parse_any(&to_line(&record)), Ok(Line::Record(record)));
+        assert!(matches!(parse_any("[1]"), Err(LineError::Json(_))));
     }
 }

@@ -1,0 +1,140 @@
+//! The rules a record must satisfy to enter the ledger, written once: ingest applies them to
+//! what guests and hosts send, `ledger import` to every line of a file. A record that breaks
+//! one never reaches a store.
+
+use crate::limits::{ASKER_NAME_CHARS_MAX, QUESTION_TEXT_CHARS_MAX, QUESTION_WORDS_MIN, REGION_CHARS_MAX, RECORD_FUTURE_SKEW_MS_MAX};
+use crate::record::{Body, Record};
+
+/// Why a record (or the text of one) is refused. The messages are the API's 400 reasons.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    #[error("a question needs at least {QUESTION_WORDS_MIN} words")]
+    TooFewWords,
+    #[error("a question may have at most {QUESTION_TEXT_CHARS_MAX} characters")]
+    TextTooLong,
+    #[error("a name may have at most {ASKER_NAME_CHARS_MAX} characters")]
+    NameTooLong,
+    #[error("a question's text and name are stored trimmed, and an empty name as none")]
+    NotNormalized,
+    #[error("the region must be 1 to {REGION_CHARS_MAX} characters")]
+    BadRegion,
+    #[error("record id {id} is from {ahead_ms} ms in the future (at most {RECORD_FUTURE_SKEW_MS_MAX} ms of clock skew)")]
+    FromTheFuture { id: String, ahead_ms: u64 },
+    #[error("record id {id} is older than its event")]
+    BeforeItsEvent { id: String },
+    #[error("an asked record is newer than its question id")]
+    AskedBeforeQuestion,
+}
+
+/// The stored form of a question: trimmed, at least [`QUESTION_WORDS_MIN`] words, at most
+/// [`QUESTION_TEXT_CHARS_MAX`] characters.
+pub fn question_text(raw: &str) -> Result<String, RuleError> {
+    let text = raw.trim();
+    if text.split_whitespace().count() < QUESTION_WORDS_MIN {
+        return Err(RuleError::TooFewWords);
+    }
+    if text.chars().count() > QUESTION_TEXT_CHARS_MAX {
+        return Err(RuleError::TextTooLong);
+    }
+    Ok(text.to_owned())
+}
+
+/// The stored form of an asker's name: trimmed, an empty one meaning anonymous.
+pub fn asker_name(raw: Option<&str>) -> Result<Option<String>, RuleError> {
+    let who = raw.map(str::trim).filter(|name| !name.is_empty());
+    if who.is_some_and(|name| name.chars().count() > ASKER_NAME_CHARS_MAX) {
+        return Err(RuleError::NameTooLong);
+    }
+    Ok(who.map(str::to_owned))
+}
+
+/// Checks a whole record as ingest would have minted it, at wall-clock time `now_ms`: its
+/// id not ahead of the clock by more than the allowed skew (an id far in the future would
+/// win every last-writer-wins comparison forever), not older than its event, an asked
+/// record's text and name in their stored form.
+pub fn check_record(record: &Record, now_ms: u64) -> Result<(), RuleError> {
+    let at = record.id.timestamp_ms();
+    if at > now_ms.saturating_add(RECORD_FUTURE_SKEW_MS_MAX) {
+        return Err(RuleError::FromTheFuture { id: record.id.to_string(), ahead_ms: at - now_ms });
+    }
+    if at < record.event.timestamp_ms() {
+        return Err(RuleError::BeforeItsEvent { id: record.id.to_string() });
+    }
+    if record.region.is_empty() || record.region.chars().count() > REGION_CHARS_MAX {
+        return Err(RuleError::BadRegion);
+    }
+    if let Body::Asked(asked) = &record.body {
+        if record.question.0 > record.id.0 {
+            return Err(RuleError::AskedBeforeQuestion);
+        }
+        let text = question_text(&asked.text)?;
+        let who = asker_name(asked.who.as_deref())?;
+        if text != asked.text || who != asked.who {
+            return Err(RuleError::NotNormalized);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{EventId, QuestionId, RecordId, VoterId};
+    use crate::record::Asked;
+    use ulid::Ulid;
+
+    const NOW_MS: u64 = 1_767_225_600_000;
+
+    fn asked(text: &str, who: Option<&str>) -> Record {
+        Record {
+            id: RecordId(Ulid::from_parts(NOW_MS - 10, 2)),
+            event: EventId(Ulid::from_parts(NOW_MS - 1_000, 1)),
+            question: QuestionId(Ulid::from_parts(NOW_MS - 10, 1)),
+            region: "local".into(),
+            body: Body::Asked(Asked { text: text.into(), who: who.map(Into::into), voter: VoterId(Ulid(9)) }),
+        }
+    }
+
+    #[test]
+    fn texts_are_trimmed_and_bounded() {
+        assert_eq!(question_text("  why not?  "), Ok("why not?".into()));
+        assert_eq!(question_text("why"), Err(RuleError::TooFewWords));
+        assert_eq!(question_text(&"a ".repeat(251)), Err(RuleError::TextTooLong));
+        assert_eq!(question_text(&format!("a {}", "b".repeat(498))).map(|t| t.chars().count()), Ok(500));
+        assert_eq!(asker_name(Some("  ")), Ok(None));
+        assert_eq!(asker_name(Some(&"n".repeat(51))), Err(RuleError::NameTooLong));
+        assert_eq!(asker_name(Some(" Ann ")), Ok(Some("Ann".into())));
+    }
+
+    #[test]
+    fn a_record_from_the_future_or_before_its_event_is_refused() {
+        assert_eq!(check_record(&asked("why not?", Some("Ann")), NOW_MS), Ok(()));
+        let mut r = asked("why not?", None);
+        r.id = RecordId(Ulid::from_parts(NOW_MS + RECORD_FUTURE_SKEW_MS_MAX, 0));
+        r.question = QuestionId(Ulid::from_parts(NOW_MS, 0));
+        assert_eq!(check_record(&r, NOW_MS), Ok(()), "exactly the allowed skew");
+        r.id = RecordId(Ulid::from_parts(NOW_MS + RECORD_FUTURE_SKEW_MS_MAX + 1, 0));
+        assert!(matches!(check_record(&r, NOW_MS), Err(RuleError::FromTheFuture { ahead_ms, .. }) if ahead_ms == RECORD_FUTURE_SKEW_MS_MAX + 1));
+        // The id of the repro: the largest time a ULID holds.
+        r.id = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ".parse().expect("id");
+        assert!(matches!(check_record(&r, NOW_MS), Err(RuleError::FromTheFuture { .. })));
+        let mut early = asked("why not?", None);
+        early.id = RecordId(Ulid::from_parts(NOW_MS - 2_000, 0));
+        early.question = QuestionId(Ulid::from_parts(NOW_MS - 2_000, 0));
+        assert!(matches!(check_record(&early, NOW_MS), Err(RuleError::BeforeItsEvent { .. })));
+    }
+
+    #[test]
+    fn an_asked_record_must_hold_a_valid_stored_text() {
+        assert_eq!(check_record(&asked(" why not?", None), NOW_MS), Err(RuleError::NotNormalized));
+        assert_eq!(check_record(&asked("why not?", Some("")), NOW_MS), Err(RuleError::NotNormalized));
+        assert_eq!(check_record(&asked("why", None), NOW_MS), Err(RuleError::TooFewWords));
+        assert_eq!(check_record(&asked(&"x ".repeat(300), None), NOW_MS), Err(RuleError::TextTooLong));
+        let mut r = asked("why not?", None);
+        r.region = String::new();
+        assert_eq!(check_record(&r, NOW_MS), Err(RuleError::BadRegion));
+        let mut r = asked("why not?", None);
+        r.question = QuestionId(Ulid::from_parts(NOW_MS, 0));
+        assert_eq!(check_record(&r, NOW_MS), Err(RuleError::AskedBeforeQuestion));
+    }
+}
