@@ -74,12 +74,44 @@ pub trait LedgerStore: Send + Sync {
     async fn count(&self, event: Option<EventId>) -> StoreResult<u64>;
 }
 
+/// One ledger row as the feed yields it: its sequence number, and the record or, for a
+/// stored row that does not read as one, why not (such a row is quarantined, not retried).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEntry {
+    pub seq: u64,
+    pub record: Result<Record, String>,
+}
+
+/// A ledger row the aggregator set aside instead of folding, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    pub seq: u64,
+    /// The record's id, event, question and kind as stored (absent when unreadable).
+    pub record: Option<String>,
+    pub event: Option<String>,
+    pub question: Option<String>,
+    pub kind: Option<String>,
+    pub reason: String,
+    /// When it was set aside (Unix seconds).
+    pub at_unix: u64,
+    /// An operator has seen it (`quarantine --ack`); until then `/healthz` reports it.
+    pub acknowledged: bool,
+}
+
 /// Where a single-process aggregator reads the ledger in append order (embedded mode; on
-/// AWS the stream and the queue play this part).
+/// AWS the stream and the queue play this part, and the queue's dead-letter queue holds
+/// what could not be folded).
 #[async_trait]
 pub trait LedgerFeed: Send + Sync {
-    /// Up to `limit` records appended after sequence number `seq`, in append order.
-    async fn read_after(&self, seq: u64, limit: usize) -> StoreResult<Vec<(u64, Record)>>;
+    /// Up to `limit` rows appended after sequence number `seq`, in append order.
+    async fn read_after(&self, seq: u64, limit: usize) -> StoreResult<Vec<FeedEntry>>;
+    /// Sets the row `seq` aside with `reason` and moves the projection's cursor to it, in
+    /// one commit. The caller has folded every row before it.
+    async fn quarantine(&self, seq: u64, reason: &str, now_unix: u64) -> StoreResult<()>;
+    /// Every row set aside, oldest first.
+    async fn quarantined(&self) -> StoreResult<Vec<Quarantined>>;
+    /// Marks every row set aside as seen by an operator; returns how many were new.
+    async fn acknowledge_quarantined(&self) -> StoreResult<u64>;
 }
 
 /// The outcome of committing a [`ProjectionChange`].

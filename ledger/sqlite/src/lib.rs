@@ -19,11 +19,12 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use ledger::ports::{
-    Commit, EventRow, EventStore, LedgerFeed, LedgerStore, ProjectionReader, ProjectionStore, QuestionText, ScanPage,
-    ScanToken, StoreError, StoreResult,
+    Commit, EventRow, EventStore, FeedEntry, LedgerFeed, LedgerStore, ProjectionReader, ProjectionStore, Quarantined,
+    QuestionText, ScanPage, ScanToken, StoreError, StoreResult,
 };
 use ledger::{
-    AskedView, BatchPlan, EventId, ProjectionChange, QuestionCounters, QuestionId, QuestionState, Record, VoterId, VoterState,
+    AskedView, BatchPlan, EventId, ProjectionChange, QuestionCounters, QuestionId, QuestionState, Record, Retention, VoterId,
+    VoterState,
 };
 use parking_lot::{Mutex, RwLock};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -32,7 +33,7 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::rows::{blob16, corrupt, opt_blob16, record_from_row, stamp, LEDGER_COLUMNS};
 pub use crate::schema::SCHEMA_VERSION;
-use crate::writer::{Command, Effect};
+use crate::writer::{Command, Effect, SweepPosition};
 
 /// How many commands may wait for the writer before callers wait to enqueue (backpressure).
 const WRITER_QUEUE_COMMANDS_MAX: usize = 65_536;
@@ -42,7 +43,6 @@ const BUSY_TIMEOUT_MS: u64 = 5_000;
 /// SQLite's own busy handler sleeps 1, 2, 5, 10, 15, ... ms between tries, which turned each
 /// checkpoint of a few milliseconds into a write stall of ~20 ms (measured).
 const WRITER_BUSY_RETRY_US: u64 = 100;
-const SECONDS_PER_DAY: u64 = 86_400;
 /// How many of the latest appended records are kept in memory for the aggregator, which
 /// then folds them without reading back what was just written.
 const RECENT_RECORDS_MAX: usize = 16_384;
@@ -64,13 +64,16 @@ pub enum Durability {
 #[derive(Debug, Clone)]
 pub struct Options {
     pub durability: Durability,
-    /// How long an event and its records are kept (DESIGN §2).
-    pub retention_days: u64,
+    /// How long events are kept. A new file is created with this (or the default); an
+    /// existing file keeps the retention it was created with, and opening it with another
+    /// one is refused (change it with [`SqliteStore::set_retention`]). `None`: whatever the
+    /// file says.
+    pub retention: Option<Retention>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { durability: Durability::Full, retention_days: ledger::limits::RETENTION_DAYS_DEFAULT }
+        Self { durability: Durability::Full, retention: None }
     }
 }
 
@@ -81,7 +84,10 @@ pub(crate) struct Shared {
     appended: Arc<Notify>,
     /// The latest records this process appended, in sequence order.
     recent: Mutex<std::collections::VecDeque<(u64, Record)>>,
-    retention_secs: u64,
+    /// The store's retention in days (changes only through `set_retention`).
+    retention_days: std::sync::atomic::AtomicU64,
+    /// Why the writer thread died, once it has (see [`writer::run`]).
+    failure: tokio::sync::watch::Sender<Option<String>>,
     path: PathBuf,
 }
 
@@ -95,6 +101,16 @@ impl Mirror {
     fn upsert(&mut self, c: QuestionCounters) {
         if self.questions.insert(c.id, c).is_none() {
             self.by_event.entry(c.event).or_default().push(c.id);
+        }
+    }
+
+    fn remove(&mut self, question: QuestionId, event: EventId) {
+        self.questions.remove(&question);
+        if let Some(ids) = self.by_event.get_mut(&event) {
+            ids.retain(|id| *id != question);
+            if ids.is_empty() {
+                self.by_event.remove(&event);
+            }
         }
     }
 }
@@ -124,8 +140,17 @@ impl Shared {
         Some(out)
     }
 
+    pub(crate) fn retention(&self) -> Retention {
+        // Only ever stored from a valid `Retention`.
+        Retention::from_days(self.retention_days.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or_default()
+    }
+
     pub(crate) fn expire_of(&self, event: EventId) -> u64 {
-        event.unix_seconds() + self.retention_secs
+        self.retention().expire_of(event)
+    }
+
+    pub(crate) fn writer_failed(&self, why: String) {
+        self.failure.send_replace(Some(why));
     }
 
     pub(crate) fn publish(&self, effect: Effect<'_>) {
@@ -148,6 +173,24 @@ impl Shared {
                     }
                     recent.push_back(row.clone());
                 }
+            }
+            Effect::Swept { questions, events } => {
+                if !questions.is_empty() {
+                    let mut m = self.counters.write();
+                    for &(q, e) in questions {
+                        m.remove(q, e);
+                    }
+                }
+                if !events.is_empty() {
+                    let mut cached = self.events.write();
+                    for e in events {
+                        cached.remove(e);
+                    }
+                }
+            }
+            Effect::RetentionSet(r) => {
+                self.retention_days.store(r.days(), std::sync::atomic::Ordering::Relaxed);
+                self.events.write().clear();
             }
             Effect::Reload => {
                 self.recent.lock().clear();
@@ -261,6 +304,58 @@ fn counters_from_row(row: &rusqlite::Row<'_>, at: usize) -> StoreResult<Question
     })
 }
 
+/// The retention the file keeps: stored at creation from `wanted` (or the default); an
+/// existing file keeps its own, and a different `wanted` is refused with what to do instead.
+fn settle_retention(conn: &Connection, path: &Path, wanted: Option<Retention>) -> StoreResult<Retention> {
+    let stored: Option<String> = conn
+        .query_row("SELECT value FROM settings WHERE name = 'retention_days'", [], |r| r.get(0))
+        .optional()
+        .map_err(|e| open_error(path, e))?;
+    match stored {
+        None => {
+            let retention = wanted.unwrap_or_default();
+            conn.execute(
+                "INSERT INTO settings (name, value) VALUES ('retention_days', ?1)",
+                params![retention.days().to_string()],
+            )
+            .map_err(|e| open_error(path, e))?;
+            Ok(retention)
+        }
+        Some(text) => {
+            let stored: Retention =
+                text.parse().map_err(|e| corrupt(format!("{}: the stored retention {text:?}: {e}", path.display())))?;
+            match wanted {
+                Some(w) if w != stored => Err(StoreError::Rejected(format!(
+                    "{} keeps events for {stored}, not {w}; to change it, stop the service and run \
+                     `wewerewondering retention --set {} --db {}`",
+                    path.display(),
+                    w.days(),
+                    path.display()
+                ))),
+                _ => Ok(stored),
+            }
+        }
+    }
+}
+
+/// The invariant the aggregator relies on: its cursor never points past the ledger's
+/// high-water mark, so every record appended from now on gets a number above it. A file
+/// that breaks it (edited by hand, restored from pieces) gets its high-water mark raised to
+/// the cursor, which loses nothing: numbers below the cursor are never handed out again.
+fn check_cursor(conn: &Connection, path: &Path) -> StoreResult<()> {
+    let cursor: i64 = conn
+        .query_row("SELECT coalesce((SELECT seq FROM cursors WHERE name = 'aggregator'), 0)", [], |r| r.get(0))
+        .map_err(|e| open_error(path, e))?;
+    let high = writer::high_water(conn)? as i64;
+    if cursor > high {
+        tracing::warn!(cursor, high_water = high, "the aggregator's cursor was past the ledger's end; raising the end to it");
+        conn.execute("DELETE FROM sqlite_sequence WHERE name = 'ledger'", []).map_err(|e| open_error(path, e))?;
+        conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('ledger', ?1)", params![cursor])
+            .map_err(|e| open_error(path, e))?;
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens (creating and migrating if needed) the store at `path`.
     pub fn open(path: impl AsRef<Path>, options: Options) -> StoreResult<Arc<Self>> {
@@ -269,12 +364,15 @@ impl SqliteStore {
         configure(&conn, options.durability).map_err(|e| open_error(&path, e))?;
         conn.busy_handler(Some(writer_busy)).map_err(|e| open_error(&path, e))?;
         schema::migrate(&mut conn).map_err(|e| open_error(&path, e))?;
+        let retention = settle_retention(&conn, &path, options.retention)?;
+        check_cursor(&conn, &path)?;
         let shared = Arc::new(Shared {
             counters: RwLock::new(load_mirror(&path)?),
             events: RwLock::new(FxHashMap::default()),
             appended: Arc::new(Notify::new()),
             recent: Mutex::new(std::collections::VecDeque::with_capacity(RECENT_RECORDS_MAX)),
-            retention_secs: options.retention_days * SECONDS_PER_DAY,
+            retention_days: std::sync::atomic::AtomicU64::new(retention.days()),
+            failure: tokio::sync::watch::channel(None).0,
             path: path.clone(),
         });
         // Checkpoints run on their own thread and connection, so the writer never stalls
@@ -320,18 +418,86 @@ impl SqliteStore {
         self.readers.lock().clear();
     }
 
-    /// Deletes everything that expired before `now_unix`; returns how many rows went.
+    /// Deletes everything that expired before `now_unix`; returns how many rows went. The
+    /// sweep goes through each table in steps of at most [`writer::SWEEP_CHUNK_ROWS`] rows,
+    /// each its own command to the writer, so writes queued meanwhile wait for one step at
+    /// most, never for the whole sweep.
     pub async fn sweep_expired(&self, now_unix: u64) -> StoreResult<u64> {
-        self.send(|reply| Command::Sweep { now_unix, reply }).await
+        let mut from = SweepPosition::START;
+        let mut removed = 0;
+        loop {
+            let step = self.send(|reply| Command::SweepChunk { now_unix, from, reply }).await?;
+            removed += step.removed;
+            match step.next {
+                Some(next) => from = next,
+                None => return Ok(removed),
+            }
+        }
     }
 
-    /// The highest sequence number in the ledger (0 when empty).
+    /// The store's retention (stored in the file).
+    pub fn retention(&self) -> Retention {
+        self.shared.retention()
+    }
+
+    /// Changes the store's retention and restamps the expiry of every stored row with it.
+    /// An operator's command: run it with `serve` stopped (another process holding the
+    /// file keeps stamping with the retention it read at start).
+    pub async fn set_retention(&self, retention: Retention) -> StoreResult<()> {
+        self.send(|reply| Command::SetRetention { retention, reply }).await
+    }
+
+    /// Why the writer thread died, if it has. A store whose writer died refuses every write.
+    pub fn writer_failure(&self) -> Option<String> {
+        self.shared.failure.borrow().clone()
+    }
+
+    /// Resolves (with the reason) when the writer thread dies; never, while it is healthy.
+    pub async fn writer_died(&self) -> String {
+        let mut rx = self.shared.failure.subscribe();
+        let why = match rx.wait_for(Option::is_some).await {
+            Ok(why) => why.clone().unwrap_or_default(),
+            // The store itself is gone.
+            Err(_) => "the store was dropped".into(),
+        };
+        why
+    }
+
+    /// Fault injection for tests: makes the writer thread panic, as a bug in it would.
+    #[doc(hidden)]
+    pub fn inject_writer_panic(&self) {
+        if let Some(sender) = self.writer.lock().clone() {
+            let _ = sender.try_send(Command::Panic);
+        }
+    }
+
+    /// The highest sequence number in the ledger's rows (0 when empty). The aggregator has
+    /// folded everything once its cursor is at least this.
     pub async fn last_seq(&self) -> StoreResult<u64> {
-        self.read(|c| c.query_row("SELECT COALESCE(MAX(seq), 0) FROM ledger", [], |r| r.get::<_, i64>(0)).map(|s| s as u64).map_err(unavailable))
+        self.read(|c| c.query_row("SELECT COALESCE(MAX(seq), 0) FROM ledger", [], |r| r.get::<_, i64>(0)).map(|s| s.max(0) as u64).map_err(unavailable))
             .await
     }
 
+    /// The highest sequence number ever handed out: never decreases, even when the newest
+    /// rows were swept, and every new record gets a larger one.
+    pub async fn high_water(&self) -> StoreResult<u64> {
+        self.read(|c| writer::high_water(c)).await
+    }
+
+    /// How many rows the aggregator set aside that no operator has acknowledged yet.
+    pub async fn unacknowledged_quarantined(&self) -> StoreResult<u64> {
+        self.read(|c| {
+            c.query_row("SELECT count(*) FROM quarantine WHERE acknowledged = 0", [], |r| r.get::<_, i64>(0))
+                .map(|n| n.max(0) as u64)
+                .map_err(unavailable)
+        })
+        .await
+    }
+
     async fn send<T>(&self, make: impl FnOnce(writer::Reply<T>) -> Command) -> StoreResult<T> {
+        if let Some(why) = self.writer_failure() {
+            return Err(StoreError::Unavailable(format!("the ledger writer died: {why}")));
+        }
         let (reply, answer) = oneshot::channel();
         let sender = self.writer.lock().clone().ok_or_else(|| StoreError::Unavailable("store is closed".into()))?;
         let cmd = make(reply);
@@ -467,9 +633,9 @@ impl LedgerStore for SqliteStore {
 
 #[async_trait]
 impl LedgerFeed for SqliteStore {
-    async fn read_after(&self, seq: u64, limit: usize) -> StoreResult<Vec<(u64, Record)>> {
+    async fn read_after(&self, seq: u64, limit: usize) -> StoreResult<Vec<FeedEntry>> {
         if let Some(rows) = self.shared.recent_after(seq, limit) {
-            return Ok(rows);
+            return Ok(rows.into_iter().map(|(seq, r)| FeedEntry { seq, record: Ok(r) }).collect());
         }
         self.read(move |c| {
             let mut stmt = c
@@ -478,11 +644,48 @@ impl LedgerFeed for SqliteStore {
             let mut rows = stmt.query(params![seq as i64, limit as i64]).map_err(unavailable)?;
             let mut out = Vec::new();
             while let Some(row) = rows.next().map_err(unavailable)? {
-                out.push(record_from_row(row)?);
+                // A row that does not read as a record is handed on as such, to be set aside.
+                let seq: i64 = row.get(0).map_err(corrupt)?;
+                let record = record_from_row(row).map(|(_, r)| r).map_err(|e| e.to_string());
+                out.push(FeedEntry { seq: seq.max(0) as u64, record });
             }
             Ok(out)
         })
         .await
+    }
+
+    async fn quarantine(&self, seq: u64, reason: &str, now_unix: u64) -> StoreResult<()> {
+        let reason = reason.to_owned();
+        self.send(|reply| Command::Quarantine { seq, reason, now_unix, reply }).await
+    }
+
+    async fn quarantined(&self) -> StoreResult<Vec<Quarantined>> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare("SELECT seq, id, event, question, kind, reason, at, acknowledged FROM quarantine ORDER BY seq")
+                .map_err(unavailable)?;
+            let mut rows = stmt.query([]).map_err(unavailable)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(unavailable)? {
+                let id = |i| blob16(row, i).ok().map(|b| ledger::RecordId::from_bytes(b).to_string());
+                out.push(Quarantined {
+                    seq: row.get::<_, i64>(0).map_err(corrupt)?.max(0) as u64,
+                    record: id(1),
+                    event: id(2),
+                    question: id(3),
+                    kind: row.get::<_, Option<i64>>(4).ok().flatten().map(crate::rows::kind_name),
+                    reason: row.get(5).map_err(corrupt)?,
+                    at_unix: row.get::<_, i64>(6).map_err(corrupt)?.max(0) as u64,
+                    acknowledged: row.get(7).map_err(corrupt)?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn acknowledge_quarantined(&self) -> StoreResult<u64> {
+        self.send(|reply| Command::AcknowledgeQuarantined { reply }).await
     }
 }
 

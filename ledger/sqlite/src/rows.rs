@@ -12,6 +12,17 @@ pub const KIND_VOTE: i64 = 1;
 pub const KIND_ANSWERED: i64 = 2;
 pub const KIND_HIDDEN: i64 = 3;
 
+/// The ledger's name for a stored kind number (for reports; unknown numbers as such).
+pub fn kind_name(kind: i64) -> String {
+    match kind {
+        KIND_ASKED => "asked".into(),
+        KIND_VOTE => "vote".into(),
+        KIND_ANSWERED => "answered".into(),
+        KIND_HIDDEN => "hidden".into(),
+        other => format!("unknown kind {other}"),
+    }
+}
+
 pub fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(what.to_string())
 }

@@ -79,6 +79,61 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX questions_top;
     CREATE INDEX questions_by_event ON questions (eid);
     "#,
+    // 3: a ledger sequence that is never reused. Without AUTOINCREMENT SQLite hands out
+    // max(seq) + 1, so once a sweep deleted the newest rows it reused numbers the aggregator's
+    // cursor had already passed, and every record appended after that was never folded.
+    // The copy keeps every row and its number; the high-water mark starts at the largest of
+    // the last number and the cursor. Files written before this migration may already hold
+    // records numbered at or below the cursor that were never folded, and nothing tells them
+    // apart: the cursor goes back to 0 and the aggregator folds the whole ledger once more,
+    // which changes nothing for records already folded (the fold ignores duplicates).
+    // Also new: the store's settings (its retention) and the dead letters of the aggregator.
+    r#"
+    CREATE TABLE ledger_v3 (
+        seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+        id       BLOB NOT NULL UNIQUE,
+        event    BLOB NOT NULL,
+        question BLOB NOT NULL,
+        region   TEXT NOT NULL,
+        kind     INTEGER NOT NULL,
+        voter    BLOB,
+        flag     INTEGER,
+        text     TEXT,
+        who      TEXT,
+        expire   INTEGER NOT NULL
+    );
+    INSERT INTO ledger_v3 (seq, id, event, question, region, kind, voter, flag, text, who, expire)
+        SELECT seq, id, event, question, region, kind, voter, flag, text, who, expire FROM ledger ORDER BY seq;
+    DROP TABLE ledger;
+    ALTER TABLE ledger_v3 RENAME TO ledger;
+    CREATE INDEX ledger_by_event ON ledger (event, seq);
+    DELETE FROM sqlite_sequence WHERE name IN ('ledger', 'ledger_v3');
+    INSERT INTO sqlite_sequence (name, seq) VALUES ('ledger', max(
+        coalesce((SELECT max(seq) FROM ledger), 0),
+        coalesce((SELECT seq FROM cursors WHERE name = 'aggregator'), 0)));
+    UPDATE cursors SET seq = 0 WHERE name = 'aggregator';
+
+    -- `retention_days`: how long every event of this store is kept (set at creation, changed
+    -- only by the operator's `retention --set`).
+    CREATE TABLE settings (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    -- Records the aggregator could not fold after repeated attempts, set aside with the
+    -- reason so that every other record keeps flowing. The columns are the ledger row's,
+    -- copied as stored (a row that does not parse is kept as it is).
+    CREATE TABLE quarantine (
+        seq          INTEGER PRIMARY KEY,
+        id           BLOB,
+        event        BLOB,
+        question     BLOB,
+        kind         INTEGER,
+        reason       TEXT NOT NULL,
+        at           INTEGER NOT NULL,
+        acknowledged INTEGER NOT NULL DEFAULT 0
+    );
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -135,5 +190,35 @@ mod tests {
         migrate(&mut conn).expect("idempotent");
         conn.pragma_update(None, "user_version", SCHEMA_VERSION as i64 + 1).expect("bump");
         assert!(migrate(&mut conn).is_err());
+    }
+
+    #[test]
+    fn migration_3_keeps_every_record_and_never_reuses_a_number_the_cursor_passed() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        migrate_to(&mut conn, 2).expect("migrations 1 and 2");
+        // A version-2 file after a sweep removed the newest rows and numbers were reused:
+        // the cursor (20) is past the last row (3), whose records were never folded.
+        conn.execute_batch(
+            "INSERT INTO ledger (seq, id, event, question, region, kind, voter, flag, expire) VALUES
+                (1, x'01', x'0e', x'0a', 'r', 1, x'a1', 1, 99),
+                (3, x'03', x'0e', x'0a', 'r', 1, x'a2', 1, 99);
+             INSERT INTO cursors (name, seq) VALUES ('aggregator', 20);",
+        )
+        .expect("version 2 rows");
+        migrate(&mut conn).expect("migrate");
+        let seqs: Vec<i64> = conn
+            .prepare("SELECT seq FROM ledger ORDER BY seq")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .expect("rows");
+        assert_eq!(seqs, vec![1, 3], "every row kept with its number");
+        let cursor: i64 = conn.query_row("SELECT seq FROM cursors WHERE name = 'aggregator'", [], |r| r.get(0)).expect("cursor");
+        assert_eq!(cursor, 0, "the whole ledger is folded once more");
+        conn.execute("INSERT INTO ledger (id, event, question, region, kind, expire) VALUES (x'04', x'0e', x'0a', 'r', 2, 99)", [])
+            .expect("append");
+        assert_eq!(conn.last_insert_rowid(), 21, "the next number is above the old cursor");
+        conn.execute("DELETE FROM ledger WHERE seq = 21", []).expect("sweep the newest");
+        conn.execute("INSERT INTO ledger (id, event, question, region, kind, expire) VALUES (x'05', x'0e', x'0a', 'r', 2, 99)", [])
+            .expect("append");
+        assert_eq!(conn.last_insert_rowid(), 22, "a swept number is not handed out again");
     }
 }

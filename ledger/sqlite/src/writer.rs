@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ledger::ports::{Commit, EventRow, StoreError, StoreResult};
-use ledger::{BatchPlan, EventId, ProjectionChange, QuestionCounters, QuestionId, QuestionState, Record, VoterId, VoterState};
-use rusqlite::{params, Connection, TransactionBehavior};
+use ledger::{BatchPlan, EventId, ProjectionChange, QuestionCounters, QuestionId, QuestionState, Record, Retention, VoterId, VoterState};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use crate::rows::{corrupt, opt_blob16, record_columns, stamp};
+use crate::rows::{blob16, corrupt, opt_blob16, record_columns, stamp};
 use crate::Shared;
 
 /// Most commands folded into one transaction; bounds the latency of the first in line.
@@ -32,7 +32,41 @@ pub(crate) enum Command {
     /// Read the voters a plan touches, resolve it and commit the change, in one savepoint.
     Fold { plan: BatchPlan, cursor: Option<u64>, reply: Reply<ProjectionChange> },
     Replace { event: Option<EventId>, questions: Vec<QuestionState>, voters: Vec<((QuestionId, VoterId), VoterState)>, reply: Reply<()> },
-    Sweep { now_unix: u64, reply: Reply<u64> },
+    /// Deletes what expired before `now_unix` among the next [`SWEEP_CHUNK_ROWS`] rows of
+    /// one table after `from`, so a sweep never holds the writer for long.
+    SweepChunk { now_unix: u64, from: SweepPosition, reply: Reply<SweepStep> },
+    /// Sets a ledger row aside and moves the cursor to it.
+    Quarantine { seq: u64, reason: String, now_unix: u64, reply: Reply<()> },
+    AcknowledgeQuarantined { reply: Reply<u64> },
+    /// Changes the store's retention and restamps every row's expiry with it.
+    SetRetention { retention: Retention, reply: Reply<()> },
+    /// Fault injection for tests: the writer thread panics, as a bug in it would.
+    Panic,
+}
+
+/// How many rows one sweep step examines at most: a few milliseconds of the writer's time.
+pub const SWEEP_CHUNK_ROWS: i64 = 2_000;
+
+/// Where a sweep goes on from: the table, and the last key the previous step examined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SweepPosition {
+    Ledger { after_seq: i64 },
+    Voters { after: Option<(Vec<u8>, Vec<u8>)> },
+    Questions { after: Option<Vec<u8>> },
+    Events { after: Option<Vec<u8>> },
+}
+
+impl SweepPosition {
+    pub const START: SweepPosition = SweepPosition::Ledger { after_seq: 0 };
+}
+
+/// What one sweep step removed, and where the next one starts (`None`: the sweep is done).
+#[derive(Debug, Clone, Default)]
+pub struct SweepStep {
+    pub removed: u64,
+    pub next: Option<SweepPosition>,
+    questions: Vec<(QuestionId, EventId)>,
+    events: Vec<EventId>,
 }
 
 /// What a command did inside the transaction, to be made visible once it commits.
@@ -44,14 +78,34 @@ enum Done {
     Folded(ProjectionChange, Vec<QuestionCounters>),
     Conflict,
     Replaced,
-    Swept(u64),
+    Swept(SweepStep),
+    Quarantined,
+    Acknowledged(u64),
+    RetentionSet(Retention),
 }
 
 fn unavailable(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-pub(crate) fn run(mut conn: Connection, queue: Receiver<Command>, shared: Arc<Shared>) {
+/// The writer thread's body. A panic inside a group (a bug) rolls that group back, answers
+/// its callers with errors, and ends the thread with the store marked failed: every later
+/// write is refused at once and whoever watches [`Shared::writer_failed`] (the `serve`
+/// command, `/healthz`) learns of it. Nothing is left half-alive.
+pub(crate) fn run(conn: Connection, queue: Receiver<Command>, shared: Arc<Shared>) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_groups(conn, queue, &shared)));
+    if let Err(panic) = outcome {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        tracing::error!(panic = %message, "the ledger writer died");
+        shared.writer_failed(message);
+    }
+}
+
+fn run_groups(mut conn: Connection, queue: Receiver<Command>, shared: &Shared) {
     let mut busy = false;
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
@@ -75,7 +129,10 @@ pub(crate) fn run(mut conn: Connection, queue: Receiver<Command>, shared: Arc<Sh
             }
         }
         busy = group.len() > 1;
-        execute_group(&mut conn, group, &shared);
+        if group.iter().any(|c| matches!(c, Command::Panic)) {
+            panic!("fault injected: the writer panics");
+        }
+        execute_group(&mut conn, group, shared);
     }
     // Every sender is gone: the store is closing. Fold the WAL back into the main file.
     if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA optimize;") {
@@ -134,24 +191,36 @@ pub(crate) enum Effect<'a> {
     Counters(&'a [QuestionCounters]),
     Reload,
     Appended(&'a [(u64, Record)]),
+    Swept { questions: &'a [(QuestionId, EventId)], events: &'a [EventId] },
+    RetentionSet(Retention),
 }
 
 fn done_effect(done: &Done) -> Effect<'_> {
     match done {
         Done::EventCreated(row) => Effect::Event(row),
         Done::Committed(counters) | Done::Folded(_, counters) => Effect::Counters(counters),
-        Done::Replaced | Done::Swept(_) => Effect::Reload,
+        Done::Replaced => Effect::Reload,
+        Done::RetentionSet(r) => Effect::RetentionSet(*r),
+        Done::Swept(step) => Effect::Swept { questions: &step.questions, events: &step.events },
         Done::Appended(rows) => Effect::Appended(rows),
-        Done::Conflict => Effect::None,
+        Done::Conflict | Done::Quarantined | Done::Acknowledged(_) => Effect::None,
     }
 }
 
 fn reply(cmd: Command, result: StoreResult<Done>) {
     // A dropped receiver means the caller gave up (request cancelled): nothing to do.
     match cmd {
-        Command::Append { reply, .. } | Command::CreateEvent { reply, .. } | Command::Replace { reply, .. } => {
+        Command::Append { reply, .. }
+        | Command::CreateEvent { reply, .. }
+        | Command::Replace { reply, .. }
+        | Command::Quarantine { reply, .. }
+        | Command::SetRetention { reply, .. } => {
             let _ = reply.send(result.map(|_| ()));
         }
+        Command::AcknowledgeQuarantined { reply } => {
+            let _ = reply.send(result.map(|d| if let Done::Acknowledged(n) = d { n } else { 0 }));
+        }
+        Command::Panic => {}
         Command::Commit { reply, .. } => {
             let _ = reply.send(result.map(|d| if matches!(d, Done::Conflict) { Commit::Conflict } else { Commit::Applied }));
         }
@@ -161,8 +230,8 @@ fn reply(cmd: Command, result: StoreResult<Done>) {
                 _ => Err(StoreError::Corrupt("a fold committed something other than its change".into())),
             }));
         }
-        Command::Sweep { reply, .. } => {
-            let _ = reply.send(result.map(|d| if let Done::Swept(n) = d { n } else { 0 }));
+        Command::SweepChunk { reply, .. } => {
+            let _ = reply.send(result.map(|d| if let Done::Swept(step) = d { step } else { SweepStep::default() }));
         }
     }
 }
@@ -189,7 +258,14 @@ fn execute(conn: &Connection, cmd: &Command, shared: &Shared) -> StoreResult<Don
         Command::Replace { event, questions, voters, .. } => {
             replace(conn, *event, questions, voters, shared).map(|_| Done::Replaced)
         }
-        Command::Sweep { now_unix, .. } => sweep(conn, *now_unix).map(Done::Swept),
+        Command::SweepChunk { now_unix, from, .. } => sweep_chunk(conn, *now_unix, from).map(Done::Swept),
+        Command::Quarantine { seq, reason, now_unix, .. } => quarantine(conn, *seq, reason, *now_unix).map(|_| Done::Quarantined),
+        Command::AcknowledgeQuarantined { .. } => conn
+            .execute("UPDATE quarantine SET acknowledged = 1 WHERE acknowledged = 0", [])
+            .map(|n| Done::Acknowledged(n as u64))
+            .map_err(unavailable),
+        Command::SetRetention { retention, .. } => set_retention(conn, *retention).map(|_| Done::RetentionSet(*retention)),
+        Command::Panic => Err(StoreError::Unavailable("fault injected".into())),
     }
 }
 
@@ -393,16 +469,140 @@ fn replace(
     Ok(())
 }
 
-fn sweep(conn: &Connection, now_unix: u64) -> StoreResult<u64> {
-    let now = now_unix as i64;
-    let mut removed = 0;
-    for sql in [
-        "DELETE FROM ledger WHERE expire < ?1",
-        "DELETE FROM voters WHERE expire < ?1",
-        "DELETE FROM questions WHERE expire < ?1",
-        "DELETE FROM events WHERE expire < ?1",
-    ] {
-        removed += conn.execute(sql, params![now]).map_err(unavailable)? as u64;
+fn sweep_chunk(conn: &Connection, now_unix: u64, from: &SweepPosition) -> StoreResult<SweepStep> {
+    let now = i64::try_from(now_unix).unwrap_or(i64::MAX);
+    let mut step = SweepStep::default();
+    match from {
+        SweepPosition::Ledger { after_seq } => {
+            let until = after_seq.saturating_add(SWEEP_CHUNK_ROWS);
+            step.removed = conn
+                .prepare_cached("DELETE FROM ledger WHERE seq > ?1 AND seq <= ?2 AND expire < ?3")
+                .and_then(|mut d| d.execute(params![after_seq, until, now]))
+                .map_err(unavailable)? as u64;
+            let last = high_water(conn)?;
+            step.next = Some(if until < last as i64 { SweepPosition::Ledger { after_seq: until } } else { SweepPosition::Voters { after: None } });
+        }
+        SweepPosition::Voters { after } => {
+            let (v0, q0) = after.clone().unwrap_or_default();
+            // The last key of this chunk (none: the chunk runs to the end of the table).
+            let end: Option<(Vec<u8>, Vec<u8>)> = conn
+                .prepare_cached("SELECT voter, qid FROM voters WHERE (voter, qid) > (?1, ?2) ORDER BY voter, qid LIMIT 1 OFFSET ?3")
+                .and_then(|mut q| q.query_row(params![v0, q0, SWEEP_CHUNK_ROWS - 1], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+                .map_err(unavailable)?;
+            let (v1, q1) = end.clone().unwrap_or_default();
+            step.removed = conn
+                .prepare_cached(
+                    "DELETE FROM voters WHERE (voter, qid) > (?1, ?2) AND (?5 OR (voter, qid) <= (?3, ?4)) AND expire < ?6",
+                )
+                .and_then(|mut d| d.execute(params![v0, q0, v1, q1, end.is_none(), now]))
+                .map_err(unavailable)? as u64;
+            step.next = Some(match end {
+                Some(key) => SweepPosition::Voters { after: Some(key) },
+                None => SweepPosition::Questions { after: None },
+            });
+        }
+        SweepPosition::Questions { after } => {
+            let from = after.clone().unwrap_or_default();
+            let end: Option<Vec<u8>> = conn
+                .prepare_cached("SELECT id FROM questions WHERE id > ?1 ORDER BY id LIMIT 1 OFFSET ?2")
+                .and_then(|mut q| q.query_row(params![from, SWEEP_CHUNK_ROWS - 1], |r| r.get(0)).optional())
+                .map_err(unavailable)?;
+            let mut delete = conn
+                .prepare_cached("DELETE FROM questions WHERE id > ?1 AND (?3 OR id <= ?2) AND expire < ?4 RETURNING id, eid")
+                .map_err(unavailable)?;
+            let mut rows = delete.query(params![from, end.clone().unwrap_or_default(), end.is_none(), now]).map_err(unavailable)?;
+            while let Some(row) = rows.next().map_err(unavailable)? {
+                step.questions.push((QuestionId::from_bytes(blob16(row, 0)?), EventId::from_bytes(blob16(row, 1)?)));
+            }
+            step.removed = step.questions.len() as u64;
+            step.next = Some(match end {
+                Some(key) => SweepPosition::Questions { after: Some(key) },
+                None => SweepPosition::Events { after: None },
+            });
+        }
+        SweepPosition::Events { after } => {
+            let from = after.clone().unwrap_or_default();
+            let end: Option<Vec<u8>> = conn
+                .prepare_cached("SELECT id FROM events WHERE id > ?1 ORDER BY id LIMIT 1 OFFSET ?2")
+                .and_then(|mut q| q.query_row(params![from, SWEEP_CHUNK_ROWS - 1], |r| r.get(0)).optional())
+                .map_err(unavailable)?;
+            let mut delete = conn
+                .prepare_cached("DELETE FROM events WHERE id > ?1 AND (?3 OR id <= ?2) AND expire < ?4 RETURNING id")
+                .map_err(unavailable)?;
+            let mut rows = delete.query(params![from, end.clone().unwrap_or_default(), end.is_none(), now]).map_err(unavailable)?;
+            while let Some(row) = rows.next().map_err(unavailable)? {
+                step.events.push(EventId::from_bytes(blob16(row, 0)?));
+            }
+            step.removed = step.events.len() as u64;
+            step.next = end.map(|key| SweepPosition::Events { after: Some(key) });
+        }
     }
-    Ok(removed)
+    Ok(step)
+}
+
+/// The highest ledger sequence number ever handed out (AUTOINCREMENT's high-water mark).
+pub(crate) fn high_water(conn: &Connection) -> StoreResult<u64> {
+    conn.prepare_cached("SELECT seq FROM sqlite_sequence WHERE name = 'ledger'")
+        .and_then(|mut q| q.query_row([], |r| r.get::<_, i64>(0)).optional())
+        .map(|s| s.unwrap_or(0).max(0) as u64)
+        .map_err(unavailable)
+}
+
+fn quarantine(conn: &Connection, seq: u64, reason: &str, now_unix: u64) -> StoreResult<()> {
+    let seq = i64::try_from(seq).map_err(|_| StoreError::Rejected(format!("no ledger row {seq}")))?;
+    let copied = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO quarantine (seq, id, event, question, kind, reason, at)
+             SELECT seq, id, event, question, kind, ?2, ?3 FROM ledger WHERE seq = ?1",
+        )
+        .and_then(|mut q| q.execute(params![seq, reason, i64::try_from(now_unix).unwrap_or(i64::MAX)]))
+        .map_err(unavailable)?;
+    if copied == 0 {
+        let already: bool = conn
+            .query_row("SELECT EXISTS (SELECT 1 FROM quarantine WHERE seq = ?1)", params![seq], |r| r.get(0))
+            .map_err(unavailable)?;
+        if !already {
+            return Err(StoreError::Rejected(format!("no ledger row {seq} to set aside")));
+        }
+    }
+    conn.prepare_cached(
+        "INSERT INTO cursors (name, seq) VALUES ('aggregator', ?1)
+         ON CONFLICT (name) DO UPDATE SET seq = max(seq, excluded.seq)",
+    )
+    .and_then(|mut q| q.execute(params![seq]))
+    .map_err(unavailable)?;
+    Ok(())
+}
+
+fn set_retention(conn: &Connection, retention: Retention) -> StoreResult<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO settings (name, value) VALUES ('retention_days', ?1)",
+        params![retention.days().to_string()],
+    )
+    .map_err(unavailable)?;
+    // Every row of an event carries the event's expiry: restamp them all, event by event.
+    let events: Vec<Vec<u8>> = conn
+        .prepare("SELECT id FROM events UNION SELECT DISTINCT event FROM ledger UNION SELECT DISTINCT eid FROM questions")
+        .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
+        .map_err(unavailable)?;
+    for blob in events {
+        let Ok(bytes) = <[u8; 16]>::try_from(blob.as_slice()) else {
+            return Err(corrupt(format!("an event id of {} bytes", blob.len())));
+        };
+        let expire = retention.expire_of(EventId::from_bytes(bytes)) as i64;
+        for sql in [
+            "UPDATE events SET expire = ?1 WHERE id = ?2",
+            "UPDATE ledger SET expire = ?1 WHERE event = ?2",
+            "UPDATE questions SET expire = ?1 WHERE eid = ?2",
+        ] {
+            conn.prepare_cached(sql).and_then(|mut u| u.execute(params![expire, blob])).map_err(unavailable)?;
+        }
+    }
+    conn.execute(
+        "UPDATE voters SET expire = (SELECT q.expire FROM questions q WHERE q.id = voters.qid)
+         WHERE EXISTS (SELECT 1 FROM questions q WHERE q.id = voters.qid)",
+        [],
+    )
+    .map_err(unavailable)?;
+    Ok(())
 }
