@@ -7,16 +7,27 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use aggregator::tail::Trouble;
 use ledger::ports::{LedgerFeed, ProjectionStore};
+use ledger::Retention;
 use ledger_sqlite::{Durability, Options, SqliteStore};
+use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// `/healthz` turns 503 when the aggregator has failed for longer than this without a
+/// batch going through.
+pub const AGGREGATOR_FAILING_SECONDS_MAX: u64 = 5;
+/// ... or when records wait after its cursor and the cursor has not moved for this long.
+pub const AGGREGATOR_STALLED_SECONDS_MAX: u64 = 10;
 
 #[derive(Debug, Clone)]
 pub struct EmbeddedConfig {
     pub db: PathBuf,
     pub region: String,
-    pub retention_days: u64,
+    /// The retention a new file is created with; an existing file keeps its own, and a
+    /// different value here is refused. `None`: the file's (the default for a new one).
+    pub retention: Option<Retention>,
     pub durability: Durability,
     pub guest_max_age_s: u32,
     pub host_max_age_s: u32,
@@ -31,7 +42,7 @@ impl EmbeddedConfig {
         Self {
             db: db.into(),
             region: "local".into(),
-            retention_days: ledger::limits::RETENTION_DAYS_DEFAULT,
+            retention: None,
             durability: Durability::Full,
             guest_max_age_s: query.guest_max_age_s,
             host_max_age_s: query.host_max_age_s,
@@ -51,12 +62,11 @@ pub struct Embedded {
 
 impl Embedded {
     pub async fn start(config: EmbeddedConfig) -> anyhow::Result<Self> {
-        let store = SqliteStore::open(
-            &config.db,
-            Options { durability: config.durability, retention_days: config.retention_days },
-        )?;
+        let store = SqliteStore::open(&config.db, Options { durability: config.durability, retention: config.retention })?;
+        let retention = store.retention();
         let hub = query::LiveHub::new();
         let (caught_up_tx, caught_up) = watch::channel(0);
+        let (trouble_tx, trouble) = watch::channel(None);
         let (stop_tailer, stop_rx) = watch::channel(false);
         let tailer = aggregator::tail::Tailer {
             feed: store.clone() as Arc<dyn LedgerFeed>,
@@ -64,12 +74,20 @@ impl Embedded {
             appended: store.appended(),
             changes: hub.sender(),
             caught_up: caught_up_tx,
+            trouble: trouble_tx,
         };
         let tailer = tokio::spawn(tailer.run(stop_rx));
+        let health = Arc::new(EmbeddedHealth {
+            store: store.clone(),
+            caught_up: caught_up.clone(),
+            trouble,
+            last_move: Mutex::new((0, std::time::Instant::now())),
+        });
 
         let router = crate::roles::router(store.clone(), hub, crate::roles::HttpSettings {
             region: &config.region,
-            retention_days: config.retention_days,
+            retention,
+            health: Some(health),
             cookie_secure: config.cookie_secure,
             guest_max_age_s: config.guest_max_age_s,
             host_max_age_s: config.host_max_age_s,
@@ -105,6 +123,12 @@ impl Embedded {
         self.caught_up.clone()
     }
 
+    /// Resolves, with the reason, when the ledger's writer thread has died: the process
+    /// cannot take writes any more and should exit so that it is restarted.
+    pub async fn writer_died(&self) -> String {
+        self.store.writer_died().await
+    }
+
     /// Lets the aggregator fold what is committed, then closes the store cleanly.
     pub async fn shutdown(mut self) {
         let _ = self.stop_tailer.send(true);
@@ -112,5 +136,60 @@ impl Embedded {
             let _ = t.await;
         }
         self.store.close().await;
+    }
+}
+
+/// The embedded process's health beyond a store read: the writer thread is alive, the
+/// aggregator is not failing and not stalled behind the ledger, and no record was set aside
+/// without an operator acknowledging it.
+struct EmbeddedHealth {
+    store: Arc<SqliteStore>,
+    caught_up: watch::Receiver<u64>,
+    trouble: watch::Receiver<Option<Trouble>>,
+    /// The cursor the last check saw, and since when it has been there.
+    last_move: Mutex<(u64, std::time::Instant)>,
+}
+
+impl query::HealthProbe for EmbeddedHealth {
+    fn problems(&self) -> futures::future::BoxFuture<'_, Vec<String>> {
+        Box::pin(async move {
+            let mut problems = Vec::new();
+            if let Some(why) = self.store.writer_failure() {
+                problems.push(format!("the ledger writer died: {why}"));
+            }
+            if self.caught_up.has_changed().is_err() {
+                problems.push("the aggregator stopped".into());
+            }
+            if let Some(t) = self.trouble.borrow().clone() {
+                let failing = t.since.elapsed().as_secs();
+                if failing >= AGGREGATOR_FAILING_SECONDS_MAX {
+                    problems.push(format!("the aggregator has been failing for {failing} s: {}", t.error));
+                }
+            }
+            let cursor = *self.caught_up.borrow();
+            let stalled_s = {
+                let mut last = self.last_move.lock();
+                if last.0 != cursor {
+                    *last = (cursor, std::time::Instant::now());
+                }
+                last.1.elapsed().as_secs()
+            };
+            match self.store.last_seq().await {
+                Ok(head) if head > cursor && stalled_s >= AGGREGATOR_STALLED_SECONDS_MAX => problems.push(format!(
+                    "the aggregator is {} records behind and has not moved for {stalled_s} s",
+                    head - cursor
+                )),
+                Ok(_) => {}
+                Err(e) => problems.push(format!("cannot read the ledger's end: {e}")),
+            }
+            match self.store.unacknowledged_quarantined().await {
+                Ok(0) => {}
+                Ok(n) => problems.push(format!(
+                    "{n} ledger records were set aside unfolded; see `wewerewondering quarantine` and acknowledge with `--ack`"
+                )),
+                Err(e) => problems.push(format!("cannot read the set-aside records: {e}")),
+            }
+            problems
+        })
     }
 }

@@ -16,7 +16,7 @@ use wewerewondering::{demo, dynamodb_backend, replay, transfer};
 
 const DB_DEFAULT: &str = "wewerewondering.db";
 /// How long in-flight requests (and live streams) get to finish after a shutdown signal.
-const DRAIN_SECONDS_MAX: u64 = 10;
+const DRAIN_SECONDS_MAX: u64 = 0;
 /// How often expired events are swept out of the embedded store.
 const SWEEP_INTERVAL_SECONDS: u64 = 3_600;
 
@@ -88,8 +88,10 @@ enum Command {
         guest_max_age: u32,
         #[arg(long, default_value_t = 1)]
         host_max_age: u32,
-        #[arg(long, default_value_t = ledger::limits::RETENTION_DAYS_DEFAULT)]
-        retention_days: u64,
+        /// How long events are kept, 1 to 3650 days: for a new store (default 30). An
+        /// existing store keeps its own; a different value is refused (see `retention --set`).
+        #[arg(long)]
+        retention_days: Option<ledger::Retention>,
         /// Mark the voter cookie Secure (when served over HTTPS).
         #[arg(long)]
         secure_cookies: bool,
@@ -108,6 +110,22 @@ enum Command {
     Ledger {
         #[command(subcommand)]
         command: LedgerCommand,
+    },
+    /// Show the store's retention, or change it (restamping every stored row's expiry).
+    Retention {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The new retention in days (1 to 3650). Run it with `serve` stopped.
+        #[arg(long)]
+        set: Option<ledger::Retention>,
+    },
+    /// List the ledger records the aggregator set aside because they could not be folded.
+    Quarantine {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Mark them as seen, so that `/healthz` stops reporting them.
+        #[arg(long)]
+        ack: bool,
     },
     /// Show one question's audit trail: every record, and the fold next to the projection.
     Inspect {
@@ -131,6 +149,29 @@ enum LedgerCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Reports an import on stderr: every refused line with its reason, then the totals. Any
+/// refused line makes the command fail (exit 1), though every other line was imported.
+fn import_outcome(report: &transfer::ImportReport) -> anyhow::Result<()> {
+    for (line, reason) in &report.refused {
+        eprintln!("line {line}: refused: {reason}");
+    }
+    eprintln!(
+        "read {} lines: {} records accepted (already present ones are skipped), {} events created, {} lines refused",
+        report.lines,
+        report.records,
+        report.events_created,
+        report.refused.len()
+    );
+    if !report.refused.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn init_tracing() {
@@ -178,7 +219,7 @@ async fn main() -> anyhow::Result<()> {
                     local_pipe,
                     receive_wait_s: queue_wait_seconds,
                     region,
-                    retention_days,
+                    retention: retention_days,
                     guest_max_age_s: guest_max_age,
                     host_max_age_s: host_max_age,
                     cookie_secure: secure_cookies,
@@ -190,7 +231,7 @@ async fn main() -> anyhow::Result<()> {
             let config = EmbeddedConfig {
                 db: store.db,
                 region,
-                retention_days,
+                retention: retention_days,
                 durability: match durability {
                     DurabilityArg::Full => Durability::Full,
                     DurabilityArg::Normal => Durability::Normal,
@@ -255,7 +296,7 @@ async fn main() -> anyhow::Result<()> {
             let n = match store.backend {
                 Backend::Sqlite => {
                     let sqlite = open(&store.db)?;
-                    let n = transfer::export(sqlite.as_ref(), event, &mut out).await;
+                    let n = transfer::export(sqlite.as_ref(), sqlite.as_ref(), event, &mut out).await;
                     sqlite.close().await;
                     n?
                 }
@@ -277,22 +318,68 @@ async fn main() -> anyhow::Result<()> {
             // The ledger's stream carries what is appended to the aggregator, as for any write.
             let dynamo = dynamodb_backend::open_store(store.endpoint_url.as_deref()).await?;
             let stdin = std::io::stdin();
-            let report = transfer::import(dynamo.as_ref(), &mut BufReader::new(stdin.lock())).await?;
-            eprintln!("read {} lines, {} records (already present ones are skipped)", report.lines, report.records);
-            Ok(())
+            let target = transfer::ImportTarget {
+                events: dynamo.as_ref(),
+                ledger: dynamo.as_ref(),
+                projection: dynamo.as_ref(),
+                retention: dynamo.retention(),
+                now_ms: now_ms(),
+            };
+            let report = transfer::import(&target, &mut BufReader::new(stdin.lock())).await?;
+            import_outcome(&report)
         }
         Command::Ledger { command: LedgerCommand::Import { store } } => {
             // Import through the embedded service so the aggregator folds what arrives.
             let app = Embedded::start(EmbeddedConfig::new(store.db)).await?;
             let stdin = std::io::stdin();
             let mut input = BufReader::new(stdin.lock());
-            let result = transfer::import(app.store().as_ref(), &mut input).await;
+            let store = app.store();
+            let target = transfer::ImportTarget {
+                events: store.as_ref(),
+                ledger: store.as_ref(),
+                projection: store.as_ref(),
+                retention: store.retention(),
+                now_ms: now_ms(),
+            };
+            let result = transfer::import(&target, &mut input).await;
             let caught_up = app.wait_caught_up().await;
             app.shutdown().await;
             let report = result?;
             caught_up?;
-            eprintln!("read {} lines, {} records (already present ones are skipped)", report.lines, report.records);
-            Ok(())
+            import_outcome(&report)
+        }
+        Command::Retention { store, set } => {
+            if store.backend == Backend::Dynamodb {
+                let dynamo = dynamodb_backend::open_store(store.endpoint_url.as_deref()).await?;
+                if set.is_some() {
+                    anyhow::bail!(
+                        "changing a DynamoDB deployment's retention would rewrite the expiry of every item; \
+                         it is fixed when the deployment is created"
+                    );
+                }
+                println!("retention: {}", dynamo.retention());
+                return Ok(());
+            }
+            let sqlite = open(&store.db)?;
+            let result = match set {
+                Some(r) => sqlite.set_retention(r).await.map(|_| println!("retention: {r} (every stored row restamped)")),
+                None => {
+                    println!("retention: {}", sqlite.retention());
+                    Ok(())
+                }
+            };
+            sqlite.close().await;
+            Ok(result?)
+        }
+        Command::Quarantine { store, ack } => {
+            if store.backend == Backend::Dynamodb {
+                println!("on AWS, records the aggregator cannot fold go to the queue's dead-letter queue (see infra/README.md)");
+                return Ok(());
+            }
+            let sqlite = open(&store.db)?;
+            let result = transfer::quarantine_report(sqlite.as_ref(), ack, &mut std::io::stdout().lock()).await;
+            sqlite.close().await;
+            result
         }
         Command::Inspect { question, store } => {
             let stdout = std::io::stdout();
@@ -365,6 +452,12 @@ async fn serve(listen: SocketAddr, config: EmbeddedConfig, seed_demo: bool) -> a
             let _ = signalled.wait_for(|s| *s).await;
             tokio::time::sleep(Duration::from_secs(DRAIN_SECONDS_MAX)).await;
         } => tracing::warn!("connections still open after {DRAIN_SECONDS_MAX} s; closing them"),
+        why = app.writer_died() => {
+            // No write can succeed any more: exit non-zero so that a supervisor restarts the
+            // process, rather than answer 503 forever. Acknowledged writes are on disk.
+            sweeper.abort();
+            anyhow::bail!("the ledger writer died ({why}); exiting so that the service is restarted");
+        }
     }
     sweeper.abort();
     app.shutdown().await;

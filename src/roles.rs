@@ -13,12 +13,14 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 pub struct HttpSettings<'a> {
     /// Stamped on every record ingested here.
     pub region: &'a str,
-    pub retention_days: u64,
+    pub retention: ledger::Retention,
     pub cookie_secure: bool,
     pub guest_max_age_s: u32,
     pub host_max_age_s: u32,
     /// The built client to serve (`/event/*` falls back to its `index.html`).
     pub static_dir: Option<&'a Path>,
+    /// What `/healthz` checks beyond a store read (embedded mode).
+    pub health: Option<Arc<dyn query::HealthProbe>>,
 }
 
 pub fn router<S>(store: Arc<S>, hub: query::LiveHub, settings: HttpSettings<'_>) -> Router
@@ -31,7 +33,7 @@ where
         projection: store.clone() as Arc<dyn ProjectionReader>,
         config: ingest::IngestConfig {
             region: settings.region.to_owned(),
-            retention_days: settings.retention_days,
+            retention: settings.retention,
             cookie_secure: settings.cookie_secure,
         },
         ids: Arc::new(ingest::IdMinter::new()),
@@ -42,6 +44,7 @@ where
         config: query::QueryConfig { guest_max_age_s: settings.guest_max_age_s, host_max_age_s: settings.host_max_age_s },
         live: Some(hub),
         metrics: metrics_handle(),
+        health: settings.health,
     });
     let router = ingest.merge(query);
     match settings.static_dir {

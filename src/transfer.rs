@@ -4,21 +4,33 @@
 
 use std::io::{BufRead, Write};
 
+use std::collections::HashMap;
+
 use anyhow::Context;
-use ledger::limits::SCAN_PAGE_RECORDS_MAX;
-use ledger::ndjson;
-use ledger::ports::{LedgerStore, ProjectionReader};
-use ledger::{Body, EventId, Projection, QuestionId, Record};
+use ledger::limits::{QUESTIONS_PER_EVENT_MAX, RECORD_FUTURE_SKEW_MS_MAX, SCAN_PAGE_RECORDS_MAX};
+use ledger::ndjson::{self, Line};
+use ledger::ports::{EventRow, EventStore, LedgerFeed, LedgerStore, ProjectionReader};
+use ledger::retention::is_live;
+use ledger::{rules, Body, EventId, Projection, QuestionId, Record, Retention};
 
 /// How many imported records go into one append.
 const IMPORT_BATCH_RECORDS: usize = 2_000;
 
-pub async fn export(ledger: &dyn LedgerStore, event: Option<EventId>, out: &mut dyn Write) -> anyhow::Result<u64> {
+/// Writes the records (of one event, or all) as NDJSON, each event's line (its id and
+/// secret hash, as stored) before its first record, so that an import elsewhere can create
+/// the event. Returns how many records were written.
+pub async fn export(events: &dyn EventStore, ledger: &dyn LedgerStore, event: Option<EventId>, out: &mut dyn Write) -> anyhow::Result<u64> {
     let mut after = None;
     let mut n = 0u64;
+    let mut written = std::collections::HashSet::new();
     loop {
         let page = ledger.scan(event, after, SCAN_PAGE_RECORDS_MAX).await?;
         for r in &page.records {
+            if written.insert(r.event) {
+                if let Some(row) = events.event(r.event).await? {
+                    writeln!(out, "{}", ndjson::event_line(row.id, &row.secret_hash)).context("writing the export")?;
+                }
+            }
             writeln!(out, "{}", ndjson::to_line(r)).context("writing the export")?;
             n += 1;
         }
@@ -34,14 +46,43 @@ pub async fn export(ledger: &dyn LedgerStore, event: Option<EventId>, out: &mut 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ImportReport {
     pub lines: u64,
+    /// Records that passed every rule (those already stored are skipped by the store).
     pub records: u64,
+    pub events_created: u64,
+    /// Every refused line: its number and why.
+    pub refused: Vec<(u64, String)>,
 }
 
-/// Reads NDJSON records and appends them. Stops at the first line that is not a record,
-/// naming it; everything before that line is committed (and importing again is harmless).
-pub async fn import(ledger: &dyn LedgerStore, input: &mut dyn BufRead) -> anyhow::Result<ImportReport> {
+/// Where an import goes and by which rules: the store's ports, its retention, and the time
+/// the rules are applied at.
+pub struct ImportTarget<'a> {
+    pub events: &'a dyn EventStore,
+    pub ledger: &'a dyn LedgerStore,
+    pub projection: &'a dyn ProjectionReader,
+    pub retention: Retention,
+    pub now_ms: u64,
+}
+
+/// What the import knows of one event: when it expires, and its questions so far.
+struct KnownEvent {
+    expire_unix: u64,
+    questions: usize,
+}
+
+/// Reads NDJSON lines (event lines and records, as `ledger export` writes them) and appends
+/// every record that passes the rules ingest applies: a known kind with all its fields; the
+/// record's own rules (`ledger::rules::check_record`: texts, names, regions, no id from the
+/// future or before its event); its event known to the store or created by an earlier line
+/// of the same file, and not expired; each question in one event only; no event past
+/// [`QUESTIONS_PER_EVENT_MAX`] questions. A refused line is reported with its number and
+/// reason and changes nothing; every other line is imported. Records already stored are
+/// skipped by the store, never overwritten.
+pub async fn import(target: &ImportTarget<'_>, input: &mut dyn BufRead) -> anyhow::Result<ImportReport> {
     let mut report = ImportReport::default();
     let mut batch: Vec<Record> = Vec::with_capacity(IMPORT_BATCH_RECORDS);
+    let mut events: HashMap<EventId, Option<KnownEvent>> = HashMap::new();
+    let mut questions: HashMap<QuestionId, EventId> = HashMap::new();
+    let now_unix = target.now_ms / 1_000;
     let mut line = String::new();
     loop {
         line.clear();
@@ -54,23 +95,144 @@ pub async fn import(ledger: &dyn LedgerStore, input: &mut dyn BufRead) -> anyhow
         if text.is_empty() {
             continue;
         }
-        match ndjson::parse_line(text) {
-            Ok(r) => batch.push(r),
-            Err(e) => {
-                ledger.append(&batch).await?;
-                report.records += batch.len() as u64;
-                anyhow::bail!("line {}: {e} ({} records before it were imported)", report.lines, report.records);
+        let verdict = match ndjson::parse_any(text) {
+            Err(e) => Err(e.to_string()),
+            Ok(Line::Event { event, secret_hash }) => {
+                import_event(target, &mut events, event, secret_hash, now_unix).await.map(|created| {
+                    report.events_created += u64::from(created);
+                })
             }
+            Ok(Line::Record(record)) => {
+                match admit(target, &mut events, &mut questions, &record, now_unix).await {
+                    Ok(()) => {
+                        batch.push(record);
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        if let Err(reason) = verdict {
+            report.refused.push((report.lines, reason));
         }
         if batch.len() == IMPORT_BATCH_RECORDS {
-            ledger.append(&batch).await?;
+            target.ledger.append(&batch).await?;
             report.records += batch.len() as u64;
             batch.clear();
         }
     }
-    ledger.append(&batch).await?;
+    target.ledger.append(&batch).await?;
     report.records += batch.len() as u64;
     Ok(report)
+}
+
+/// Creates the event of an event line unless the store has it; refuses one that exists
+/// with another secret, or that has expired.
+async fn import_event(
+    target: &ImportTarget<'_>,
+    events: &mut HashMap<EventId, Option<KnownEvent>>,
+    event: EventId,
+    secret_hash: ledger::secret::SecretHash,
+    now_unix: u64,
+) -> Result<bool, String> {
+    if event.timestamp_ms() > target.now_ms.saturating_add(RECORD_FUTURE_SKEW_MS_MAX) {
+        return Err(format!("event {event} is from the future"));
+    }
+    let expire_unix = target.retention.expire_of(event);
+    if !is_live(expire_unix, now_unix) {
+        return Err(format!("event {event} expired at {} (retention {})", time_of(expire_unix * 1_000), target.retention));
+    }
+    let stored = target.events.event(event).await.map_err(|e| format!("cannot read event {event}: {e}"))?;
+    let created = match stored {
+        Some(row) if row.secret_hash != secret_hash => return Err(format!("event {event} exists here with another secret")),
+        Some(_) => false,
+        None => {
+            let row = EventRow { id: event, secret_hash, expire_unix };
+            target.events.create_event(&row).await.map_err(|e| format!("cannot create event {event}: {e}"))?;
+            true
+        }
+    };
+    let known = target.projection.event_questions(event).await.map_err(|e| format!("cannot read event {event}: {e}"))?;
+    events.insert(event, Some(KnownEvent { expire_unix, questions: known.len() }));
+    Ok(created)
+}
+
+/// Applies the rules to one record; on success it is counted against its event's limit.
+async fn admit(
+    target: &ImportTarget<'_>,
+    events: &mut HashMap<EventId, Option<KnownEvent>>,
+    questions: &mut HashMap<QuestionId, EventId>,
+    record: &Record,
+    now_unix: u64,
+) -> Result<(), String> {
+    rules::check_record(record, target.now_ms).map_err(|e| e.to_string())?;
+    let event = record.event;
+    if !events.contains_key(&event) {
+        let stored = target.events.event(event).await.map_err(|e| format!("cannot read event {event}: {e}"))?;
+        let known = match stored {
+            Some(row) => {
+                let questions = target.projection.event_questions(event).await.map_err(|e| format!("cannot read event {event}: {e}"))?;
+                Some(KnownEvent { expire_unix: row.expire_unix, questions: questions.len() })
+            }
+            None => None,
+        };
+        events.insert(event, known);
+    }
+    let Some(Some(known)) = events.get_mut(&event) else {
+        return Err(format!("event {event} is unknown here, and no earlier line of this file creates it (`ledger export` writes it)"));
+    };
+    if !is_live(known.expire_unix, now_unix) {
+        return Err(format!("event {event} expired at {}", time_of(known.expire_unix * 1_000)));
+    }
+    let question = record.question;
+    let owner = match questions.get(&question) {
+        Some(e) => Some(*e),
+        None => target
+            .projection
+            .question(question)
+            .await
+            .map_err(|e| format!("cannot read question {question}: {e}"))?
+            .map(|c| c.event),
+    };
+    match owner {
+        Some(e) if e != event => return Err(format!("question {question} belongs to event {e}, not {event}")),
+        Some(_) => {}
+        None => {
+            if known.questions >= QUESTIONS_PER_EVENT_MAX {
+                return Err(format!("event {event} already holds {QUESTIONS_PER_EVENT_MAX} questions"));
+            }
+            known.questions += 1;
+        }
+    }
+    questions.insert(question, event);
+    Ok(())
+}
+
+/// `quarantine [--ack]`: the rows the aggregator set aside, one a line.
+pub async fn quarantine_report(feed: &dyn LedgerFeed, ack: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    let rows = feed.quarantined().await?;
+    if rows.is_empty() {
+        writeln!(out, "no records were set aside")?;
+    }
+    for q in &rows {
+        writeln!(
+            out,
+            "seq {}  {}  record {}  event {}  question {}  {}  {}: {}",
+            q.seq,
+            time_of(q.at_unix * 1_000),
+            q.record.as_deref().unwrap_or("?"),
+            q.event.as_deref().unwrap_or("?"),
+            q.question.as_deref().unwrap_or("?"),
+            q.kind.as_deref().unwrap_or("?"),
+            if q.acknowledged { "seen" } else { "NEW" },
+            q.reason
+        )?;
+    }
+    if ack {
+        let n = feed.acknowledge_quarantined().await?;
+        writeln!(out, "acknowledged {n}")?;
+    }
+    Ok(())
 }
 
 /// One question's records in id order, with what each did, and the fold's verdict next to

@@ -219,15 +219,24 @@ fn render_text_entry(q: &ledger::ports::QuestionText) -> Result<bytes::Bytes, Ap
     Ok(out.into())
 }
 
-/// `GET /healthz`: the process is up and its store answers a real read.
+/// `GET /healthz`: the process is up, its store answers a real read, and (embedded mode)
+/// the writer, the aggregator and the dead letters are as they should be. Anything else is
+/// a 503 whose JSON body says why: `{"status":"unhealthy","problems":[...]}`.
 pub async fn healthz(State(shared): AppState) -> Result<Response, ApiError> {
     // An id no event has (ids are minted from the clock): the read goes all the way to the store.
-    shared.events.event(EventId::from_u128(0)).await?;
-    Ok((
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(serde_json::json!({ "status": "ok" })),
-    )
-        .into_response())
+    let mut problems = Vec::new();
+    if let Err(e) = shared.events.event(EventId::from_u128(0)).await {
+        problems.push(format!("store read failed: {e}"));
+    }
+    if let Some(probe) = &shared.health {
+        problems.extend(probe.problems().await);
+    }
+    let (status, body) = if problems.is_empty() {
+        (StatusCode::OK, serde_json::json!({ "status": "ok" }))
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({ "status": "unhealthy", "problems": problems }))
+    };
+    Ok((status, [(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
 
 /// `GET /metrics`: the process's metrics in Prometheus text format.

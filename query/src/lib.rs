@@ -117,6 +117,13 @@ impl Default for LiveHub {
     }
 }
 
+/// What `/healthz` checks beyond a real read of the store: in embedded mode, that the
+/// ledger's writer is alive, the aggregator keeps up, and no record was set aside unseen.
+pub trait HealthProbe: Send + Sync {
+    /// Every reason the process is not healthy now (empty: healthy).
+    fn problems(&self) -> futures::future::BoxFuture<'_, Vec<String>>;
+}
+
 #[derive(Clone)]
 pub struct QueryState {
     pub events: Arc<dyn EventStore>,
@@ -126,6 +133,8 @@ pub struct QueryState {
     pub live: Option<LiveHub>,
     /// The process's Prometheus recorder, rendered by `/metrics` (404 when absent).
     pub metrics: Option<PrometheusHandle>,
+    /// Further health checks for `/healthz` (embedded mode).
+    pub health: Option<Arc<dyn HealthProbe>>,
 }
 
 /// The state the handlers share: the ports plus the in-memory caches.
@@ -134,6 +143,7 @@ pub(crate) struct Shared {
     pub projection: Arc<dyn ProjectionReader>,
     pub live: Option<LiveHub>,
     pub metrics: Option<PrometheusHandle>,
+    pub health: Option<Arc<dyn HealthProbe>>,
     pub lists: lists::ListCache,
     /// Each known question's entry of the texts response, rendered once (`"qid":{...}`).
     pub texts: Cache<QuestionId, bytes::Bytes>,
@@ -178,6 +188,7 @@ pub fn router(state: QueryState) -> Router {
         projection: state.projection,
         live: state.live,
         metrics: state.metrics,
+        health: state.health,
     });
     let layers = ServiceBuilder::new()
         // A request id first, so every log line and the response can name the request

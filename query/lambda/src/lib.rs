@@ -38,6 +38,7 @@ pub fn app(store: Arc<DynamoStore>, config: QueryConfig) -> Router {
         config,
         live: None,
         metrics: None,
+        health: None,
     })
 }
 
