@@ -16,7 +16,7 @@ use wewerewondering::{demo, dynamodb_backend, replay, transfer};
 
 const DB_DEFAULT: &str = "wewerewondering.db";
 /// How long in-flight requests (and live streams) get to finish after a shutdown signal.
-const DRAIN_SECONDS_MAX: u64 = 0;
+const DRAIN_SECONDS_MAX: u64 = 10;
 /// How often expired events are swept out of the embedded store.
 const SWEEP_INTERVAL_SECONDS: u64 = 3_600;
 
