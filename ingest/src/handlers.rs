@@ -9,10 +9,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
-use ledger::limits::{
-    ASKER_NAME_CHARS_MAX, QUESTIONS_PER_EVENT_MAX, QUESTION_TEXT_CHARS_MAX, QUESTION_WORDS_MIN,
-};
+use ledger::limits::QUESTIONS_PER_EVENT_MAX;
 use ledger::ports::EventRow;
+use ledger::retention::{is_live, now_unix};
+use ledger::rules::{asker_name, question_text, RuleError};
 use ledger::secret::{hash_secret, new_secret, secret_matches};
 use ledger::{Asked, Body, EventId, QuestionId, Record, RecordId};
 use serde::{Deserialize, Serialize};
@@ -42,7 +42,7 @@ pub async fn create_event(State(state): AppState) -> Result<impl IntoResponse, A
     let row = EventRow {
         id,
         secret_hash: hash_secret(&secret),
-        expire_unix: id.unix_seconds().saturating_add(state.config.retention_s()),
+        expire_unix: state.config.retention.expire_of(id),
     };
     state.events.create_event(&row).await?;
     metrics::counter!("events_created_total").increment(1);
@@ -84,7 +84,7 @@ pub async fn ask(
         set_cookie,
     } = voter(
         cookie,
-        state.config.retention_s(),
+        state.config.retention.seconds(),
         state.config.cookie_secure,
     );
     // The question id first, so the `asked` record's id is the later of the two.
@@ -108,36 +108,18 @@ pub async fn ask(
     ))
 }
 
-/// The stored form of a question: the text trimmed, with at least two words and at most the
-/// named number of characters; an empty asker name means anonymous.
+/// The stored form of a question and its asker's name, by the ledger's rules (the same ones
+/// `ledger import` applies).
 fn validate_question(body: &[u8]) -> Result<(String, Option<String>), ApiError> {
     let parsed: AskBody = serde_json::from_slice(body).map_err(|e| {
         ApiError::BadRequest(format!(
             "expected {{\"body\": text, \"asker\": name|null}}: {e}"
         ))
     })?;
-    let text = parsed.body.trim();
-    if text.split_whitespace().count() < QUESTION_WORDS_MIN {
-        return Err(ApiError::BadRequest(format!(
-            "a question needs at least {QUESTION_WORDS_MIN} words"
-        )));
-    }
-    if text.chars().count() > QUESTION_TEXT_CHARS_MAX {
-        return Err(ApiError::BadRequest(format!(
-            "a question may have at most {QUESTION_TEXT_CHARS_MAX} characters"
-        )));
-    }
-    let who = parsed
-        .asker
-        .as_deref()
-        .map(str::trim)
-        .filter(|name| !name.is_empty());
-    if who.is_some_and(|name| name.chars().count() > ASKER_NAME_CHARS_MAX) {
-        return Err(ApiError::BadRequest(format!(
-            "a name may have at most {ASKER_NAME_CHARS_MAX} characters"
-        )));
-    }
-    Ok((text.to_owned(), who.map(str::to_owned)))
+    let refused = |e: RuleError| ApiError::BadRequest(e.to_string());
+    let text = question_text(&parsed.body).map_err(refused)?;
+    let who = asker_name(parsed.asker.as_deref()).map_err(refused)?;
+    Ok((text, who))
 }
 
 #[derive(Serialize)]
@@ -148,10 +130,14 @@ struct VoteResponse {
 /// `POST /api/vote/{qid}/{up|down}`: records this voter's current choice. Repeating a vote
 /// changes nothing and `down` retracts it; the fold sees to both.
 ///
-/// The hot path: one projection read (does the question exist, and in which event) and one
-/// append. The `votes` answered is the projection's count as read *before* this vote was
-/// appended, so it lags by one aggregation step (milliseconds embedded, about a second on
-/// AWS); the client adjusts its own display optimistically.
+/// A vote on a question of an expired event is refused like an ask or a toggle there (404
+/// `event`, nothing appended).
+///
+/// The hot path: one projection read (does the question exist, and in which event), one
+/// event read (is it still live) and one append. The `votes` answered is the projection's
+/// count as read *before* this vote was appended, so it lags by one aggregation step
+/// (milliseconds embedded, about a second on AWS); the client adjusts its own display
+/// optimistically.
 pub async fn vote(
     State(state): AppState,
     PathParams((qid, direction)): PathParams<(String, String)>,
@@ -166,12 +152,15 @@ pub async fn vote(
     let Some(counters) = state.projection.question(question).await? else {
         return Err(ApiError::NotFound("question"));
     };
+    if live_event(&state, counters.event).await?.is_none() {
+        return Err(ApiError::NotFound("event"));
+    }
     let Voter {
         id: voter_id,
         set_cookie,
     } = voter(
         cookie,
-        state.config.retention_s(),
+        state.config.retention.seconds(),
         state.config.cookie_secure,
     );
     let record = Record {
@@ -257,15 +246,12 @@ pub async fn toggle(
 /// The event, unless it is unknown or expired (DynamoDB deletes expired items only
 /// eventually, so a row may outlive its event by a while).
 async fn live_event(state: &IngestState, event: EventId) -> Result<Option<EventRow>, ApiError> {
-    let now_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = now_unix();
     Ok(state
         .events
         .event(event)
         .await?
-        .filter(|row| row.expire_unix > now_unix))
+        .filter(|row| is_live(row.expire_unix, now)))
 }
 
 fn with_cookie(mut response: Response, set_cookie: Option<axum::http::HeaderValue>) -> Response {

@@ -47,29 +47,21 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// retried question may then appear twice.
 pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 
-const SECONDS_PER_DAY: u64 = 86_400;
-
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
     /// Stamped on every record (where it was ingested).
     pub region: String,
     /// How long an event and its records are kept; also the voter cookie's lifetime.
-    pub retention_days: u64,
+    pub retention: ledger::Retention,
     /// Mark the voter cookie `Secure` (on whenever the site is served over HTTPS).
     pub cookie_secure: bool,
-}
-
-impl IngestConfig {
-    pub fn retention_s(&self) -> u64 {
-        self.retention_days.saturating_mul(SECONDS_PER_DAY)
-    }
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
         Self {
             region: "local".into(),
-            retention_days: ledger::limits::RETENTION_DAYS_DEFAULT,
+            retention: ledger::Retention::DEFAULT,
             cookie_secure: false,
         }
     }

@@ -61,7 +61,7 @@ async fn app() -> App {
         projection: store.clone() as Arc<dyn ProjectionReader>,
         config: IngestConfig {
             region: "test".into(),
-            retention_days: 30,
+            retention: ledger::Retention::from_days(30).expect("30 days"),
             cookie_secure: true,
         },
         ids: Arc::new(IdMinter::new()),
@@ -482,13 +482,26 @@ async fn toggles_need_the_secret_and_a_question_of_that_event() {
 #[tokio::test]
 async fn the_routes_listed_are_the_routes_served() {
     let app = app().await;
+    // What the router answers for a path it does not serve: a JSON 404 (the edge gives the
+    // fallback's empty 404 a body), so a JSON body alone proves nothing.
+    let unserved = app.post("/api/not-a-route", Body::empty(), None).await;
+    assert_eq!(
+        (unserved.status, unserved.json),
+        (StatusCode::NOT_FOUND, json!({ "error": "not found" }))
+    );
     for (method, path) in ingest::ROUTES {
         assert_eq!(*method, "POST");
-        // Fill each parameter with something malformed: a served route answers 4xx JSON,
-        // an unserved one would fall through to a bare 404 without a body.
+        // Fill each parameter with something malformed: a served route reaches its handler,
+        // which refuses the id with a 400 (creating an event has no parameter and succeeds);
+        // an unserved one would fall through to the router's 404 (or 405 for another method).
         let uri = path.replace('{', "x").replace('}', "");
         let reply = app.post(&uri, Body::empty(), None).await;
-        assert_ne!(reply.json, Value::Null, "{path} is not served");
+        let expected = if path.contains('{') {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(reply.status, expected, "{path} is not served: {}", reply.json);
     }
     // Only POST: a GET on a write route is refused, in JSON like every refusal.
     let reply = app
@@ -595,4 +608,48 @@ async fn an_expired_event_takes_no_more_questions_or_moderation() {
         StatusCode::NOT_FOUND
     );
     assert!(app.records().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_event_takes_no_more_votes() {
+    let app = app().await;
+    let event = EventId(ulid::Ulid::new());
+    let row = EventRow {
+        id: event,
+        secret_hash: ledger::secret::hash_secret("s"),
+        // Expired a second after the epoch: the row lingers (as DynamoDB's TTL lets it).
+        expire_unix: 1,
+    };
+    app.store.create_event(&row).await.unwrap();
+    let question = QuestionId(ulid::Ulid::new());
+    let asker = VoterId::random();
+    let asked = Record {
+        id: ledger::RecordId(ulid::Ulid::new()),
+        event,
+        question,
+        region: "test".into(),
+        body: RecordBody::Asked(ledger::Asked {
+            text: "asked while it was live".into(),
+            who: None,
+            voter: asker,
+        }),
+    };
+    app.store.append(std::slice::from_ref(&asked)).await.unwrap();
+    app.fold().await;
+    assert_eq!(app.votes(question).await, 1, "the question is in the projection");
+
+    for (direction, voter) in [("up", None), ("down", Some(asker))] {
+        let reply = app
+            .post(&format!("/api/vote/{question}/{direction}"), Body::empty(), voter)
+            .await;
+        assert_eq!(
+            (reply.status, reply.json.clone()),
+            (StatusCode::NOT_FOUND, json!({ "error": "no such event" })),
+            "a vote {direction} on an expired event"
+        );
+        assert!(reply.set_cookie().is_none(), "a refused vote mints no voter");
+    }
+    assert_eq!(app.records().await, vec![asked], "nothing appended");
+    app.fold().await;
+    assert_eq!(app.votes(question).await, 1);
 }

@@ -15,6 +15,6 @@ async fn main() -> Result<(), lambda_http::Error> {
         .without_time()
         .init();
     let store = Arc::new(DynamoStore::from_env(None).await?);
-    let config = ingest_lambda::config_for(&store);
+    let config = ingest_lambda::config_for(&store)?;
     lambda_http::run(ingest_lambda::app(store, config)).await
 }

@@ -85,7 +85,7 @@ async fn the_lambdas_answer_api_gateway_requests_as_serve_does() {
     let store = Arc::new(fresh_tables(&endpoint).await.expect("tables on moto"));
     let config = ingest::IngestConfig {
         region: "eu-north-1".into(),
-        retention_days: 30,
+        retention: ledger::Retention::from_days(30).expect("30 days"),
         cookie_secure: true,
     };
     let ingest = ingest_lambda::app(store.clone(), config);
