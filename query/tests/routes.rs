@@ -14,6 +14,7 @@ use ledger::{Asked, Body as RecordBody, EventId, QuestionId, Record, RecordId, V
 use ledger_sqlite::{Durability, Options, SqliteStore};
 use query::{LiveHub, QueryConfig, QueryState};
 use serde_json::{json, Value};
+use tokio::time::Instant;
 use tower::ServiceExt;
 use ulid::Ulid;
 
@@ -556,9 +557,7 @@ async fn live_streams_push_the_list_on_connect_and_after_each_burst() {
         latest = next_data(&mut body, &mut pending).await;
     }
 
-    // Changes of other events do not push; hiding the question does (guests lose it).
-    let other = app.event().await;
-    app.ask(other, "elsewhere entirely", None).await;
+    // Hiding the question pushes (guests lose it).
     app.moderate(event, question, RecordBody::Hidden { on: true })
         .await;
     assert_eq!(next_data(&mut body, &mut pending).await, json!([]));
@@ -594,6 +593,141 @@ async fn live_streams_push_the_list_on_connect_and_after_each_burst() {
         app.get("/api/live/bad").await.status,
         StatusCode::BAD_REQUEST
     );
+}
+
+/// Opens the guest stream of `event` and reads its first push (the list on connect).
+async fn open_live(app: &App, event: EventId) -> (Body, Value) {
+    let response = app
+        .router
+        .clone()
+        .oneshot(
+            Request::get(format!("/api/live/{event}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let mut pending = String::new();
+    let first = next_data(&mut body, &mut pending).await;
+    assert_eq!(pending, "", "nothing but the first push yet");
+    (body, first)
+}
+
+/// Everything a stream sends until `deadline`: every byte (keep-alive comments included)
+/// and each `data:` payload with the time its last byte arrived.
+async fn read_until(body: &mut Body, deadline: Instant) -> (String, Vec<(Instant, Value)>) {
+    let (mut raw, mut pushes) = (String::new(), Vec::new());
+    let mut parsed_to = 0;
+    while let Ok(frame) = tokio::time::timeout_at(deadline, body.frame()).await {
+        let frame = frame.expect("the stream ended").unwrap();
+        let Ok(data) = frame.into_data() else { continue };
+        raw.push_str(std::str::from_utf8(&data).unwrap());
+        let arrived = Instant::now();
+        while let Some(end) = raw[parsed_to..].find("\n\n") {
+            let message = &raw[parsed_to..parsed_to + end];
+            parsed_to += end + 2;
+            let data: Vec<&str> = message
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect();
+            if !data.is_empty() {
+                pushes.push((arrived, serde_json::from_str(&data.join("\n")).unwrap()));
+            }
+        }
+    }
+    (raw, pushes)
+}
+
+#[tokio::test]
+async fn a_live_stream_stays_silent_while_other_events_change() {
+    let mut app = app().await;
+    let (quiet, busy) = (app.event().await, app.event().await);
+    let quiet_question = app.ask(quiet, "a quiet question here", None).await;
+    let busy_question = app.ask(busy, "a busy question here", None).await;
+    let (mut quiet_body, first) = open_live(&app, quiet).await;
+    assert_eq!(first[0]["votes"], 1);
+    let (mut busy_body, _) = open_live(&app, busy).await;
+
+    // For half a second the other event changes every ~20 ms. The quiet stream sends
+    // nothing at all: no list, not even the same list again, no comment.
+    let window = Duration::from_millis(500);
+    let deadline = Instant::now() + window;
+    let change_busy = async {
+        let mut changes = 0;
+        while Instant::now() + Duration::from_millis(50) < deadline {
+            app.votes(busy, busy_question, 1).await;
+            changes += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        changes
+    };
+    let (changes, (quiet_raw, _), (_, busy_pushes)) = tokio::join!(
+        change_busy,
+        read_until(&mut quiet_body, deadline),
+        read_until(&mut busy_body, deadline + Duration::from_millis(300)),
+    );
+    assert!(changes >= 5, "only {changes} changes within {window:?}");
+    assert_eq!(quiet_raw, "", "the quiet stream sent something within {window:?}");
+    // The changes were announced: the busy stream saw them, up to the last.
+    assert!(!busy_pushes.is_empty(), "the busy stream got no push");
+    assert_eq!(busy_pushes.last().unwrap().1[0]["votes"], 1 + changes);
+
+    // And the quiet stream is alive: its own change pushes at once.
+    app.votes(quiet, quiet_question, 1).await;
+    let (_, pushes) = read_until(&mut quiet_body, Instant::now() + Duration::from_secs(2)).await;
+    assert_eq!(pushes.len(), 1, "one change, one push: {pushes:?}");
+    assert_eq!(pushes[0].1[0]["votes"], 2);
+}
+
+#[tokio::test]
+async fn a_burst_of_changes_is_coalesced_into_pushes_at_most_every_100_ms() {
+    let mut app = app().await;
+    let event = app.event().await;
+    let question = app.ask(event, "a popular question here", None).await;
+    let (mut body, _) = open_live(&app, event).await;
+
+    // A burst of 40 votes, one every ~5 ms; then read until the stream has been quiet for
+    // well over a push interval.
+    const CHANGES: u64 = 40;
+    let started = Instant::now();
+    let burst = async {
+        for _ in 0..CHANGES {
+            app.votes(event, question, 1).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let read = async {
+        let mut all = Vec::new();
+        let mut quiet_until = Instant::now() + Duration::from_secs(2);
+        loop {
+            let (_, pushes) = read_until(&mut body, quiet_until).await;
+            if pushes.is_empty() && all.last().is_some_and(|(_, v): &(Instant, Value)| v[0]["votes"] == 1 + CHANGES) {
+                return all;
+            }
+            all.extend(pushes);
+            quiet_until = Instant::now() + Duration::from_millis(400);
+            assert!(started.elapsed() < Duration::from_secs(10), "the burst never settled: {all:?}");
+        }
+    };
+    let ((), pushes) = tokio::join!(burst, read);
+
+    // Pushes of one stream are at least PUSH_INTERVAL apart, so within the window from the
+    // burst's start to the last push there are at most ceil(window / interval) + 1.
+    let interval = Duration::from_millis(100);
+    let window = pushes.last().unwrap().0 - started;
+    let bound = window.as_nanos().div_ceil(interval.as_nanos()) + 1;
+    let counts: Vec<&Value> = pushes.iter().map(|(_, v)| &v[0]["votes"]).collect();
+    assert!(
+        pushes.len() as u128 <= bound,
+        "{} pushes within {window:?} (at most {bound}): {counts:?}",
+        pushes.len()
+    );
+    assert!((pushes.len() as u64) < CHANGES, "nothing coalesced: {counts:?}");
+    // Each push renders the list as it is then: counts never go back, and end on the latest.
+    assert!(counts.windows(2).all(|w| w[0].as_u64() <= w[1].as_u64()), "{counts:?}");
+    assert_eq!(*counts.last().unwrap(), &json!(1 + CHANGES));
 }
 
 #[tokio::test]
