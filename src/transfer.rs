@@ -140,6 +140,8 @@ async fn import_event(
     }
     let expire_unix = target.retention.expire_of(event);
     if !is_live(expire_unix, now_unix) {
+        // Its records are refused as expired too, not as of an unknown event.
+        events.insert(event, Some(KnownEvent { expire_unix, questions: 0 }));
         return Err(format!("event {event} expired at {} (retention {})", time_of(expire_unix * 1_000), target.retention));
     }
     let stored = target.events.event(event).await.map_err(|e| format!("cannot read event {event}: {e}"))?;

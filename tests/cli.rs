@@ -65,6 +65,11 @@ async fn region_activity(db: &Path, region: &str, eid: Option<&str>) -> (String,
     (eid, qid)
 }
 
+/// How many record lines (not event lines) an export holds.
+fn records_in(export: &[u8]) -> usize {
+    String::from_utf8_lossy(export).lines().filter(|l| !l.starts_with(r#"{"kind":"event""#)).count()
+}
+
 async fn projection_of(db: &Path) -> StoreResult<Vec<ledger::QuestionState>> {
     let store = ledger_sqlite::SqliteStore::open(db, ledger_sqlite::Options::default())?;
     let mut qs = store.questions(None).await?;
@@ -96,7 +101,8 @@ async fn export_import_is_idempotent_and_two_regions_converge() {
     assert!(export_a.status.success());
     let export_b = bin(&["ledger", "export", "--db", b.to_str().expect("path")], None);
     assert!(export_b.status.success());
-    assert_eq!(String::from_utf8_lossy(&export_a.stdout).lines().count(), 6, "one asked and five votes");
+    assert_eq!(records_in(&export_a.stdout), 6, "one asked and five votes");
+    assert!(String::from_utf8_lossy(&export_a.stdout).starts_with(r#"{"kind":"event""#), "the event's line comes first");
 
     // Each region imports the other's records, the second time with everything again.
     for _ in 0..2 {
@@ -112,7 +118,7 @@ async fn export_import_is_idempotent_and_two_regions_converge() {
     assert!(replayed.status.success(), "{}", String::from_utf8_lossy(&replayed.stdout));
     assert!(String::from_utf8_lossy(&replayed.stdout).contains("no drift"));
     let again = bin(&["ledger", "export", "--db", a.to_str().expect("path")], None);
-    assert_eq!(String::from_utf8_lossy(&again.stdout).lines().count(), 12, "import added each record once");
+    assert_eq!(records_in(&again.stdout), 12, "import added each record once");
 }
 
 #[tokio::test]
@@ -125,7 +131,8 @@ async fn a_bad_import_line_is_named_and_loses_nothing_before_it() {
     input.extend_from_slice(b"{\"id\": \"not a record\"}\n");
     let out = bin(&["ledger", "import", "--db", b.to_str().expect("path")], Some(&input));
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("line 7"), "{}", String::from_utf8_lossy(&out.stderr));
+    // Line 1 is the event's, lines 2 to 7 its records.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 8: refused"), "{}", String::from_utf8_lossy(&out.stderr));
     let imported = bin(&["ledger", "export", "--db", b.to_str().expect("path")], None);
     assert_eq!(imported.stdout, export.stdout, "the six good records were kept");
 }
@@ -257,4 +264,100 @@ async fn serve_replay_and_export_against_dynamodb() {
     let exported = run(&["ledger", "export"]);
     assert!(exported.status.success());
     assert_eq!(String::from_utf8_lossy(&exported.stdout).lines().count(), 2, "one asked, one vote");
+}
+
+/// An import file: the event's line, then the given record lines.
+fn import_file(eid: ledger::EventId, records: &[ledger::Record]) -> Vec<u8> {
+    let mut out = ledger::ndjson::event_line(eid, &[9; 32]);
+    out.push('\n');
+    for r in records {
+        out.push_str(&ledger::ndjson::to_line(r));
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64
+}
+
+fn record_at(ms: u64, n: u128, eid: ledger::EventId, qid: ledger::QuestionId, body: ledger::Body) -> ledger::Record {
+    ledger::Record { id: ledger::RecordId(ulid::Ulid::from_parts(ms, n)), event: eid, question: qid, region: "r".into(), body }
+}
+
+#[tokio::test]
+async fn import_applies_the_rules_of_ingest_and_names_every_refused_line() {
+    use ledger::{Asked, Body, EventId, QuestionId, VoterId};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("t.db");
+    let now = now_ms();
+    let eid = EventId(ulid::Ulid::from_parts(now - 60_000, 1));
+    let qid = QuestionId(ulid::Ulid::from_parts(now - 50_000, 1));
+    let voter = VoterId::from_u128(5);
+    let asked = |text: &str| Body::Asked(Asked { text: text.into(), who: None, voter });
+    let good = record_at(now - 50_000, 2, eid, qid, asked("what is good?"));
+    let records = vec![
+        good.clone(),
+        // The issue's record: an id at the end of time would win every later toggle.
+        ledger::Record { id: "7ZZZZZZZZZZZZZZZZZZZZZZZZZ".parse().expect("id"), ..record_at(now, 0, eid, qid, Body::Answered { on: true }) },
+        record_at(now - 40_000, 3, eid, QuestionId::from_u128(1), asked("one")),
+        record_at(now - 40_000, 4, eid, QuestionId(ulid::Ulid::from_parts(now - 40_000, 1)), asked(&"long ".repeat(101))),
+        // The same question in another event.
+        record_at(now - 30_000, 5, EventId(ulid::Ulid::from_parts(now - 60_000, 2)), qid, Body::Hidden { on: true }),
+        record_at(now - 20_000, 6, eid, qid, Body::Voted { voter: VoterId::from_u128(6), up: true }),
+    ];
+    let out = bin(&["ledger", "import", "--db", db.to_str().expect("path")], Some(&import_file(eid, &records)));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "a refused line fails the command: {stderr}");
+    for (line, why) in [(3, "in the future"), (4, "at least 2 words"), (5, "at most 500 characters"), (6, "unknown here")] {
+        assert!(stderr.contains(&format!("line {line}: refused")) && stderr.contains(why), "line {line} ({why}) in: {stderr}");
+    }
+    assert!(!stderr.contains("line 2: refused") && !stderr.contains("line 7: refused"), "{stderr}");
+    let export = bin(&["ledger", "export", "--db", db.to_str().expect("path")], None);
+    assert_eq!(records_in(&export.stdout), 2, "the asked record and the vote were imported: {}", String::from_utf8_lossy(&export.stdout));
+    let pa = projection_of(&db).await.expect("projection");
+    assert_eq!((pa.len(), pa[0].counters.votes, pa[0].counters.answered_at()), (1, 2, None));
+}
+
+#[tokio::test]
+async fn import_refuses_the_records_of_an_expired_event() {
+    use ledger::{Asked, Body, EventId, QuestionId, VoterId};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("t.db");
+    let now = now_ms();
+    // The issue's repro: 20 questions of an event whose ids are 40 days old.
+    let old = EventId(ulid::Ulid::from_parts(now - 40 * 86_400_000, 1));
+    let records: Vec<_> = (0..20u128)
+        .map(|i| {
+            let q = QuestionId(ulid::Ulid::from_parts(now - 40 * 86_400_000 + 10, i));
+            record_at(now - 40 * 86_400_000 + 20, i, old, q, Body::Asked(Asked { text: "old and gone?".into(), who: None, voter: VoterId::from_u128(1) }))
+        })
+        .collect();
+    let out = bin(&["ledger", "import", "--db", db.to_str().expect("path")], Some(&import_file(old, &records)));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("line 1: refused") && stderr.contains("expired"), "{stderr}");
+    assert_eq!(stderr.matches(": refused: ").count(), 21, "the event line and its 20 records: {stderr}");
+    assert_eq!(records_in(&bin(&["ledger", "export", "--db", db.to_str().expect("path")], None).stdout), 0);
+}
+
+#[test]
+fn retention_is_validated_stored_and_changed_only_on_purpose() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("t.db");
+    let db = db.to_str().expect("path");
+    for bad in ["0", "3651", "-1", "99999999999999999999"] {
+        let out = bin(&["serve", "--db", db, "--no-demo", &format!("--retention-days={bad}")], None);
+        assert!(!out.status.success(), "serve started with {bad} days");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("1 to 3650 days"), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let shown = bin(&["retention", "--db", db], None);
+    assert_eq!(String::from_utf8_lossy(&shown.stdout).trim(), "retention: 30 days");
+    let set = bin(&["retention", "--db", db, "--set", "90"], None);
+    assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+    assert_eq!(String::from_utf8_lossy(&bin(&["retention", "--db", db], None).stdout).trim(), "retention: 90 days");
+    // serve with another retention than the file's is refused, saying how to change it.
+    let out = bin(&["serve", "--db", db, "--no-demo", "--retention-days", "30", "--listen", "127.0.0.1:0"], None);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("retention --set 30"), "{}", String::from_utf8_lossy(&out.stderr));
 }
