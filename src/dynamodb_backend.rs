@@ -24,7 +24,7 @@ use axum::Router;
 use indicatif::ProgressBar;
 use ledger::ports::ProjectionStore;
 use ledger::{EventId, Projection, Record};
-use ledger_dynamodb::{sdk_config, DynamoStore, Tables};
+use ledger_dynamodb::{sdk_config, DynamoStore, IfMissing, Tables};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -46,7 +46,10 @@ pub struct DynamoServeOptions {
     pub local_pipe: bool,
     /// Stamped on every record ingested here.
     pub region: String,
-    pub retention_days: u64,
+    /// The retention to store if the deployment stores none yet (`--retention-days`, or
+    /// `RETENTION_DAYS`); `None`: the default. Once one is stored, the stored one is used and
+    /// a disagreeing value here only logs a warning.
+    pub retention: Option<ledger::Retention>,
     pub guest_max_age_s: u32,
     pub host_max_age_s: u32,
     pub cookie_secure: bool,
@@ -66,7 +69,7 @@ impl Default for DynamoServeOptions {
             create_tables: false,
             local_pipe: false,
             region: "local".to_owned(),
-            retention_days: ledger::limits::RETENTION_DAYS_DEFAULT,
+            retention: None,
             guest_max_age_s: query.guest_max_age_s,
             host_max_age_s: query.host_max_age_s,
             cookie_secure: false,
@@ -136,11 +139,16 @@ impl DynamoBackend {
                 .queue_url
                 .context("queue has no URL")?
         };
-        let store = Arc::new(DynamoStore::new(
-            dynamodb.clone(),
-            options.tables.clone(),
-            options.retention_days,
-        ));
+        // The deployment's stored retention (stored now from `options.retention` if missing).
+        let store = Arc::new(
+            DynamoStore::open(
+                dynamodb.clone(),
+                options.tables.clone(),
+                options.retention,
+                IfMissing::Store,
+            )
+            .await?,
+        );
 
         // The consumer folds in this process, so it can tell the query role what changed:
         // lists are fresh the moment a batch commits, and live pushes work as in embedded
@@ -174,11 +182,12 @@ impl DynamoBackend {
 
         let router = crate::roles::router(store.clone(), hub, crate::roles::HttpSettings {
             region: &options.region,
-            retention_days: options.retention_days,
+            retention: store.retention(),
             cookie_secure: options.cookie_secure,
             guest_max_age_s: options.guest_max_age_s,
             host_max_age_s: options.host_max_age_s,
             static_dir: options.static_dir.as_deref(),
+            health: None,
         });
         Ok(Self {
             store,
@@ -256,10 +265,17 @@ pub async fn serve(
 
 /// The DynamoDB store the operator tools (`replay`, `ledger export|import`, `inspect`) use:
 /// the default AWS configuration (or `endpoint_url`), table names from `EVENTS_TABLE`,
-/// `LEDGER_TABLE`, `QUESTIONS_TABLE`, `VOTERS_TABLE`, retention from `RETENTION_DAYS`.
+/// `LEDGER_TABLE`, `QUESTIONS_TABLE`, `VOTERS_TABLE`, and the retention stored in the
+/// deployment (`RETENTION_DAYS` only matters where none is stored yet: then it is stored,
+/// and without it the command refuses rather than guess a retention).
 pub async fn open_store(endpoint_url: Option<&str>) -> anyhow::Result<Arc<DynamoStore>> {
+    let if_missing = match ledger_dynamodb::settings::retention_from_env() {
+        Ok(Some(_)) => IfMissing::Store,
+        Ok(None) => IfMissing::Refuse,
+        Err(e) => anyhow::bail!(e),
+    };
     Ok(Arc::new(
-        DynamoStore::from_env(endpoint_url)
+        DynamoStore::from_env_if_missing(endpoint_url, if_missing)
             .await
             .map_err(anyhow::Error::msg)?,
     ))

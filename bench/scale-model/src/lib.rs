@@ -425,7 +425,7 @@ pub async fn ledger_design(burst: Burst) -> anyhow::Result<Outcome> {
         counter_shards: burst.counter_shards,
         ..Tables::default()
     };
-    let store = DynamoStore::new(counting_client(counter.clone()), tables, 30);
+    let store = DynamoStore::new(counting_client(counter.clone()), tables, ledger::Retention::DEFAULT);
     let (event, question, asked) = fixture();
     counter.set_second(SETUP_SECOND);
     aggregator::apply_batch(&store, &[asked], None).await?;

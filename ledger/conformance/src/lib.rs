@@ -100,6 +100,7 @@ pub async fn run_all(s: &Stores, scale: Scale) {
     let seed = seed();
     events_round_trip_and_unknown(s).await;
     append_and_read_back(s).await;
+    an_append_never_overwrites_a_stored_record(s).await;
     reads_past_one_page(s, scale).await;
     unknown_questions_and_early_votes(s).await;
     a_stale_commit_is_a_conflict_and_changes_nothing(s).await;
@@ -401,6 +402,44 @@ pub async fn append_and_read_back(s: &Stores) {
             .await
             .is_err(),
         "a malformed scan token must be an error"
+    );
+}
+
+/// A record whose id is already stored is skipped, never written over: appending (alone or
+/// among others, as `ledger import` does) a different record under a stored id leaves the
+/// stored one, and within one call the first record of an id is the one kept.
+pub async fn an_append_never_overwrites_a_stored_record(s: &Stores) {
+    let rng = &mut StdRng::seed_from_u64(19);
+    let event = EventId(Ulid::new());
+    let q = QuestionId(Ulid::new());
+    let voter = VoterId::random();
+    let first = record(rng, event, q, 0, Body::Voted { voter, up: true });
+    let impostor = Record {
+        body: Body::Hidden { on: true },
+        region: "impostor".into(),
+        ..first.clone()
+    };
+    let bystander = record(rng, event, q, 1, Body::Voted { voter: VoterId::random(), up: true });
+    let twin = record(rng, event, q, 2, Body::Answered { on: true });
+    let twin_impostor = Record {
+        body: Body::Answered { on: false },
+        ..twin.clone()
+    };
+    must("append the first record", s.ledger.append(std::slice::from_ref(&first)).await);
+    must(
+        "append another record under a stored id, among others",
+        s.ledger
+            .append(&[bystander.clone(), impostor.clone(), twin.clone(), twin_impostor])
+            .await,
+    );
+    must("append it alone", s.ledger.append(std::slice::from_ref(&impostor)).await);
+    let mut got = must("scan the event", s.ledger.scan(Some(event), None, 100).await).records;
+    got.sort_by_key(|r| r.id);
+    let mut want = vec![first, bystander, twin];
+    want.sort_by_key(|r| r.id);
+    assert_eq!(
+        got, want,
+        "an append overwrote a stored record (or kept the second of two records with one id)"
     );
 }
 
@@ -726,6 +765,61 @@ pub async fn replace_restores_a_fold(s: &Stores, scale: Scale, seed: u64) {
         must("list", s.reader.event_questions(event).await).is_empty(),
         "{context}: replace with nothing left questions"
     );
+}
+
+/// The retention check's store retention: a store opened with this many days must stamp
+/// every row of an event minted at [`RETENTION_CHECK_EVENT_MS`] with exactly
+/// [`RETENTION_CHECK_EXPIRE_UNIX`].
+pub const RETENTION_CHECK_DAYS: u64 = 7;
+/// 2030-01-01T00:00:00.123Z: in the future, so no expiry sweep removes the rows meanwhile.
+pub const RETENTION_CHECK_EVENT_MS: u64 = 1_893_456_000_123;
+/// 1,893,456,000 s (the event's second) + 7 × 86,400 s, written out rather than computed by
+/// the code under test.
+pub const RETENTION_CHECK_EXPIRE_UNIX: u64 = 1_894_060_800;
+
+/// What [`write_retention_fixture`] wrote, for the adapter's own test to read the expiry it
+/// stamped on each row (no port exposes it).
+#[derive(Debug, Clone)]
+pub struct RetentionFixture {
+    pub event: EventId,
+    pub question: QuestionId,
+    /// The asker and a voter: each has a voter state.
+    pub voters: [VoterId; 2],
+    pub records: Vec<Record>,
+}
+
+/// Writes, on a store opened with [`RETENTION_CHECK_DAYS`] of retention, an event minted at
+/// [`RETENTION_CHECK_EVENT_MS`], a question asked a millisecond later and a vote three days
+/// later (the expiry is the event's, whatever the record's time), appended together and
+/// folded. The adapter's test then asserts [`RETENTION_CHECK_EXPIRE_UNIX`] on every row.
+pub async fn write_retention_fixture(s: &Stores) -> RetentionFixture {
+    let rng = &mut StdRng::seed_from_u64(23);
+    let at = |ms: u64, rng: &mut StdRng| Ulid::from_parts(RETENTION_CHECK_EVENT_MS + ms, rng.gen());
+    let event = EventId(at(0, rng));
+    let question = QuestionId(at(1, rng));
+    let voters = [VoterId::random(), VoterId::random()];
+    let records = vec![
+        Record {
+            id: RecordId(at(1, rng)),
+            event,
+            question,
+            region: "conformance".into(),
+            body: Body::Asked(Asked { text: "When does this expire?".into(), who: None, voter: voters[0] }),
+        },
+        Record {
+            id: RecordId(at(3 * 86_400_000, rng)),
+            event,
+            question,
+            region: "conformance".into(),
+            body: Body::Voted { voter: voters[1], up: true },
+        },
+    ];
+    let row = EventRow { id: event, secret_hash: hash_secret("retention"), expire_unix: RETENTION_CHECK_EXPIRE_UNIX };
+    must("create the retention check's event", s.events.create_event(&row).await);
+    must("append the retention check's records", s.ledger.append(&records).await);
+    deliver(s, std::slice::from_ref(&records), "fold the retention check's records").await;
+    assert_projection_is_fold(s, event, &records, "the retention check").await;
+    RetentionFixture { event, question, voters, records }
 }
 
 /// The local DynamoDB/SQS emulator endpoint from `var` (`MOTO_ENDPOINT_A` or `_B`, set by

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use ledger::ports::{EventRow, QuestionText, StoreError};
 use ledger::{
     Asked, AskedView, Body, EventId, QuestionCounters, QuestionId, QuestionState, Record, RecordId,
-    Stamped, VoterId, VoterState,
+    Retention, Stamped, VoterId, VoterState,
 };
 
 use crate::schema::{
@@ -107,11 +107,6 @@ fn get_id<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreError
         .map_err(|_| corrupt(&format!("`{name}` is not an id ({raw})"), item))
 }
 
-/// The Unix second at which an event (and every record and projection item of it) expires.
-pub fn expire_unix(event: EventId, retention_days: u64) -> u64 {
-    event.unix_seconds() + retention_days * 86_400
-}
-
 /// Which of `shards` ledger partitions a record lives in: FNV-1a over the record id's
 /// bytes, so the choice is stable across versions and spreads one event's records evenly.
 pub fn shard_of(record: RecordId, shards: u32) -> u32 {
@@ -152,7 +147,8 @@ pub fn event_from_item(item: &Item) -> Result<EventRow, StoreError> {
     })
 }
 
-pub fn record_to_item(record: &Record, shards: u32, retention_days: u64) -> Item {
+/// A record as a ledger item, its expiry that of its event (`Retention::expire_of`).
+pub fn record_to_item(record: &Record, shards: u32, retention: Retention) -> Item {
     let mut item = HashMap::from([
         (
             LEDGER_PARTITION_KEY.to_owned(),
@@ -165,7 +161,7 @@ pub fn record_to_item(record: &Record, shards: u32, retention_days: u64) -> Item
         (A_KIND.to_owned(), s(record.body.kind())),
         (
             TTL_ATTRIBUTE.to_owned(),
-            n(expire_unix(record.event, retention_days)),
+            n(retention.expire_of(record.event)),
         ),
     ]);
     match &record.body {
@@ -269,7 +265,7 @@ pub fn text_from_item(item: &Item) -> Result<Option<QuestionText>, StoreError> {
 }
 
 /// A whole question item, as `replace` writes it.
-pub fn question_to_item(question: &QuestionState, retention_days: u64) -> Item {
+pub fn question_to_item(question: &QuestionState, retention: Retention) -> Item {
     let c = &question.counters;
     let mut item = HashMap::from([
         (QUESTIONS_KEY.to_owned(), s(c.id)),
@@ -277,7 +273,7 @@ pub fn question_to_item(question: &QuestionState, retention_days: u64) -> Item {
         (A_VOTES.to_owned(), n(c.votes)),
         (
             TTL_ATTRIBUTE.to_owned(),
-            n(expire_unix(c.event, retention_days)),
+            n(retention.expire_of(c.event)),
         ),
     ]);
     if let Some(asked) = &question.asked {
@@ -412,7 +408,7 @@ mod tests {
                 region: "eu-west-1".into(),
                 body,
             };
-            let item = record_to_item(&r, 8, 30);
+            let item = record_to_item(&r, 8, Retention::DEFAULT);
             assert_eq!(record_from_item(&item), Ok(r));
         }
         let mut item = record_to_item(
@@ -424,7 +420,7 @@ mod tests {
                 body: Body::Hidden { on: true },
             },
             8,
-            30,
+            Retention::DEFAULT,
         );
         item.insert(A_ON.to_owned(), s("yes"));
         assert!(matches!(

@@ -23,6 +23,7 @@
 pub mod admin;
 pub mod item;
 pub mod schema;
+pub mod settings;
 pub mod stream;
 
 // The SDK whose client this adapter takes, for hosts that need no other AWS dependency.
@@ -34,6 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, KeysAndAttributes, Put, PutRequest, Select, TransactWriteItem,
@@ -45,13 +47,14 @@ use ledger::ports::{
     ScanPage, ScanToken, StoreError, StoreResult,
 };
 use ledger::{
-    EventId, ProjectionChange, QuestionChange, QuestionCounters, QuestionId, QuestionState, Record,
+    EventId, ProjectionChange, Retention, QuestionChange, QuestionCounters, QuestionId, QuestionState, Record,
     VoterChange, VoterId, VoterState,
 };
 use rustc_hash::FxHashMap;
 
 use crate::item::*;
 use crate::schema::*;
+pub use crate::settings::IfMissing;
 
 /// How many times the SDK tries one call (throttling, 5xx, timeouts) before giving up.
 pub const SDK_ATTEMPTS_MAX: u32 = 6;
@@ -61,6 +64,8 @@ pub const UNPROCESSED_RETRIES_MAX: u32 = 10;
 const UNPROCESSED_BACKOFF_MS_FIRST: u64 = 25;
 /// Largest backoff between rounds of unprocessed keys.
 const UNPROCESSED_BACKOFF_MS_MAX: u64 = 2_000;
+/// How many conditional puts one multi-record append keeps in flight (an import's pages).
+pub const APPEND_PUTS_IN_FLIGHT_MAX: usize = 32;
 
 /// The names of the four tables and how many ledger partitions one event spreads over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,16 +121,6 @@ impl Tables {
     }
 }
 
-/// The retention from `RETENTION_DAYS`, or the default; a malformed value is an error.
-pub fn retention_days_from_env() -> Result<u64, String> {
-    match std::env::var(RETENTION_DAYS_ENV) {
-        Err(_) => Ok(ledger::limits::RETENTION_DAYS_DEFAULT),
-        Ok(raw) => raw.trim().parse().map_err(|_| {
-            format!("{RETENTION_DAYS_ENV} must be a whole number of days, not {raw:?}")
-        }),
-    }
-}
-
 /// The SDK configuration every AWS client of the service uses: the default credential and
 /// region chain, standard retries, and an optional endpoint (a local emulator).
 pub async fn sdk_config(endpoint_url: Option<&str>) -> aws_config::SdkConfig {
@@ -145,18 +140,21 @@ pub async fn sdk_config(endpoint_url: Option<&str>) -> aws_config::SdkConfig {
 pub struct DynamoStore {
     client: Client,
     tables: Tables,
-    retention_days: u64,
+    /// The deployment's stored retention (see [`settings`]): every expiry this store stamps.
+    retention: Retention,
     /// The counter shard the next voter transaction writes: round-robin within this store,
     /// from a random start, so one instance spreads evenly and instances rarely collide.
     next_shard: Arc<AtomicU32>,
 }
 
 impl DynamoStore {
-    pub fn new(client: Client, tables: Tables, retention_days: u64) -> Self {
+    /// A store stamping expiries with `retention`, which the caller has read from the store
+    /// ([`settings::resolve_retention`]; [`DynamoStore::open`] does both).
+    pub fn new(client: Client, tables: Tables, retention: Retention) -> Self {
         Self {
             client,
             tables,
-            retention_days,
+            retention,
             next_shard: Arc::new(AtomicU32::new(rand::random())),
         }
     }
@@ -377,8 +375,27 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// One record put if its key is free: `true` if written, `false` if a record with its id
+    /// was already stored (the stored one is kept).
+    async fn append_one(&self, record: &Record) -> StoreResult<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.ledger)
+            .set_item(Some(record_to_item(record, self.tables.ledger_shards, self.retention)))
+            .condition_expression("attribute_not_exists(#id)")
+            .expression_attribute_names("#id", LEDGER_SORT_KEY)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(store_error("append a record", e)),
+        }
+    }
+
     fn expire(&self, event: EventId) -> u64 {
-        expire_unix(event, self.retention_days)
+        self.retention.expire_of(event)
     }
 
     /// One atomic write of some of a question's voters with the counter delta they carry.
@@ -731,7 +748,7 @@ async fn backoff_unprocessed(round: &mut u32, what: &str) -> StoreResult<()> {
     Ok(())
 }
 
-fn is_condition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+pub(crate) fn is_condition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException")
 }
 
@@ -811,46 +828,25 @@ fn parse_token(token: &ScanToken) -> StoreResult<(char, String, String)> {
 #[async_trait]
 impl LedgerStore for DynamoStore {
     async fn append(&self, records: &[Record]) -> StoreResult<()> {
-        match records {
+        // Every record is a put conditional on its key being free: a stored record is never
+        // overwritten (a retried append, or an import of a line whose id is already taken by
+        // another record, changes nothing and emits no stream record), as SQLite's INSERT OR
+        // IGNORE keeps the first. Within one call the first record of an id wins for the same
+        // reason. Several records are put concurrently, a bounded number at a time.
+        let mut seen = HashSet::with_capacity(records.len());
+        let unique: Vec<&Record> = records.iter().filter(|r| seen.insert(r.id)).collect();
+        match unique.as_slice() {
             [] => Ok(()),
-            [record] => {
-                // The hot path (one record per request): a conditional put, so a retried
-                // append of a stored record changes nothing and emits no stream record.
-                let result = self
-                    .client
-                    .put_item()
-                    .table_name(&self.tables.ledger)
-                    .set_item(Some(record_to_item(
-                        record,
-                        self.tables.ledger_shards,
-                        self.retention_days,
-                    )))
-                    .condition_expression("attribute_not_exists(#id)")
-                    .expression_attribute_names("#id", LEDGER_SORT_KEY)
-                    .send()
-                    .await;
-                match result {
-                    Ok(_) => Ok(()),
-                    Err(e) if is_condition_failed(&e) => Ok(()),
-                    Err(e) => Err(store_error("append a record", e)),
-                }
-            }
+            [record] => self.append_one(record).await.map(drop),
             many => {
-                // Records are immutable, so rewriting a stored one is a no-op; ids repeated
-                // within the call are sent once (BatchWriteItem refuses duplicate keys).
-                let mut seen = HashSet::new();
-                let requests = many
-                    .iter()
-                    .filter(|r| seen.insert(r.id))
-                    .map(|r| {
-                        let item =
-                            record_to_item(r, self.tables.ledger_shards, self.retention_days);
-                        let put = PutRequest::builder().set_item(Some(item)).build();
-                        put.map(|p| WriteRequest::builder().put_request(p).build())
-                            .map_err(|e| StoreError::Rejected(e.to_string()))
-                    })
-                    .collect::<StoreResult<Vec<_>>>()?;
-                self.batch_write(&self.tables.ledger, requests).await
+                let mut puts = Vec::with_capacity(many.len());
+                for record in many {
+                    puts.push(self.append_one(record));
+                }
+                futures::stream::iter(puts)
+                    .buffer_unordered(APPEND_PUTS_IN_FLIGHT_MAX)
+                    .try_for_each(|_written: bool| futures::future::ready(Ok(())))
+                    .await
             }
         }
     }
@@ -1123,7 +1119,7 @@ impl ProjectionStore for DynamoStore {
         let mut puts = Vec::with_capacity(questions.len());
         let mut shard_puts = Vec::new();
         for q in questions {
-            let mut item = question_to_item(q, self.retention_days);
+            let mut item = question_to_item(q, self.retention);
             let expire = self.expire(q.counters.event);
             for k in 0..self.tables.counter_shards {
                 let ver = old_shards.get(&(q.counters.id, k)).map_or(0, |s| s.ver) + 1;
@@ -1271,33 +1267,62 @@ impl ProjectionReader for DynamoStore {
 }
 
 /// Fresh, isolated tables on an emulator (or any endpoint) for tests: the default names
-/// behind a random prefix, created and active.
+/// behind a random prefix, created and active, with the default retention stored.
 pub async fn fresh_tables(endpoint_url: &str) -> StoreResult<DynamoStore> {
+    fresh_tables_with(endpoint_url, Retention::DEFAULT).await
+}
+
+/// [`fresh_tables`] storing `retention` as the deployment's retention.
+pub async fn fresh_tables_with(endpoint_url: &str, retention: Retention) -> StoreResult<DynamoStore> {
     let config = sdk_config(Some(endpoint_url)).await;
     let client = Client::new(&config);
     let tables = Tables::prefixed(&format!("t{:016x}-", rand::random::<u64>()));
     admin::create_tables(&client, &tables).await?;
-    Ok(DynamoStore::new(
-        client,
-        tables,
-        ledger::limits::RETENTION_DAYS_DEFAULT,
-    ))
+    DynamoStore::open(client, tables, Some(retention), IfMissing::Store).await
 }
 
 impl DynamoStore {
-    /// The store a Lambda uses: the default AWS configuration (optionally another endpoint),
-    /// table names from the environment, retention from `RETENTION_DAYS`.
-    pub async fn from_env(endpoint_url: Option<&str>) -> Result<Self, String> {
-        let retention_days = retention_days_from_env()?;
-        let config = sdk_config(endpoint_url).await;
-        Ok(Self::new(
-            Client::new(&config),
-            Tables::from_env(),
-            retention_days,
-        ))
+    /// The store over `tables`, with the retention stored there (see
+    /// [`settings::resolve_retention`] for `wanted` and `if_missing`).
+    pub async fn open(
+        client: Client,
+        tables: Tables,
+        wanted: Option<Retention>,
+        if_missing: IfMissing,
+    ) -> StoreResult<Self> {
+        let retention = settings::resolve_retention(&client, &tables, wanted, if_missing).await?;
+        Ok(Self::new(client, tables, retention))
     }
 
+    /// The store a Lambda with write access to the `events` table uses (ingest): the default
+    /// AWS configuration (optionally another endpoint), table names from the environment, the
+    /// stored retention, stored first from `RETENTION_DAYS` (or the default) if missing.
+    pub async fn from_env(endpoint_url: Option<&str>) -> Result<Self, String> {
+        Self::from_env_if_missing(endpoint_url, IfMissing::Store).await
+    }
+
+    /// [`from_env`](Self::from_env) for roles that may only read the `events` table (the
+    /// aggregator and query Lambdas): a missing retention is assumed, not stored.
+    pub async fn from_env_read_only(endpoint_url: Option<&str>) -> Result<Self, String> {
+        Self::from_env_if_missing(endpoint_url, IfMissing::Assume).await
+    }
+
+    /// [`from_env`](Self::from_env) with the choice of what to do when no retention is stored.
+    pub async fn from_env_if_missing(endpoint_url: Option<&str>, if_missing: IfMissing) -> Result<Self, String> {
+        let wanted = settings::retention_from_env()?;
+        let config = sdk_config(endpoint_url).await;
+        Self::open(Client::new(&config), Tables::from_env(), wanted, if_missing)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The deployment's retention, as stored (every expiry this store stamps).
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+
+    /// [`retention`](Self::retention) in days (for callers not yet on `Retention`).
     pub fn retention_days(&self) -> u64 {
-        self.retention_days
+        self.retention.days()
     }
 }

@@ -19,7 +19,9 @@ pub const EVENTS_TABLE_ENV: &str = "EVENTS_TABLE";
 pub const LEDGER_TABLE_ENV: &str = "LEDGER_TABLE";
 pub const QUESTIONS_TABLE_ENV: &str = "QUESTIONS_TABLE";
 pub const VOTERS_TABLE_ENV: &str = "VOTERS_TABLE";
-/// Environment variable with the retention in days (default `ledger::limits::RETENTION_DAYS_DEFAULT`).
+/// Environment variable with the retention in days a process stores when the deployment
+/// stores none yet (default `ledger::Retention::DEFAULT`); once one is stored, the stored one
+/// is used and a disagreeing value only logs a warning (see `settings.rs`).
 pub const RETENTION_DAYS_ENV: &str = "RETENTION_DAYS";
 
 /// The TTL attribute of every table (Unix seconds).
@@ -27,6 +29,13 @@ pub const TTL_ATTRIBUTE: &str = "expire";
 
 /// `events`: key `id` (S).
 pub const EVENTS_KEY: &str = "id";
+/// The one item of `events` that is not an event: the deployment's retention, in whole days
+/// (attribute [`RETENTION_DAYS_ATTRIBUTE`], N), with no TTL. Event ids are ULIDs (26
+/// Crockford base32 characters), so a key starting with `#` can never be one; the events
+/// table is only ever read by key, so no reader meets this item by accident. As `events` is
+/// a global table, the setting is the same in every region.
+pub const RETENTION_ITEM_KEY: &str = "#retention";
+pub const RETENTION_DAYS_ATTRIBUTE: &str = "days";
 /// `ledger`: partition `pk` (S, `"{event}#{shard}"`), sort `id` (S, the record id).
 pub const LEDGER_PARTITION_KEY: &str = "pk";
 pub const LEDGER_SORT_KEY: &str = "id";
@@ -69,19 +78,21 @@ pub const PARTITION_WCU_PER_S_MAX: u32 = 1_000;
 pub const TOP_INDEX_RESOURCE: &str = "questions/index/top";
 pub const QUEUE_RESOURCE: &str = "queue";
 
-/// Exactly the DynamoDB actions the ingest role's adapter calls: events (create, read), the
-/// ledger (append), the projection (does a question exist, the event's list).
+/// Exactly the DynamoDB actions the ingest role's adapter calls: events (create, read, and
+/// the stored retention: read, stored if missing), the ledger (append: conditional puts
+/// only, so no record is ever overwritten), the projection (does a question exist, the
+/// event's list).
 pub const IAM_INGEST: &[(&str, &str)] = &[
     ("dynamodb:PutItem", EVENTS_TABLE),
     ("dynamodb:GetItem", EVENTS_TABLE),
     ("dynamodb:PutItem", LEDGER_TABLE),
-    ("dynamodb:BatchWriteItem", LEDGER_TABLE),
     ("dynamodb:GetItem", QUESTIONS_TABLE),
     ("dynamodb:BatchGetItem", QUESTIONS_TABLE),
     ("dynamodb:Query", TOP_INDEX_RESOURCE),
 ];
 
-/// Exactly the DynamoDB actions the query role's adapter calls.
+/// Exactly the DynamoDB actions the query role's adapter calls (the `events` read includes
+/// the stored retention, read at start).
 pub const IAM_QUERY: &[(&str, &str)] = &[
     ("dynamodb:GetItem", EVENTS_TABLE),
     ("dynamodb:GetItem", QUESTIONS_TABLE),
@@ -90,8 +101,10 @@ pub const IAM_QUERY: &[(&str, &str)] = &[
 ];
 
 /// Exactly the DynamoDB and SQS actions the aggregator's adapter calls (the Lambda's SQS
-/// actions are those the event source mapping needs to receive and delete its batches).
+/// actions are those the event source mapping needs to receive and delete its batches). It
+/// reads the stored retention from `events` at start and never writes that table.
 pub const IAM_AGGREGATOR: &[(&str, &str)] = &[
+    ("dynamodb:GetItem", EVENTS_TABLE),
     ("dynamodb:BatchGetItem", VOTERS_TABLE),
     ("dynamodb:PutItem", VOTERS_TABLE),
     ("dynamodb:UpdateItem", QUESTIONS_TABLE),

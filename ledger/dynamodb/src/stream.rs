@@ -177,7 +177,7 @@ mod tests {
                 up: true,
             },
         };
-        let item = crate::item::record_to_item(&record, 8, 30);
+        let item = crate::item::record_to_item(&record, 8, ledger::Retention::DEFAULT);
         let image = item_to_json(&item);
         assert_eq!(item_from_json(&image).as_ref(), Ok(&item));
         let body = json!({"eventName": "INSERT", "dynamodb": {"NewImage": image}}).to_string();

@@ -8,7 +8,7 @@ use ledger::ports::{EventRow, EventStore, LedgerStore};
 use ledger::secret::hash_secret;
 use ledger::{Asked, Body, EventId, QuestionId, Record, RecordId, VoterId};
 use ledger_conformance::{moto_endpoint, run_all, Scale, Stores};
-use ledger_dynamodb::item::{expire_unix, ledger_partition, shard_of};
+use ledger_dynamodb::item::{ledger_partition, shard_of};
 use ledger_dynamodb::{fresh_tables, DynamoStore};
 use ulid::Ulid;
 
@@ -41,7 +41,7 @@ async fn dynamodb_without_counter_shards_passes_the_conformance_suite() {
     let store = Arc::new(DynamoStore::new(
         store.client().clone(),
         tables,
-        store.retention_days(),
+        store.retention(),
     ));
     run_all(&Stores::of(store), Scale::EMULATOR).await;
 }
@@ -50,8 +50,9 @@ async fn dynamodb_without_counter_shards_passes_the_conformance_suite() {
 async fn every_item_carries_its_expiry() {
     let Some(store) = store().await else { return };
     let event = EventId(Ulid::new());
-    let days = ledger::limits::RETENTION_DAYS_DEFAULT;
-    let expire = expire_unix(event, days);
+    // The store's retention is the default, 30 days: the event's second plus 2,592,000 s.
+    assert_eq!(store.retention().days(), 30);
+    let expire = event.unix_seconds() + 2_592_000;
     store
         .create_event(&EventRow {
             id: event,

@@ -1,6 +1,7 @@
 //! The query Lambda binary: table names from `EVENTS_TABLE`, `QUESTIONS_TABLE` (and the
-//! others, unused here), retention from `RETENTION_DAYS`, list `max-age`s from
-//! `GUEST_MAX_AGE_S` / `HOST_MAX_AGE_S`.
+//! others, unused here), list `max-age`s from `GUEST_MAX_AGE_S` / `HOST_MAX_AGE_S`. The
+//! retention is read from the deployment (this role never writes `events`, so a missing one
+//! is assumed from `RETENTION_DAYS`, not stored).
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         )
         .without_time()
         .init();
-    let store = Arc::new(DynamoStore::from_env(None).await?);
+    let store = Arc::new(DynamoStore::from_env_read_only(None).await?);
     let config = query_lambda::config_from_env()?;
     lambda_http::run(query_lambda::app(store, config)).await
 }
