@@ -1,42 +1,24 @@
-//! Durability: what was acknowledged survives a restart and a SIGKILL, and after either the
-//! projection equals a fresh fold of the ledger.
+//! Durability: what was acknowledged survives a restart, a SIGKILL and a SIGTERM under load,
+//! after each the projection equals a fresh fold of the ledger, and the default durability
+//! really syncs every commit (a SIGKILL alone cannot tell FULL from NORMAL).
+
+mod served;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ledger::ports::LedgerStore;
-use ledger::{Body, VoterId};
+use ledger::{Body, QuestionId, VoterId};
+use rusqlite::OptionalExtension;
 use wewerewondering::embedded::{Embedded, EmbeddedConfig};
+use served::Server;
 use wewerewondering::replay;
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-fn start_server(db: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wewerewondering"))
-        .args(["serve", "--no-demo", "--listen", "127.0.0.1:0", "--static", "/nonexistent", "--db"])
-        .arg(db)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the server binary");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let base = loop {
-        let line = lines.next().expect("server printed its address").expect("readable stdout");
-        if let Some(addr) = line.strip_prefix("listening on ") {
-            break addr.trim().to_owned();
-        }
-    };
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, base }
+fn start_server(db: &Path) -> Server {
+    served::start(served::binary(), db, None)
 }
 
 async fn json(resp: reqwest::Response) -> serde_json::Value {
@@ -144,7 +126,7 @@ async fn sigkill_during_vote_load_loses_no_acknowledged_vote() {
 async fn a_restart_on_the_same_file_finds_everything() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("restart.db");
-    let mut server = start_server(&db);
+    let server = start_server(&db);
     let http = reqwest::Client::builder().cookie_store(true).build().expect("client");
     let base = server.base.clone();
     let event = json(http.post(format!("{base}/api/event")).send().await.expect("create")).await;
@@ -160,10 +142,9 @@ async fn a_restart_on_the_same_file_finds_everything() {
     let qid = q["id"].as_str().expect("qid").to_owned();
     let before = wait_listed(&http, &format!("{base}/api/event/{eid}/questions/{secret}"), 1).await;
     // A graceful stop (SIGTERM) this time.
-    let pid = server.child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().expect("send SIGTERM");
-    let status = server.child.wait().expect("server exits");
-    assert!(status.success(), "graceful stop exited with {status}");
+    served::signal(server.child.id(), "-TERM");
+    let status = served::wait_exit(server, Duration::from_secs(30)).await;
+    assert!(status.is_some_and(|s| s.success()), "graceful stop exited with {status:?}");
 
     let server = start_server(&db);
     let base = server.base.clone();
@@ -172,7 +153,201 @@ async fn a_restart_on_the_same_file_finds_everything() {
     let texts = json(http.get(format!("{base}/api/questions/{qid}")).send().await.expect("texts")).await;
     assert_eq!(texts[&qid]["text"], "will this survive a restart?");
     assert_eq!(texts[&qid]["who"], "Ann");
-    let mut child = server.child;
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
+}
+
+/// What a serve with no `--durability` promises: every acknowledged write was synced to the
+/// disk before its answer. A SIGKILL cannot show it (the page cache outlives the process)
+/// and `PRAGMA synchronous` is a setting of each connection, invisible from another one, so
+/// this watches the system calls instead: under strace, the served file's write-ahead log
+/// is synced at least once per acknowledged write. With `--durability normal` SQLite syncs
+/// the log only when a checkpoint copies it back (every 500 ms), a handful of times here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_durability_syncs_the_log_before_each_acknowledgement() {
+    let traced = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !traced {
+        eprintln!("SKIPPED: counting fsync calls needs strace and permission to trace a child process");
+        return;
+    }
+    const WRITES: usize = 100;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (db, trace, log) = (dir.path().join("synced.db"), dir.path().join("syncs.trace"), dir.path().join("server.log"));
+    let mut strace = Command::new("strace");
+    strace
+        .args(["-f", "-qq", "-y", "-e", "trace=fsync,fdatasync", "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_wewerewondering"));
+    let server = served::start(strace, &db, Some(&log));
+    let served_by = served::child_of(server.child.id());
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+    let base = server.base.clone();
+
+    let event = json(http.post(format!("{base}/api/event")).send().await.expect("create event")).await;
+    let eid = event["id"].as_str().expect("event id").to_owned();
+    let q = http
+        .post(format!("{base}/api/event/{eid}"))
+        .json(&serde_json::json!({ "body": "is every vote on the disk?", "asker": null }))
+        .send()
+        .await
+        .expect("ask");
+    let qid = json(q).await["id"].as_str().expect("qid").to_owned();
+    wait_listed(&http, &format!("{base}/api/event/{eid}/questions"), 1).await;
+    // One at a time, so no two votes share a commit.
+    for _ in 0..WRITES {
+        json(http.post(format!("{base}/api/vote/{qid}/up")).send().await.expect("vote")).await;
+    }
+    served::signal(served_by, "-TERM");
+    let status = served::wait_exit(server, Duration::from_secs(30)).await;
+    assert!(status.is_some_and(|s| s.success()), "the traced server did not stop cleanly ({status:?}):\n{}", served::tail(&log));
+
+    let trace = std::fs::read_to_string(&trace).expect("read the trace");
+    let wal_syncs = trace
+        .lines()
+        .filter(|l| (l.contains("fsync(") || l.contains("fdatasync(")) && l.contains("-wal>"))
+        .count();
+    eprintln!("{WRITES} sequential votes: {wal_syncs} syncs of the write-ahead log");
+    assert!(
+        wal_syncs >= WRITES,
+        "{WRITES} acknowledged votes but only {wal_syncs} syncs of the write-ahead log: the default durability \
+         does not sync each commit (is it FULL?)"
+    );
+}
+
+/// A graceful stop (SIGTERM) while several clients are voting and asking: the process exits
+/// 0, every write answered 200 is in the ledger, and the aggregator folded everything before
+/// the store closed (its cursor is the ledger's last sequence number; the projection is the
+/// fold of the ledger).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_write_load_exits_cleanly_with_everything_folded() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (db, log) = (dir.path().join("term.db"), dir.path().join("server.log"));
+    let server = served::start(served::binary(), &db, Some(&log));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+    let base = server.base.clone();
+
+    let event = json(http.post(format!("{base}/api/event")).send().await.expect("create event")).await;
+    let eid = event["id"].as_str().expect("event id").to_owned();
+    let mut qids = Vec::new();
+    for i in 0..3 {
+        let q = http
+            .post(format!("{base}/api/event/{eid}"))
+            .json(&serde_json::json!({ "body": format!("question number {i} please"), "asker": null }))
+            .send()
+            .await
+            .expect("ask");
+        qids.push(json(q).await["id"].as_str().expect("qid").to_owned());
+    }
+    wait_listed(&http, &format!("{base}/api/event/{eid}/questions"), qids.len()).await;
+
+    #[derive(Default)]
+    struct Outcomes {
+        votes: BTreeSet<VoterId>,
+        asks: BTreeSet<QuestionId>,
+        /// 200s whose answer arrived after the signal was sent: requests the drain finished.
+        after_signal: usize,
+        refused: Vec<reqwest::StatusCode>,
+    }
+    let outcomes: Arc<Mutex<Outcomes>> = Arc::default();
+    let signalled: Arc<std::sync::OnceLock<Instant>> = Arc::default();
+    let mut load = Vec::new();
+    // Each request carries no cookie: each acknowledged vote is a new voter's up-vote.
+    for worker in 0..16 {
+        let (http, base, eid, outcomes, signalled) = (http.clone(), base.clone(), eid.clone(), outcomes.clone(), signalled.clone());
+        let qid = qids[worker % qids.len()].clone();
+        load.push(tokio::spawn(async move {
+            for n in 0.. {
+                let asking = worker % 4 == 0;
+                let request = if asking {
+                    http.post(format!("{base}/api/event/{eid}"))
+                        .json(&serde_json::json!({ "body": format!("asked by worker {worker} as number {n}"), "asker": null }))
+                } else {
+                    http.post(format!("{base}/api/vote/{qid}/up"))
+                };
+                let Ok(resp) = request.send().await else { return };
+                let status = resp.status();
+                if !status.is_success() {
+                    outcomes.lock().expect("lock").refused.push(status);
+                    continue;
+                }
+                let voter = voter_of(&resp);
+                let asked = if asking {
+                    let body: serde_json::Value = resp.json().await.expect("the ask's JSON");
+                    Some(body["id"].as_str().expect("qid").parse::<QuestionId>().expect("a question id"))
+                } else {
+                    None
+                };
+                let mut o = outcomes.lock().expect("lock");
+                if signalled.get().is_some() {
+                    o.after_signal += 1;
+                }
+                match asked {
+                    Some(q) => {
+                        o.asks.insert(q);
+                    }
+                    None => {
+                        o.votes.insert(voter.expect("an acknowledged cookie-less vote sets the voter cookie"));
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    served::signal(server.child.id(), "-TERM");
+    let _ = signalled.set(Instant::now());
+    let status = served::wait_exit(server, Duration::from_secs(30)).await;
+    for l in load {
+        l.await.expect("a load worker panicked");
+    }
+    assert!(status.is_some_and(|s| s.success()), "SIGTERM under load: exit {status:?}\n{}", served::tail(&log));
+    assert!(
+        std::fs::read_to_string(&log).unwrap_or_default().contains("stopped cleanly"),
+        "the server did not report a clean stop:\n{}",
+        served::tail(&log)
+    );
+    let outcomes = std::mem::take(&mut *outcomes.lock().expect("lock"));
+    assert!(outcomes.votes.len() > 50, "the load produced too few votes ({}) to mean anything", outcomes.votes.len());
+    assert!(!outcomes.asks.is_empty(), "no ask was acknowledged");
+    assert!(outcomes.after_signal > 0, "no request was answered after the signal: nothing was in flight to drain");
+
+    // The file as the stopped server left it, read without changing it.
+    let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open read-only");
+    let cursor: Option<i64> = conn
+        .query_row("SELECT seq FROM cursors WHERE name = 'aggregator'", [], |r| r.get(0))
+        .optional()
+        .expect("read the cursor");
+    let last: Option<i64> = conn.query_row("SELECT max(seq) FROM ledger", [], |r| r.get(0)).expect("read the last seq");
+    assert_eq!(cursor, last, "the aggregator's cursor is not at the ledger's last record after a graceful stop");
+    // Ledger kinds (the schema's): 0 asked, 1 vote; `flag` is a vote's `up`.
+    let ids_of = |sql: &str| -> BTreeSet<[u8; 16]> {
+        let mut stmt = conn.prepare(sql).expect("prepare");
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0)).expect("query");
+        rows.map(|b| b.expect("row").try_into().expect("a 16-byte id")).collect()
+    };
+    let voted = ids_of("SELECT voter FROM ledger WHERE kind = 1 AND flag = 1");
+    let asked = ids_of("SELECT question FROM ledger WHERE kind = 0");
+    let lost_votes: Vec<_> = outcomes.votes.iter().filter(|v| !voted.contains(&v.to_bytes())).collect();
+    assert!(lost_votes.is_empty(), "{} acknowledged votes are not in the ledger, e.g. {:?}", lost_votes.len(), lost_votes.first());
+    let lost_asks: Vec<_> = outcomes.asks.iter().filter(|q| !asked.contains(&q.to_bytes())).collect();
+    assert!(lost_asks.is_empty(), "{} acknowledged asks are not in the ledger, e.g. {:?}", lost_asks.len(), lost_asks.first());
+    drop(conn);
+    eprintln!(
+        "SIGTERM under load: {} votes and {} asks acknowledged ({} answered after the signal, {} refused: {:?}); cursor {cursor:?} = last {last:?}",
+        outcomes.votes.len(),
+        outcomes.asks.len(),
+        outcomes.after_signal,
+        outcomes.refused.len(),
+        outcomes.refused.iter().collect::<BTreeSet<_>>(),
+    );
+
+    let store = ledger_sqlite::SqliteStore::open(&db, ledger_sqlite::Options::default()).expect("open the store");
+    let bar = replay::progress_bar(0, true);
+    let report = replay::replay(store.as_ref(), store.as_ref(), None, false, &bar).await.expect("replay");
+    assert!(report.drift.is_empty(), "projection drifted from the ledger: {:?}", report.drift);
+    assert_eq!(report.questions, qids.len() + outcomes.asks.len());
+    store.close().await;
 }
