@@ -1,4 +1,4 @@
-//! The fold: the one definition of what a set of records means (DESIGN §3).
+//! The fold: the one definition of what a set of records means (design §3).
 //!
 //! Per question, `votes` is the number of voters whose latest `asked`/`vote` record is up,
 //! and `answered`/`hidden` are the value of their latest record (last writer wins by record

@@ -1,6 +1,6 @@
 //! Every limit the service enforces, in one place, named with its unit.
 
-/// Largest request body any route accepts (DESIGN §7: larger bodies get 413).
+/// Largest request body any route accepts (design §7: larger bodies get 413).
 pub const REQUEST_BODY_BYTES_MAX: usize = 1024;
 /// Longest question text, in characters (after trimming).
 pub const QUESTION_TEXT_CHARS_MAX: usize = 500;

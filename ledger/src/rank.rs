@@ -1,4 +1,4 @@
-//! The order lists are served in (DESIGN §7): open questions (neither answered nor hidden)
+//! The order lists are served in (design §7): open questions (neither answered nor hidden)
 //! by votes, the first [`OPEN_BY_VOTES_COUNT`] of them strictly by votes and the rest by
 //! `votes / (minutes since asked + 1)` so fresh questions can climb; then answered questions,
 //! most recently answered first; then hidden ones by votes. Ties go to the older question,

@@ -29,7 +29,7 @@ impl Retention {
     pub const DAYS_MIN: u64 = 1;
     /// Ten years: longer is a mistake, and keeps expiry arithmetic far from any overflow.
     pub const DAYS_MAX: u64 = 3_650;
-    /// The default for a new store (DESIGN: events are kept for a month).
+    /// The default for a new store (design §2: events are kept for a month).
     pub const DEFAULT: Retention = Retention { days: 30 };
 
     pub fn from_days(days: u64) -> Result<Self, RetentionError> {
