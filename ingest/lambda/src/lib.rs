@@ -6,22 +6,20 @@ use std::sync::Arc;
 
 use axum::Router;
 use ingest::{IdMinter, IngestConfig, IngestState};
-use ledger::retention::RetentionError;
-use ledger::Retention;
 use ledger_dynamodb::DynamoStore;
 
 /// Environment variable with the region stamped on records (Lambda sets `AWS_REGION`).
 pub const REGION_ENV: &str = "AWS_REGION";
 
 /// The ingest configuration of a Lambda: records stamped with the function's region, the
-/// store's retention, and a `Secure` voter cookie (API Gateway serves HTTPS only). Fails
-/// when the store's retention is outside the range the ledger accepts.
-pub fn config_for(store: &DynamoStore) -> Result<IngestConfig, RetentionError> {
-    Ok(IngestConfig {
+/// retention stored with the deployment (validated when the store opened), and a `Secure`
+/// voter cookie (API Gateway serves HTTPS only).
+pub fn config_for(store: &DynamoStore) -> IngestConfig {
+    IngestConfig {
         region: std::env::var(REGION_ENV).unwrap_or_else(|_| "unknown".to_owned()),
-        retention: Retention::from_days(store.retention_days())?,
+        retention: store.retention(),
         cookie_secure: true,
-    })
+    }
 }
 
 /// The router the Lambda serves.

@@ -1,5 +1,6 @@
 //! The ingest Lambda binary: table names from `EVENTS_TABLE`, `LEDGER_TABLE`,
-//! `QUESTIONS_TABLE`, `VOTERS_TABLE`, retention from `RETENTION_DAYS`.
+//! `QUESTIONS_TABLE`, `VOTERS_TABLE`; the retention is the deployment's stored one (stored
+//! from `RETENTION_DAYS`, or the default, when none is stored yet).
 
 use std::sync::Arc;
 
@@ -15,6 +16,6 @@ async fn main() -> Result<(), lambda_http::Error> {
         .without_time()
         .init();
     let store = Arc::new(DynamoStore::from_env(None).await?);
-    let config = ingest_lambda::config_for(&store)?;
+    let config = ingest_lambda::config_for(&store);
     lambda_http::run(ingest_lambda::app(store, config)).await
 }
