@@ -3,10 +3,12 @@
 //! a JSON body for refusals the framework makes without one, and the response to a panic.
 //! Each role lists these in its own layer stack, in its own order and with its own reasons.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -76,4 +78,63 @@ pub fn error_response(status: StatusCode, message: &str, cache_control: HeaderVa
 pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("handler panicked");
     error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error", HeaderValue::from_static("no-store"))
+}
+
+/// The network address a request came from, as the host determined it: the connection's
+/// peer (`serve`), the last address a trusted proxy appended to `X-Forwarded-For` (`serve
+/// --trust-forwarded-for`), or API Gateway's `sourceIp` (Lambda). The host inserts it as a
+/// request extension; rate limits and stream budgets key on it. A request whose host set
+/// none (a test calling the router directly) comes from the unspecified address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientAddr(pub IpAddr);
+
+impl ClientAddr {
+    /// Where a request on a connection from `peer` comes from. With `trust_forwarded_for`
+    /// (only behind a proxy that appends the address it saw), the last well-formed address
+    /// of the last `X-Forwarded-For` header: the earlier ones are whatever the client wrote.
+    pub fn of(peer: SocketAddr, headers: &HeaderMap, trust_forwarded_for: bool) -> Self {
+        if trust_forwarded_for {
+            let forwarded = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .last()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|last| last.trim().parse::<IpAddr>().ok());
+            if let Some(ip) = forwarded {
+                return Self(ip);
+            }
+        }
+        Self(peer.ip())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<ClientAddr>()
+            .copied()
+            .or_else(|| parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| ClientAddr(c.0.ip())))
+            .unwrap_or(ClientAddr(IpAddr::V4(Ipv4Addr::UNSPECIFIED))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_forwarded_address_counts_only_when_trusted_and_only_the_last_one() {
+        let peer: SocketAddr = "10.0.0.9:4000".parse().expect("addr");
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", HeaderValue::from_static("1.1.1.1, 2.2.2.2"));
+        headers.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.7"));
+        assert_eq!(ClientAddr::of(peer, &headers, false).0.to_string(), "10.0.0.9");
+        assert_eq!(ClientAddr::of(peer, &headers, true).0.to_string(), "203.0.113.7");
+        headers.insert("x-forwarded-for", HeaderValue::from_static("garbage"));
+        assert_eq!(ClientAddr::of(peer, &headers, true).0.to_string(), "10.0.0.9");
+    }
 }
