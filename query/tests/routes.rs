@@ -67,6 +67,7 @@ async fn app() -> App {
         },
         live: Some(hub.clone()),
         metrics: None,
+        health: None,
     });
     App {
         router,
@@ -320,6 +321,7 @@ async fn without_a_hub_a_cached_list_is_served_for_at_most_a_second() {
         config: QueryConfig::default(),
         live: None,
         metrics: None,
+        health: None,
     });
     let event = app.event().await;
     let question = app.ask(event, "eventually consistent?", None).await;
@@ -749,6 +751,7 @@ async fn health_reads_the_store_and_metrics_need_a_recorder() {
         config: QueryConfig::default(),
         live: None,
         metrics: Some(handle),
+        health: None,
     });
     // Record through this recorder only, without touching the process-wide one.
     metrics::with_local_recorder(&recorder, || metrics::counter!("votes_total").increment(3));
@@ -804,6 +807,7 @@ async fn a_store_outage_is_a_503_that_nobody_caches() {
         config: QueryConfig::default(),
         live: None,
         metrics: None,
+        health: None,
     });
     for uri in [
         "/healthz".to_owned(),
@@ -951,6 +955,7 @@ async fn a_stuck_store_is_a_503_after_the_timeout() {
         config: QueryConfig::default(),
         live: None,
         metrics: None,
+        health: None,
     });
     let started = tokio::time::Instant::now();
     let response = router
