@@ -11,7 +11,15 @@ export class ApiError extends Error {
   }
 }
 
+import { createWriteGate, crossTabExclusive } from './writegate.js';
+
 const enc = encodeURIComponent;
+
+/**
+ * The writes that may mint a voter cookie (asks and votes) pass this gate: one at a time
+ * until one has succeeded on this page, concurrently after (see writegate.js).
+ */
+const voterWrites = createWriteGate({ exclusive: crossTabExclusive() });
 
 async function request(url, init = {}) {
   let response;
@@ -84,15 +92,17 @@ export async function fetchList(eid, secret, etag) {
 }
 
 export function ask(eid, body, asker) {
-  return json(`/api/event/${enc(eid)}`, {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ body, asker: asker || null }),
-  });
+  return voterWrites.run(() =>
+    json(`/api/event/${enc(eid)}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ body, asker: asker || null }),
+    }),
+  );
 }
 
 export function vote(qid, up) {
-  return json(`/api/vote/${enc(qid)}/${up ? 'up' : 'down'}`, { method: 'POST' });
+  return voterWrites.run(() => json(`/api/vote/${enc(qid)}/${up ? 'up' : 'down'}`, { method: 'POST' }));
 }
 
 export function toggle(eid, secret, qid, what, on) {
