@@ -104,6 +104,9 @@ pub async fn run_all(s: &Stores, scale: Scale) {
     reads_past_one_page(s, scale).await;
     unknown_questions_and_early_votes(s).await;
     a_stale_commit_is_a_conflict_and_changes_nothing(s).await;
+    a_commit_is_all_or_nothing_across_questions(s).await;
+    a_competing_commit_between_read_and_commit_is_replanned(s).await;
+    a_batch_that_always_conflicts_is_given_up_and_changes_nothing(s).await;
     duplicate_and_out_of_order_delivery(s, scale, seed).await;
     concurrent_aggregators(s, scale, seed.wrapping_add(1)).await;
     replace_restores_a_fold(s, scale, seed.wrapping_add(2)).await;
@@ -608,6 +611,163 @@ pub async fn a_stale_commit_is_a_conflict_and_changes_nothing(s: &Stores) {
         "a change whose voter expectations no longer hold must conflict"
     );
     assert_projection_is_fold(s, event, &records, "after a conflicting commit").await;
+}
+
+/// One change touching two questions, the first with a fresh voter condition and the second
+/// with a stale one, commits nothing at all: `Conflict`, and the fresh question's votes and
+/// voter are as before (a store committing question by question would have applied it).
+pub async fn a_commit_is_all_or_nothing_across_questions(s: &Stores) {
+    let rng = &mut StdRng::seed_from_u64(29);
+    let event = EventId(Ulid::new());
+    // The fresh question is minted first, so it comes first in any order a store may use.
+    let fresh_q = QuestionId(ulid_at(rng, 0));
+    let stale_q = QuestionId(ulid_at(rng, 1));
+    let (u, w) = (VoterId::random(), VoterId::random());
+    let fresh = record(rng, event, fresh_q, 2, Body::Voted { voter: u, up: true });
+    let stale = record(rng, event, stale_q, 3, Body::Voted { voter: w, up: true });
+    let change = BatchPlan::from_records([&fresh, &stale]).resolve(&Default::default());
+    assert_eq!(change.questions.len(), 2, "the change must touch both questions");
+    // Meanwhile w's vote on the second question is committed: the change's view of it is stale.
+    let w_alone = BatchPlan::from_records([&stale]).resolve(&Default::default());
+    assert_eq!(must("commit w's vote", s.projection.commit(&w_alone, None).await), Commit::Applied);
+    assert_eq!(
+        must("commit the half-stale change", s.projection.commit(&change, None).await),
+        Commit::Conflict,
+        "a change with one stale voter condition must conflict"
+    );
+    assert_eq!(
+        must("read the fresh question", s.reader.question(fresh_q).await).map(|c| c.votes).unwrap_or(0),
+        0,
+        "a conflicting change applied its other question's votes"
+    );
+    assert!(
+        must("read the fresh voter", s.projection.voters(&[(fresh_q, u)]).await).is_empty(),
+        "a conflicting change stored its other question's voter"
+    );
+    assert_projection_is_fold(s, event, std::slice::from_ref(&stale), "after a half-stale change").await;
+}
+
+/// A projection store that, on the first commit it is handed, first commits a competing
+/// change (the fold of `competing`) through the real store: the change being committed was
+/// planned before it, so its voter conditions no longer hold.
+struct Interloper {
+    inner: Arc<dyn ProjectionStore>,
+    competing: tokio::sync::Mutex<Option<Vec<Record>>>,
+    commits: std::sync::atomic::AtomicU32,
+}
+
+/// A projection store whose every commit conflicts (another aggregator always wins).
+struct AlwaysOutrun {
+    inner: Arc<dyn ProjectionStore>,
+    commits: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl ProjectionStore for Interloper {
+    async fn voters(&self, keys: &[(QuestionId, VoterId)]) -> Result<rustc_hash::FxHashMap<(QuestionId, VoterId), ledger::VoterState>, StoreError> {
+        self.inner.voters(keys).await
+    }
+    async fn commit(&self, change: &ledger::ProjectionChange, cursor: Option<u64>) -> Result<Commit, StoreError> {
+        self.commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Some(competing) = self.competing.lock().await.take() {
+            let plan = BatchPlan::from_records(&competing);
+            let stored = self.inner.voters(&plan.voter_keys()).await?;
+            let theirs = plan.resolve(&stored);
+            assert_eq!(self.inner.commit(&theirs, None).await?, Commit::Applied, "the competing change must commit");
+        }
+        self.inner.commit(change, cursor).await
+    }
+    async fn cursor(&self) -> Result<u64, StoreError> {
+        self.inner.cursor().await
+    }
+    async fn questions(&self, event: Option<EventId>) -> Result<Vec<QuestionState>, StoreError> {
+        self.inner.questions(event).await
+    }
+    async fn replace(&self, event: Option<EventId>, questions: &[QuestionState], voters: &[((QuestionId, VoterId), ledger::VoterState)]) -> Result<(), StoreError> {
+        self.inner.replace(event, questions, voters).await
+    }
+}
+
+#[async_trait::async_trait]
+impl ProjectionStore for AlwaysOutrun {
+    async fn voters(&self, keys: &[(QuestionId, VoterId)]) -> Result<rustc_hash::FxHashMap<(QuestionId, VoterId), ledger::VoterState>, StoreError> {
+        self.inner.voters(keys).await
+    }
+    async fn commit(&self, _change: &ledger::ProjectionChange, _cursor: Option<u64>) -> Result<Commit, StoreError> {
+        self.commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Commit::Conflict)
+    }
+    async fn cursor(&self) -> Result<u64, StoreError> {
+        self.inner.cursor().await
+    }
+    async fn questions(&self, event: Option<EventId>) -> Result<Vec<QuestionState>, StoreError> {
+        self.inner.questions(event).await
+    }
+    async fn replace(&self, event: Option<EventId>, questions: &[QuestionState], voters: &[((QuestionId, VoterId), ledger::VoterState)]) -> Result<(), StoreError> {
+        self.inner.replace(event, questions, voters).await
+    }
+}
+
+/// The aggregator's conflict loop, driven: between `apply_batch`'s read of the voters and its
+/// commit, another aggregator commits a newer vote of one of the batch's voters. The commit
+/// conflicts, the batch is planned again from fresh state, and the projection ends at the
+/// pure fold of everything (the competing vote wins, being newer).
+pub async fn a_competing_commit_between_read_and_commit_is_replanned(s: &Stores) {
+    let rng = &mut StdRng::seed_from_u64(31);
+    let event = EventId(Ulid::new());
+    let q = QuestionId(ulid_at(rng, 0));
+    let voters: Vec<VoterId> = (0..3).map(|_| VoterId::random()).collect();
+    let batch: Vec<Record> = voters
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| record(rng, event, q, 1 + i as u64, Body::Voted { voter: v, up: true }))
+        .collect();
+    let competing = vec![record(rng, event, q, 10, Body::Voted { voter: voters[0], up: false })];
+    let interloper = Interloper {
+        inner: s.projection.clone(),
+        competing: tokio::sync::Mutex::new(Some(competing.clone())),
+        commits: Default::default(),
+    };
+    let applied = must("apply the batch", aggregator::apply_batch(&interloper, &batch, None).await);
+    assert!(applied.conflicts >= 1, "the competing commit did not make the batch conflict: {applied:?}");
+    assert_eq!(
+        interloper.commits.load(std::sync::atomic::Ordering::SeqCst),
+        applied.conflicts + 1,
+        "one commit per conflict, and the last one applied"
+    );
+    let mut all = batch.clone();
+    all.extend(competing);
+    assert_projection_is_fold(s, event, &all, "a competing commit between read and commit").await;
+    assert_eq!(
+        must("read the question", s.reader.question(q).await).map(|c| c.votes),
+        Some(2),
+        "the competing retraction is newer than the batch's vote and wins"
+    );
+}
+
+/// A batch whose every commit conflicts is given up after `CONFLICT_RETRIES_MAX` retries
+/// (returned as an error for the queue to redeliver) and leaves the projection unchanged.
+pub async fn a_batch_that_always_conflicts_is_given_up_and_changes_nothing(s: &Stores) {
+    let rng = &mut StdRng::seed_from_u64(37);
+    let event = EventId(Ulid::new());
+    let q = QuestionId(ulid_at(rng, 0));
+    let asker = VoterId::random();
+    let batch = vec![
+        record(rng, event, q, 1, Body::Asked(Asked { text: "Will this ever land?".into(), who: None, voter: asker })),
+        record(rng, event, q, 2, Body::Voted { voter: VoterId::random(), up: true }),
+        record(rng, event, q, 3, Body::Answered { on: true }),
+    ];
+    let outrun = AlwaysOutrun { inner: s.projection.clone(), commits: Default::default() };
+    let result = aggregator::apply_batch(&outrun, &batch, None).await;
+    assert!(matches!(result, Err(StoreError::Unavailable(_))), "expected the batch given up, got {result:?}");
+    assert_eq!(
+        outrun.commits.load(std::sync::atomic::Ordering::SeqCst),
+        aggregator::CONFLICT_RETRIES_MAX + 1,
+        "the first commit and one per retry"
+    );
+    assert_eq!(must("read the question", s.reader.question(q).await), None, "a given-up batch changed the projection");
+    assert!(must("list the event", s.reader.event_questions(event).await).is_empty());
+    assert!(must("read the asker", s.projection.voters(&[(q, asker)]).await).is_empty());
 }
 
 /// Any order, any duplication, any batching of a history gives the pure fold.

@@ -1,17 +1,26 @@
-//! The DynamoDB adapter: every storage port of `ledger::ports` over the tables of DESIGN §5
+//! The DynamoDB adapter: every storage port of `ledger::ports` over the tables of design §5
 //! (`events`, `ledger`, `questions` with its `top` index, `voters`).
 //!
 //! What it guarantees beyond the ports' contracts:
 //! - every Query and Scan follows `LastEvaluatedKey`; every BatchGetItem and BatchWriteItem
 //!   retries its unprocessed part with backoff and jitter; throttling and transient errors
 //!   are retried by the SDK's standard retry mode (exponential backoff, full jitter);
+//! - every ledger append is a put conditional on the record's key being free: a stored
+//!   record is never overwritten (an import of a different record under a stored id keeps
+//!   the stored one, as SQLite does), and a retried append emits no stream record;
 //! - the aggregator's commit is exactly-once in effect under duplicated, reordered delivery
 //!   and concurrent aggregators: each voter's state is written only if its stored record id
 //!   is still the one the plan read, in the same transaction as the counter write for
 //!   exactly those voters' deltas; a failed condition is `Commit::Conflict` and the
-//!   aggregator re-plans. Answered/hidden are set by conditional last-writer-wins updates; a
-//!   vote before its question's `asked` record upserts the question, and the later `asked`
-//!   fills the text without touching the count.
+//!   aggregator re-plans. The voter transactions come first and nothing else (text,
+//!   moderation, roll-up) is written unless all of them held, so a change whose voters fit
+//!   one transaction (up to 99 voters over all its questions) is all or nothing. A larger
+//!   change commits in several transactions; on a conflict the earlier ones stay applied and
+//!   the re-plan finds their voters current and skips them. Answered/hidden are set by
+//!   conditional last-writer-wins updates; a vote before its question's `asked` record
+//!   upserts the question, and the later `asked` fills the text without touching the count;
+//! - every expiry is the event's time plus the deployment's stored retention
+//!   ([`settings`]).
 //! - the counter a voter transaction writes is, by default, one of
 //!   [`schema::COUNTER_SHARDS_DEFAULT`] shard items of the question (in `voters`, sort key
 //!   `#c{k}`, with a version), and the question's `votes` is rolled up from its shards once
@@ -29,7 +38,7 @@ pub mod stream;
 // The SDK whose client this adapter takes, for hosts that need no other AWS dependency.
 pub use aws_sdk_dynamodb;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -398,52 +407,92 @@ impl DynamoStore {
         self.retention.expire_of(event)
     }
 
-    /// One atomic write of some of a question's voters with the counter delta they carry.
-    /// `asked` (first chunk only) fills the text if absent.
-    async fn commit_voters(
-        &self,
-        q: &QuestionChange,
-        chunk: &[&VoterChange],
-        fill_asked: bool,
-    ) -> StoreResult<Commit> {
-        let expire = self.expire(q.event);
-        let mut items = Vec::with_capacity(chunk.len() + 1);
-        for v in chunk {
-            items.push(voter_put(&self.tables.voters, v, expire)?);
+    /// The voter writes of a change as transactions. Each unit is some voters of one question
+    /// (at most [`TRANSACT_ITEMS_MAX`]` - 1`) with the one counter write carrying their delta
+    /// (a counter shard, or the question item without shards); units are packed into
+    /// transactions of at most [`TRANSACT_ITEMS_MAX`] items, one unit per question each (a
+    /// transaction may not write an item twice). A change of up to 99 voters thus always
+    /// commits in one transaction.
+    fn pack<'c>(
+        change: &'c ProjectionChange,
+        by_question: &BTreeMap<QuestionId, Vec<&'c VoterChange>>,
+    ) -> Vec<Vec<VoterUnit<'c>>> {
+        let mut transactions: Vec<Vec<VoterUnit<'c>>> = Vec::new();
+        let mut current: Vec<VoterUnit<'c>> = Vec::new();
+        let mut items = 0;
+        for q in &change.questions {
+            let Some(voters) = by_question.get(&q.question) else { continue };
+            for (i, chunk) in voters.chunks(TRANSACT_ITEMS_MAX - 1).enumerate() {
+                let need = chunk.len() + 1;
+                let taken = current.iter().any(|u| u.question.question == q.question);
+                if !current.is_empty() && (items + need > TRANSACT_ITEMS_MAX || taken) {
+                    transactions.push(std::mem::take(&mut current));
+                    items = 0;
+                }
+                current.push(VoterUnit { question: q, voters: chunk.to_vec(), first: i == 0 });
+                items += need;
+            }
         }
-        let delta: i64 = chunk.iter().map(|v| v.votes_delta).sum();
-        let update = question_update(&self.tables.questions, q, delta, expire, fill_asked)
-            .build()
-            .map_err(|e| StoreError::Rejected(e.to_string()))?;
-        items.push(TransactWriteItem::builder().update(update).build());
+        if !current.is_empty() {
+            transactions.push(current);
+        }
+        transactions
+    }
+
+    /// One transaction of voter units: every voter's state conditional on the state the plan
+    /// read, and each unit's counter delta, all or nothing. A failed condition is `Conflict`.
+    async fn commit_units(&self, units: &[VoterUnit<'_>]) -> StoreResult<Commit> {
+        let shards = self.tables.counter_shards;
+        // Each unit's counter shard (round-robin) and its stored state, read in one request.
+        let mut current: HashMap<(QuestionId, u32), ShardState> = HashMap::new();
+        let chosen: Vec<u32> = units
+            .iter()
+            .map(|_| if shards > 0 { self.next_shard.fetch_add(1, Ordering::Relaxed) % shards } else { 0 })
+            .collect();
+        if shards > 0 {
+            let keys = units.iter().zip(&chosen).map(|(u, &k)| shard_key(u.question.question, k)).collect();
+            for item in self.batch_get(&self.tables.voters, keys, true, None, &[]).await? {
+                if let Some((q, k, state)) = shard_from_item(&item)? {
+                    current.insert((q, k), state);
+                }
+            }
+        }
+        let mut items = Vec::with_capacity(TRANSACT_ITEMS_MAX);
+        for (unit, &k) in units.iter().zip(&chosen) {
+            let q = unit.question;
+            let expire = self.expire(q.event);
+            for v in &unit.voters {
+                items.push(voter_put(&self.tables.voters, v, expire)?);
+            }
+            let delta: i64 = unit.voters.iter().map(|v| v.votes_delta).sum();
+            if shards > 0 {
+                let was = current.get(&(q.question, k)).copied().unwrap_or_default();
+                items.push(self.shard_put(q, k, was, delta)?);
+            } else {
+                let update = question_update(&self.tables.questions, q, delta, expire, unit.first)
+                    .build()
+                    .map_err(|e| StoreError::Rejected(e.to_string()))?;
+                items.push(TransactWriteItem::builder().update(update).build());
+            }
+        }
         self.transact(items).await
     }
 
-    /// The sharded commit of one question: each chunk of voters in one transaction with a
-    /// conditional write of one counter shard (its delta added), then the question's `votes`
-    /// rolled up from all shards. The roll-up runs even when a chunk conflicted (the chunks
-    /// before it are applied) and when no voter changed (a redelivered batch whose first
-    /// delivery died between its transactions and its roll-up): then it writes nothing unless
-    /// a shard moved.
-    async fn commit_sharded(
-        &self,
-        q: &QuestionChange,
-        voters: &[&VoterChange],
-    ) -> StoreResult<Commit> {
-        if q.asked.is_some() {
-            self.commit_asked_only(q).await?;
-        }
-        let shards = self.tables.counter_shards;
-        let mut outcome = Commit::Applied;
-        for chunk in voters.chunks(TRANSACT_ITEMS_MAX - 1) {
-            let shard = self.next_shard.fetch_add(1, Ordering::Relaxed) % shards;
-            if self.commit_voters_to_shard(q, chunk, shard).await? == Commit::Conflict {
-                outcome = Commit::Conflict;
-                break;
-            }
-        }
-        self.roll_up(q).await?;
-        Ok(outcome)
+    /// Counter shard `shard` of a question with `delta` added, written only if it is still at
+    /// the version `was` read (versions only grow, so a roll-up can tell fresher reads).
+    fn shard_put(&self, q: &QuestionChange, shard: u32, was: ShardState, delta: i64) -> StoreResult<TransactWriteItem> {
+        let next = ShardState { part: was.part + delta, ver: was.ver + 1 };
+        let mut put = Put::builder()
+            .table_name(&self.tables.voters)
+            .set_item(Some(shard_to_item(q.question, shard, next, self.expire(q.event))))
+            .expression_attribute_names("#ver", A_VER);
+        put = if was.ver == 0 {
+            put.condition_expression("attribute_not_exists(#ver)")
+        } else {
+            put.condition_expression("#ver = :ver").expression_attribute_values(":ver", n(was.ver))
+        };
+        let put = put.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     /// Every counter shard of a question, as stored now (strongly consistent).
@@ -463,58 +512,6 @@ impl DynamoStore {
             }
         }
         Ok(shards)
-    }
-
-    async fn commit_voters_to_shard(
-        &self,
-        q: &QuestionChange,
-        chunk: &[&VoterChange],
-        shard: u32,
-    ) -> StoreResult<Commit> {
-        let expire = self.expire(q.event);
-        let current = self.read_shards_one(q.question, shard).await?;
-        let delta: i64 = chunk.iter().map(|v| v.votes_delta).sum();
-        let mut items = Vec::with_capacity(chunk.len() + 1);
-        for v in chunk {
-            items.push(voter_put(&self.tables.voters, v, expire)?);
-        }
-        let next = ShardState {
-            part: current.part + delta,
-            ver: current.ver + 1,
-        };
-        let mut put = Put::builder()
-            .table_name(&self.tables.voters)
-            .set_item(Some(shard_to_item(q.question, shard, next, expire)))
-            .expression_attribute_names("#ver", A_VER);
-        put = if current.ver == 0 {
-            put.condition_expression("attribute_not_exists(#ver)")
-        } else {
-            put.condition_expression("#ver = :ver")
-                .expression_attribute_values(":ver", n(current.ver))
-        };
-        let put = put
-            .build()
-            .map_err(|e| StoreError::Rejected(e.to_string()))?;
-        items.push(TransactWriteItem::builder().put(put).build());
-        self.transact(items).await
-    }
-
-    async fn read_shards_one(&self, question: QuestionId, shard: u32) -> StoreResult<ShardState> {
-        let items = self
-            .batch_get(
-                &self.tables.voters,
-                vec![shard_key(question, shard)],
-                true,
-                None,
-                &[],
-            )
-            .await?;
-        for item in &items {
-            if let Some((_, _, state)) = shard_from_item(item)? {
-                return Ok(state);
-            }
-        }
-        Ok(ShardState::default())
     }
 
     /// Sets the question's `votes` to the sum of its shards, if this read of the shards is
@@ -669,6 +666,14 @@ impl DynamoStore {
             Err(e) => Err(store_error("set a moderation flag", e)),
         }
     }
+}
+
+/// Some voters of one question, committed in one transaction with their counter delta;
+/// `first` is the question's first unit (without shards, it fills the text).
+struct VoterUnit<'c> {
+    question: &'c QuestionChange,
+    voters: Vec<&'c VoterChange>,
+    first: bool,
 }
 
 /// A voter's new state, written only if the stored state is still the one the plan read.
@@ -1011,39 +1016,45 @@ impl ProjectionStore for DynamoStore {
         for v in &change.voters {
             by_question.entry(v.question).or_default().push(v);
         }
-        for q in &change.questions {
-            let voters = by_question.remove(&q.question).unwrap_or_default();
-            if self.tables.counter_shards > 0 {
-                if self.commit_sharded(q, &voters).await? == Commit::Conflict {
-                    return Ok(Commit::Conflict);
-                }
-            } else if voters.is_empty() {
-                if q.asked.is_some() {
-                    self.commit_asked_only(q).await?;
-                }
-            } else {
-                // One transaction per chunk: the chunk's voter conditions and its counter
-                // delta stand or fall together. Chunks already applied stay applied on a
-                // later conflict; the re-plan sees their voters as current and skips them.
-                for (i, chunk) in voters.chunks(TRANSACT_ITEMS_MAX - 1).enumerate() {
-                    if self.commit_voters(q, chunk, i == 0).await? == Commit::Conflict {
-                        return Ok(Commit::Conflict);
-                    }
-                }
-            }
-            if let Some(stamp) = q.answered {
-                self.commit_moderation(q, A_ANSWERED, A_ANSWERED_AT, stamp)
-                    .await?;
-            }
-            if let Some(stamp) = q.hidden {
-                self.commit_moderation(q, A_HIDDEN, A_HIDDEN_AT, stamp)
-                    .await?;
-            }
-        }
-        if let Some((question, _)) = by_question.into_iter().next() {
+        if let Some(question) = by_question.keys().find(|&&id| !change.questions.iter().any(|q| q.question == id)) {
             return Err(StoreError::Rejected(format!(
                 "change has voters of question {question} but no question part"
             )));
+        }
+        let sharded = self.tables.counter_shards > 0;
+        // The voters first: nothing else is written unless every voter condition held, so a
+        // change that fits one transaction is all or nothing. A bigger one commits in several;
+        // on a conflict the earlier ones stay applied and the re-plan finds their voters
+        // current and skips them (exactly once in effect); their counts are rolled up now.
+        let mut written: BTreeSet<QuestionId> = BTreeSet::new();
+        for units in Self::pack(change, &by_question) {
+            if self.commit_units(&units).await? == Commit::Conflict {
+                if sharded {
+                    for q in change.questions.iter().filter(|q| written.contains(&q.question)) {
+                        self.roll_up(q).await?;
+                    }
+                }
+                return Ok(Commit::Conflict);
+            }
+            written.extend(units.iter().map(|u| u.question.question));
+        }
+        for q in &change.questions {
+            // Without shards the first voter transaction filled the text.
+            if q.asked.is_some() && (sharded || !by_question.contains_key(&q.question)) {
+                self.commit_asked_only(q).await?;
+            }
+            if let Some(stamp) = q.answered {
+                self.commit_moderation(q, A_ANSWERED, A_ANSWERED_AT, stamp).await?;
+            }
+            if let Some(stamp) = q.hidden {
+                self.commit_moderation(q, A_HIDDEN, A_HIDDEN_AT, stamp).await?;
+            }
+            // Also when no voter changed: a redelivered batch whose first delivery died
+            // between its transactions and its roll-up; then it writes nothing unless a shard
+            // moved.
+            if sharded {
+                self.roll_up(q).await?;
+            }
         }
         Ok(Commit::Applied)
     }
