@@ -86,6 +86,8 @@ pub(crate) struct Shared {
     recent: Mutex<std::collections::VecDeque<(u64, Record)>>,
     /// The store's retention in days (changes only through `set_retention`).
     retention_days: std::sync::atomic::AtomicU64,
+    /// Idle read-only connections, least recently used first, with when each was returned.
+    readers: Mutex<std::collections::VecDeque<(Connection, std::time::Instant)>>,
     /// Why the writer thread died, once it has (see [`writer::run`]).
     failure: tokio::sync::watch::Sender<Option<String>>,
     path: PathBuf,
@@ -149,6 +151,18 @@ impl Shared {
         self.retention().expire_of(event)
     }
 
+    /// Closes the pooled read-only connections idle since before `now - idle_max`; returns
+    /// how many are left. The checkpointer calls it on every tick, so a pool grown by a
+    /// burst shrinks back once the burst is over.
+    pub(crate) fn close_idle_readers(&self, now: std::time::Instant, idle_max: std::time::Duration) -> usize {
+        let mut readers = self.readers.lock();
+        // The least recently used are at the front.
+        while readers.front().is_some_and(|(_, since)| now.saturating_duration_since(*since) >= idle_max) {
+            readers.pop_front();
+        }
+        readers.len()
+    }
+
     pub(crate) fn writer_failed(&self, why: String) {
         self.failure.send_replace(Some(why));
     }
@@ -209,9 +223,14 @@ pub struct SqliteStore {
     writer: Mutex<Option<SyncSender<Command>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     checkpointer: Mutex<Option<Checkpointer>>,
-    readers: Mutex<Vec<Connection>>,
     shared: Arc<Shared>,
 }
+
+/// Most idle read-only connections kept for reuse; a burst of reads opens more, and closes
+/// them when done.
+const READERS_IDLE_MAX: usize = 8;
+/// An idle read-only connection unused for this long is closed (its page cache with it).
+const READER_IDLE_SECONDS_MAX: u64 = 60;
 
 fn open_error(path: &Path, e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
@@ -256,7 +275,7 @@ struct Checkpointer {
     thread: JoinHandle<()>,
 }
 
-fn spawn_checkpointer(path: &Path, durability: Durability) -> StoreResult<Checkpointer> {
+fn spawn_checkpointer(path: &Path, durability: Durability, shared: Arc<Shared>) -> StoreResult<Checkpointer> {
     let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
     configure(&conn, durability).map_err(|e| open_error(path, e))?;
     let (stop, stopped) = sync_channel::<()>(1);
@@ -274,6 +293,7 @@ fn spawn_checkpointer(path: &Path, durability: Durability) -> StoreResult<Checkp
                 if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
                     tracing::warn!(error = %e, "WAL checkpoint failed");
                 }
+                shared.close_idle_readers(std::time::Instant::now(), std::time::Duration::from_secs(READER_IDLE_SECONDS_MAX));
             }
         })
         .map_err(|e| open_error(path, e))?;
@@ -373,12 +393,13 @@ impl SqliteStore {
             recent: Mutex::new(std::collections::VecDeque::with_capacity(RECENT_RECORDS_MAX)),
             retention_days: std::sync::atomic::AtomicU64::new(retention.days()),
             failure: tokio::sync::watch::channel(None).0,
+            readers: Mutex::new(std::collections::VecDeque::new()),
             path: path.clone(),
         });
         // Checkpoints run on their own thread and connection, so the writer never stalls
         // copying the WAL into the database file in the middle of a group.
         conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(|e| open_error(&path, e))?;
-        let checkpointer = spawn_checkpointer(&path, options.durability)?;
+        let checkpointer = spawn_checkpointer(&path, options.durability, shared.clone())?;
         let (tx, rx) = sync_channel(WRITER_QUEUE_COMMANDS_MAX);
         let thread_shared = shared.clone();
         let handle = std::thread::Builder::new()
@@ -389,7 +410,6 @@ impl SqliteStore {
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(handle)),
             checkpointer: Mutex::new(Some(checkpointer)),
-            readers: Mutex::new(Vec::new()),
             shared,
         }))
     }
@@ -415,7 +435,7 @@ impl SqliteStore {
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
-        self.readers.lock().clear();
+        self.shared.readers.lock().clear();
     }
 
     /// Deletes everything that expired before `now_unix`; returns how many rows went. The
@@ -522,7 +542,7 @@ impl SqliteStore {
         self: &Self,
         f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let pooled = self.readers.lock().pop();
+        let pooled = self.shared.readers.lock().pop_back().map(|(c, _)| c);
         let path = self.shared.path.clone();
         let (result, conn) = tokio::task::spawn_blocking(move || {
             let conn = match pooled {
@@ -537,7 +557,10 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         if let Some(c) = conn {
-            self.readers.lock().push(c);
+            let mut readers = self.shared.readers.lock();
+            if readers.len() < READERS_IDLE_MAX {
+                readers.push_back((c, std::time::Instant::now()));
+            }
         }
         result
     }
@@ -794,6 +817,40 @@ mod tests {
         let last_try = i32::try_from(BUSY_TIMEOUT_MS * 1_000 / WRITER_BUSY_RETRY_US).expect("fits");
         assert!(!writer_busy(last_try));
         assert!(!writer_busy(i32::MAX));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_reader_pool_keeps_a_few_connections_and_closes_idle_ones() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path().join("t.db"), Options::default()).expect("open");
+        // A burst of concurrent reads opens many connections at once...
+        let reads = (0..32).map(|_| {
+            let store = store.clone();
+            async move { store.count(None).await }
+        });
+        for n in futures_join_all(reads).await {
+            assert_eq!(n.expect("count"), 0);
+        }
+        // ...but only a few stay pooled afterwards,
+        let pooled = store.shared.readers.lock().len();
+        assert!((1..=READERS_IDLE_MAX).contains(&pooled), "{pooled} pooled");
+        // and those go once idle for long enough.
+        let later = std::time::Instant::now() + std::time::Duration::from_secs(READER_IDLE_SECONDS_MAX);
+        assert_eq!(store.shared.close_idle_readers(later, std::time::Duration::from_secs(READER_IDLE_SECONDS_MAX)), 0);
+        store.close().await;
+    }
+
+    /// Runs the futures concurrently on the runtime and collects their outputs in order.
+    async fn futures_join_all<F: std::future::Future + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+    where
+        F::Output: Send + 'static,
+    {
+        let handles: Vec<_> = futures.map(tokio::spawn).collect();
+        let mut out = Vec::new();
+        for h in handles {
+            out.push(h.await.expect("task"));
+        }
+        out
     }
 
     #[tokio::test]
