@@ -18,6 +18,7 @@ use rusqlite::OptionalExtension;
 
 /// The tmpfs holding the served file: small enough to fill in seconds.
 const DISK_SIZE: &str = "3m";
+const DISK_BYTES: usize = 3 << 20;
 /// Written before the server starts and deleted to give space back.
 const FILLER_BYTES: usize = 1 << 20;
 /// Longer than the server's own request timeout (10 s): a request still unanswered by then hangs.
@@ -25,15 +26,13 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a refusal may take. SQLite reports a full disk at once; anything slower is a
 /// writer stuck somewhere.
 const REFUSAL_SECONDS_MAX: f64 = 5.0;
-/// Concurrent writers, so a refused write can share a group commit with others.
-const WRITERS: usize = 4;
 /// A writer stops once every write it tried for this long was refused: the disk is full,
 /// not just the write-ahead log waiting for a checkpoint (every 500 ms) to start over.
 const REFUSED_FOR: Duration = Duration::from_secs(3);
 /// A refused writer's pause before trying again.
 const REFUSED_PAUSE: Duration = Duration::from_millis(20);
 /// If the disk is not full by then, the test itself is broken.
-const FILL_SECONDS_MAX: u64 = 120;
+const FILL_SECONDS_MAX: u64 = 60;
 /// How long the service gets to take writes again, and to fold them, once space returns.
 const RECOVERY_SECONDS_MAX: u64 = 30;
 /// Questions asked before the fill, which the fill's votes go to.
@@ -103,6 +102,8 @@ struct Fill {
     first_refused: Option<f64>,
     /// Writes accepted after that (the log's space reused after a checkpoint).
     accepted_after_refusal: usize,
+    /// The bytes of question text acknowledged.
+    asked_bytes: usize,
 }
 
 enum Answer {
@@ -206,8 +207,33 @@ fn without_colours(line: &str) -> String {
     out
 }
 
+/// How the disk fills.
+#[derive(Clone, Copy)]
+struct Pace {
+    writers: usize,
+    /// Each writer's pause after each ask and vote.
+    pause: Duration,
+}
+
+/// As fast as the writers go: the write-ahead log grows past the free space between two
+/// checkpoints, so the log is what fills the disk (and the checkpoint that would reset it
+/// cannot grow the database file).
+const FLOOD: Pace = Pace { writers: 4, pause: Duration::ZERO };
+/// Slow enough that each checkpoint starts the log over: the database file itself grows
+/// until the disk is full, and a checkpoint fails half-way through growing it.
+const TRICKLE: Pace = Pace { writers: 2, pause: Duration::from_millis(40) };
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_writes_with_503_loses_nothing_and_recovers_by_itself() {
+    fill_refuse_recover(FLOOD).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_filled_by_the_database_file_refuses_loses_nothing_and_recovers() {
+    fill_refuse_recover(TRICKLE).await;
+}
+
+async fn fill_refuse_recover(pace: Pace) {
     if !running_as_root() {
         eprintln!("SKIPPED: the disk-full test mounts a tmpfs and needs root");
         return;
@@ -254,7 +280,7 @@ async fn a_full_disk_refuses_writes_with_503_loses_nothing_and_recovers_by_itsel
     let timed_out = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let mut writers = Vec::new();
-    for w in 0..WRITERS {
+    for w in 0..pace.writers {
         let (http, base, eid, fill, voted, timed_out) =
             (http.clone(), base.clone(), eid.clone(), fill.clone(), voted.clone(), timed_out.clone());
         writers.push(tokio::spawn(async move {
@@ -265,8 +291,14 @@ async fn a_full_disk_refuses_writes_with_503_loses_nothing_and_recovers_by_itsel
                 }
                 if refused_since.is_some() {
                     tokio::time::sleep(REFUSED_PAUSE).await;
+                } else if !pace.pause.is_zero() {
+                    tokio::time::sleep(pace.pause).await;
                 }
-                if started.elapsed() > Duration::from_secs(FILL_SECONDS_MAX) {
+                // More text acknowledged than the disk holds cannot all be stored: stop, the
+                // assertions below say what went wrong.
+                if started.elapsed() > Duration::from_secs(FILL_SECONDS_MAX)
+                    || fill.lock().expect("lock").asked_bytes > DISK_BYTES
+                {
                     timed_out.store(true, Ordering::SeqCst);
                     return;
                 }
@@ -289,6 +321,7 @@ async fn a_full_disk_refuses_writes_with_503_loses_nothing_and_recovers_by_itsel
                 }
                 match asked {
                     Answer::Ok(q) => {
+                        f.asked_bytes += text.len();
                         f.asked.insert(q["id"].as_str().expect("qid").to_owned(), text);
                     }
                     Answer::Refused(status, took) => {
@@ -343,6 +376,13 @@ async fn a_full_disk_refuses_writes_with_503_loses_nothing_and_recovers_by_itsel
         if let Answer::Refused(s, took) = &still_full {
             eprintln!("while full: one more ask answered {s} in {took:.3} s");
         }
+        // FAILS IF writes are acknowledged without being stored: more text than the disk holds.
+        assert!(
+            f.asked_bytes <= DISK_BYTES,
+            "{} bytes of question text acknowledged on a disk of {DISK_BYTES} bytes: writes are acknowledged but not stored\n{}",
+            f.asked_bytes,
+            served::tail(&log)
+        );
         assert!(!timed_out.load(Ordering::SeqCst), "the disk was not full after {FILL_SECONDS_MAX} s: the test is broken");
         assert!(!f.refusals.is_empty(), "no write was refused: the disk never filled");
         // FAILS IF a request hangs: every write must be answered within the client's timeout.

@@ -29,7 +29,12 @@ pub fn binary() -> Command {
 
 /// Starts `serve --no-demo` on `db` through `command` (the binary itself, or a tracer
 /// wrapping it) on a free port; the server's log goes to `log` when given.
-pub fn start(mut command: Command, db: &Path, log: Option<&Path>) -> Server {
+pub fn start(command: Command, db: &Path, log: Option<&Path>) -> Server {
+    start_with(command, db, log, &[])
+}
+
+/// [`start`] with more `serve` arguments.
+pub fn start_with(mut command: Command, db: &Path, log: Option<&Path>, args: &[&str]) -> Server {
     let stderr = match log {
         Some(path) => Stdio::from(std::fs::File::create(path).expect("create the server's log file")),
         None => Stdio::null(),
@@ -37,7 +42,9 @@ pub fn start(mut command: Command, db: &Path, log: Option<&Path>) -> Server {
     let mut child = command
         .args(["serve", "--no-demo", "--listen", "127.0.0.1:0", "--static", "/nonexistent", "--db"])
         .arg(db)
+        .args(args)
         .env("RUST_LOG", if log.is_some() { "info" } else { "error" })
+        .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()
