@@ -31,6 +31,7 @@
 
 pub mod admin;
 pub mod item;
+pub mod repair;
 pub mod schema;
 pub mod settings;
 pub mod stream;
@@ -182,7 +183,7 @@ impl DynamoStore {
         let mut start = None;
         loop {
             let page = self
-                .query_shard(event, shard, start, SCAN_PAGE_LIMIT)
+                .query_shard(event, shard, start, SCAN_PAGE_LIMIT, false)
                 .await?;
             out.extend(page.0);
             match page.1 {
@@ -231,11 +232,13 @@ impl DynamoStore {
         shard: u32,
         start: Option<Item>,
         limit: usize,
+        consistent: bool,
     ) -> StoreResult<(Vec<Record>, Option<Item>)> {
         let out = self
             .client
             .query()
             .table_name(&self.tables.ledger)
+            .consistent_read(consistent)
             .key_condition_expression("#pk = :pk")
             .expression_attribute_names("#pk", LEDGER_PARTITION_KEY)
             .expression_attribute_values(":pk", s(ledger_partition(event, shard)))
@@ -283,11 +286,12 @@ impl DynamoStore {
             .map_err(|e| store_error("scan a table", e))
     }
 
-    /// Every voter item of one question, following `LastEvaluatedKey`.
+    /// Every voter item of one question (strongly consistent), following `LastEvaluatedKey`.
     async fn question_voter_items(&self, question: QuestionId) -> StoreResult<Vec<Item>> {
         self.client
             .query()
             .table_name(&self.tables.voters)
+            .consistent_read(true)
             .key_condition_expression("#qid = :qid")
             .expression_attribute_names("#qid", VOTERS_PARTITION_KEY)
             .expression_attribute_values(":qid", s(question))
@@ -889,7 +893,7 @@ impl LedgerStore for DynamoStore {
                 };
                 while shard < self.tables.ledger_shards {
                     let (page, next) = self
-                        .query_shard(event, shard, start.take(), limit - records.len())
+                        .query_shard(event, shard, start.take(), limit - records.len(), false)
                         .await?;
                     records.extend(page);
                     match next {
@@ -1080,6 +1084,10 @@ impl ProjectionStore for DynamoStore {
         items.iter().map(question_from_item).collect()
     }
 
+    /// Writes the given fold over the projection unconditionally (new state first, then the
+    /// leftovers deleted). Safe only while no aggregator commits: on a live stack whatever it
+    /// commits between the caller's read of the ledger and these writes is overwritten.
+    /// `replay --repair` uses [`DynamoStore::repair`] instead (`repair.rs`).
     async fn replace(
         &self,
         event: Option<EventId>,
