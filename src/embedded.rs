@@ -34,6 +34,8 @@ pub struct EmbeddedConfig {
     pub cookie_secure: bool,
     /// The built client to serve (`/event/*` falls back to its `index.html`).
     pub static_dir: Option<PathBuf>,
+    /// The write rate limits (`ingest::RateLimits`).
+    pub rate_limits: ingest::RateLimits,
 }
 
 impl EmbeddedConfig {
@@ -48,6 +50,7 @@ impl EmbeddedConfig {
             host_max_age_s: query.host_max_age_s,
             cookie_secure: false,
             static_dir: None,
+            rate_limits: ingest::RateLimits::default(),
         }
     }
 }
@@ -92,6 +95,7 @@ impl Embedded {
             guest_max_age_s: config.guest_max_age_s,
             host_max_age_s: config.host_max_age_s,
             static_dir: config.static_dir.as_deref(),
+            rate_limits: config.rate_limits,
         });
         Ok(Self { store, router, caught_up, stop_tailer, tailer: Some(tailer) })
     }

@@ -48,6 +48,41 @@ struct StoreArgs {
     endpoint_url: Option<String>,
 }
 
+/// The write rate limits (`ingest::RateLimits`): each a RATE `COUNT/UNIT:BURST` (UNIT s,
+/// min, h or Nms) or `off`.
+#[derive(clap::Args)]
+struct RateArgs {
+    /// Votes per client address.
+    #[arg(long, value_name = "RATE", default_value_t = ingest::RateSetting(ingest::RateLimits::default().vote))]
+    rate_vote: ingest::RateSetting,
+    /// Questions asked per client address.
+    #[arg(long, value_name = "RATE", default_value_t = ingest::RateSetting(ingest::RateLimits::default().ask))]
+    rate_ask: ingest::RateSetting,
+    /// Events created per client address.
+    #[arg(long, value_name = "RATE", default_value_t = ingest::RateSetting(ingest::RateLimits::default().create_event))]
+    rate_create_event: ingest::RateSetting,
+    /// Questions asked per voter (cookie) and event.
+    #[arg(long, value_name = "RATE", default_value_t = ingest::RateSetting(ingest::RateLimits::default().voter_ask))]
+    rate_voter_ask: ingest::RateSetting,
+    /// No rate limit at all (benchmarks and load tests from one address).
+    #[arg(long)]
+    no_rate_limits: bool,
+}
+
+impl RateArgs {
+    fn limits(&self) -> ingest::RateLimits {
+        if self.no_rate_limits {
+            return ingest::RateLimits::OFF;
+        }
+        ingest::RateLimits {
+            vote: self.rate_vote.0,
+            ask: self.rate_ask.0,
+            create_event: self.rate_create_event.0,
+            voter_ask: self.rate_voter_ask.0,
+        }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum DurabilityArg {
     /// fsync every commit (survives power loss)
@@ -95,6 +130,8 @@ enum Command {
         /// Mark the voter cookie Secure (when served over HTTPS).
         #[arg(long)]
         secure_cookies: bool,
+        #[command(flatten)]
+        rates: RateArgs,
     },
     /// Fold the ledger from scratch and report drift against the projection.
     Replay {
@@ -202,6 +239,7 @@ async fn main() -> anyhow::Result<()> {
             host_max_age,
             retention_days,
             secure_cookies,
+            rates,
         } => {
             let static_dir = if static_dir.join("index.html").is_file() {
                 Some(static_dir)
@@ -224,6 +262,7 @@ async fn main() -> anyhow::Result<()> {
                     host_max_age_s: host_max_age,
                     cookie_secure: secure_cookies,
                     static_dir,
+                    rate_limits: rates.limits(),
                     ..dynamodb_backend::DynamoServeOptions::default()
                 };
                 return dynamodb_backend::serve(listen, options, shutdown_signal()).await;
@@ -240,6 +279,7 @@ async fn main() -> anyhow::Result<()> {
                 host_max_age_s: host_max_age,
                 cookie_secure: secure_cookies,
                 static_dir,
+                rate_limits: rates.limits(),
             };
             serve(listen, config, !no_demo).await
         }

@@ -21,6 +21,8 @@ pub struct HttpSettings<'a> {
     pub static_dir: Option<&'a Path>,
     /// What `/healthz` checks beyond a store read (embedded mode).
     pub health: Option<Arc<dyn query::HealthProbe>>,
+    /// The write rate limits per client address and per voter.
+    pub rate_limits: ingest::RateLimits,
 }
 
 pub fn router<S>(store: Arc<S>, hub: query::LiveHub, settings: HttpSettings<'_>) -> Router
@@ -35,6 +37,7 @@ where
             region: settings.region.to_owned(),
             retention: settings.retention,
             cookie_secure: settings.cookie_secure,
+            rate_limits: settings.rate_limits,
         },
         ids: Arc::new(ingest::IdMinter::new()),
     });

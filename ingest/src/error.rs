@@ -3,10 +3,12 @@
 //! internal (and never a secret) reaches a client.
 
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ledger::ports::StoreError;
 use ledger::IdError;
+
+use crate::rate::Limited;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -28,6 +30,9 @@ pub enum ApiError {
     /// The store failed or is busy; the write was not acknowledged, so the client may retry.
     #[error("service unavailable, try again")]
     Unavailable,
+    /// Over a rate limit (see `RateLimits`); nothing was read or appended.
+    #[error("{}", what.message())]
+    RateLimited { what: Limited, retry_after_s: u64 },
 }
 
 impl ApiError {
@@ -39,6 +44,7 @@ impl ApiError {
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::EventFull => StatusCode::CONFLICT,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -46,7 +52,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // A refused write must never be replayed from a cache.
-        ledger_http::error_response(self.status(), &self.to_string(), HeaderValue::from_static("no-store"))
+        let mut response = ledger_http::error_response(self.status(), &self.to_string(), HeaderValue::from_static("no-store"));
+        if let ApiError::RateLimited { retry_after_s, .. } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+        }
+        response
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, State};
+use axum::Extension;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,13 +16,16 @@ use ledger::retention::{is_live, now_unix};
 use ledger::rules::{asker_name, question_text, RuleError};
 use ledger::secret::{hash_secret, new_secret, secret_matches};
 use ledger::{Asked, Body, EventId, QuestionId, Record, RecordId};
+use ledger_http::ClientAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::rate::RateLimiters;
 use crate::voter::{voter, Voter, VoterCookie};
 use crate::IngestState;
 
 type AppState = State<Arc<IngestState>>;
+type Limits = Extension<Arc<RateLimiters>>;
 
 /// Path parameters, with a malformed path answered as our JSON 400 rather than axum's text.
 #[derive(FromRequestParts)]
@@ -36,7 +40,12 @@ struct CreatedEvent {
 
 /// `POST /api/event`: a new event and its host secret. Only the secret's hash is stored, and
 /// the secret itself is never logged: this response is the one place it ever appears.
-pub async fn create_event(State(state): AppState) -> Result<impl IntoResponse, ApiError> {
+pub async fn create_event(
+    State(state): AppState,
+    Extension(limits): Limits,
+    client: ClientAddr,
+) -> Result<impl IntoResponse, ApiError> {
+    limits.create_event(client.0)?;
     let id = EventId(state.ids.next()?);
     let secret = new_secret();
     let row = EventRow {
@@ -66,11 +75,14 @@ struct AskedResponse {
 /// also counts as the asker's up-vote.
 pub async fn ask(
     State(state): AppState,
+    Extension(limits): Limits,
+    client: ClientAddr,
     PathParams(eid): PathParams<String>,
     VoterCookie(cookie): VoterCookie,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let event: EventId = eid.parse()?;
+    limits.ask(client.0, cookie, event)?;
     let body = body?;
     let (text, who) = validate_question(&body)?;
     if live_event(&state, event).await?.is_none() {
@@ -140,9 +152,12 @@ struct VoteResponse {
 /// optimistically.
 pub async fn vote(
     State(state): AppState,
+    Extension(limits): Limits,
+    client: ClientAddr,
     PathParams((qid, direction)): PathParams<(String, String)>,
     VoterCookie(cookie): VoterCookie,
 ) -> Result<Response, ApiError> {
+    limits.vote(client.0)?;
     let question: QuestionId = qid.parse()?;
     let up = match direction.as_str() {
         "up" => true,

@@ -8,6 +8,7 @@
 
 mod error;
 mod handlers;
+pub mod rate;
 pub mod voter;
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::middleware::{self};
 use axum::routing::post;
-use axum::Router;
+use axum::{Extension, Router};
 use ledger::limits::REQUEST_BODY_BYTES_MAX;
 use ledger::ports::{EventStore, LedgerStore, ProjectionReader};
 use parking_lot::Mutex;
@@ -29,6 +30,7 @@ use tower_http::trace::TraceLayer;
 use ulid::Ulid;
 
 pub use error::ApiError;
+pub use rate::{Rate, RateLimits, RateSetting};
 
 /// Every route this role serves, as (method, axum path). The infrastructure template
 /// registers exactly these with API Gateway, and a test checks that it does.
@@ -55,6 +57,8 @@ pub struct IngestConfig {
     pub retention: ledger::Retention,
     /// Mark the voter cookie `Secure` (on whenever the site is served over HTTPS).
     pub cookie_secure: bool,
+    /// The write limits per client address and per voter (see [`RateLimits`]).
+    pub rate_limits: RateLimits,
 }
 
 impl Default for IngestConfig {
@@ -63,6 +67,7 @@ impl Default for IngestConfig {
             region: "local".into(),
             retention: ledger::Retention::DEFAULT,
             cookie_secure: false,
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -120,7 +125,9 @@ pub fn router(state: IngestState) -> Router {
             Duration::from_millis(REQUEST_TIMEOUT_MS),
         ))
         // Bodies over 1 KiB are refused while reading them (413), before any parsing.
-        .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX));
+        .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
+        // The rate limiters the write handlers check first (one set per router).
+        .layer(Extension(Arc::new(rate::RateLimiters::new(&state.config.rate_limits))));
     Router::new()
         .route("/api/event", post(handlers::create_event))
         .route("/api/event/{eid}", post(handlers::ask))

@@ -63,6 +63,7 @@ async fn app() -> App {
             region: "test".into(),
             retention: ledger::Retention::from_days(30).expect("30 days"),
             cookie_secure: true,
+            rate_limits: ingest::RateLimits::default(),
         },
         ids: Arc::new(IdMinter::new()),
     });

@@ -87,6 +87,7 @@ async fn the_lambdas_answer_api_gateway_requests_as_serve_does() {
         region: "eu-north-1".into(),
         retention: ledger::Retention::from_days(30).expect("30 days"),
         cookie_secure: true,
+        rate_limits: ingest::RateLimits::default(),
     };
     let ingest = ingest_lambda::app(store.clone(), config);
     let query = query_lambda::app(store.clone(), query::QueryConfig::default());
