@@ -207,6 +207,27 @@ fn without_colours(line: &str) -> String {
     out
 }
 
+/// Mounts a tmpfs of `size` under `outside` (skipping the test, with a message, when it
+/// cannot), with a filler file of `filler` bytes in it.
+fn tiny_disk(outside: &Path, size: &str, filler: usize) -> Option<Tmpfs> {
+    if !running_as_root() {
+        eprintln!("SKIPPED: the disk-full test mounts a tmpfs and needs root");
+        return None;
+    }
+    let mountpoint = outside.join("tiny");
+    std::fs::create_dir(&mountpoint).expect("mount point");
+    match Tmpfs::mount(&mountpoint, size) {
+        Ok(disk) => {
+            std::fs::write(disk.dir.join("filler"), vec![0xA5u8; filler]).expect("write the filler");
+            Some(disk)
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: the disk-full test cannot mount a tmpfs: {e}");
+            None
+        }
+    }
+}
+
 /// How the disk fills.
 #[derive(Clone, Copy)]
 struct Pace {
@@ -234,22 +255,9 @@ async fn a_disk_filled_by_the_database_file_refuses_loses_nothing_and_recovers()
 }
 
 async fn fill_refuse_recover(pace: Pace) {
-    if !running_as_root() {
-        eprintln!("SKIPPED: the disk-full test mounts a tmpfs and needs root");
-        return;
-    }
     let outside = tempfile::tempdir().expect("temp dir");
-    let mountpoint = outside.path().join("tiny");
-    std::fs::create_dir(&mountpoint).expect("mount point");
-    let disk = match Tmpfs::mount(&mountpoint, DISK_SIZE) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("SKIPPED: the disk-full test cannot mount a tmpfs: {e}");
-            return;
-        }
-    };
+    let Some(disk) = tiny_disk(outside.path(), DISK_SIZE, FILLER_BYTES) else { return };
     let filler = disk.dir.join("filler");
-    std::fs::write(&filler, vec![0xA5u8; FILLER_BYTES]).expect("write the filler");
     let (db, log) = (disk.dir.join("full.db"), outside.path().join("server.log"));
     let server = served::start(served::binary(), &db, Some(&log));
     let base = server.base.clone();
@@ -494,6 +502,82 @@ async fn fill_refuse_recover(pace: Pace) {
         .expect("read the cursor");
     let last: Option<i64> = conn.query_row("SELECT max(seq) FROM ledger", [], |r| r.get(0)).expect("read the last seq");
     assert_eq!(cursor, last, "the aggregator's cursor is not at the ledger's end after the stop");
+    drop(conn);
+    drop(disk);
+}
+
+/// The writer commits many queued single-record appends as one transaction. When that
+/// transaction outgrows the page cache, SQLite writes pages to the log before the COMMIT;
+/// if the disk fills right then, SQLite may roll the whole transaction back at that
+/// statement, and every later statement of the group would then run outside any
+/// transaction, committing itself, while the group's COMMIT fails and every caller is told
+/// "refused". Here a group of 4,096 long asks (about 2.5 MB, more than the writer's 2 MiB
+/// page cache) meets a disk with about 1.4 MB free: whatever the callers were told, the
+/// ledger must hold exactly the appends that were acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_commit_cut_short_by_a_full_disk_stores_exactly_what_it_acknowledged() {
+    use ledger::ports::LedgerStore;
+    use ledger::{Asked, Body, EventId, QuestionId, Record, RecordId, VoterId};
+
+    const APPENDS: usize = 4_096;
+    let outside = tempfile::tempdir().expect("temp dir");
+    let Some(disk) = tiny_disk(outside.path(), DISK_SIZE, 3 * FILLER_BYTES / 2) else { return };
+    let db = disk.dir.join("group.db");
+    let store = ledger_sqlite::SqliteStore::open(&db, ledger_sqlite::Options::default()).expect("open the store");
+    let event = EventId(ulid::Ulid::new());
+    let records: Vec<Record> = (0..APPENDS)
+        .map(|n| Record {
+            id: RecordId(ulid::Ulid::new()),
+            event,
+            question: QuestionId(ulid::Ulid::new()),
+            region: "test".into(),
+            body: Body::Asked(Asked { text: long_text(&format!("append {n}")), who: None, voter: VoterId(ulid::Ulid::new()) }),
+        })
+        .collect();
+
+    // Another connection holds the write lock while every append queues up, so the writer
+    // takes them as one group once it is released.
+    let blocker = rusqlite::Connection::open(&db).expect("second connection");
+    blocker.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
+    let appends: Vec<_> = records
+        .iter()
+        .cloned()
+        .map(|r| {
+            let store = store.clone();
+            tokio::spawn(async move { store.append(std::slice::from_ref(&r)).await.map_err(|e| e.to_string()) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    blocker.execute_batch("COMMIT").expect("release the write lock");
+    drop(blocker);
+    let mut acknowledged = BTreeSet::new();
+    let mut refusals: BTreeMap<String, usize> = BTreeMap::new();
+    for (r, append) in records.iter().zip(appends) {
+        match append.await.expect("append task") {
+            Ok(()) => {
+                acknowledged.insert(r.id.to_bytes());
+            }
+            Err(e) => *refusals.entry(e).or_default() += 1,
+        }
+    }
+    store.close().await;
+    eprintln!("group commit on a full disk: {} acknowledged, refused {refusals:?}", acknowledged.len());
+    assert!(!refusals.is_empty(), "no append was refused: the disk never filled, the test is broken");
+
+    let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open read-only");
+    let mut stmt = conn.prepare("SELECT id FROM ledger").expect("prepare");
+    let stored: BTreeSet<[u8; 16]> = stmt
+        .query_map([], |r| r.get::<_, Vec<u8>>(0))
+        .expect("query")
+        .map(|id| id.expect("an id").try_into().expect("a 16-byte id"))
+        .collect();
+    let lost = acknowledged.difference(&stored).count();
+    let refused_but_stored = stored.difference(&acknowledged).count();
+    // FAILS IF an acknowledged append is missing.
+    assert_eq!(lost, 0, "acknowledged appends missing from the ledger");
+    // FAILS IF appends the callers were told were refused are in the ledger anyway.
+    assert_eq!(refused_but_stored, 0, "appends answered with an error are in the ledger ({} stored in all)", stored.len());
+    drop(stmt);
     drop(conn);
     drop(disk);
 }

@@ -27,6 +27,21 @@ pub fn binary() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wewerewondering"))
 }
 
+/// `--no-rate-limits` when the binary has it: these tests drive the service from one address,
+/// and the per-address write limits would refuse most of what they mean to store. (Checked,
+/// not assumed, while the rate limits are new.)
+fn without_rate_limits() -> &'static [&'static str] {
+    static ARGS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    ARGS.get_or_init(|| {
+        let help = binary().args(["serve", "--help"]).output().expect("run serve --help");
+        if String::from_utf8_lossy(&help.stdout).contains("--no-rate-limits") {
+            &["--no-rate-limits"]
+        } else {
+            &[]
+        }
+    })
+}
+
 /// Starts `serve --no-demo` on `db` through `command` (the binary itself, or a tracer
 /// wrapping it) on a free port; the server's log goes to `log` when given.
 pub fn start(command: Command, db: &Path, log: Option<&Path>) -> Server {
@@ -42,6 +57,7 @@ pub fn start_with(mut command: Command, db: &Path, log: Option<&Path>, args: &[&
     let mut child = command
         .args(["serve", "--no-demo", "--listen", "127.0.0.1:0", "--static", "/nonexistent", "--db"])
         .arg(db)
+        .args(without_rate_limits())
         .args(args)
         .env("RUST_LOG", if log.is_some() { "info" } else { "error" })
         .env("NO_COLOR", "1")
