@@ -1,5 +1,5 @@
 // A stand-in for `wewerewondering serve` for working on the client without building
-// the Rust server: the same routes (DESIGN §7), in memory, with SSE, serving `dist/`.
+// the Rust server: the same routes (design §7), in memory, with SSE, serving `dist/`.
 // It is not the product and the end-to-end tests do not use it unless told to
 // (E2E_SERVER=mock); it exists so the pages can be worked on and looked at quickly.
 //

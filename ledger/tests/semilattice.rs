@@ -1,5 +1,5 @@
 //! The fold is a join-semilattice: any permutation and any duplication of the same records
-//! gives the same projection (DESIGN §3). And it is the *right* semilattice: both folds (the
+//! gives the same projection (design §3). And it is the *right* semilattice: both folds (the
 //! pure [`Projection`] and the aggregator's [`BatchPlan`] over stored state) are compared
 //! with an oracle written here from the rules alone, after every batch of a shuffled,
 //! duplicated delivery.

@@ -1,4 +1,4 @@
-//! Two regions, as DESIGN §6 draws them: each moto server is one region with its own ledger,
+//! Two regions, as design §6 draws them: each moto server is one region with its own ledger,
 //! stream, Pipe (the local stand-in), queue, aggregator and projection. Both ingest records
 //! for the same event (some voters in both); then each region's records are copied into the
 //! other's ledger in random order and with duplicates, as global-table replication delivers

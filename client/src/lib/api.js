@@ -1,4 +1,4 @@
-// The HTTP API the client speaks (DESIGN §7), one small function per route. Every
+// The HTTP API the client speaks (design §7), one small function per route. Every
 // failure becomes an ApiError carrying the status (0 for "the network failed") and the
 // server's short message, so the views can tell an unknown event from a wrong host link
 // from a lost connection.

@@ -1,4 +1,4 @@
-//! Creating the tables of DESIGN §5 when they are missing (`serve --create-tables`, tests
+//! Creating the tables of design §5 when they are missing (`serve --create-tables`, tests
 //! against a local emulator). Production tables come from the infrastructure template; this
 //! builds the same layout from the same constants in `schema`.
 

@@ -1,4 +1,4 @@
-//! The DynamoDB layout of DESIGN §5 as named constants: table and index names, key and
+//! The DynamoDB layout of design §5 as named constants: table and index names, key and
 //! attribute names, the AWS limits the adapter chunks by, and the IAM actions each role's
 //! adapter calls. The infrastructure template is checked against these, so a rename here is
 //! a rename there.
