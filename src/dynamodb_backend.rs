@@ -10,6 +10,7 @@
 //! with progress. `ledger import` needs nothing special: `transfer::import` appends through
 //! the port, which batches writes.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -339,8 +340,13 @@ pub async fn read_ledger_parallel(
     Ok(records)
 }
 
-/// `replay` over DynamoDB: the parallel read folded with the pure fold, compared (and with
-/// `repair`, replaced) through the projection port, as `crate::replay::replay` does.
+/// `replay` over DynamoDB: the parallel read folded with the pure fold and compared through
+/// the projection port, as `crate::replay::replay` does. With `repair`, each drifted question
+/// is rewritten by [`DynamoStore::repair`]: from a fresh, strongly consistent fold of its
+/// event's ledger, every write conditional on the state it read, so it is safe while the
+/// aggregator runs (a commit landing meanwhile wins and the question is read again). The
+/// port's blind `replace` is not used here: it would overwrite whatever the aggregator
+/// committed after this scan.
 pub async fn replay(
     store: &DynamoStore,
     event: Option<EventId>,
@@ -359,7 +365,26 @@ pub async fn replay(
     .await?;
     let fold_seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    Ok(crate::replay::reconcile(store, event, &folded, records, fold_seconds, repair).await?)
+    let mut report = crate::replay::reconcile(store, event, &folded, records, fold_seconds, false).await?;
+    if repair && !report.drift.is_empty() {
+        let mut by_event: BTreeMap<EventId, Vec<ledger::QuestionId>> = BTreeMap::new();
+        for d in &report.drift {
+            if let Some(q) = d.stored.as_ref().or(d.folded.as_ref()) {
+                by_event.entry(q.counters.event).or_default().push(d.question);
+            }
+        }
+        for (event, questions) in by_event {
+            let repaired = store
+                .repair(event, &questions)
+                .await
+                .with_context(|| format!("repair the questions of event {event}"))?;
+            if repaired.rounds > 1 {
+                tracing::info!(%event, rounds = repaired.rounds, "the aggregator committed during the repair; those questions were read again");
+            }
+        }
+        report.repaired = true;
+    }
+    Ok(report)
 }
 
 /// `ledger export` over DynamoDB: every record as one NDJSON line, read in parallel.
@@ -504,6 +529,37 @@ mod tests {
             all.drift.is_empty() && all.records == 3,
             "whole-table replay: {all:?}"
         );
+
+        // Drift (the count and voters lost), repaired while guests vote and the aggregator
+        // folds their votes: nothing they committed is reverted.
+        let mut lost = ProjectionStore::questions(backend.store().as_ref(), Some(event))
+            .await
+            .expect("questions");
+        for q in &mut lost {
+            q.counters.votes = 0;
+        }
+        ProjectionStore::replace(backend.store().as_ref(), Some(event), &lost, &[])
+            .await
+            .expect("make it drift");
+        let voting = async {
+            for _ in 0..3 {
+                let (status, _, body) =
+                    call(&app, "POST", &format!("/api/vote/{qid}/up"), None).await;
+                assert_eq!(status, StatusCode::OK, "{body}");
+            }
+        };
+        let (store, bar) = (backend.store(), ProgressBar::hidden());
+        let (repaired, ()) = tokio::join!(replay(&store, Some(event), true, &bar), voting);
+        let repaired = repaired.expect("repair");
+        assert!(repaired.repaired && !repaired.drift.is_empty(), "{repaired:?}");
+        backend.wait_caught_up().await.expect("caught up");
+        let after = replay(&backend.store(), Some(event), false, &ProgressBar::hidden())
+            .await
+            .expect("replay after the repair");
+        assert!(after.drift.is_empty(), "drift after a repair under load: {:?}", after.drift);
+        let (_, _, list) = call(&app, "GET", &format!("/api/event/{eid}/questions"), None).await;
+        let list: serde_json::Value = serde_json::from_str(&list).expect("json");
+        assert_eq!(list[0]["votes"], 5, "asker, the first guest and three more: {list}");
         backend.shutdown().await;
     }
 }
