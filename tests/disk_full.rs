@@ -35,6 +35,8 @@ const REFUSED_PAUSE: Duration = Duration::from_millis(20);
 const FILL_SECONDS_MAX: u64 = 60;
 /// How long the service gets to take writes again, and to fold them, once space returns.
 const RECOVERY_SECONDS_MAX: u64 = 30;
+/// How long into the full phase /healthz is asked a second time.
+const HEALTH_AGAIN_AFTER: Duration = Duration::from_secs(6);
 /// Questions asked before the fill, which the fill's votes go to.
 const VOTED_QUESTIONS: usize = 4;
 
@@ -356,6 +358,9 @@ async fn fill_refuse_recover(pace: Pace) {
 
     // Full: what does the service say about itself, and do writes still fail?
     let (health_status, health_body) = get_json(&http, &format!("{base}/healthz")).await;
+    // Again once the full disk has lasted longer than /healthz tolerates a failing aggregator.
+    tokio::time::sleep(HEALTH_AGAIN_AFTER).await;
+    let (later_health_status, later_health_body) = get_json(&http, &format!("{base}/healthz")).await;
     let (full_list_status, _) = get_json(&http, &list_url).await;
     let still_full =
         post(&http, format!("{base}/api/event/{eid}"), Some(serde_json::json!({ "body": long_text("one more while full") }))).await;
@@ -377,6 +382,10 @@ async fn fill_refuse_recover(pace: Pace) {
             f.unanswered.len()
         );
         eprintln!("while full: /healthz answered {health_status} {health_body}; host list {full_list_status}");
+        eprintln!(
+            "while full, {} s later: /healthz answered {later_health_status} {later_health_body}",
+            HEALTH_AGAIN_AFTER.as_secs()
+        );
         eprintln!("while full: files {:?}", sizes(&disk.dir));
         for (message, n) in complaints(&log) {
             eprintln!("while full, logged {n}x: {message}");
