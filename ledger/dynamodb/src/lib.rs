@@ -1339,9 +1339,4 @@ impl DynamoStore {
     pub fn retention(&self) -> Retention {
         self.retention
     }
-
-    /// [`retention`](Self::retention) in days (for callers not yet on `Retention`).
-    pub fn retention_days(&self) -> u64 {
-        self.retention.days()
-    }
 }
