@@ -20,7 +20,10 @@
 //!   conditional last-writer-wins updates; a vote before its question's `asked` record
 //!   upserts the question, and the later `asked` fills the text without touching the count;
 //! - every expiry is the event's time plus the deployment's stored retention
-//!   ([`settings`]).
+//!   ([`settings`]);
+//! - `replay --repair` rewrites drifted questions with [`DynamoStore::repair`] (`repair.rs`):
+//!   conditional on the state it read, so it is safe while the aggregator runs; the port's
+//!   `replace` is a blind overwrite for stores nothing else writes.
 //! - the counter a voter transaction writes is, by default, one of
 //!   [`schema::COUNTER_SHARDS_DEFAULT`] shard items of the question (in `voters`, sort key
 //!   `#c{k}`, with a version), and the question's `votes` is rolled up from its shards once

@@ -10,6 +10,10 @@
 //! process given a retention that disagrees with the stored one logs a warning and uses the
 //! stored one. Changing it later is an explicit operator step ([`set_retention`]); items
 //! already written keep the expiry they were stamped with.
+//!
+//! `events` is a global table, so the setting is one for all regions. Two regions storing it
+//! at the same moment both succeed locally and replication keeps the later write; in a
+//! deployment both write the template's one `RETENTION_DAYS`, so the value is the same.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
