@@ -351,3 +351,66 @@ async fn sigterm_during_write_load_exits_cleanly_with_everything_folded() {
     assert_eq!(report.questions, qids.len() + outcomes.asks.len());
     store.close().await;
 }
+
+/// A graceful stop folds everything committed before it, however much that is: here more
+/// than one aggregator batch (4,096 records) of votes, appended to the served file by another
+/// process (as `ledger import` does) just before the SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "fails: on shutdown the embedded aggregator folds one more batch (4,096 records) and returns, leaving the rest unfolded (cursor 4097, last 10001)"]
+async fn sigterm_with_a_backlog_larger_than_a_batch_folds_all_of_it() {
+    const BACKLOG: usize = 10_000;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (db, log) = (dir.path().join("backlog.db"), dir.path().join("server.log"));
+    let server = served::start(served::binary(), &db, Some(&log));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+    let base = server.base.clone();
+    let event = json(http.post(format!("{base}/api/event")).send().await.expect("create event")).await;
+    let eid: ledger::EventId = event["id"].as_str().expect("event id").parse().expect("an event id");
+    let q = http
+        .post(format!("{base}/api/event/{eid}"))
+        .json(&serde_json::json!({ "body": "how much is folded at a stop?", "asker": null }))
+        .send()
+        .await
+        .expect("ask");
+    let qid: QuestionId = json(q).await["id"].as_str().expect("qid").parse().expect("a question id");
+    wait_listed(&http, &format!("{base}/api/event/{eid}/questions"), 1).await;
+    drop(http);
+
+    let expire = i64::try_from(eid.unix_seconds() + 30 * 86_400).expect("expiry fits");
+    let mut other = rusqlite::Connection::open(&db).expect("a second writer");
+    other.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+    let tx = other.transaction().expect("begin");
+    {
+        // Ledger kinds (the schema's): 1 is a vote, `flag` its `up`.
+        let mut insert = tx
+            .prepare(
+                "INSERT INTO ledger (id, event, question, region, kind, voter, flag, text, who, expire)
+                 VALUES (?1, ?2, ?3, 'elsewhere', 1, ?4, 1, NULL, NULL, ?5)",
+            )
+            .expect("prepare");
+        for _ in 0..BACKLOG {
+            let (id, voter) = (ulid::Ulid::new(), ulid::Ulid::new());
+            insert
+                .execute(rusqlite::params![id.to_bytes(), eid.to_bytes(), qid.to_bytes(), voter.to_bytes(), expire])
+                .expect("append a vote");
+        }
+    }
+    tx.commit().expect("commit the backlog");
+    drop(other);
+    served::signal(server.child.id(), "-TERM");
+    let status = served::wait_exit(server, Duration::from_secs(30)).await;
+    assert!(status.is_some_and(|s| s.success()), "SIGTERM with a backlog: exit {status:?}\n{}", served::tail(&log));
+
+    let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open read-only");
+    let cursor: Option<i64> = conn
+        .query_row("SELECT seq FROM cursors WHERE name = 'aggregator'", [], |r| r.get(0))
+        .optional()
+        .expect("read the cursor");
+    let last: Option<i64> = conn.query_row("SELECT max(seq) FROM ledger", [], |r| r.get(0)).expect("read the last seq");
+    let votes: i64 = conn
+        .query_row("SELECT votes FROM questions WHERE id = ?1", [qid.to_bytes()], |r| r.get(0))
+        .expect("read the question's votes");
+    // FAILS IF the stop folds only part of what was committed before it.
+    assert_eq!(cursor, last, "after a graceful stop the aggregator's cursor is not at the ledger's end ({votes} votes folded)");
+    assert_eq!(votes, 1 + BACKLOG as i64, "the asker's vote and every appended one");
+}
