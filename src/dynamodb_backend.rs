@@ -60,6 +60,8 @@ pub struct DynamoServeOptions {
     pub receive_wait_s: i32,
     /// The write rate limits (`ingest::RateLimits`).
     pub rate_limits: ingest::RateLimits,
+    /// Who may frame the pages (`--allow-framing`); none by default.
+    pub frame_ancestors: Vec<crate::site::FrameAncestor>,
 }
 
 impl Default for DynamoServeOptions {
@@ -79,6 +81,7 @@ impl Default for DynamoServeOptions {
             static_dir: None,
             receive_wait_s: 20,
             rate_limits: ingest::RateLimits::default(),
+            frame_ancestors: Vec::new(),
         }
     }
 }
@@ -193,6 +196,7 @@ impl DynamoBackend {
             static_dir: options.static_dir.as_deref(),
             health: None,
             rate_limits: options.rate_limits,
+            frame_ancestors: options.frame_ancestors.clone(),
         });
         Ok(Self {
             store,

@@ -36,6 +36,8 @@ pub struct EmbeddedConfig {
     pub static_dir: Option<PathBuf>,
     /// The write rate limits (`ingest::RateLimits`).
     pub rate_limits: ingest::RateLimits,
+    /// Who may frame the pages (`--allow-framing`); none by default.
+    pub frame_ancestors: Vec<crate::site::FrameAncestor>,
 }
 
 impl EmbeddedConfig {
@@ -51,6 +53,7 @@ impl EmbeddedConfig {
             cookie_secure: false,
             static_dir: None,
             rate_limits: ingest::RateLimits::default(),
+            frame_ancestors: Vec::new(),
         }
     }
 }
@@ -96,6 +99,7 @@ impl Embedded {
             host_max_age_s: config.host_max_age_s,
             static_dir: config.static_dir.as_deref(),
             rate_limits: config.rate_limits,
+            frame_ancestors: config.frame_ancestors.clone(),
         });
         Ok(Self { store, router, caught_up, stop_tailer, tailer: Some(tailer) })
     }

@@ -132,6 +132,14 @@ enum Command {
         secure_cookies: bool,
         #[command(flatten)]
         rates: RateArgs,
+        /// A source allowed to embed the pages in a frame (e.g. the presenter view in slides):
+        /// an origin like https://slides.example, 'self' or *. Repeatable; none by default.
+        #[arg(long, value_name = "SOURCE")]
+        allow_framing: Vec<wewerewondering::site::FrameAncestor>,
+        /// Serve `/metrics` on this address too, to any client that reaches it (on the main
+        /// listener it answers loopback clients only).
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Fold the ledger from scratch and report drift against the projection.
     Replay {
@@ -240,7 +248,21 @@ async fn main() -> anyhow::Result<()> {
             retention_days,
             secure_cookies,
             rates,
+            allow_framing,
+            metrics_listen,
         } => {
+            if let Some(addr) = metrics_listen {
+                // The operator's scraper: its own listener, apart from the public one.
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+                println!("metrics on   http://{}/metrics", listener.local_addr()?);
+                tokio::spawn(async move {
+                    if let Err(error) = axum::serve(listener, wewerewondering::roles::metrics_router()).await {
+                        tracing::error!(%error, "the metrics listener failed");
+                    }
+                });
+            }
             let static_dir = if static_dir.join("index.html").is_file() {
                 Some(static_dir)
             } else {
@@ -263,6 +285,7 @@ async fn main() -> anyhow::Result<()> {
                     cookie_secure: secure_cookies,
                     static_dir,
                     rate_limits: rates.limits(),
+                    frame_ancestors: allow_framing,
                     ..dynamodb_backend::DynamoServeOptions::default()
                 };
                 return dynamodb_backend::serve(listen, options, shutdown_signal()).await;
@@ -280,6 +303,7 @@ async fn main() -> anyhow::Result<()> {
                 cookie_secure: secure_cookies,
                 static_dir,
                 rate_limits: rates.limits(),
+                frame_ancestors: allow_framing,
             };
             serve(listen, config, !no_demo).await
         }

@@ -5,7 +5,14 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use axum::Router;
+use ledger_http::ClientAddr;
+use tower_http::set_header::SetResponseHeaderLayer;
 use ledger::ports::{EventStore, LedgerStore, ProjectionReader};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -23,6 +30,8 @@ pub struct HttpSettings<'a> {
     pub health: Option<Arc<dyn query::HealthProbe>>,
     /// The write rate limits per client address and per voter.
     pub rate_limits: ingest::RateLimits,
+    /// Who may frame the pages (`serve --allow-framing`); HSTS follows `cookie_secure`.
+    pub frame_ancestors: Vec<crate::site::FrameAncestor>,
 }
 
 pub fn router<S>(store: Arc<S>, hub: query::LiveHub, settings: HttpSettings<'_>) -> Router
@@ -49,11 +58,59 @@ where
         metrics: metrics_handle(),
         health: settings.health,
     });
-    let router = ingest.merge(query);
-    match settings.static_dir {
-        Some(dir) => router.merge(crate::site::router(dir)),
-        None => router,
+    let headers = crate::site::SiteHeaders { hsts: settings.cookie_secure, frame_ancestors: settings.frame_ancestors };
+    // The API's protective headers: no sniffing, and nothing a response could run or frame
+    // should a browser ever render one.
+    let mut api = ingest.merge(query).layer(SetResponseHeaderLayer::overriding(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(crate::site::API_CSP),
+    ));
+    for (name, value) in crate::site::common_headers(&headers) {
+        api = api.layer(SetResponseHeaderLayer::overriding(name, value));
     }
+    // Outermost: `/metrics` on the public listener answers loopback clients only.
+    let router = match settings.static_dir {
+        Some(dir) => api.merge(crate::site::router(dir, &headers)),
+        None => api,
+    };
+    router.layer(middleware::from_fn(metrics_only_to_loopback))
+}
+
+/// The Prometheus route on the main listener, for loopback clients only (a scraper on the
+/// same machine); anyone else gets the 404 of an unknown route, so the public learns
+/// nothing about the process. `--metrics-listen` serves [`metrics_router`] on its own
+/// address instead, for a scraper elsewhere. The client is the `ClientAddr` the accept
+/// loop inserted (with `--trust-forwarded-for`, the address the proxy saw, so a proxied
+/// request is never loopback); a request with no known address is refused.
+pub const METRICS_PATH: &str = "/metrics";
+
+async fn metrics_only_to_loopback(client: ClientAddr, request: Request, next: Next) -> Response {
+    if request.uri().path() == METRICS_PATH && !client.0.is_loopback() {
+        return not_found();
+    }
+    next.run(request).await
+}
+
+fn not_found() -> Response {
+    ledger_http::error_response(StatusCode::NOT_FOUND, "not found", HeaderValue::from_static("no-store"))
+}
+
+/// `/metrics` alone, for `serve --metrics-listen ADDR`'s own listener: the process's
+/// Prometheus text to whoever reaches that address (404 if the process has no recorder).
+pub fn metrics_router() -> Router {
+    Router::new().route(
+        METRICS_PATH,
+        get(|| async {
+            match metrics_handle() {
+                Some(handle) => (
+                    [(header::CONTENT_TYPE, "text/plain; version=0.0.4"), (header::CACHE_CONTROL, "no-store")],
+                    handle.render(),
+                )
+                    .into_response(),
+                None => not_found(),
+            }
+        }),
+    )
 }
 
 /// How often buffered histogram samples are folded into the Prometheus histograms.

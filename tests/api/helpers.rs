@@ -99,7 +99,8 @@ pub async fn spawn_app() -> TestApp {
     let addr = listener.local_addr().expect("a bound address");
     let router = backend.router();
     let server = tokio::spawn(async move {
-        axum::serve(listener, router)
+        // With the peer's address, as `serve` gives it (rate limits, loopback-only /metrics).
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .await
             .expect("the server runs");
     });
