@@ -356,7 +356,6 @@ async fn sigterm_during_write_load_exits_cleanly_with_everything_folded() {
 /// than one aggregator batch (4,096 records) of votes, appended to the served file by another
 /// process (as `ledger import` does) just before the SIGTERM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: on shutdown the embedded aggregator folds one more batch (4,096 records) and returns, leaving the rest unfolded (cursor 4097, last 10001)"]
 async fn sigterm_with_a_backlog_larger_than_a_batch_folds_all_of_it() {
     const BACKLOG: usize = 10_000;
     let dir = tempfile::tempdir().expect("temp dir");

@@ -154,7 +154,8 @@ impl Tailer {
         Ok(())
     }
 
-    /// Runs until `shutdown` turns true, then finishes the batch at hand and returns.
+    /// Runs until `shutdown` turns true, then folds what is committed and returns (or
+    /// returns at once if the store is failing: the records stay for the next start).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let cursor = loop {
             match self.store.cursor().await {
@@ -183,9 +184,8 @@ impl Tailer {
                         let _ = self.changes.send(event);
                     }
                     self.caught_up.send_replace(cursor);
-                    if *shutdown.borrow() {
-                        return;
-                    }
+                    // Even when shutting down: fold everything committed before stopping
+                    // (the next step that finds nothing returns).
                     continue;
                 }
                 Step::Failed(error) => {
