@@ -12,7 +12,7 @@ use ledger::ports::{LedgerStore, ProjectionReader};
 use ledger::EventId;
 use ledger_sqlite::{Durability, Options, SqliteStore};
 use wewerewondering::embedded::{Embedded, EmbeddedConfig};
-use wewerewondering::{demo, dynamodb_backend, replay, transfer};
+use wewerewondering::{demo, dynamodb_backend, http_server, replay, transfer};
 
 const DB_DEFAULT: &str = "wewerewondering.db";
 /// How long in-flight requests (and live streams) get to finish after a shutdown signal.
@@ -140,6 +140,18 @@ enum Command {
         /// listener it answers loopback clients only).
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<SocketAddr>,
+        /// Behind a proxy: take each client's address from the last `X-Forwarded-For` entry
+        /// (for rate limits and stream budgets). Off, a client could claim any address.
+        #[arg(long)]
+        trust_forwarded_for: bool,
+        /// Most connections open at once (lowered to fit the process's file limit); more
+        /// are answered 503 with Retry-After.
+        #[arg(long, default_value_t = http_server::CONNECTIONS_MAX_DEFAULT)]
+        connections_max: usize,
+        /// How long a client may take to send a request's headers, from the connection's
+        /// start or the end of its previous response; slower or idle sockets are closed.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        header_read_timeout: Duration,
     },
     /// Fold the ledger from scratch and report drift against the projection.
     Replay {
@@ -250,6 +262,9 @@ async fn main() -> anyhow::Result<()> {
             rates,
             allow_framing,
             metrics_listen,
+            trust_forwarded_for,
+            connections_max,
+            header_read_timeout,
         } => {
             if let Some(addr) = metrics_listen {
                 // The operator's scraper: its own listener, apart from the public one.
@@ -305,7 +320,15 @@ async fn main() -> anyhow::Result<()> {
                 rate_limits: rates.limits(),
                 frame_ancestors: allow_framing,
             };
-            serve(listen, config, !no_demo).await
+            let limits = http_server::ConnectionLimits {
+                header_read_timeout,
+                ..http_server::ConnectionLimits::for_this_process(
+                    connections_max,
+                    trust_forwarded_for,
+                    Duration::from_secs(DRAIN_SECONDS_MAX),
+                )
+            };
+            serve(listen, config, limits, !no_demo).await
         }
         Command::Replay { store, event, repair } => {
             let hide_bar = !std::io::stderr().is_terminal();
@@ -479,9 +502,14 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(listen: SocketAddr, config: EmbeddedConfig, seed_demo: bool) -> anyhow::Result<()> {
+async fn serve(
+    listen: SocketAddr,
+    config: EmbeddedConfig,
+    limits: http_server::ConnectionLimits,
+    seed_demo: bool,
+) -> anyhow::Result<()> {
     let app = Embedded::start(config).await?;
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = http_server::bind(listen).await?;
     let addr = listener.local_addr()?;
     if seed_demo {
         let d = demo::seed(&app).await?;
@@ -504,18 +532,9 @@ async fn serve(listen: SocketAddr, config: EmbeddedConfig, seed_demo: bool) -> a
         }
     });
 
-    let (signalled_tx, mut signalled) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app.router())
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            let _ = signalled_tx.send(true);
-        });
+    let server = http_server::serve(listener, app.router(), limits, shutdown_signal(), || {});
     tokio::select! {
         r = server => r.context("server failed")?,
-        _ = async {
-            let _ = signalled.wait_for(|s| *s).await;
-            tokio::time::sleep(Duration::from_secs(DRAIN_SECONDS_MAX)).await;
-        } => tracing::warn!("connections still open after {DRAIN_SECONDS_MAX} s; closing them"),
         why = app.writer_died() => {
             // No write can succeed any more: exit non-zero so that a supervisor restarts the
             // process, rather than answer 503 forever. Acknowledged writes are on disk.
