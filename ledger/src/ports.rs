@@ -128,7 +128,9 @@ pub trait ProjectionStore: Send + Sync {
     /// The stored states of these voters; missing keys have none yet.
     async fn voters(&self, keys: &[(QuestionId, VoterId)]) -> StoreResult<FxHashMap<(QuestionId, VoterId), VoterState>>;
     /// Commits a change atomically: all voter conditions hold and everything is applied, or
-    /// nothing is and the answer is `Conflict`. `cursor` (embedded feeds only) is the ledger
+    /// nothing is and the answer is `Conflict`. (DynamoDB: atomic up to 99 voter writes, one
+    /// transaction; a larger change commits in several, and on a conflict the re-plan skips
+    /// the voters already written, so each record still counts once.) `cursor` (embedded feeds only) is the ledger
     /// sequence number the projection has then caught up to, advanced in the same commit.
     async fn commit(&self, change: &ProjectionChange, cursor: Option<u64>) -> StoreResult<Commit>;
     /// Reads the voter states `plan` touches, resolves it and commits the change as one
