@@ -552,3 +552,108 @@ fn timeouts_and_batches_agree_with_the_code() {
         other => panic!("the Pipe's source is {other:?}"),
     }
 }
+
+/// The CloudFront behaviour serving `path_pattern` (`None`: the default behaviour).
+fn behaviour<'t>(template: &'t Template, path_pattern: Option<&str>) -> &'t Value {
+    let config = &template.resource("Distribution")["Properties"]["DistributionConfig"];
+    match path_pattern {
+        None => &config["DefaultCacheBehavior"],
+        Some(pattern) => as_list(&config["CacheBehaviors"])
+            .into_iter()
+            .find(|b| b["PathPattern"].as_str() == Some(pattern))
+            .unwrap_or_else(|| panic!("no CloudFront behaviour for {pattern}")),
+    }
+}
+
+/// A response headers policy's security headers, by its logical name.
+fn security_headers<'t>(template: &'t Template, policy: &str) -> &'t Value {
+    let resource = template.resource(policy);
+    assert_eq!(resource["Type"].as_str(), Some("AWS::CloudFront::ResponseHeadersPolicy"), "{policy}");
+    &resource["Properties"]["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+}
+
+fn references(value: &Value, resource: &str) -> bool {
+    matches!(intrinsic(value), Some(("Ref", Value::String(name))) if name == resource)
+}
+
+#[test]
+fn cloudfront_sends_the_protective_headers_serve_sends() {
+    use wewerewondering::site;
+    let template = Template::load();
+    // The client's entry page as Vite copies it into the build (its inline scripts verbatim).
+    let index = std::fs::read_to_string(root().join("client/index.html")).expect("client/index.html");
+    let csp = site::content_security_policy(&site::inline_script_hashes(&index), &[]);
+    let hsts_seconds: u64 = site::HSTS.strip_prefix("max-age=").and_then(|s| s.parse().ok()).expect("HSTS is max-age=N");
+
+    let pages = security_headers(&template, "SiteHeadersPolicy");
+    assert_eq!(
+        pages["ContentSecurityPolicy"]["ContentSecurityPolicy"].as_str(),
+        Some(csp.as_str()),
+        "the pages' CSP must be serve's for client/index.html (its inline script's hash changed?)"
+    );
+    assert_eq!(pages["ReferrerPolicy"]["ReferrerPolicy"].as_str(), Some("no-referrer"));
+    assert_eq!(pages["FrameOptions"]["FrameOption"].as_str(), Some("DENY"));
+    let api = security_headers(&template, "ApiHeadersPolicy");
+    assert_eq!(api["ContentSecurityPolicy"]["ContentSecurityPolicy"].as_str(), Some(site::API_CSP));
+    for (name, policy) in [("site", pages), ("api", api)] {
+        assert_eq!(policy["ContentTypeOptions"]["Override"].as_bool(), Some(true), "{name}: nosniff");
+        assert_eq!(policy["StrictTransportSecurity"]["AccessControlMaxAgeSec"].as_u64(), Some(hsts_seconds), "{name}: HSTS");
+        assert_eq!(policy["StrictTransportSecurity"]["IncludeSubdomains"].as_bool(), Some(false), "{name}: HSTS for this host only");
+        for header in ["ContentSecurityPolicy", "ContentTypeOptions", "StrictTransportSecurity"] {
+            assert_eq!(policy[header]["Override"].as_bool(), Some(true), "{name}: {header} overrides the origin's");
+        }
+    }
+    assert!(references(&behaviour(&template, None)["ResponseHeadersPolicyId"], "SiteHeadersPolicy"), "pages and assets");
+    assert!(references(&behaviour(&template, Some("/api/*"))["ResponseHeadersPolicyId"], "ApiHeadersPolicy"), "the API");
+}
+
+#[test]
+fn a_waf_rule_limits_writes_per_client_address_by_default() {
+    let template = Template::load();
+    let acl = template.resource("WebAcl");
+    assert_eq!(acl["Type"].as_str(), Some("AWS::WAFv2::WebACL"));
+    assert_eq!(acl["Properties"]["Scope"].as_str(), Some("CLOUDFRONT"));
+    let rules = as_list(&acl["Properties"]["Rules"]);
+    let rule = rules
+        .iter()
+        .find(|r| r["Statement"]["RateBasedStatement"].is_mapping())
+        .expect("a rate-based rule");
+    let rate = &rule["Statement"]["RateBasedStatement"];
+    assert_eq!(rate["AggregateKeyType"].as_str(), Some("IP"), "counted per client address");
+    let window = rate["EvaluationWindowSec"].as_u64().expect("a window");
+    let limit: u64 = template.resolve(&rate["Limit"]).and_then(|l| l.parse().ok()).expect("a limit");
+    assert_eq!(template.referenced_parameter(&rate["Limit"]), Some("WafWriteRateLimit"));
+    assert!(limit > 0, "on by default");
+    // Never stricter for a venue than serve's own default vote limit over the same window.
+    let vote = ingest::RateLimits::default().vote.expect("a default vote limit");
+    let serve_votes_per_window = u64::from(vote.count.get()) * window / vote.per.as_secs().max(1);
+    assert!(limit >= serve_votes_per_window, "WAF {limit}/{window}s is stricter than serve's {serve_votes_per_window}");
+    let scope = &rate["ScopeDownStatement"]["ByteMatchStatement"];
+    assert!(scope["FieldToMatch"]["Method"].is_mapping(), "only writes count");
+    assert_eq!(scope["SearchString"].as_str(), Some("POST"));
+    assert_eq!(scope["PositionalConstraint"].as_str(), Some("EXACTLY"));
+    let response = &rule["Action"]["Block"]["CustomResponse"];
+    assert_eq!(response["ResponseCode"].as_u64(), Some(429));
+    let headers: BTreeSet<String> = as_list(&response["ResponseHeaders"])
+        .into_iter()
+        .filter_map(|h| h["Name"].as_str().map(str::to_ascii_lowercase))
+        .collect();
+    assert!(headers.contains("retry-after"), "{headers:?}");
+    let body_key = response["CustomResponseBodyKey"].as_str().expect("a body");
+    let body = &acl["Properties"]["CustomResponseBodies"][body_key];
+    assert_eq!(body["ContentType"].as_str(), Some("APPLICATION_JSON"));
+    let json: serde_json::Value = serde_json::from_str(body["Content"].as_str().expect("text")).expect("JSON");
+    assert!(json["error"].is_string(), "refused like the API refuses: {json}");
+
+    // Attached to the distribution: the given ACL, else the one this stack creates.
+    let attached = &template.resource("Distribution")["Properties"]["DistributionConfig"]["WebACLId"];
+    let Some(("If", branches)) = intrinsic(attached) else { panic!("WebACLId: {attached:?}") };
+    let branches = as_list(branches);
+    assert_eq!(branches[0].as_str(), Some("HasWebAclArn"));
+    assert_eq!(template.referenced_parameter(branches[1]), Some("WebAclArn"));
+    let Some(("If", created)) = intrinsic(branches[2]) else { panic!("WebACLId: {attached:?}") };
+    let created = as_list(created);
+    assert_eq!(created[0].as_str(), Some("CreatesWebAcl"));
+    assert_eq!(get_att(created[1]), Some(("WebAcl".to_owned(), "Arn".to_owned())));
+    assert_eq!(acl["Condition"].as_str(), Some("CreatesWebAcl"));
+}
