@@ -115,11 +115,20 @@ enum Answer {
 }
 
 async fn post(http: &reqwest::Client, url: String, body: Option<serde_json::Value>) -> Answer {
-    let started = Instant::now();
     let mut request = http.post(&url);
     if let Some(b) = body {
         request = request.json(&b);
     }
+    send(request, url).await
+}
+
+/// A host's moderation toggle (its body is `on` or `off`, not JSON).
+async fn toggle(http: &reqwest::Client, url: &str, on: bool) -> Answer {
+    send(http.post(url).body(if on { "on" } else { "off" }), url.to_owned()).await
+}
+
+async fn send(request: reqwest::RequestBuilder, url: String) -> Answer {
+    let started = Instant::now();
     match request.send().await {
         Ok(resp) if resp.status() == StatusCode::OK => match resp.json().await {
             Ok(v) => Answer::Ok(v),
@@ -140,8 +149,8 @@ async fn get_json(http: &reqwest::Client, url: &str) -> (StatusCode, String) {
     }
 }
 
-/// The host list as question id -> votes.
-async fn host_list(http: &reqwest::Client, url: &str) -> Result<BTreeMap<String, u64>, String> {
+/// The host list as question id -> (votes, hidden).
+async fn host_list(http: &reqwest::Client, url: &str) -> Result<BTreeMap<String, (u64, bool)>, String> {
     let (status, body) = get_json(http, url).await;
     if status != StatusCode::OK {
         return Err(format!("host list answered {status}: {body}"));
@@ -150,7 +159,7 @@ async fn host_list(http: &reqwest::Client, url: &str) -> Result<BTreeMap<String,
     let items = list.as_array().ok_or("host list is not an array")?;
     Ok(items
         .iter()
-        .filter_map(|q| Some((q["qid"].as_str()?.to_owned(), q["votes"].as_u64()?)))
+        .filter_map(|q| Some((q["qid"].as_str()?.to_owned(), (q["votes"].as_u64()?, q["hidden"].as_bool()?))))
         .collect())
 }
 
@@ -362,8 +371,11 @@ async fn fill_refuse_recover(pace: Pace) {
     tokio::time::sleep(HEALTH_AGAIN_AFTER).await;
     let (later_health_status, later_health_body) = get_json(&http, &format!("{base}/healthz")).await;
     let (full_list_status, _) = get_json(&http, &list_url).await;
-    let still_full =
-        post(&http, format!("{base}/api/event/{eid}"), Some(serde_json::json!({ "body": long_text("one more while full") }))).await;
+    let one_more = long_text("one more while full");
+    let still_full = post(&http, format!("{base}/api/event/{eid}"), Some(serde_json::json!({ "body": one_more }))).await;
+    let event_while_full = post(&http, format!("{base}/api/event"), None).await;
+    let hide_url = format!("{base}/api/event/{eid}/questions/{secret}/{}/toggle/hidden", voted[1]);
+    let hide_while_full = toggle(&http, &hide_url, true).await;
     {
         let f = fill.lock().expect("lock");
         let statuses: BTreeMap<String, usize> = f.refusals.iter().fold(BTreeMap::new(), |mut m, (what, s, _)| {
@@ -390,9 +402,6 @@ async fn fill_refuse_recover(pace: Pace) {
         for (message, n) in complaints(&log) {
             eprintln!("while full, logged {n}x: {message}");
         }
-        if let Answer::Refused(s, took) = &still_full {
-            eprintln!("while full: one more ask answered {s} in {took:.3} s");
-        }
         // FAILS IF writes are acknowledged without being stored: more text than the disk holds.
         assert!(
             f.asked_bytes <= DISK_BYTES,
@@ -410,10 +419,31 @@ async fn fill_refuse_recover(pace: Pace) {
         // FAILS IF a refusal waits on something instead of failing at once.
         assert!(slowest <= REFUSAL_SECONDS_MAX, "a refusal took {slowest:.3} s\n{}", served::tail(&log));
     }
-    assert!(
-        matches!(still_full, Answer::Refused(StatusCode::SERVICE_UNAVAILABLE, _)),
-        "an ask while the disk is full was not refused with 503"
-    );
+    // Each kind of write (ask, new event, moderation) once more. A small one may still fit
+    // (a failed commit leaves the log file longer than its committed part): then it must be
+    // stored like any acknowledged write, which the checks below include.
+    for (what, answer) in [("an ask", &still_full), ("a new event", &event_while_full), ("a toggle", &hide_while_full)] {
+        let got = match answer {
+            Answer::Ok(_) => "200".to_owned(),
+            Answer::Refused(s, _) => s.to_string(),
+            Answer::Unanswered(e) => e.clone(),
+        };
+        eprintln!("while full: {what} answered {got}");
+        // FAILS IF a write on a full disk is answered other than 200 or 503.
+        assert!(
+            matches!(answer, Answer::Ok(_) | Answer::Refused(StatusCode::SERVICE_UNAVAILABLE, _)),
+            "{what} while the disk is full was answered {got}, not 503\n{}",
+            served::tail(&log)
+        );
+    }
+    match &still_full {
+        Answer::Ok(q) => {
+            expected_texts.insert(q["id"].as_str().expect("qid").to_owned(), one_more);
+        }
+        _ => fill.lock().expect("lock").refused_texts.push(one_more),
+    }
+    let hidden_records = 1 + i64::from(matches!(hide_while_full, Answer::Ok(_)));
+    let events_stored = 1 + i64::from(matches!(event_while_full, Answer::Ok(_)));
 
     // Space returns: the service must take writes again by itself.
     std::fs::remove_file(&filler).expect("delete the filler");
@@ -441,6 +471,9 @@ async fn fill_refuse_recover(pace: Pace) {
     let Answer::Ok(_) = post(&http, format!("{base}/api/vote/{}/up", voted[0]), None).await else {
         panic!("a vote after recovery was refused\n{}", served::tail(&log))
     };
+    let Answer::Ok(_) = toggle(&http, &hide_url, true).await else {
+        panic!("a toggle after recovery was refused\n{}", served::tail(&log))
+    };
 
     // Everything acknowledged, and nothing else, is listed with the votes it got.
     let (acknowledged, refused_texts, votes) = {
@@ -449,11 +482,11 @@ async fn fill_refuse_recover(pace: Pace) {
     };
     expected_texts.extend(acknowledged);
     expected_texts.insert(recovered_qid.clone(), recovery_text.clone());
-    let expected_list: BTreeMap<String, u64> = expected_texts
+    let expected_list: BTreeMap<String, (u64, bool)> = expected_texts
         .keys()
         .map(|q| {
             let recovery_vote = u64::from(*q == voted[0]);
-            (q.clone(), 1 + votes.get(q).copied().unwrap_or(0) + recovery_vote)
+            (q.clone(), (1 + votes.get(q).copied().unwrap_or(0) + recovery_vote, *q == voted[1]))
         })
         .collect();
     let listed = loop {
@@ -475,8 +508,9 @@ async fn fill_refuse_recover(pace: Pace) {
     assert!(missing.is_empty(), "{} acknowledged questions are not listed, e.g. {:?}\n{}", missing.len(), missing.first(), served::tail(&log));
     // FAILS IF a refused ask was stored after all.
     assert!(unexpected.is_empty(), "{} questions nobody was told about are listed: {unexpected:?}", unexpected.len());
-    // FAILS IF an acknowledged vote is lost or a refused one counted (question, expected, listed).
-    assert!(miscounted.is_empty(), "vote counts differ from the acknowledged votes: {miscounted:?}");
+    // FAILS IF an acknowledged vote or toggle is lost, or a refused one counted
+    // (question, expected (votes, hidden), listed).
+    assert!(miscounted.is_empty(), "votes or moderation differ from what was acknowledged: {miscounted:?}");
 
     let ids: Vec<&String> = expected_texts.keys().collect();
     for chunk in ids.chunks(100) {
@@ -505,6 +539,15 @@ async fn fill_refuse_recover(pace: Pace) {
     assert_eq!(stored, expected_stored, "the ledger's questions are not the acknowledged ones");
     let vote_records: i64 = conn.query_row("SELECT count(*) FROM ledger WHERE kind = 1", [], |r| r.get(0)).expect("count votes");
     assert_eq!(vote_records as u64, votes.values().sum::<u64>() + 1, "vote records in the ledger vs votes acknowledged");
+    // Kinds 2 and 3 are the answered and hidden toggles.
+    let toggles: (i64, i64) = conn
+        .query_row("SELECT count(*) FILTER (WHERE kind = 2), count(*) FILTER (WHERE kind = 3) FROM ledger", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("count toggles");
+    assert_eq!(toggles, (0, hidden_records), "(answered, hidden) records vs the toggles acknowledged");
+    let events: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).expect("count events");
+    assert_eq!(events, events_stored, "events stored vs events acknowledged");
     let cursor: Option<i64> = conn
         .query_row("SELECT seq FROM cursors WHERE name = 'aggregator'", [], |r| r.get(0))
         .optional()
