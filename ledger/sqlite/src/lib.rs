@@ -86,6 +86,10 @@ pub(crate) struct Shared {
     recent: Mutex<std::collections::VecDeque<(u64, Record)>>,
     /// The store's retention in days (changes only through `set_retention`).
     retention_days: std::sync::atomic::AtomicU64,
+    /// The `now` of the latest sweep (Unix seconds, 0 before the first): events that expired
+    /// before it are gone, and a fold of their records that arrives later (read before the
+    /// sweep, or still in [`Shared::recent`]) stores nothing for them.
+    swept_before: std::sync::atomic::AtomicU64,
     /// Idle read-only connections, least recently used first, with when each was returned.
     readers: Mutex<std::collections::VecDeque<(Connection, std::time::Instant)>>,
     /// Why the writer thread died, once it has (see [`writer::run`]).
@@ -151,6 +155,12 @@ impl Shared {
         self.retention().expire_of(event)
     }
 
+    /// Whether a sweep has removed (or is removing) `event`: its projection rows must not
+    /// come back.
+    pub(crate) fn swept(&self, event: EventId) -> bool {
+        self.expire_of(event) < self.swept_before.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Closes the pooled read-only connections idle since before `now - idle_max`; returns
     /// how many are left. The checkpointer calls it on every tick, so a pool grown by a
     /// burst shrinks back once the burst is over.
@@ -189,6 +199,8 @@ impl Shared {
                 }
             }
             Effect::Swept { questions, events } => {
+                // The swept records left the ledger: the feed must not serve them from memory.
+                self.recent.lock().clear();
                 if !questions.is_empty() {
                     let mut m = self.counters.write();
                     for &(q, e) in questions {
@@ -392,6 +404,7 @@ impl SqliteStore {
             appended: Arc::new(Notify::new()),
             recent: Mutex::new(std::collections::VecDeque::with_capacity(RECENT_RECORDS_MAX)),
             retention_days: std::sync::atomic::AtomicU64::new(retention.days()),
+            swept_before: std::sync::atomic::AtomicU64::new(0),
             failure: tokio::sync::watch::channel(None).0,
             readers: Mutex::new(std::collections::VecDeque::new()),
             path: path.clone(),
@@ -443,6 +456,8 @@ impl SqliteStore {
     /// each its own command to the writer, so writes queued meanwhile wait for one step at
     /// most, never for the whole sweep.
     pub async fn sweep_expired(&self, now_unix: u64) -> StoreResult<u64> {
+        // From now on, folds store nothing for the events this sweep removes.
+        self.shared.swept_before.fetch_max(now_unix, std::sync::atomic::Ordering::AcqRel);
         let mut from = SweepPosition::START;
         let mut removed = 0;
         loop {

@@ -333,6 +333,9 @@ fn commit(conn: &Connection, change: &ProjectionChange, cursor: Option<u64>, sha
             .get(&v.question)
             .copied()
             .ok_or_else(|| StoreError::Rejected(format!("voter change for question {} outside the change", v.question)))?;
+        if shared.swept(event) {
+            continue;
+        }
         let (q, voter, rec) = (v.question.to_bytes(), v.voter.to_bytes(), v.new.rec.to_bytes());
         let written = match v.expected {
             None => insert_voter.execute(params![q, voter, v.new.up, rec, shared.expire_of(event) as i64]),
@@ -367,6 +370,10 @@ fn commit(conn: &Connection, change: &ProjectionChange, cursor: Option<u64>, sha
         .map_err(unavailable)?;
     let mut counters = Vec::with_capacity(change.questions.len());
     for q in &change.questions {
+        // Records of an event a sweep removed, folded late: nothing of it comes back.
+        if shared.swept(q.event) {
+            continue;
+        }
         let c = upsert
             .query_row(
                 params![

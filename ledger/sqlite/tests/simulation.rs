@@ -51,8 +51,7 @@
 //! - `SIM_SEED=<n> cargo test -p ledger-sqlite --test simulation -- --nocapture`: one seed.
 //! - A longer run is one command: `SIM_SEEDS=5000 cargo test -p ledger-sqlite --test simulation`
 //!   (`SIM_FIRST_SEED=<n>` starts elsewhere, `SIM_STEPS=<n>` sets the steps per seed,
-//!   `SIM_THREADS=<n>` the threads, `SIM_VERBOSE=1` prints each seed as it ends,
-//!   `SIM_STRICT=1` fails on the known bug described at [`KNOWN_BUG_SWEPT_RECORDS_REFOLDED`]).
+//!   `SIM_THREADS=<n>` the threads, `SIM_VERBOSE=1` prints each seed as it ends).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::Write as _;
@@ -89,14 +88,6 @@ const TAIL_STEPS_MAX: usize = 1_000;
 /// How long a dropped store's threads may take to finish what they had queued.
 const STOP_WAIT_MAX: Duration = Duration::from_secs(10);
 
-/// A known bug of the store, reported and not yet fixed: a sweep deletes expired records from
-/// the ledger but not from the store's in-memory copy of the latest appends, which the
-/// feed serves first; a tailer that had not yet folded those records folds them after the
-/// sweep, and the expired event's questions reappear in the projection (until the next
-/// sweep; `replay` reports them as drift). While this is `true`, such questions are counted
-/// in the summary instead of failing the run (`SIM_STRICT=1` fails on them); set it to
-/// `false` with the fix.
-const KNOWN_BUG_SWEPT_RECORDS_REFOLDED: bool = true;
 
 const INVARIANTS: &[&str] = &[
     "durable (acknowledged => in the ledger or legitimately swept)",
@@ -123,7 +114,7 @@ fn seeded_simulation_keeps_every_acknowledged_record() {
                 if seed >= plan.seeds.end || stop.load(Ordering::Relaxed) {
                     return;
                 }
-                let outcome = std::panic::catch_unwind(|| run_seed(seed, plan.steps, plan.strict));
+                let outcome = std::panic::catch_unwind(|| run_seed(seed, plan.steps));
                 let result = outcome.unwrap_or_else(|panic| {
                     Err(Failure { seed, step: None, invariant: "no panic", detail: panic_message(&panic), trace: Vec::new() })
                 });
@@ -159,8 +150,6 @@ struct RunPlan {
     threads: usize,
     /// Prints each seed as it finishes (`SIM_VERBOSE=1`).
     verbose: bool,
-    /// Whether questions of swept events refolded from memory fail the run.
-    strict: bool,
 }
 
 impl RunPlan {
@@ -177,11 +166,10 @@ impl RunPlan {
                 first..first + number("SIM_SEEDS").unwrap_or(SEEDS_DEFAULT)
             }
         };
-        let strict = !KNOWN_BUG_SWEPT_RECORDS_REFOLDED || number("SIM_STRICT").is_some_and(|n| n != 0);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = number("SIM_THREADS").map_or(cores.min(THREADS_DEFAULT_MAX), |n| (n as usize).max(1));
         let verbose = number("SIM_VERBOSE").is_some_and(|n| n != 0);
-        Self { seeds, steps, threads, verbose, strict }
+        Self { seeds, steps, threads, verbose }
     }
 }
 
@@ -232,8 +220,6 @@ struct Stats {
     rows_swept: u64,
     full_checks: u64,
     tail_batches: u64,
-    /// Questions of swept events found back in the projection (the known bug).
-    swept_questions_refolded: u64,
 }
 
 impl Stats {
@@ -251,14 +237,13 @@ impl Stats {
         self.rows_swept += o.rows_swept;
         self.full_checks += o.full_checks;
         self.tail_batches += o.tail_batches;
-        self.swept_questions_refolded += o.swept_questions_refolded;
     }
 
     fn summary(&self, plan: &RunPlan, elapsed: Duration) -> String {
         format!(
             "simulation: {} seeds ({}..{}), {} steps each, {:.1} s: {} records sent, {} acknowledged, {} appends, \
              {} concurrent bursts, {} kills, {} writer panics, {} graceful restarts, {} sweeps ({} rows), \
-             {} tailer batches, {} full checks; invariants checked: {}{}",
+             {} tailer batches, {} full checks; invariants checked: {}",
             self.seeds,
             plan.seeds.start,
             plan.seeds.end,
@@ -276,23 +261,14 @@ impl Stats {
             self.tail_batches,
             self.full_checks,
             INVARIANTS.join("; "),
-            if plan.strict {
-                String::new()
-            } else {
-                format!(
-                    "; KNOWN BUG (not failing the run, SIM_STRICT=1 to fail): {} questions of swept events were folded \
-                     back from the store's memory of recent appends",
-                    self.swept_questions_refolded
-                )
-            }
         )
     }
 }
 
-fn run_seed(seed: u64, steps: usize, strict: bool) -> Result<Stats, Failure> {
+fn run_seed(seed: u64, steps: usize) -> Result<Stats, Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     runtime.block_on(async move {
-        let mut sim = Sim::new(seed, strict).await.map_err(|(invariant, detail)| Failure {
+        let mut sim = Sim::new(seed).await.map_err(|(invariant, detail)| Failure {
             seed,
             step: None,
             invariant,
@@ -408,7 +384,6 @@ struct Sim {
     clock_ms: u64,
     last_id: u128,
     durability: Durability,
-    strict: bool,
     _dir: tempfile::TempDir,
     path: PathBuf,
     /// A read-only connection to the file, for what the ports do not show (row numbers).
@@ -434,7 +409,7 @@ fn tailer_for(store: &Arc<SqliteStore>) -> Arc<Tailer> {
 }
 
 impl Sim {
-    async fn new(seed: u64, strict: bool) -> Result<Self, Violation> {
+    async fn new(seed: u64) -> Result<Self, Violation> {
         let mut rng = StdRng::seed_from_u64(seed);
         let retention = Retention::from_days(rng.gen_range(1..=3)).map_err(|e| ("setup", e.to_string()))?;
         // Mostly the fast setting; sometimes fsync on every commit, as `serve` runs by default.
@@ -447,7 +422,6 @@ impl Sim {
             clock_ms: START_UNIX_MS,
             last_id: 0,
             durability,
-            strict,
             _dir: dir,
             path,
             rows_reader: None,
@@ -1099,7 +1073,6 @@ impl Sim {
                 Fate::Kept => {
                     stored.insert(q.counters.id, q);
                 }
-                Fate::Gone if !self.strict => self.stats.swept_questions_refolded += 1,
                 Fate::Gone => {
                     return Err((
                         "projection = fold",
@@ -1172,7 +1145,7 @@ impl Sim {
                     }
                 }
                 Fate::Gone => {
-                    if (self.strict && !listed.is_empty()) || stored_event.is_some() {
+                    if !listed.is_empty() || stored_event.is_some() {
                         return Err((
                             "projection = fold",
                             format!(
