@@ -64,8 +64,9 @@ struct RateArgs {
     /// Questions asked per voter (cookie) and event.
     #[arg(long, value_name = "RATE", default_value_t = ingest::RateSetting(ingest::RateLimits::default().voter_ask))]
     rate_voter_ask: ingest::RateSetting,
-    /// No rate limit at all (benchmarks and load tests from one address).
-    #[arg(long)]
+    /// No rate limit at all (benchmarks and load tests from one address). Given with
+    /// `--rate-*` flags, the last one given wins.
+    #[arg(long, overrides_with_all = ["rate_vote", "rate_ask", "rate_create_event", "rate_voter_ask"])]
     no_rate_limits: bool,
 }
 
@@ -574,4 +575,31 @@ async fn shutdown_signal() {
         _ = term => {}
     }
     tracing::info!("shutting down: no new connections, draining");
+}
+
+#[cfg(test)]
+mod rate_args_tests {
+    use super::*;
+
+    fn limits(args: &[&str]) -> ingest::RateLimits {
+        let cli = Cli::try_parse_from(["wewerewondering", "serve"].iter().chain(args)).expect("the arguments parse");
+        match cli.command {
+            Command::Serve { rates, .. } => rates.limits(),
+            _ => unreachable!("serve"),
+        }
+    }
+
+    #[test]
+    fn the_last_of_no_rate_limits_and_a_rate_wins() {
+        let vote = ingest::Rate::new(1, Duration::from_secs(60), 3);
+        assert_eq!(limits(&[]), ingest::RateLimits::default());
+        assert_eq!(limits(&["--no-rate-limits"]), ingest::RateLimits::OFF);
+        assert_eq!(limits(&["--rate-vote", "1/min:3"]).vote, vote);
+        assert_eq!(limits(&["--rate-vote", "1/min:3", "--no-rate-limits"]), ingest::RateLimits::OFF);
+        let later = limits(&["--no-rate-limits", "--rate-vote", "1/min:3"]);
+        assert_eq!(later.vote, vote);
+        assert_eq!(later.ask, ingest::RateLimits::default().ask, "the others back to their defaults");
+        assert_eq!(limits(&["--rate-ask", "off"]).ask, None);
+        assert!(Cli::try_parse_from(["wewerewondering", "serve", "--rate-vote", "fast"]).is_err());
+    }
 }
