@@ -512,6 +512,11 @@ async fn fill_refuse_recover(pace: Pace) {
     // (question, expected (votes, hidden), listed).
     assert!(miscounted.is_empty(), "votes or moderation differ from what was acknowledged: {miscounted:?}");
 
+    // FAILS IF the service still calls itself unhealthy once it works again.
+    let (health_status, health_body) = get_json(&http, &format!("{base}/healthz")).await;
+    eprintln!("recovered: /healthz answered {health_status} {health_body}");
+    assert_eq!(health_status, StatusCode::OK, "/healthz after recovery: {health_body}");
+
     let ids: Vec<&String> = expected_texts.keys().collect();
     for chunk in ids.chunks(100) {
         let joined: Vec<&str> = chunk.iter().map(|s| s.as_str()).collect();
