@@ -61,6 +61,8 @@ impl EmbeddedConfig {
 pub struct Embedded {
     store: Arc<SqliteStore>,
     router: Router,
+    /// Where the live streams wait for changes; closed on shutdown.
+    hub: query::LiveHub,
     caught_up: watch::Receiver<u64>,
     stop_tailer: watch::Sender<bool>,
     tailer: Option<JoinHandle<()>>,
@@ -90,7 +92,7 @@ impl Embedded {
             last_move: Mutex::new((0, std::time::Instant::now())),
         });
 
-        let router = crate::roles::router(store.clone(), hub, crate::roles::HttpSettings {
+        let router = crate::roles::router(store.clone(), hub.clone(), crate::roles::HttpSettings {
             region: &config.region,
             retention,
             health: Some(health),
@@ -101,7 +103,7 @@ impl Embedded {
             rate_limits: config.rate_limits,
             frame_ancestors: config.frame_ancestors.clone(),
         });
-        Ok(Self { store, router, caught_up, stop_tailer, tailer: Some(tailer) })
+        Ok(Self { store, router, hub, caught_up, stop_tailer, tailer: Some(tailer) })
     }
 
     pub fn router(&self) -> Router {
@@ -135,6 +137,12 @@ impl Embedded {
     /// cannot take writes any more and should exit so that it is restarted.
     pub async fn writer_died(&self) -> String {
         self.store.writer_died().await
+    }
+
+    /// Ends every live stream now and refuses new ones (they would never end by themselves,
+    /// so a graceful shutdown calls this before it waits for open requests to finish).
+    pub fn close_live_streams(&self) {
+        self.hub.close();
     }
 
     /// Lets the aggregator fold what is committed, then closes the store cleanly.

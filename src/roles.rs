@@ -53,7 +53,11 @@ where
     let query = query::router(query::QueryState {
         events: store.clone() as Arc<dyn EventStore>,
         projection: store as Arc<dyn ProjectionReader>,
-        config: query::QueryConfig { guest_max_age_s: settings.guest_max_age_s, host_max_age_s: settings.host_max_age_s },
+        config: query::QueryConfig {
+            guest_max_age_s: settings.guest_max_age_s,
+            host_max_age_s: settings.host_max_age_s,
+            ..query::QueryConfig::default()
+        },
         live: Some(hub),
         metrics: metrics_handle(),
         health: settings.health,

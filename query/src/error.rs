@@ -3,13 +3,38 @@
 //! a 404 for an event id, which cannot start existing later (ids are minted by ingest).
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ledger::ports::StoreError;
 use ledger::IdError;
 
 /// How long a 404 for an unknown event may be cached (by the browser and CloudFront).
 pub const UNKNOWN_EVENT_MAX_AGE_S: u32 = 5;
+/// The `Retry-After` of a live stream refused for a spent budget. The client polls the
+/// list meanwhile, so nothing is lost by waiting.
+pub const STREAM_RETRY_AFTER_S: u32 = 30;
+
+/// Which live-stream budget a refused stream would have exceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamBudget {
+    /// The client address's (429: this client should open fewer).
+    Client,
+    /// The event's (503: the event is at capacity).
+    Event,
+    /// The process's (503: the service is at capacity).
+    Total,
+}
+
+impl StreamBudget {
+    /// The label in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            StreamBudget::Client => "client",
+            StreamBudget::Event => "event",
+            StreamBudget::Total => "total",
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -28,6 +53,17 @@ pub enum ApiError {
     NotAvailable,
     #[error("service unavailable, try again")]
     Unavailable,
+    /// A live stream over one of its budgets (see `StreamBudget`).
+    #[error("{}", stream_refusal(*.0))]
+    StreamBudgetSpent(StreamBudget),
+}
+
+fn stream_refusal(budget: StreamBudget) -> &'static str {
+    match budget {
+        StreamBudget::Client => "too many live streams from this address; poll the list instead",
+        StreamBudget::Event => "too many live streams for this event; poll the list instead",
+        StreamBudget::Total => "too many live streams; poll the list instead",
+    }
 }
 
 impl ApiError {
@@ -39,6 +75,10 @@ impl ApiError {
             }
             ApiError::WrongSecret => StatusCode::UNAUTHORIZED,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StreamBudgetSpent(StreamBudget::Client) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::StreamBudgetSpent(StreamBudget::Event | StreamBudget::Total) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 }
@@ -52,7 +92,12 @@ impl IntoResponse for ApiError {
             }
             _ => HeaderValue::from_static("no-store"),
         };
-        ledger_http::error_response(self.status(), &self.to_string(), cache_control)
+        let retry_after = matches!(self, ApiError::StreamBudgetSpent(_));
+        let mut response = ledger_http::error_response(self.status(), &self.to_string(), cache_control);
+        if retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(STREAM_RETRY_AFTER_S));
+        }
+        response
     }
 }
 

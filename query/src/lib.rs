@@ -1,7 +1,7 @@
 //! The query role: every read the site serves, from the projection the aggregator keeps.
 //! Lists are ranked here (with the wall clock as "now") and cached in memory for up to a
-//! second; question texts and event rows never change once written, so they are cached for
-//! as long as memory allows. In embedded mode a [`LiveHub`] announces which events changed,
+//! second; question texts and event rows never change once written, so they are cached until
+//! their byte budget ([`TEXTS_CACHED_BYTES_MAX`]) or entry budget pushes them out. In embedded mode a [`LiveHub`] announces which events changed,
 //! which both invalidates cached lists at once and drives the Server-Sent Events streams.
 //!
 //! [`router`] is the whole role as an axum [`Router`]; `serve` and the Lambda binary both
@@ -25,15 +25,16 @@ use ledger::ports::{EventRow, EventStore, ProjectionReader};
 use ledger::{EventId, QuestionId};
 use metrics_exporter_prometheus::PrometheusHandle;
 use quick_cache::sync::Cache;
-use tokio::sync::broadcast;
+use quick_cache::Weighter;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-pub use error::ApiError;
+pub use error::{ApiError, StreamBudget, STREAM_RETRY_AFTER_S};
 pub use lists::Variant;
+pub use live::LiveHub;
 
 /// The routes every host serves, as (method, axum path). The infrastructure template
 /// registers exactly these with API Gateway, and a test checks that it does.
@@ -59,8 +60,15 @@ pub const OPS_ROUTES: &[(&str, &str)] = &[("GET", "/healthz"), ("GET", "/metrics
 /// How long a request may take before it is answered with 503. A stream's body is not
 /// limited by it, only the time to its first byte.
 pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
-/// How many question texts are kept in memory (each at most ~1 KiB).
-pub const TEXTS_CACHED_MAX: usize = 100_000;
+/// How many bytes of rendered question texts are kept in memory (each entry weighs its
+/// rendered bytes plus [`CACHE_ENTRY_OVERHEAD_BYTES`]; a text is at most ~1 KiB).
+pub const TEXTS_CACHED_BYTES_MAX: u64 = 32 * 1024 * 1024;
+/// How many bytes of rendered lists are kept in memory (each entry weighs its body and
+/// ETag plus [`CACHE_ENTRY_OVERHEAD_BYTES`]).
+pub const LISTS_CACHED_BYTES_MAX: u64 = 32 * 1024 * 1024;
+/// What a cache entry costs beyond the bytes it holds (key, bookkeeping, the `Bytes` handle),
+/// so that many tiny entries also count.
+pub const CACHE_ENTRY_OVERHEAD_BYTES: u64 = 64;
 /// How many event rows are kept in memory.
 pub const EVENTS_CACHED_MAX: usize = 100_000;
 
@@ -70,6 +78,13 @@ pub struct QueryConfig {
     pub guest_max_age_s: u32,
     /// `Cache-Control: private, max-age` of the host list.
     pub host_max_age_s: u32,
+    /// Live streams open at once from one client address (an IPv6 client: one /64); beyond
+    /// it 429. A whole venue may share one NAT address, so this is generous.
+    pub live_streams_per_client_max: u32,
+    /// Live streams open at once for one event; beyond it 503.
+    pub live_streams_per_event_max: u32,
+    /// Live streams open at once in this process; beyond it 503.
+    pub live_streams_max: u32,
 }
 
 impl Default for QueryConfig {
@@ -77,43 +92,10 @@ impl Default for QueryConfig {
         Self {
             guest_max_age_s: 2,
             host_max_age_s: 1,
+            live_streams_per_client_max: 500,
+            live_streams_per_event_max: 5_000,
+            live_streams_max: 10_000,
         }
-    }
-}
-
-/// Where the embedded aggregator announces each event whose projection changed.
-#[derive(Clone)]
-pub struct LiveHub {
-    sender: broadcast::Sender<EventId>,
-}
-
-impl LiveHub {
-    /// How many announcements a slow listener may fall behind before it just re-reads.
-    pub const CAPACITY: usize = 1_024;
-
-    pub fn new() -> Self {
-        Self {
-            sender: broadcast::channel(Self::CAPACITY).0,
-        }
-    }
-
-    pub fn from_sender(sender: broadcast::Sender<EventId>) -> Self {
-        Self { sender }
-    }
-
-    /// The sender to hand to the aggregator (`aggregator::tail::Tailer::changes`).
-    pub fn sender(&self) -> broadcast::Sender<EventId> {
-        self.sender.clone()
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<EventId> {
-        self.sender.subscribe()
-    }
-}
-
-impl Default for LiveHub {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -137,6 +119,25 @@ pub struct QueryState {
     pub health: Option<Arc<dyn HealthProbe>>,
 }
 
+/// Weighs a cached text entry by its rendered bytes.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct TextBytes;
+
+impl Weighter<QuestionId, bytes::Bytes> for TextBytes {
+    fn weight(&self, _: &QuestionId, fragment: &bytes::Bytes) -> u64 {
+        u64::try_from(fragment.len()).unwrap_or(u64::MAX).saturating_add(CACHE_ENTRY_OVERHEAD_BYTES)
+    }
+}
+
+pub(crate) type TextCache = Cache<QuestionId, bytes::Bytes, TextBytes>;
+
+/// The texts cache, holding at most `bytes_max` bytes by [`TextBytes`]'s weighing.
+pub(crate) fn text_cache(bytes_max: u64) -> TextCache {
+    // Sized for entries of about 256 bytes (a question of a few sentences).
+    let estimated_items = usize::try_from(bytes_max / 256).unwrap_or(usize::MAX).max(1);
+    Cache::with_weighter(estimated_items, bytes_max, TextBytes)
+}
+
 /// The state the handlers share: the ports plus the in-memory caches.
 pub(crate) struct Shared {
     pub events: Arc<dyn EventStore>,
@@ -146,7 +147,9 @@ pub(crate) struct Shared {
     pub health: Option<Arc<dyn HealthProbe>>,
     pub lists: lists::ListCache,
     /// Each known question's entry of the texts response, rendered once (`"qid":{...}`).
-    pub texts: Cache<QuestionId, bytes::Bytes>,
+    pub texts: TextCache,
+    /// The live streams' budgets.
+    pub streams: Arc<live::StreamBudgets>,
     /// Only events that exist: a miss is asked again, since ingest may create it any time.
     pub known_events: Cache<EventId, EventRow>,
     pub guest_cache_control: HeaderValue,
@@ -179,8 +182,16 @@ pub fn router(state: QueryState) -> Router {
         HeaderValue::try_from(value).unwrap_or(HeaderValue::from_static("no-store"))
     };
     let shared = Arc::new(Shared {
-        lists: lists::ListCache::new(state.live.as_ref().map(LiveHub::subscribe)),
-        texts: Cache::new(TEXTS_CACHED_MAX),
+        lists: lists::ListCache::new(
+            state.live.as_ref().map(LiveHub::announcements),
+            LISTS_CACHED_BYTES_MAX,
+        ),
+        texts: text_cache(TEXTS_CACHED_BYTES_MAX),
+        streams: Arc::new(live::StreamBudgets::new(
+            state.config.live_streams_per_client_max,
+            state.config.live_streams_per_event_max,
+            state.config.live_streams_max,
+        )),
         known_events: Cache::new(EVENTS_CACHED_MAX),
         guest_cache_control: max_age(format!("max-age={}", state.config.guest_max_age_s)),
         host_cache_control: max_age(format!("private, max-age={}", state.config.host_max_age_s)),
@@ -228,3 +239,25 @@ pub fn router(state: QueryState) -> Router {
     router.layer(layers).with_state(shared)
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_texts_cache_stays_within_its_byte_budget() {
+        const BUDGET: u64 = 256 * 1024;
+        let texts = text_cache(BUDGET);
+        // 4 MiB of 1 KiB entries: sixteen times the budget.
+        for i in 0..4_096u128 {
+            texts.insert(QuestionId::from_u128(i), bytes::Bytes::from(vec![b'x'; 1_024]));
+            assert!(texts.weight() <= BUDGET, "{} bytes held after {i} inserts", texts.weight());
+        }
+        // What the entries really hold, counted apart from the weigher.
+        let held_bytes: u64 = texts.iter().map(|(_, fragment)| fragment.len() as u64).sum();
+        assert!(held_bytes <= BUDGET, "{held_bytes} bytes of texts held");
+        // The budget is used, not just respected: at least half of it holds entries.
+        assert!(held_bytes >= BUDGET / 2, "only {held_bytes} bytes held");
+        assert_eq!(texts.weight(), texts.len() as u64 * (1_024 + CACHE_ENTRY_OVERHEAD_BYTES));
+    }
+}

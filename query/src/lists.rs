@@ -16,14 +16,16 @@ use ledger::rank::rank;
 use ledger::{EventId, QuestionId};
 use parking_lot::Mutex;
 use quick_cache::sync::Cache;
+use quick_cache::Weighter;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast::{self, error::TryRecvError};
 
 /// The longest a rendered list is served without rendering it again.
 pub const LIST_FRESH_MS: u64 = 1_000;
-/// How many (event, variant) lists are kept; the least used are dropped beyond it.
-pub const LISTS_CACHED_MAX: usize = 10_000;
+/// How many events' last-change times are kept (a fixed-size entry each); an event whose
+/// time was dropped is still bounded by [`LIST_FRESH_MS`].
+pub const CHANGES_REMEMBERED_MAX: usize = 10_000;
 
 /// Which list: the guests' (hidden questions left out) or the host's (all of them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,9 +53,23 @@ struct ListItem {
     answered: Option<u64>,
 }
 
+/// Weighs a cached list by its rendered bytes (body and ETag).
+#[derive(Clone, Copy, Default)]
+pub struct ListBytes;
+
+impl Weighter<(EventId, Variant), Rendered> for ListBytes {
+    fn weight(&self, _: &(EventId, Variant), list: &Rendered) -> u64 {
+        let bytes = list.body.len().saturating_add(list.etag.len());
+        u64::try_from(bytes)
+            .unwrap_or(u64::MAX)
+            .saturating_add(crate::CACHE_ENTRY_OVERHEAD_BYTES)
+    }
+}
+
 pub struct ListCache {
     epoch: Instant,
-    entries: Cache<(EventId, Variant), Rendered>,
+    /// At most the byte budget given to [`ListCache::new`], the least used dropped beyond it.
+    entries: Cache<(EventId, Variant), Rendered, ListBytes>,
     /// When each event last changed, as announced by the hub (nanoseconds since `epoch`).
     changed_ns: Cache<EventId, u64>,
     /// Entries rendered before this are stale (set when the hub's receiver lagged).
@@ -64,14 +80,23 @@ pub struct ListCache {
 }
 
 impl ListCache {
-    pub fn new(changes: Option<broadcast::Receiver<EventId>>) -> Self {
+    /// A cache invalidated by `changes` (the hub's announcements, if any) that holds at
+    /// most `bytes_max` bytes of lists.
+    pub fn new(changes: Option<broadcast::Receiver<EventId>>, bytes_max: u64) -> Self {
+        // Sized for lists of about 4 KiB (a few dozen questions).
+        let estimated_lists = usize::try_from(bytes_max / 4_096).unwrap_or(usize::MAX).max(1);
         Self {
             epoch: Instant::now(),
-            entries: Cache::new(LISTS_CACHED_MAX),
-            changed_ns: Cache::new(LISTS_CACHED_MAX),
+            entries: Cache::with_weighter(estimated_lists, bytes_max, ListBytes),
+            changed_ns: Cache::new(CHANGES_REMEMBERED_MAX),
             everything_changed_ns: AtomicU64::new(0),
             changes: changes.map(Mutex::new),
         }
+    }
+
+    /// How many bytes the cached lists weigh now (never more than the budget).
+    pub fn weight(&self) -> u64 {
+        self.entries.weight()
     }
 
     fn now_ns(&self) -> u64 {
@@ -247,7 +272,7 @@ mod tests {
     #[tokio::test]
     async fn concurrent_misses_share_one_read_and_a_change_forces_the_next() {
         let hub = tokio::sync::broadcast::channel(16).0;
-        let cache = Arc::new(ListCache::new(Some(hub.subscribe())));
+        let cache = Arc::new(ListCache::new(Some(hub.subscribe()), 1024 * 1024));
         let reader = Arc::new(CountingReader::default());
         let event = EventId::from_u128(42);
         let gets: Vec<_> = (0..16)
@@ -301,6 +326,41 @@ mod tests {
             3,
             "another event's change does not matter"
         );
+    }
+
+    /// Every event has 40 questions: each rendered list is a few KiB.
+    struct WideReader;
+
+    #[async_trait::async_trait]
+    impl ProjectionReader for WideReader {
+        async fn event_questions(&self, event: EventId) -> StoreResult<Vec<QuestionCounters>> {
+            Ok((0..40u128).map(|i| QuestionCounters::new(QuestionId::from_u128(i + 1), event)).collect())
+        }
+        async fn question(&self, _: QuestionId) -> StoreResult<Option<QuestionCounters>> {
+            Ok(None)
+        }
+        async fn question_texts(&self, _: &[QuestionId]) -> StoreResult<Vec<QuestionText>> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_list_cache_stays_within_its_byte_budget() {
+        const BUDGET: u64 = 128 * 1024;
+        let cache = ListCache::new(None, BUDGET);
+        let mut rendered_bytes = 0;
+        for event in 0..200u128 {
+            for variant in [Variant::Guest, Variant::Host] {
+                let list = cache.get(&WideReader, EventId::from_u128(event), variant).await.unwrap();
+                rendered_bytes += list.body.len() as u64;
+                assert!(cache.weight() <= BUDGET, "{} bytes held", cache.weight());
+            }
+        }
+        assert!(rendered_bytes > 4 * BUDGET, "the test renders only {rendered_bytes} bytes");
+        // What the entries really hold, counted apart from the weigher.
+        let held_bytes: u64 = cache.entries.iter().map(|(_, list)| list.body.len() as u64).sum();
+        assert!(held_bytes <= BUDGET, "{held_bytes} bytes of lists held");
+        assert!(held_bytes >= BUDGET / 2, "only {held_bytes} bytes held");
     }
 
     #[test]

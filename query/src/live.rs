@@ -2,22 +2,35 @@
 //! on connect and again whenever the aggregator announces a change of its event. Bursts are
 //! coalesced: at most one push per [`PUSH_INTERVAL_MIN_MS`], and since each push renders the
 //! list as it is then, the last push of a burst always carries the latest state.
+//!
+//! Each event with open streams has its own wake-up channel in the [`LiveHub`], so a change
+//! wakes only the streams of its event. Streams are admitted within three budgets (per
+//! client address, per event, in total; see [`QueryConfig`](crate::QueryConfig)), and end
+//! when their event expires or when the hub is closed (the process is shutting down).
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::http::HeaderValue;
 use ledger::EventId;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::broadcast::Receiver;
+use ledger_http::ClientAddr;
+use parking_lot::Mutex;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, StreamBudget};
 use crate::handlers::{existing_event, hosted_event, AppState, PathParams};
-use crate::lists::Variant;
+use crate::lists::{wall_clock_ms, Variant};
 use crate::Shared;
 
 /// The shortest time between two pushes on one stream.
@@ -26,53 +39,395 @@ pub const PUSH_INTERVAL_MIN_MS: u64 = 100;
 pub const KEEP_ALIVE_S: u64 = 15;
 /// How long to wait before trying again when the store failed to render a push.
 const RETRY_PAUSE_MS: u64 = 1_000;
+/// The longest a stream sleeps before it looks at the wall clock again for its event's
+/// expiry (so a clock step, or an expiry years away, is never slept through).
+const EXPIRY_RECHECK_MS: u64 = 60_000;
+
+/// Where the embedded aggregator announces each event whose projection changed, and where
+/// the live streams of each event wait for its changes.
+///
+/// The aggregator sends on one `broadcast` channel ([`LiveHub::sender`]); the list cache
+/// reads it whole. For the streams, a fan-out task (started with the first stream) passes
+/// each announcement on to the one event's own `watch` channel, so a change wakes only the
+/// streams of its event. An event's channel exists while the event has streams, so there
+/// are never more than there are streams (which the stream budgets bound).
+#[derive(Clone)]
+pub struct LiveHub {
+    inner: Arc<HubInner>,
+}
+
+struct HubInner {
+    sender: broadcast::Sender<EventId>,
+    /// The events that have streams, each with the channel that wakes them.
+    topics: Mutex<HashMap<EventId, Topic>>,
+    fanout_started: AtomicBool,
+    /// Set once by [`LiveHub::close`]: every stream ends and no new one opens.
+    closed: watch::Sender<bool>,
+}
+
+struct Topic {
+    wake: watch::Sender<()>,
+    streams: usize,
+    /// How often a stream of this event was woken by a change (see [`LiveHub::stream_wakes`]).
+    wakes: Arc<AtomicU64>,
+}
+
+impl LiveHub {
+    /// How many announcements a slow listener may fall behind before it just re-reads.
+    pub const CAPACITY: usize = 1_024;
+
+    pub fn new() -> Self {
+        Self::from_sender(broadcast::channel(Self::CAPACITY).0)
+    }
+
+    pub fn from_sender(sender: broadcast::Sender<EventId>) -> Self {
+        Self {
+            inner: Arc::new(HubInner {
+                sender,
+                topics: Mutex::new(HashMap::new()),
+                fanout_started: AtomicBool::new(false),
+                closed: watch::channel(false).0,
+            }),
+        }
+    }
+
+    /// The sender to hand to the aggregator (`aggregator::tail::Tailer::changes`).
+    pub fn sender(&self) -> broadcast::Sender<EventId> {
+        self.inner.sender.clone()
+    }
+
+    /// Every announcement, of every event (the list cache's invalidation reads these).
+    pub fn announcements(&self) -> broadcast::Receiver<EventId> {
+        self.inner.sender.subscribe()
+    }
+
+    /// Ends every live stream promptly and refuses new ones (for a shutting-down process,
+    /// whose graceful drain would otherwise wait for streams that never end by themselves).
+    pub fn close(&self) {
+        self.inner.closed.send_replace(true);
+    }
+
+    pub fn is_closed(&self) -> bool {
+        *self.inner.closed.borrow()
+    }
+
+    /// How many times, since the event's oldest open stream opened, a stream of `event` was
+    /// woken by a change of it (0 when it has no streams). Observability for tests and
+    /// debugging: a change of another event never counts here.
+    pub fn stream_wakes(&self, event: EventId) -> u64 {
+        self.inner
+            .topics
+            .lock()
+            .get(&event)
+            .map_or(0, |topic| topic.wakes.load(Ordering::Relaxed))
+    }
+
+    /// How many events have open streams (each has one wake-up channel).
+    pub fn events_streamed(&self) -> usize {
+        self.inner.topics.lock().len()
+    }
+
+    /// Turns true when the hub is closed (and errs when the hub is gone).
+    fn closing(&self) -> watch::Receiver<bool> {
+        self.inner.closed.subscribe()
+    }
+
+    /// Registers a stream of `event`. Subscribe before the first render, so that a change
+    /// in between is not missed. `None` once the hub is closed.
+    fn subscribe(&self, event: EventId) -> Option<Subscription> {
+        if self.is_closed() {
+            return None;
+        }
+        self.start_fanout();
+        let (changes, wakes) = {
+            let mut topics = self.inner.topics.lock();
+            let topic = topics.entry(event).or_insert_with(|| Topic {
+                wake: watch::channel(()).0,
+                streams: 0,
+                wakes: Arc::new(AtomicU64::new(0)),
+            });
+            topic.streams += 1;
+            (topic.wake.subscribe(), topic.wakes.clone())
+        };
+        Some(Subscription {
+            hub: self.inner.clone(),
+            event,
+            changes,
+            wakes,
+        })
+    }
+
+    /// Starts the task that passes announcements on to the events' channels, once. Its
+    /// receiver is made here, before the first stream registers, so that stream misses
+    /// nothing announced after it subscribed, and is not woken by older announcements.
+    fn start_fanout(&self) {
+        if self.inner.fanout_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let mut announcements = self.inner.sender.subscribe();
+        let mut closed = self.inner.closed.subscribe();
+        let hub = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            loop {
+                let received = tokio::select! {
+                    received = announcements.recv() => received,
+                    // Closed, or the hub is gone: nobody is left to wake.
+                    _ = closed.wait_for(|closed| *closed) => return,
+                };
+                let Some(hub) = hub.upgrade() else { return };
+                let topics = hub.topics.lock();
+                match received {
+                    Ok(event) => {
+                        if let Some(topic) = topics.get(&event) {
+                            topic.wake.send_replace(());
+                        }
+                    }
+                    // Announcements were lost, which may include any event's: wake them all.
+                    Err(RecvError::Lagged(_)) => topics.values().for_each(|t| {
+                        t.wake.send_replace(());
+                    }),
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+}
+
+impl Default for LiveHub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One stream's registration with its event's channel; unregisters on drop, removing the
+/// event's channel with its last stream.
+struct Subscription {
+    hub: Arc<HubInner>,
+    event: EventId,
+    changes: watch::Receiver<()>,
+    wakes: Arc<AtomicU64>,
+}
+
+impl Subscription {
+    /// Waits for the next change of the event since [`Self::mark_seen`].
+    async fn changed(&mut self) -> Option<()> {
+        self.changes.changed().await.ok()?;
+        self.wakes.fetch_add(1, Ordering::Relaxed);
+        Some(())
+    }
+
+    /// Whatever changed until now is covered by the render that follows.
+    fn mark_seen(&mut self) {
+        self.changes.borrow_and_update();
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut topics = self.hub.topics.lock();
+        if let Entry::Occupied(mut topic) = topics.entry(self.event) {
+            topic.get_mut().streams = topic.get().streams.saturating_sub(1);
+            if topic.get().streams == 0 {
+                topic.remove();
+            }
+        }
+    }
+}
+
+/// How many live streams may be open: per client address, per event and in total. Each
+/// open stream holds a [`StreamPermit`]; dropping it gives its place back.
+pub(crate) struct StreamBudgets {
+    per_client_max: u32,
+    per_event_max: u32,
+    total_max: u32,
+    open: Mutex<OpenStreams>,
+}
+
+#[derive(Default)]
+struct OpenStreams {
+    /// Only addresses and events with open streams have an entry, so neither map holds more
+    /// entries than there are streams.
+    per_client: HashMap<IpAddr, u32>,
+    per_event: HashMap<EventId, u32>,
+    total: u32,
+}
+
+impl StreamBudgets {
+    pub fn new(per_client_max: u32, per_event_max: u32, total_max: u32) -> Self {
+        Self {
+            per_client_max,
+            per_event_max,
+            total_max,
+            open: Mutex::new(OpenStreams::default()),
+        }
+    }
+
+    /// A place for one more stream of `event` from `client`, or which budget is spent. The
+    /// client's own budget is checked first: a client over it is told so (429) even when
+    /// the others are spent as well.
+    pub fn admit(self: &Arc<Self>, client: ClientAddr, event: EventId) -> Result<StreamPermit, StreamBudget> {
+        let client = client_key(client.0);
+        let mut open = self.open.lock();
+        if open.per_client.get(&client).copied().unwrap_or(0) >= self.per_client_max {
+            return Err(StreamBudget::Client);
+        }
+        if open.per_event.get(&event).copied().unwrap_or(0) >= self.per_event_max {
+            return Err(StreamBudget::Event);
+        }
+        if open.total >= self.total_max {
+            return Err(StreamBudget::Total);
+        }
+        *open.per_client.entry(client).or_insert(0) += 1;
+        *open.per_event.entry(event).or_insert(0) += 1;
+        open.total += 1;
+        metrics::gauge!("live_streams_open").set(f64::from(open.total));
+        Ok(StreamPermit {
+            budgets: self.clone(),
+            client,
+            event,
+        })
+    }
+
+    fn release(&self, client: IpAddr, event: EventId) {
+        let mut open = self.open.lock();
+        fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u32>, key: K) {
+            if let Entry::Occupied(mut count) = map.entry(key) {
+                *count.get_mut() = count.get().saturating_sub(1);
+                if *count.get() == 0 {
+                    count.remove();
+                }
+            }
+        }
+        decrement(&mut open.per_client, client);
+        decrement(&mut open.per_event, event);
+        open.total = open.total.saturating_sub(1);
+        metrics::gauge!("live_streams_open").set(f64::from(open.total));
+    }
+}
+
+/// Whose budget a stream counts against. An IPv6 client usually holds a whole /64, so its
+/// streams count per /64; an IPv4-mapped address counts as the IPv4 address.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
+
+/// One open stream's place in the budgets, given back on drop (however the stream ends).
+pub(crate) struct StreamPermit {
+    budgets: Arc<StreamBudgets>,
+    client: IpAddr,
+    event: EventId,
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        self.budgets.release(self.client, self.event);
+    }
+}
 
 type LiveResponse = Response;
 
 /// `GET /api/live/{eid}`: the guest list, live.
 pub async fn guest(
     State(shared): AppState,
+    client: ClientAddr,
     PathParams(eid): PathParams<String>,
 ) -> Result<LiveResponse, ApiError> {
     let row = existing_event(&shared, &eid).await?;
-    open(shared, row.id, Variant::Guest)
+    open(shared, client, row.id, row.expire_unix, Variant::Guest)
 }
 
 /// `GET /api/live/{eid}/{secret}`: the host list, live.
 pub async fn host(
     State(shared): AppState,
+    client: ClientAddr,
     PathParams((eid, secret)): PathParams<(String, String)>,
 ) -> Result<LiveResponse, ApiError> {
     let row = hosted_event(&shared, &eid, &secret).await?;
-    open(shared, row.id, Variant::Host)
+    open(shared, client, row.id, row.expire_unix, Variant::Host)
 }
 
 struct LiveStream {
     shared: Arc<Shared>,
     event: EventId,
     variant: Variant,
-    changes: Receiver<EventId>,
+    subscription: Subscription,
+    end: StreamEnd,
     /// When the last push was sent (`None` before the first).
     pushed_at: Option<Instant>,
+    /// The ETag of the last list pushed: a render that equals it is not pushed again.
+    pushed_etag: Option<HeaderValue>,
     /// The last push failed: push again without waiting for a change.
     retry: bool,
+    /// Held for as long as the stream lives.
+    _permit: StreamPermit,
 }
 
-fn open(shared: Arc<Shared>, event: EventId, variant: Variant) -> Result<LiveResponse, ApiError> {
+/// What ends a stream besides its client leaving: the hub closing, its event expiring.
+struct StreamEnd {
+    closed: watch::Receiver<bool>,
+    expire_unix: u64,
+}
+
+impl StreamEnd {
+    /// `work`'s output, or `None` if the stream must end first.
+    async fn unless_ended<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
+        tokio::select! {
+            output = work => Some(output),
+            // An error means the hub itself is gone: end as well.
+            _ = self.closed.wait_for(|closed| *closed) => None,
+            () = expiry(self.expire_unix) => None,
+        }
+    }
+}
+
+/// Resolves once the wall clock has reached `expire_unix`.
+async fn expiry(expire_unix: u64) {
+    let at_ms = expire_unix.saturating_mul(1_000);
+    loop {
+        let now_ms = wall_clock_ms();
+        if now_ms >= at_ms {
+            return;
+        }
+        let wait_ms = (at_ms - now_ms).min(EXPIRY_RECHECK_MS);
+        tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+    }
+}
+
+fn open(
+    shared: Arc<Shared>,
+    client: ClientAddr,
+    event: EventId,
+    expire_unix: u64,
+    variant: Variant,
+) -> Result<LiveResponse, ApiError> {
+    let hub = shared.live.as_ref().ok_or(ApiError::NotAvailable)?;
+    let permit = shared.streams.admit(client, event).map_err(|budget| {
+        metrics::counter!("live_streams_refused_total", "budget" => budget.name()).increment(1);
+        ApiError::StreamBudgetSpent(budget)
+    })?;
     // Subscribe before the first render, so a change in between is not missed.
-    let changes = shared
-        .live
-        .as_ref()
-        .ok_or(ApiError::NotAvailable)?
-        .subscribe();
+    let subscription = hub.subscribe(event).ok_or(ApiError::Unavailable)?;
     metrics::counter!("live_streams_opened_total").increment(1);
+    let end = StreamEnd {
+        closed: hub.closing(),
+        expire_unix,
+    };
     let state = LiveStream {
         shared,
         event,
         variant,
-        changes,
+        subscription,
+        end,
         pushed_at: None,
+        pushed_etag: None,
         retry: false,
+        _permit: permit,
     };
     let stream = futures::stream::unfold(state, next_push);
     Ok(Sse::new(stream)
@@ -80,56 +435,87 @@ fn open(shared: Arc<Shared>, event: EventId, variant: Variant) -> Result<LiveRes
         .into_response())
 }
 
+/// The stream's next message, or `None` to end it (the hub closed, the event expired).
 async fn next_push(mut s: LiveStream) -> Option<(Result<Event, Infallible>, LiveStream)> {
-    if let Some(pushed_at) = s.pushed_at {
-        if s.retry {
-            tokio::time::sleep_until(pushed_at + Duration::from_millis(RETRY_PAUSE_MS)).await;
-        } else {
-            wait_for_change(&mut s.changes, s.event).await?;
-            tokio::time::sleep_until(pushed_at + Duration::from_millis(PUSH_INTERVAL_MIN_MS)).await;
+    loop {
+        if let Some(pushed_at) = s.pushed_at {
+            if s.retry {
+                let pause = pushed_at + Duration::from_millis(RETRY_PAUSE_MS);
+                s.end.unless_ended(tokio::time::sleep_until(pause)).await?;
+            } else {
+                s.end.unless_ended(s.subscription.changed()).await??;
+                let interval = pushed_at + Duration::from_millis(PUSH_INTERVAL_MIN_MS);
+                s.end.unless_ended(tokio::time::sleep_until(interval)).await?;
+            }
         }
         // Whatever arrived meanwhile is covered by the render below.
-        while !matches!(
-            s.changes.try_recv(),
-            Err(TryRecvError::Empty | TryRecvError::Closed)
-        ) {}
-    }
-    s.pushed_at = Some(Instant::now());
-    let push = match s
-        .shared
-        .lists
-        .get(s.shared.projection.as_ref(), s.event, s.variant)
-        .await
-    {
-        Ok(rendered) => match std::str::from_utf8(&rendered.body) {
-            Ok(json) => {
-                s.retry = false;
-                Event::default().data(json)
-            }
-            Err(_) => {
+        s.subscription.mark_seen();
+        let rendered = s
+            .end
+            .unless_ended(s.shared.lists.get(s.shared.projection.as_ref(), s.event, s.variant))
+            .await?;
+        s.pushed_at = Some(Instant::now());
+        let push = match rendered {
+            // A late or repeated wake-up that changed nothing is not pushed again.
+            Ok(rendered) if !s.retry && s.pushed_etag.as_ref() == Some(&rendered.etag) => continue,
+            Ok(rendered) => match std::str::from_utf8(&rendered.body) {
+                Ok(json) => {
+                    s.retry = false;
+                    s.pushed_etag = Some(rendered.etag);
+                    Event::default().data(json)
+                }
+                Err(_) => {
+                    s.retry = true;
+                    Event::default().comment("unavailable")
+                }
+            },
+            // Already logged by the error conversion; the stream stays open and tries again.
+            Err(error) => {
+                let _ = ApiError::from(error);
                 s.retry = true;
                 Event::default().comment("unavailable")
             }
-        },
-        // Already logged by the error conversion; the stream stays open and tries again.
-        Err(error) => {
-            let _ = ApiError::from(error);
-            s.retry = true;
-            Event::default().comment("unavailable")
-        }
-    };
-    Some((Ok(push), s))
+        };
+        return Some((Ok(push), s));
+    }
 }
 
-/// Waits until `event` changes (or announcements were lost, which may include it).
-/// `None` when the hub is gone, which ends the stream.
-async fn wait_for_change(changes: &mut Receiver<EventId>, event: EventId) -> Option<()> {
-    loop {
-        match changes.recv().await {
-            Ok(changed) if changed == event => return Some(()),
-            Ok(_) => continue,
-            Err(RecvError::Lagged(_)) => return Some(()),
-            Err(RecvError::Closed) => return None,
-        }
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv6Addr;
+
+    use super::*;
+
+    #[test]
+    fn budgets_count_per_client_per_event_and_in_total_and_give_back_on_drop() {
+        let budgets = Arc::new(StreamBudgets::new(2, 3, 4));
+        let (a, b, c) = (
+            ClientAddr("127.0.0.2".parse().expect("ip")),
+            ClientAddr("127.0.0.3".parse().expect("ip")),
+            ClientAddr("127.0.0.4".parse().expect("ip")),
+        );
+        let (e1, e2) = (EventId::from_u128(1), EventId::from_u128(2));
+        let a1 = budgets.admit(a, e1).expect("first");
+        let _a2 = budgets.admit(a, e1).expect("second");
+        assert_eq!(budgets.admit(a, e2).err(), Some(StreamBudget::Client));
+        let _b1 = budgets.admit(b, e1).expect("another address");
+        assert_eq!(budgets.admit(b, e1).err(), Some(StreamBudget::Event));
+        let _b2 = budgets.admit(b, e2).expect("another event");
+        assert_eq!(budgets.admit(c, e2).err(), Some(StreamBudget::Total));
+        drop(a1);
+        let _c1 = budgets.admit(c, e2).expect("a place was given back");
+        let open = budgets.open.lock();
+        assert_eq!((open.total, open.per_client.len(), open.per_event.len()), (4, 3, 2));
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_per_slash_64_and_a_mapped_ipv4_as_ipv4() {
+        let one: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let other: IpAddr = "2001:db8:1:2:bbbb::2".parse().expect("ip");
+        let next: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(client_key(one), client_key(other));
+        assert_ne!(client_key(one), client_key(next));
+        let mapped = IpAddr::V6(Ipv6Addr::from([0, 0, 0, 0, 0, 0xffff, 0x7f00, 2]));
+        assert_eq!(client_key(mapped), "127.0.0.2".parse::<IpAddr>().expect("ip"));
     }
 }

@@ -12,6 +12,7 @@ use ledger::ports::{EventRow, EventStore, LedgerStore, ProjectionReader, StoreEr
 use ledger::secret::hash_secret;
 use ledger::{Asked, Body as RecordBody, EventId, QuestionId, Record, RecordId, VoterId};
 use ledger_sqlite::{Durability, Options, SqliteStore};
+use ledger_http::ClientAddr;
 use query::{LiveHub, QueryConfig, QueryState};
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -48,6 +49,15 @@ impl Reply {
 }
 
 async fn app() -> App {
+    app_with(QueryConfig {
+        guest_max_age_s: 2,
+        host_max_age_s: 1,
+        ..QueryConfig::default()
+    })
+    .await
+}
+
+async fn app_with(config: QueryConfig) -> App {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(
         dir.path().join("query.db"),
@@ -61,10 +71,7 @@ async fn app() -> App {
     let router = query::router(QueryState {
         events: store.clone() as Arc<dyn EventStore>,
         projection: store.clone() as Arc<dyn ProjectionReader>,
-        config: QueryConfig {
-            guest_max_age_s: 2,
-            host_max_age_s: 1,
-        },
+        config,
         live: Some(hub.clone()),
         metrics: None,
         health: None,
@@ -672,6 +679,9 @@ async fn a_live_stream_stays_silent_while_other_events_change() {
     );
     assert!(changes >= 5, "only {changes} changes within {window:?}");
     assert_eq!(quiet_raw, "", "the quiet stream sent something within {window:?}");
+    // Not even woken: only the busy event's streams were.
+    assert_eq!(app.hub.stream_wakes(quiet), 0, "the quiet stream was woken");
+    assert!(app.hub.stream_wakes(busy) >= 1, "the busy stream was never woken");
     // The changes were announced: the busy stream saw them, up to the last.
     assert!(!busy_pushes.is_empty(), "the busy stream got no push");
     assert_eq!(busy_pushes.last().unwrap().1[0]["votes"], 1 + changes);
@@ -681,6 +691,7 @@ async fn a_live_stream_stays_silent_while_other_events_change() {
     let (_, pushes) = read_until(&mut quiet_body, Instant::now() + Duration::from_secs(2)).await;
     assert_eq!(pushes.len(), 1, "one change, one push: {pushes:?}");
     assert_eq!(pushes[0].1[0]["votes"], 2);
+    assert_eq!(app.hub.stream_wakes(quiet), 1);
 }
 
 #[tokio::test]
@@ -730,6 +741,199 @@ async fn a_burst_of_changes_is_coalesced_into_pushes_at_most_every_100_ms() {
     // Each push renders the list as it is then: counts never go back, and end on the latest.
     assert!(counts.windows(2).all(|w| w[0].as_u64() <= w[1].as_u64()), "{counts:?}");
     assert_eq!(*counts.last().unwrap(), &json!(1 + CHANGES));
+}
+
+fn stream_budgets(per_client: u32, per_event: u32, total: u32) -> QueryConfig {
+    QueryConfig {
+        live_streams_per_client_max: per_client,
+        live_streams_per_event_max: per_event,
+        live_streams_max: total,
+        ..QueryConfig::default()
+    }
+}
+
+/// A request for a live stream of `event` (the host's with `secret`) from the address
+/// `client`, as `serve` marks it.
+fn live_request(event: EventId, secret: Option<&str>, client: &str) -> Request<Body> {
+    let uri = match secret {
+        Some(secret) => format!("/api/live/{event}/{secret}"),
+        None => format!("/api/live/{event}"),
+    };
+    Request::get(uri)
+        .extension(ClientAddr(client.parse().unwrap()))
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// Opens the guest stream of `event` from `client`, which must be accepted, and reads its
+/// first push.
+async fn stream_from(app: &App, event: EventId, client: &str) -> Body {
+    let response = app
+        .router
+        .clone()
+        .oneshot(live_request(event, None, client))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{client} refused");
+    let mut body = response.into_body();
+    next_data(&mut body, &mut String::new()).await;
+    body
+}
+
+/// A refused stream: its status, `Retry-After` and reason (`get_with` has checked that the
+/// body is a JSON error nobody caches).
+async fn refused(app: &App, request: Request<Body>) -> (StatusCode, String, String) {
+    let uri = request.uri().clone();
+    // An admitted stream would never end: give it a moment, then call it what it is.
+    let reply = tokio::time::timeout(Duration::from_secs(2), app.get_with(request))
+        .await
+        .unwrap_or_else(|_| panic!("{uri} was admitted, not refused"));
+    assert!(reply.status.is_client_error() || reply.status.is_server_error(), "{}", reply.status);
+    let reason = reply.json()["error"].as_str().unwrap().to_owned();
+    (reply.status, reply.header(header::RETRY_AFTER).to_owned(), reason)
+}
+
+/// Reads a stream until it ends; `false` if it is still open at `deadline`.
+async fn ends_by(body: &mut Body, deadline: Instant) -> bool {
+    loop {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return false,
+            Ok(None) => return true,
+            Ok(Some(frame)) => {
+                frame.unwrap();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn one_address_over_its_stream_budget_gets_429_while_another_address_is_served() {
+    let mut app = app_with(stream_budgets(2, 100, 100)).await;
+    let event = app.event().await;
+    app.ask(event, "who is on the stream?", None).await;
+    let mut held = vec![
+        stream_from(&app, event, "127.0.0.2").await,
+        stream_from(&app, event, "127.0.0.2").await,
+    ];
+    let (status, retry_after, reason) = refused(&app, live_request(event, None, "127.0.0.2")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(retry_after, query::STREAM_RETRY_AFTER_S.to_string());
+    assert!(reason.contains("from this address"), "{reason}");
+    // The host's stream from that address counts against the same budget.
+    let (status, _, _) = refused(&app, live_request(event, Some(SECRET), "127.0.0.2")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // Another address is served as before, and so is a host on it.
+    let mut other = stream_from(&app, event, "127.0.0.3").await;
+    let host = app.router.clone().oneshot(live_request(event, Some(SECRET), "127.0.0.3")).await.unwrap();
+    assert_eq!(host.status(), StatusCode::OK);
+    // An IPv6 client's budget is its /64.
+    let _v6 = stream_from(&app, event, "2001:db8::1").await;
+    let _v6 = stream_from(&app, event, "2001:db8::2").await;
+    let (status, _, _) = refused(&app, live_request(event, None, "2001:db8::3")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // The refused requests did not disturb the streams that were admitted.
+    app.votes(event, app.store.event_questions(event).await.unwrap()[0].id, 1).await;
+    assert_eq!(next_data(&mut other, &mut String::new()).await[0]["votes"], 2);
+    // A stream that ends gives its place back: the first address may open one again.
+    drop(held.pop());
+    held.push(stream_from(&app, event, "127.0.0.2").await);
+}
+
+#[tokio::test]
+async fn an_event_over_its_stream_budget_gets_503_while_other_events_are_served() {
+    let mut app = app_with(stream_budgets(100, 2, 100)).await;
+    let (full, other) = (app.event().await, app.event().await);
+    let _a = stream_from(&app, full, "127.0.0.2").await;
+    let b = stream_from(&app, full, "127.0.0.3").await;
+    for request in [
+        live_request(full, None, "127.0.0.4"),
+        live_request(full, Some(SECRET), "127.0.0.4"),
+    ] {
+        let (status, retry_after, reason) = refused(&app, request).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry_after, query::STREAM_RETRY_AFTER_S.to_string());
+        assert!(reason.contains("for this event"), "{reason}");
+    }
+    let _c = stream_from(&app, other, "127.0.0.4").await;
+    drop(b);
+    let _d = stream_from(&app, full, "127.0.0.4").await;
+}
+
+#[tokio::test]
+async fn the_process_over_its_stream_budget_gets_503_for_everyone() {
+    let mut app = app_with(stream_budgets(100, 100, 3)).await;
+    let events = [app.event().await, app.event().await, app.event().await, app.event().await];
+    let mut held = Vec::new();
+    for (i, event) in events[..3].iter().enumerate() {
+        held.push(stream_from(&app, *event, &format!("127.0.0.{}", i + 2)).await);
+    }
+    let (status, retry_after, reason) = refused(&app, live_request(events[3], None, "127.0.0.9")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(retry_after, query::STREAM_RETRY_AFTER_S.to_string());
+    assert_eq!(reason, "too many live streams; poll the list instead");
+    // Lists are still served: only streams are budgeted.
+    assert_eq!(app.get(&format!("/api/event/{}/questions", events[3])).await.status, StatusCode::OK);
+    drop(held.remove(0));
+    held.push(stream_from(&app, events[3], "127.0.0.9").await);
+    assert_eq!(app.hub.events_streamed(), 3, "one wake-up channel per streamed event");
+}
+
+#[tokio::test]
+async fn a_live_stream_ends_when_its_event_expires_and_gives_its_place_back() {
+    let mut app = app_with(stream_budgets(1, 1, 1)).await;
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expiring = EventId(app.id());
+    app.store
+        .create_event(&EventRow {
+            id: expiring,
+            secret_hash: hash_secret(SECRET),
+            expire_unix: now_s + 2,
+        })
+        .await
+        .unwrap();
+    let mut body = stream_from(&app, expiring, "127.0.0.2").await;
+    assert!(
+        ends_by(&mut body, Instant::now() + Duration::from_secs(5)).await,
+        "the stream outlived its event"
+    );
+    let ended_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    assert!(ended_ms >= u128::from(now_s + 2) * 1_000, "the stream ended before its event expired");
+    assert_eq!(app.hub.events_streamed(), 0, "its wake-up channel went with it");
+    // Its place is free again (all three budgets are 1), and the event is gone.
+    let next = app.event().await;
+    let _next = stream_from(&app, next, "127.0.0.2").await;
+    let (status, _, _) = refused(&app, live_request(expiring, None, "127.0.0.3")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn closing_the_hub_ends_every_stream_promptly_and_refuses_new_ones() {
+    let mut app = app().await;
+    let (one, two) = (app.event().await, app.event().await);
+    let mut streams = vec![
+        stream_from(&app, one, "127.0.0.2").await,
+        stream_from(&app, one, "127.0.0.3").await,
+        stream_from(&app, two, "127.0.0.2").await,
+    ];
+    let host = app.router.clone().oneshot(live_request(two, Some(SECRET), "127.0.0.4")).await.unwrap();
+    streams.push(host.into_body());
+    assert_eq!(app.hub.events_streamed(), 2);
+    app.hub.close();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    for body in &mut streams {
+        assert!(ends_by(body, deadline).await, "a stream outlived the close by a second");
+    }
+    assert_eq!(app.hub.events_streamed(), 0);
+    let (status, _, _) = refused(&app, live_request(one, None, "127.0.0.5")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    // The lists are still served while the process drains.
+    assert_eq!(app.get(&format!("/api/event/{one}/questions")).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
