@@ -161,7 +161,8 @@ async fn a_restart_on_the_same_file_finds_everything() {
 /// and `PRAGMA synchronous` is a setting of each connection, invisible from another one, so
 /// this watches the system calls instead: under strace, the served file's write-ahead log
 /// is synced at least once per acknowledged write. With `--durability normal` SQLite syncs
-/// the log only when a checkpoint copies it back (every 500 ms), a handful of times here.
+/// the log only when a checkpoint copies it back (every 500 ms): the same count, taken as a
+/// control, stays far below, so the check can tell the two apart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_durability_syncs_the_log_before_each_acknowledgement() {
     let traced = Command::new("strace")
@@ -174,7 +175,27 @@ async fn the_default_durability_syncs_the_log_before_each_acknowledgement() {
         eprintln!("SKIPPED: counting fsync calls needs strace and permission to trace a child process");
         return;
     }
-    const WRITES: usize = 100;
+    let by_default = wal_syncs_for_sequential_votes(&[]).await;
+    let normal = wal_syncs_for_sequential_votes(&["--durability", "normal"]).await;
+    eprintln!("{SYNCED_VOTES} sequential votes: {by_default} syncs of the write-ahead log by default, {normal} with --durability normal");
+    assert!(
+        normal < SYNCED_VOTES / 4,
+        "{normal} syncs with --durability normal: counting syncs cannot tell FULL from NORMAL here"
+    );
+    // FAILS IF the default durability is not FULL (or FULL does not sync each commit).
+    assert!(
+        by_default >= SYNCED_VOTES,
+        "{SYNCED_VOTES} acknowledged votes but only {by_default} syncs of the write-ahead log: the default \
+         durability does not sync each commit (is it FULL?)"
+    );
+}
+
+/// How many votes [`wal_syncs_for_sequential_votes`] sends.
+const SYNCED_VOTES: usize = 100;
+
+/// Serves under strace with `args`, sends [`SYNCED_VOTES`] votes one at a time (so no two
+/// share a commit), stops the server and counts the fsync/fdatasync calls on its log.
+async fn wal_syncs_for_sequential_votes(args: &[&str]) -> usize {
     let dir = tempfile::tempdir().expect("temp dir");
     let (db, trace, log) = (dir.path().join("synced.db"), dir.path().join("syncs.trace"), dir.path().join("server.log"));
     let mut strace = Command::new("strace");
@@ -182,7 +203,7 @@ async fn the_default_durability_syncs_the_log_before_each_acknowledgement() {
         .args(["-f", "-qq", "-y", "-e", "trace=fsync,fdatasync", "-o"])
         .arg(&trace)
         .arg(env!("CARGO_BIN_EXE_wewerewondering"));
-    let server = served::start(strace, &db, Some(&log));
+    let server = served::start_with(strace, &db, Some(&log), args);
     let served_by = served::child_of(server.child.id());
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
     let base = server.base.clone();
@@ -197,8 +218,7 @@ async fn the_default_durability_syncs_the_log_before_each_acknowledgement() {
         .expect("ask");
     let qid = json(q).await["id"].as_str().expect("qid").to_owned();
     wait_listed(&http, &format!("{base}/api/event/{eid}/questions"), 1).await;
-    // One at a time, so no two votes share a commit.
-    for _ in 0..WRITES {
+    for _ in 0..SYNCED_VOTES {
         json(http.post(format!("{base}/api/vote/{qid}/up")).send().await.expect("vote")).await;
     }
     served::signal(served_by, "-TERM");
@@ -206,16 +226,10 @@ async fn the_default_durability_syncs_the_log_before_each_acknowledgement() {
     assert!(status.is_some_and(|s| s.success()), "the traced server did not stop cleanly ({status:?}):\n{}", served::tail(&log));
 
     let trace = std::fs::read_to_string(&trace).expect("read the trace");
-    let wal_syncs = trace
+    trace
         .lines()
         .filter(|l| (l.contains("fsync(") || l.contains("fdatasync(")) && l.contains("-wal>"))
-        .count();
-    eprintln!("{WRITES} sequential votes: {wal_syncs} syncs of the write-ahead log");
-    assert!(
-        wal_syncs >= WRITES,
-        "{WRITES} acknowledged votes but only {wal_syncs} syncs of the write-ahead log: the default durability \
-         does not sync each commit (is it FULL?)"
-    );
+        .count()
 }
 
 /// A graceful stop (SIGTERM) while several clients are voting and asking: the process exits
