@@ -533,7 +533,9 @@ async fn serve(
         }
     });
 
-    let server = http_server::serve(listener, app.router(), limits, shutdown_signal(), || {});
+    // On the signal, live streams end at once (their pages reconnect elsewhere or show the
+    // outage) instead of holding the drain open until it times out.
+    let server = http_server::serve(listener, app.router(), limits, shutdown_signal(), || app.close_live_streams());
     tokio::select! {
         r = server => r.context("server failed")?,
         why = app.writer_died() => {

@@ -102,3 +102,39 @@ fn connections_over_the_cap_get_503_with_retry_after_and_the_rest_are_served() {
         assert!(get(&base, "/healthz").starts_with("HTTP/1.1 200"));
     }
 }
+
+#[test]
+fn sigterm_with_live_streams_open_ends_them_and_exits_promptly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let server = served::start(served::binary(), &dir.path().join("t.db"), None);
+    let base = server.base.clone();
+    let created = {
+        let mut s = TcpStream::connect(addr(&base)).expect("connect");
+        write!(s, "POST /api/event HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").expect("write");
+        read_until_closed(&mut s, Duration::from_secs(10)).expect("answered").1
+    };
+    let eid = created.split(r#""id":""#).nth(1).and_then(|rest| rest.split('"').next()).expect("event id").to_owned();
+    let mut streams: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr(&base)).expect("connect");
+            write!(s, "GET /api/live/{eid} HTTP/1.1\r\nHost: t\r\n\r\n").expect("write");
+            s
+        })
+        .collect();
+    // Each stream has its first push before the signal.
+    for s in &mut streams {
+        s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let mut first = [0u8; 256];
+        let n = s.read(&mut first).expect("the stream's first bytes");
+        assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    }
+    let started = Instant::now();
+    served::signal(server.child.id(), "-TERM");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let status = runtime.block_on(served::wait_exit(server, Duration::from_secs(8))).expect("exited");
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?} with streams open", started.elapsed());
+    for s in &mut streams {
+        read_until_closed(s, Duration::from_secs(1)).expect("the stream was ended");
+    }
+}
