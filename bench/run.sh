@@ -2,12 +2,19 @@
 # HTTP benchmarks, each interleaved with the axum hello-world baseline on the same machine in
 # the same minute, reported as medians and as ratios to the baseline (the ratio is what holds
 # on a noisy machine). Usage: bench/run.sh [ROUNDS=3 DURATION=10s CONNECTIONS=64 DURABILITY=full]
+# FLOOD=1 also runs the list and vote loads of each round under a flood (bench/src/bin/flood.rs:
+# FLOOD_IDLE=2000 sockets that send nothing and FLOOD_STREAMS=1000 live streams, from 8
+# loopback addresses, each reopened as soon as the server closes it) and reports them as
+# ratios to the same loads without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 DURABILITY=${DURABILITY:-full}
+FLOOD=${FLOOD:-0}
+FLOOD_IDLE=${FLOOD_IDLE:-2000}
+FLOOD_STREAMS=${FLOOD_STREAMS:-1000}
 TARGET=${CARGO_TARGET_DIR:-target}
 command -v wrk >/dev/null || { echo "wrk is needed (Debian package wrk)"; exit 1; }
 cargo build --release -q -p wewerewondering -p wewerewondering-bench
@@ -19,7 +26,7 @@ trap cleanup EXIT
 
 "$TARGET/release/hello-world" --listen 127.0.0.1:3100 >/dev/null & pids+=($!)
 RUST_LOG=error "$TARGET/release/wewerewondering" serve --no-demo --listen 127.0.0.1:3200 \
-  --db "$work/bench.db" --durability "$DURABILITY" --static "$work/none" >/dev/null 2>&1 & ours=$!; pids+=($ours)
+  --db "$work/bench.db" --durability "$DURABILITY" --static "$work/none" --no-rate-limits >/dev/null 2>&1 & ours=$!; pids+=($ours)
 base=http://127.0.0.1:3200
 for _ in $(seq 1 100); do
   curl -sf http://127.0.0.1:3100/ >/dev/null && curl -sf $base/healthz >/dev/null && break
@@ -50,6 +57,14 @@ run() { # name url [script]
   echo "$name: $rps req/s, p99 $p99${non2xx:+, non-2xx $non2xx}"
 }
 
+flood_on() {
+  "$TARGET/release/flood" --target 127.0.0.1:3200 --event "$eid" --idle "$FLOOD_IDLE" --streams "$FLOOD_STREAMS" \
+    --seconds 3600 2>>"$work/flood.log" & floodpid=$!; pids+=($floodpid)
+  sleep 8 # every socket opened, and the first header deadlines passed: the flood at steady state
+  tail -n 1 "$work/flood.log"
+}
+flood_off() { kill -INT "$floodpid" 2>/dev/null || true; wait "$floodpid" 2>/dev/null || true; tail -n 1 "$work/flood.log"; }
+
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round"
   run hello_get http://127.0.0.1:3100/
@@ -58,6 +73,12 @@ for round in $(seq 1 "$ROUNDS"); do
   run vote_post "$base/" bench/wrk/vote.lua
   run hello_get http://127.0.0.1:3100/
   run texts_get "$base/api/questions/$texts"
+  if [ "$FLOOD" = 1 ]; then
+    flood_on
+    run list_get_flood "$base/api/event/$eid/questions"
+    run vote_post_flood "$base/" bench/wrk/vote.lua
+    flood_off
+  fi
 done
 
 echo "lag under a vote load of 16 connections"
@@ -86,7 +107,10 @@ med = {k: (statistics.median(r for r, _, _ in v), statistics.median(p for _, p, 
 print()
 print("| figure | median req/s | median p99 | baseline req/s | ratio | non-2xx |")
 print("|---|---|---|---|---|---|")
-for name, base in (("vote_post", "hello_post"), ("list_get", "hello_get"), ("texts_get", "hello_get")):
+for name, base in (("vote_post", "hello_post"), ("list_get", "hello_get"), ("texts_get", "hello_get"),
+                   ("list_get_flood", "list_get"), ("vote_post_flood", "vote_post")):
+    if name not in med:
+        continue
     r, p, n = med[name]
     b = med[base][0]
     print(f"| {name} | {r:,.0f} | {p:.2f} ms | {b:,.0f} ({base}) | {r / b:.2f}x | {n} |")
