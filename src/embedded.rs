@@ -173,6 +173,9 @@ impl query::HealthProbe for EmbeddedHealth {
             if let Some(why) = self.store.writer_failure() {
                 problems.push(format!("the ledger writer died: {why}"));
             }
+            if let Some((failing, why)) = self.store.commits_failing() {
+                problems.push(format!("writes are being refused (for {} s): {why}", failing.as_secs()));
+            }
             if self.caught_up.has_changed().is_err() {
                 problems.push("the aggregator stopped".into());
             }

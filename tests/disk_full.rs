@@ -398,6 +398,9 @@ async fn fill_refuse_recover(pace: Pace) {
             "while full, {} s later: /healthz answered {later_health_status} {later_health_body}",
             HEALTH_AGAIN_AFTER.as_secs()
         );
+        // Every write was being refused: the service must say so, not answer 200.
+        assert_eq!(health_status, StatusCode::SERVICE_UNAVAILABLE, "/healthz while full: {health_body}");
+        assert!(health_body.to_string().contains("writes are being refused"), "/healthz while full: {health_body}");
         eprintln!("while full: files {:?}", sizes(&disk.dir));
         for (message, n) in complaints(&log) {
             eprintln!("while full, logged {n}x: {message}");

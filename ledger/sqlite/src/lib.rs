@@ -92,6 +92,9 @@ pub(crate) struct Shared {
     swept_before: std::sync::atomic::AtomicU64,
     /// Idle read-only connections, least recently used first, with when each was returned.
     readers: Mutex<std::collections::VecDeque<(Connection, std::time::Instant)>>,
+    /// While the latest transaction failed (disk full, I/O error): since when (the first
+    /// failure in a row) and the latest error; `None` once one commits.
+    failing_commits: Mutex<Option<(std::time::Instant, String)>>,
     /// Why the writer thread died, once it has (see [`writer::run`]).
     failure: tokio::sync::watch::Sender<Option<String>>,
     path: PathBuf,
@@ -171,6 +174,15 @@ impl Shared {
             readers.pop_front();
         }
         readers.len()
+    }
+
+    /// Records the outcome of a transaction for [`SqliteStore::commits_failing`].
+    pub(crate) fn commit_outcome(&self, error: Option<&rusqlite::Error>) {
+        let mut failing = self.failing_commits.lock();
+        match error {
+            None => *failing = None,
+            Some(e) => failing.get_or_insert_with(|| (std::time::Instant::now(), String::new())).1 = e.to_string(),
+        }
     }
 
     pub(crate) fn writer_failed(&self, why: String) {
@@ -405,6 +417,7 @@ impl SqliteStore {
             recent: Mutex::new(std::collections::VecDeque::with_capacity(RECENT_RECORDS_MAX)),
             retention_days: std::sync::atomic::AtomicU64::new(retention.days()),
             swept_before: std::sync::atomic::AtomicU64::new(0),
+            failing_commits: Mutex::new(None),
             failure: tokio::sync::watch::channel(None).0,
             readers: Mutex::new(std::collections::VecDeque::new()),
             path: path.clone(),
@@ -485,6 +498,12 @@ impl SqliteStore {
     /// Why the writer thread died, if it has. A store whose writer died refuses every write.
     pub fn writer_failure(&self) -> Option<String> {
         self.shared.failure.borrow().clone()
+    }
+
+    /// While transactions keep failing (a full disk, an I/O error): for how long, and the
+    /// latest error. `None` once one commits.
+    pub fn commits_failing(&self) -> Option<(std::time::Duration, String)> {
+        self.shared.failing_commits.lock().as_ref().map(|(since, e)| (since.elapsed(), e.clone()))
     }
 
     /// Resolves (with the reason) when the writer thread dies; never, while it is healthy.

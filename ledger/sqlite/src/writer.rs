@@ -165,6 +165,7 @@ fn execute_group(conn: &mut Connection, group: Vec<Command>, shared: &Shared) {
         tx.commit()
     })();
     metrics::histogram!("sqlite_writer_transaction_seconds").record(started.elapsed().as_secs_f64());
+    shared.commit_outcome(committed.as_ref().err());
     if let Err(e) = committed {
         tracing::error!(error = %e, commands = group.len(), "ledger transaction failed");
         for cmd in group {
