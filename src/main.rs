@@ -338,7 +338,12 @@ async fn main() -> anyhow::Result<()> {
                     let sqlite = open(&store.db)?;
                     let bar = replay::progress_bar(sqlite.count(event).await?, hide_bar);
                     let report = replay::replay(sqlite.as_ref(), sqlite.as_ref(), event, repair, &bar).await;
+                    // The fold includes the records the aggregator set aside: say which.
+                    let set_aside = transfer::set_aside_of(sqlite.as_ref(), event, None).await;
                     sqlite.close().await;
+                    for line in set_aside? {
+                        println!("{line}");
+                    }
                     report?
                 }
                 Backend::Dynamodb => {
@@ -481,7 +486,11 @@ async fn main() -> anyhow::Result<()> {
                         &mut stdout.lock(),
                     )
                     .await;
+                    let set_aside = transfer::set_aside_of(sqlite.as_ref(), None, Some(question)).await;
                     sqlite.close().await;
+                    for line in set_aside? {
+                        println!("{line}");
+                    }
                     agrees?
                 }
                 Backend::Dynamodb => {

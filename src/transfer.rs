@@ -210,6 +210,28 @@ async fn admit(
     Ok(())
 }
 
+/// Lines naming the records the aggregator set aside (of one event or one question, or
+/// all), for `replay` and `inspect`: their fold includes them, the projection does not.
+pub async fn set_aside_of(feed: &dyn LedgerFeed, event: Option<EventId>, question: Option<QuestionId>) -> anyhow::Result<Vec<String>> {
+    let (event, question) = (event.map(|e| e.to_string()), question.map(|q| q.to_string()));
+    Ok(feed
+        .quarantined()
+        .await?
+        .into_iter()
+        .filter(|q| event.is_none() || q.event == event)
+        .filter(|q| question.is_none() || q.question == question)
+        .map(|q| {
+            format!(
+                "set aside by the aggregator, not in the projection: seq {} record {} ({}): {}",
+                q.seq,
+                q.record.as_deref().unwrap_or("?"),
+                q.kind.as_deref().unwrap_or("?"),
+                q.reason
+            )
+        })
+        .collect())
+}
+
 /// `quarantine [--ack]`: the rows the aggregator set aside, one a line.
 pub async fn quarantine_report(feed: &dyn LedgerFeed, ack: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     let rows = feed.quarantined().await?;

@@ -76,4 +76,12 @@ async fn a_record_set_aside_makes_health_503_until_an_operator_acknowledges_it()
     assert_eq!(app.store().acknowledge_quarantined().await.expect("ack"), 1);
     assert_eq!(health(&app).await.0, StatusCode::OK);
     app.shutdown().await;
+    // The operator sees it in `quarantine`, and `replay` names it beside its drift.
+    let db = path.to_str().expect("path");
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_wewerewondering")).args(["quarantine", "--db", db]).output().expect("run");
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.contains("unknown kind 7") && listed.contains("seen"), "{listed}");
+    let replayed = std::process::Command::new(env!("CARGO_BIN_EXE_wewerewondering")).args(["replay", "--db", db]).output().expect("run");
+    let replayed = String::from_utf8_lossy(&replayed.stdout).into_owned();
+    assert!(replayed.contains("set aside by the aggregator, not in the projection"), "{replayed}");
 }
