@@ -112,6 +112,7 @@ fn rand_tag() -> u64 {
 pub struct DynamoBackend {
     store: Arc<DynamoStore>,
     router: Router,
+    hub: query::LiveHub,
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
     pipe_idle: Option<watch::Receiver<u64>>,
@@ -187,7 +188,7 @@ impl DynamoBackend {
             pipe_idle = Some(idle_rx);
         }
 
-        let router = crate::roles::router(store.clone(), hub, crate::roles::HttpSettings {
+        let router = crate::roles::router(store.clone(), hub.clone(), crate::roles::HttpSettings {
             region: &options.region,
             retention: store.retention(),
             cookie_secure: options.cookie_secure,
@@ -201,6 +202,7 @@ impl DynamoBackend {
         Ok(Self {
             store,
             router,
+            hub,
             sqs,
             queue_url,
             pipe_idle,
@@ -254,18 +256,19 @@ impl DynamoBackend {
 pub async fn serve(
     listen: SocketAddr,
     options: DynamoServeOptions,
+    limits: crate::http_server::ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let backend = DynamoBackend::start(options).await?;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = crate::http_server::bind(listen).await?;
     println!(
         "listening on http://{} (DynamoDB backend)",
         listener.local_addr()?
     );
-    axum::serve(listener, backend.router())
-        .with_graceful_shutdown(shutdown)
+    // The same edge as embedded mode: deadlines, the connection cap, client addresses, and
+    // live streams ended on the signal.
+    let hub = backend.hub.clone();
+    crate::http_server::serve(listener, backend.router(), limits, shutdown, move || hub.close())
         .await
         .context("server failed")?;
     backend.shutdown().await;

@@ -279,6 +279,15 @@ async fn main() -> anyhow::Result<()> {
                     }
                 });
             }
+            // One edge for both backends (src/http_server.rs).
+            let limits = http_server::ConnectionLimits {
+                header_read_timeout,
+                ..http_server::ConnectionLimits::for_this_process(
+                    connections_max,
+                    trust_forwarded_for,
+                    Duration::from_secs(DRAIN_SECONDS_MAX),
+                )
+            };
             let static_dir = if static_dir.join("index.html").is_file() {
                 Some(static_dir)
             } else {
@@ -304,7 +313,7 @@ async fn main() -> anyhow::Result<()> {
                     frame_ancestors: allow_framing,
                     ..dynamodb_backend::DynamoServeOptions::default()
                 };
-                return dynamodb_backend::serve(listen, options, shutdown_signal()).await;
+                return dynamodb_backend::serve(listen, options, limits, shutdown_signal()).await;
             }
             let config = EmbeddedConfig {
                 db: store.db,
@@ -320,14 +329,6 @@ async fn main() -> anyhow::Result<()> {
                 static_dir,
                 rate_limits: rates.limits(),
                 frame_ancestors: allow_framing,
-            };
-            let limits = http_server::ConnectionLimits {
-                header_read_timeout,
-                ..http_server::ConnectionLimits::for_this_process(
-                    connections_max,
-                    trust_forwarded_for,
-                    Duration::from_secs(DRAIN_SECONDS_MAX),
-                )
             };
             serve(listen, config, limits, !no_demo).await
         }
