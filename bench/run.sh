@@ -5,7 +5,9 @@
 # FLOOD=1 also runs the list and vote loads of each round under a flood (bench/src/bin/flood.rs:
 # FLOOD_IDLE=2000 sockets that send nothing and FLOOD_STREAMS=1000 live streams, from 8
 # loopback addresses, each reopened as soon as the server closes it) and reports them as
-# ratios to the same loads without it.
+# ratios to the same loads without it. The streams follow the event the loads vote on (every
+# vote is pushed to all of them); FLOOD_STREAMS_EVENT=other points them at a quiet event, to
+# tell the cost of holding the connections from the cost of the pushes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -15,6 +17,7 @@ DURABILITY=${DURABILITY:-full}
 FLOOD=${FLOOD:-0}
 FLOOD_IDLE=${FLOOD_IDLE:-2000}
 FLOOD_STREAMS=${FLOOD_STREAMS:-1000}
+FLOOD_STREAMS_EVENT=${FLOOD_STREAMS_EVENT:-same}
 TARGET=${CARGO_TARGET_DIR:-target}
 command -v wrk >/dev/null || { echo "wrk is needed (Debian package wrk)"; exit 1; }
 cargo build --release -q -p wewerewondering -p wewerewondering-bench
@@ -57,8 +60,12 @@ run() { # name url [script]
   echo "$name: $rps req/s, p99 $p99${non2xx:+, non-2xx $non2xx}"
 }
 
+streamed=$eid
+if [ "$FLOOD_STREAMS_EVENT" = other ]; then
+  streamed=$(curl -sf -X POST $base/api/event | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+fi
 flood_on() {
-  "$TARGET/release/flood" --target 127.0.0.1:3200 --event "$eid" --idle "$FLOOD_IDLE" --streams "$FLOOD_STREAMS" \
+  "$TARGET/release/flood" --target 127.0.0.1:3200 --event "$streamed" --idle "$FLOOD_IDLE" --streams "$FLOOD_STREAMS" \
     --seconds 3600 2>>"$work/flood.log" & floodpid=$!; pids+=($floodpid)
   sleep 8 # every socket opened, and the first header deadlines passed: the flood at steady state
   tail -n 1 "$work/flood.log"

@@ -100,7 +100,7 @@ pub async fn serve(
     let shedding = Arc::new(Semaphore::new(SHEDDING_MAX));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true).writev(false);
     let http = Arc::new(http);
     tokio::pin!(shutdown);
     loop {
