@@ -163,12 +163,20 @@ test('a guest cannot vote twice', async () => {
   // Retract, then hammer the button: one request at a time, and the server keeps one vote.
   await vote.click();
   await expectVotes(host.page, qids.q1, 1);
-  // A double click is one vote: the second click lands while the first is in flight.
+  // A double click is one vote: the second click lands while the first is in flight. The
+  // vote is held back 300 ms on its way so that it still is in flight (on a fast machine it
+  // could otherwise come back between the two clicks, and the second would be a retraction).
+  const slowVotes = async (route) => {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await route.continue();
+  };
+  await bob.page.route('**/api/vote/**', slowVotes);
   await vote.dblclick();
   await bob.page.waitForFunction(
     (id) => !document.querySelector(`li[data-qid="${id}"] [data-action=vote][aria-disabled=true]`),
     qids.q1,
   );
+  await bob.page.unroute('**/api/vote/**', slowVotes);
   // Even a hand-made repeat of the request does not count twice.
   const status = await bob.page.evaluate(async (qid) => {
     const a = await fetch(`/api/vote/${qid}/up`, { method: 'POST' });
