@@ -161,8 +161,13 @@ const CSV_COLUMNS: [&str; 7] = [
     "hidden",
 ];
 
+/// Starts the CSV export: spreadsheet programs read a CSV without it in the system's legacy
+/// code page and garble non-ASCII text. The JSON and Markdown exports are read as UTF-8
+/// anyway and go without it.
+const UTF8_BOM: &str = "\u{feff}";
+
 fn csv_body(rows: &[Row]) -> Result<Vec<u8>, ApiError> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut writer = csv::Writer::from_writer(UTF8_BOM.as_bytes().to_vec());
     // Written even with no rows: an empty export still names its columns.
     writer.write_record(CSV_COLUMNS).map_err(internal)?;
     for row in rows {
@@ -340,6 +345,27 @@ mod tests {
         assert!(line.contains(",\"'\r=1+1, \"\"two\"\"\",Ada,"), "{line:?}");
         let plain = csv_cells(&[row("What is next?", "Ada")]);
         assert_eq!(plain[1][1], "What is next?");
+    }
+
+    #[test]
+    fn only_the_csv_starts_with_a_byte_order_mark() {
+        let rows = [row("Qu'est-ce que ça coûte ? 日本語", "Zoë")];
+        let body = csv_body(&rows).expect("renders");
+        assert!(body.starts_with(b"\xEF\xBB\xBF"), "{body:?}");
+        let text = String::from_utf8(body).expect("utf-8");
+        let text = text.strip_prefix('\u{feff}').expect("one BOM");
+        assert!(text.starts_with("qid,text,who,"), "{text:?}");
+        assert!(!text.contains('\u{feff}'), "one BOM, at the start only");
+        assert!(text.contains("Qu'est-ce que ça coûte ? 日本語,Zoë,"), "{text:?}");
+        // An empty export has the mark too, then the header.
+        let empty = csv_body(&[]).expect("renders");
+        assert_eq!(
+            String::from_utf8(empty).expect("utf-8"),
+            "\u{feff}qid,text,who,asked_at,votes,answered_at,hidden\n"
+        );
+        assert!(!markdown(&rows).starts_with('\u{feff}'));
+        let json = serde_json::to_vec(&rows).expect("renders");
+        assert!(json.starts_with(b"[{"), "{json:?}");
     }
 
     #[test]
