@@ -92,6 +92,9 @@ enum DurabilityArg {
     Normal,
 }
 
+// `Serve` is much larger than the other commands; the value is parsed once, so its size
+// does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the service (ingest, aggregator, query and the client) in one process.
@@ -112,7 +115,7 @@ enum Command {
         /// Stamped on every record ingested here.
         #[arg(long, default_value = "local")]
         region: String,
-        /// Do not seed a demo event.
+        /// Do not seed a demo event (one is seeded into a new database only).
         #[arg(long)]
         no_demo: bool,
         /// The built client to serve (skipped with a warning if missing).
@@ -523,9 +526,13 @@ async fn serve(
     let listener = http_server::bind(listen).await?;
     let addr = listener.local_addr()?;
     if seed_demo {
-        let d = demo::seed(&app).await?;
-        println!("demo event:  guest http://{addr}/event/{}", d.event);
-        println!("             host  http://{addr}/event/{}/{}", d.event, d.secret);
+        match demo::seed_if_new(&app).await? {
+            Some(d) => {
+                println!("demo event:  guest http://{addr}/event/{}", d.event);
+                println!("             host  http://{addr}/event/{}/{}", d.event, d.secret);
+            }
+            None => println!("demo event:  not seeded (the database is not new; a demo is seeded into a new one only)"),
+        }
     }
     println!("listening on http://{addr}");
 

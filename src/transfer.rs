@@ -169,7 +169,7 @@ async fn admit(
 ) -> Result<(), String> {
     rules::check_record(record, target.now_ms).map_err(|e| e.to_string())?;
     let event = record.event;
-    if !events.contains_key(&event) {
+    if let std::collections::hash_map::Entry::Vacant(slot) = events.entry(event) {
         let stored = target.events.event(event).await.map_err(|e| format!("cannot read event {event}: {e}"))?;
         let known = match stored {
             Some(row) => {
@@ -178,7 +178,7 @@ async fn admit(
             }
             None => None,
         };
-        events.insert(event, known);
+        slot.insert(known);
     }
     let Some(Some(known)) = events.get_mut(&event) else {
         return Err(format!("event {event} is unknown here, and no earlier line of this file creates it (`ledger export` writes it)"));

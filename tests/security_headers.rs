@@ -53,7 +53,7 @@ async fn send(router: &Router, method: &str, uri: &str, from: Option<&str>) -> (
     (parts.status, parts.headers, String::from_utf8_lossy(&body).into_owned())
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).map(|v| v.to_str().expect("text"))
 }
 

@@ -97,7 +97,7 @@ impl ClientAddr {
             let forwarded = headers
                 .get_all("x-forwarded-for")
                 .iter()
-                .last()
+                .next_back()
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.rsplit(',').next())
                 .and_then(|last| last.trim().parse::<IpAddr>().ok());

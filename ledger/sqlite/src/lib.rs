@@ -138,13 +138,11 @@ impl Shared {
             return None;
         }
         let mut out = Vec::with_capacity(limit.min(recent.len() - start));
-        let mut expected = seq + 1;
-        for (s, r) in recent.iter().skip(start).take(limit) {
+        for (expected, (s, r)) in (seq + 1..).zip(recent.iter().skip(start).take(limit)) {
             if *s != expected {
                 break;
             }
             out.push((*s, r.clone()));
-            expected += 1;
         }
         Some(out)
     }
@@ -452,7 +450,8 @@ impl SqliteStore {
     /// Stops taking writes, lets the writer finish what is queued, checkpoints the WAL
     /// into the main file and joins the writer thread. Later writes get `Unavailable`.
     pub async fn close(&self) {
-        if let Some(c) = self.checkpointer.lock().take() {
+        let checkpointer = self.checkpointer.lock().take();
+        if let Some(c) = checkpointer {
             let _ = c.stop.send(());
             let _ = tokio::task::spawn_blocking(move || c.thread.join()).await;
         }
@@ -535,7 +534,7 @@ impl SqliteStore {
     /// The highest sequence number ever handed out: never decreases, even when the newest
     /// rows were swept, and every new record gets a larger one.
     pub async fn high_water(&self) -> StoreResult<u64> {
-        self.read(|c| writer::high_water(c)).await
+        self.read(writer::high_water).await
     }
 
     /// How many rows the aggregator set aside that no operator has acknowledged yet.
@@ -573,7 +572,7 @@ impl SqliteStore {
 
     /// Runs `f` on a pooled read-only connection on the blocking pool.
     async fn read<T: Send + 'static>(
-        self: &Self,
+        &self,
         f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let pooled = self.shared.readers.lock().pop_back().map(|(c, _)| c);

@@ -76,7 +76,10 @@ pub fn record_from_row(row: &Row<'_>) -> Result<(u64, Record), StoreError> {
 }
 
 /// The columns of a record as stored: (kind, voter, flag, text, who).
-pub fn record_columns(r: &Record) -> (i64, Option<[u8; 16]>, Option<bool>, Option<&str>, Option<&str>) {
+/// A record's stored columns: (kind, voter, flag, text, who).
+pub type RecordColumns<'a> = (i64, Option<[u8; 16]>, Option<bool>, Option<&'a str>, Option<&'a str>);
+
+pub fn record_columns(r: &Record) -> RecordColumns<'_> {
     match &r.body {
         Body::Asked(a) => (KIND_ASKED, Some(a.voter.to_bytes()), None, Some(&a.text), a.who.as_deref()),
         Body::Voted { voter, up } => (KIND_VOTE, Some(voter.to_bytes()), Some(*up), None, None),
