@@ -95,22 +95,96 @@ pub fn seed() -> u64 {
         .unwrap_or_else(rand::random)
 }
 
-/// Runs every check, each on its own fresh event.
-pub async fn run_all(s: &Stores, scale: Scale) {
-    let seed = seed();
-    events_round_trip_and_unknown(s).await;
-    append_and_read_back(s).await;
-    an_append_never_overwrites_a_stored_record(s).await;
-    reads_past_one_page(s, scale).await;
-    unknown_questions_and_early_votes(s).await;
-    a_stale_commit_is_a_conflict_and_changes_nothing(s).await;
-    a_commit_is_all_or_nothing_across_questions(s).await;
-    a_competing_commit_between_read_and_commit_is_replanned(s).await;
-    a_batch_that_always_conflicts_is_given_up_and_changes_nothing(s).await;
-    duplicate_and_out_of_order_delivery(s, scale, seed).await;
-    concurrent_aggregators(s, scale, seed.wrapping_add(1)).await;
-    replace_restores_a_fold(s, scale, seed.wrapping_add(2)).await;
-    a_crowd_on_one_question(s, scale, seed.wrapping_add(3)).await;
+/// Every check with one signature (the stores, the scale, the seed of the randomized ones),
+/// for [`conformance_tests!`], which makes one test of each.
+pub mod checks {
+    use super::{Scale, Stores};
+
+    pub async fn events_round_trip_and_unknown(s: &Stores, _scale: Scale, _seed: u64) {
+        super::events_round_trip_and_unknown(s).await
+    }
+
+    pub async fn append_and_read_back(s: &Stores, _scale: Scale, _seed: u64) {
+        super::append_and_read_back(s).await
+    }
+
+    pub async fn an_append_never_overwrites_a_stored_record(s: &Stores, _scale: Scale, _seed: u64) {
+        super::an_append_never_overwrites_a_stored_record(s).await
+    }
+
+    pub async fn reads_past_one_page(s: &Stores, scale: Scale, _seed: u64) {
+        super::reads_past_one_page(s, scale).await
+    }
+
+    pub async fn unknown_questions_and_early_votes(s: &Stores, _scale: Scale, _seed: u64) {
+        super::unknown_questions_and_early_votes(s).await
+    }
+
+    pub async fn a_stale_commit_is_a_conflict_and_changes_nothing(s: &Stores, _scale: Scale, _seed: u64) {
+        super::a_stale_commit_is_a_conflict_and_changes_nothing(s).await
+    }
+
+    pub async fn a_commit_is_all_or_nothing_across_questions(s: &Stores, _scale: Scale, _seed: u64) {
+        super::a_commit_is_all_or_nothing_across_questions(s).await
+    }
+
+    pub async fn a_competing_commit_between_read_and_commit_is_replanned(s: &Stores, _scale: Scale, _seed: u64) {
+        super::a_competing_commit_between_read_and_commit_is_replanned(s).await
+    }
+
+    pub async fn a_batch_that_always_conflicts_is_given_up_and_changes_nothing(s: &Stores, _scale: Scale, _seed: u64) {
+        super::a_batch_that_always_conflicts_is_given_up_and_changes_nothing(s).await
+    }
+
+    pub async fn duplicate_and_out_of_order_delivery(s: &Stores, scale: Scale, seed: u64) {
+        super::duplicate_and_out_of_order_delivery(s, scale, seed).await
+    }
+
+    pub async fn concurrent_aggregators(s: &Stores, scale: Scale, seed: u64) {
+        super::concurrent_aggregators(s, scale, seed).await
+    }
+
+    pub async fn replace_restores_a_fold(s: &Stores, scale: Scale, seed: u64) {
+        super::replace_restores_a_fold(s, scale, seed).await
+    }
+
+    pub async fn a_crowd_on_one_question(s: &Stores, scale: Scale, seed: u64) {
+        super::a_crowd_on_one_question(s, scale, seed).await
+    }
+}
+
+/// One `#[tokio::test]` per conformance check, so that every failure shows rather than the
+/// first one hiding the rest. `$stores` is an async expression giving
+/// `Option<(guard, Stores)>` (`None` skips the test, e.g. without an emulator; the guard,
+/// such as a temporary directory, lives as long as the test).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($stores:expr, $scale:expr) => {
+        $crate::conformance_tests!(@each $stores, $scale;
+            events_round_trip_and_unknown,
+            append_and_read_back,
+            an_append_never_overwrites_a_stored_record,
+            reads_past_one_page,
+            unknown_questions_and_early_votes,
+            a_stale_commit_is_a_conflict_and_changes_nothing,
+            a_commit_is_all_or_nothing_across_questions,
+            a_competing_commit_between_read_and_commit_is_replanned,
+            a_batch_that_always_conflicts_is_given_up_and_changes_nothing,
+            duplicate_and_out_of_order_delivery,
+            concurrent_aggregators,
+            replace_restores_a_fold,
+            a_crowd_on_one_question
+        );
+    };
+    (@each $stores:expr, $scale:expr; $($check:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let Some((_guard, stores)) = $stores.await else { return };
+                $crate::checks::$check(&stores, $scale, $crate::seed()).await;
+            }
+        )*
+    };
 }
 
 fn must<T, E: Display>(what: &str, result: Result<T, E>) -> T {

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use ledger::ports::{EventRow, EventStore, LedgerStore};
 use ledger::secret::hash_secret;
 use ledger::{Asked, Body, EventId, QuestionId, Record, RecordId, VoterId};
-use ledger_conformance::{moto_endpoint, run_all, Scale, Stores};
+use ledger_conformance::{conformance_tests, moto_endpoint, Scale, Stores};
 use ledger_dynamodb::item::{ledger_partition, shard_of};
 use ledger_dynamodb::{fresh_tables, DynamoStore};
 use ulid::Ulid;
@@ -21,29 +21,31 @@ async fn store() -> Option<Arc<DynamoStore>> {
     ))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dynamodb_passes_the_conformance_suite() {
-    let Some(store) = store().await else { return };
-    assert!(
-        store.tables().counter_shards > 1,
-        "the default splits vote counts over counter shards"
-    );
-    run_all(&Stores::of(store), Scale::EMULATOR).await;
+/// The conformance checks with vote counts split over counter shards (the default).
+mod sharded {
+    use super::*;
+
+    async fn fresh() -> Option<((), Stores)> {
+        let store = store().await?;
+        assert!(store.tables().counter_shards > 1, "the default splits vote counts over counter shards");
+        Some(((), Stores::of(store)))
+    }
+
+    conformance_tests!(fresh(), Scale::EMULATOR);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dynamodb_without_counter_shards_passes_the_conformance_suite() {
-    let Some(store) = store().await else { return };
-    let tables = ledger_dynamodb::Tables {
-        counter_shards: 0,
-        ..store.tables().clone()
-    };
-    let store = Arc::new(DynamoStore::new(
-        store.client().clone(),
-        tables,
-        store.retention(),
-    ));
-    run_all(&Stores::of(store), Scale::EMULATOR).await;
+/// The same checks with every vote counted on the question itself.
+mod unsharded {
+    use super::*;
+
+    async fn fresh() -> Option<((), Stores)> {
+        let store = store().await?;
+        let tables = ledger_dynamodb::Tables { counter_shards: 0, ..store.tables().clone() };
+        let store = Arc::new(DynamoStore::new(store.client().clone(), tables, store.retention()));
+        Some(((), Stores::of(store)))
+    }
+
+    conformance_tests!(fresh(), Scale::EMULATOR);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,20 +1,18 @@
 //! The storage conformance suite (`ledger-conformance`) against the SQLite adapter: the same
 //! checks the DynamoDB adapter passes on moto, at a larger scale since SQLite is local.
 
-use ledger_conformance::{run_all, Scale, Stores};
+use ledger_conformance::{conformance_tests, Scale, Stores};
 use ledger_sqlite::{Durability, Options, SqliteStore};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_passes_the_conformance_suite() {
+/// A fresh store in a temporary directory (kept as long as the test runs).
+async fn fresh() -> Option<(tempfile::TempDir, Stores)> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let options = Options {
-        durability: Durability::Normal,
-        ..Options::default()
-    };
+    let options = Options { durability: Durability::Normal, ..Options::default() };
     let store = SqliteStore::open(dir.path().join("conformance.db"), options).expect("open store");
-    run_all(&Stores::of(store.clone()), Scale::LOCAL).await;
-    store.close().await;
+    Some((dir, Stores::of(store)))
 }
+
+conformance_tests!(fresh(), Scale::LOCAL);
 
 /// The literal retention check (the same fixture the DynamoDB adapter passes on moto): on a
 /// store created with 7 days' retention, every row of an event minted at
