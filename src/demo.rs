@@ -1,5 +1,11 @@
 //! The demo event `serve` seeds: created through the ingest router itself (the same path a
 //! browser takes), so the demo exercises real code, not fixtures.
+//!
+//! It is seeded into a new database only ([`seed_if_new`]): one the ledger never handed a
+//! sequence number in (its high-water mark is 0), so restarting `serve` on the same file
+//! does not add another demo event each time. The links of a demo seeded earlier are not
+//! printed again: the file keeps no note of which event was the demo, and the host secret
+//! is stored only as a hash.
 
 use anyhow::{bail, Context};
 use axum::body::Body;
@@ -36,6 +42,16 @@ async fn call(router: &Router, method: &str, uri: &str, body: String, cookie: Op
         bail!("demo: {method} {uri} answered {status}: {json}");
     }
     Ok((status, json))
+}
+
+/// Seeds the demo ([`seed`]) when the database is new (nothing was ever written to its
+/// ledger); `None` when it is not.
+pub async fn seed_if_new(app: &Embedded) -> anyhow::Result<Option<Demo>> {
+    let written = app.store().high_water().await.context("demo: cannot read the ledger's high-water mark")?;
+    if written > 0 {
+        return Ok(None);
+    }
+    seed(app).await.map(Some)
 }
 
 /// Creates an event with a few questions and votes from distinct demo guests.

@@ -1,6 +1,10 @@
 //! Serving the built client in embedded mode: files from the build directory, and the
 //! single-page app's `index.html` for every `/event/...` path (what the CloudFront
-//! Function does on AWS). Other unknown paths stay 404.
+//! Function does on AWS). An event path whose id is not in canonical form (Crockford
+//! base32 is case-insensitive: `/event/01abc...`) is redirected (308) to the canonical,
+//! uppercase one, so that a guest has one URL per event (the page keeps its votes and
+//! questions per URL). Any other unknown path gets the app's page with status 404 (the
+//! client shows its not-found message); a missing file under `/assets` stays a bare 404.
 //!
 //! Every response carries the protective headers of [`SiteHeaders`]; the pages (the
 //! `index.html` responses) also carry a strict Content-Security-Policy and
@@ -10,11 +14,13 @@
 
 use std::path::Path;
 
-use axum::http::{header, HeaderName, HeaderValue};
+use axum::extract::Request;
+use axum::http::{header, HeaderName, HeaderValue, Uri};
+use axum::response::{IntoResponse, Redirect};
 use axum::Router;
 use base64::Engine;
 use sha2::{Digest, Sha256};
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, ServiceExt};
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -132,6 +138,25 @@ pub fn page_headers(headers: &SiteHeaders, script_hashes: &[String]) -> Vec<(Hea
     page
 }
 
+/// The canonical form of an event page's path, when `path` is an event page whose id is a
+/// valid event id written otherwise (lowercase letters): `/event/01abc…/secret` →
+/// `/event/01ABC…/secret`. `None` when the path is canonical already, or not an event
+/// page with a valid id (those are served as they are; the page says the event does not
+/// exist). The query, if any, is kept.
+pub fn canonical_event_path(uri: &Uri) -> Option<String> {
+    let rest = uri.path().strip_prefix("/event/")?;
+    let (eid, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let canonical = eid.parse::<ledger::EventId>().ok()?.to_string();
+    if canonical == eid {
+        return None;
+    }
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    Some(format!("/event/{canonical}{tail}{query}"))
+}
+
 pub fn router(dir: &Path, headers: &SiteHeaders) -> Router {
     let index = dir.join("index.html");
     let hashes = match std::fs::read_to_string(&index) {
@@ -148,12 +173,30 @@ pub fn router(dir: &Path, headers: &SiteHeaders) -> Router {
     };
     let no_cache = SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static(INDEX_CACHE_CONTROL));
     let immutable = SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static(ASSET_CACHE_CONTROL));
+    let event_page = {
+        let index = ServeFile::new(&index);
+        move |request: Request| {
+            let index = index.clone();
+            async move {
+                match canonical_event_path(request.uri()) {
+                    Some(to) => Redirect::permanent(&to).into_response(),
+                    None => match index.oneshot(request).await {
+                        Ok(response) => response.into_response(),
+                        Err(never) => match never {},
+                    },
+                }
+            }
+        }
+    };
     let pages = Router::new()
-        .route_service("/event/{*rest}", ServiceBuilder::new().layer(no_cache.clone()).service(ServeFile::new(&index)))
-        .route_service("/", ServiceBuilder::new().layer(no_cache.clone()).service(ServeFile::new(&index)))
-        .route_service("/index.html", ServiceBuilder::new().layer(no_cache).service(ServeFile::new(&index)));
+        .route("/event/{*rest}", axum::routing::get(event_page.clone()).head(event_page))
+        .route_service("/", ServeFile::new(&index))
+        .route_service("/index.html", ServeFile::new(&index))
+        .layer(no_cache.clone());
+    // What an unknown path gets: the entry page (a page, with the page headers), status 404.
+    let not_found = with(Router::new().fallback_service(ServeFile::new(&index)).layer(no_cache), &page);
     let files = Router::new()
         .nest_service("/assets", ServiceBuilder::new().layer(immutable).service(ServeDir::new(dir.join("assets"))))
-        .fallback_service(ServeDir::new(dir));
+        .fallback_service(ServeDir::new(dir).not_found_service(not_found));
     with(with(pages, &page).merge(files), &common)
 }
