@@ -149,16 +149,14 @@ fn to_event_message(m: aws_sdk_sqs::types::Message) -> SqsMessage {
         .into_iter()
         .map(|(k, v)| (k.as_str().to_owned(), v))
         .collect();
-    SqsMessage {
-        message_id: m.message_id,
-        receipt_handle: m.receipt_handle,
-        body: m.body,
-        md5_of_body: m.md5_of_body,
-        md5_of_message_attributes: m.md5_of_message_attributes,
-        attributes,
-        message_attributes: Default::default(),
-        event_source_arn: None,
-        event_source: Some("aws:sqs".to_owned()),
-        aws_region: None,
-    }
+    // Non-exhaustive in the events crate: built from its default, field by field.
+    let mut message = SqsMessage::default();
+    message.message_id = m.message_id;
+    message.receipt_handle = m.receipt_handle;
+    message.body = m.body;
+    message.md5_of_body = m.md5_of_body;
+    message.md5_of_message_attributes = m.md5_of_message_attributes;
+    message.attributes = attributes;
+    message.event_source = Some("aws:sqs".to_owned());
+    message
 }

@@ -41,13 +41,18 @@ pub struct BatchOutcome {
 /// messages that must come back: unreadable ones, and those of any part whose commit failed.
 pub async fn handle(store: &dyn ProjectionStore, event: SqsEvent) -> SqsBatchResponse {
     let outcome = handle_batch(store, &event.records).await;
-    SqsBatchResponse {
-        batch_item_failures: outcome
-            .response_failures
-            .into_iter()
-            .map(|item_identifier| BatchItemFailure { item_identifier })
-            .collect(),
-    }
+    // The event types are non-exhaustive: built from their defaults, field by field.
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = outcome
+        .response_failures
+        .into_iter()
+        .map(|item_identifier| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = item_identifier;
+            failure
+        })
+        .collect();
+    response
 }
 
 /// [`handle`], with the details.
