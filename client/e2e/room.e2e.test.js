@@ -1,0 +1,204 @@
+// The room, the projector and the phone (issue 16): a 500-character question on the
+// presenter view at a laptop's, a projector's and a full-HD screen's size; what a guest
+// sees while updates are paused or the connection is lost after scrolling down; and what
+// a screen reader hears for a vote button. A real server, a real browser, its own event.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchBrowser, log, person, screenshot, seriousViolations, startServer } from './harness.js';
+
+/** The server's limit is 500 characters; this question uses all of them. */
+const QUESTION_CHARS_MAX = 500;
+const LONG = (() => {
+  const sentence =
+    'When the network between the two regions splits for an hour and both sides keep taking votes, how does the ledger decide which count is right afterwards, ';
+  const text = `${sentence.repeat(4).slice(0, QUESTION_CHARS_MAX - 1).trimEnd()}?`;
+  return text + 'x'.repeat(QUESTION_CHARS_MAX - text.length);
+})();
+const SHORT = 'Will the slides be shared?';
+/** The sizes a presenter meets: an old projector, a laptop, full HD, 4K. */
+const VIEWPORTS = [
+  { width: 1024, height: 768 },
+  { width: 1280, height: 720 },
+  { width: 1920, height: 1080 },
+  { width: 3840, height: 2160 },
+];
+/** What must stay on screen in the presenter view, whatever the question. */
+const PRESENTER_PARTS = ['#presenter-qr', '#presenter-link', '#presenter-answer', '#presenter-close'];
+
+let server;
+let browser;
+let host;
+let guest;
+let eid;
+let secret;
+const qids = {};
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+function question(page, qid) {
+  return page.locator(`li[data-qid="${qid}"]`);
+}
+
+async function ask(page, text, name = '') {
+  await page.click('#ask-open');
+  await page.locator('#ask-dialog').waitFor({ state: 'visible' });
+  await page.fill('#ask-text', text);
+  await page.fill('#ask-name', name);
+  await page.click('#ask-submit');
+  await page.locator('#ask-dialog').waitFor({ state: 'hidden' });
+  const item = page.locator('li[data-qid]', { hasText: text.slice(0, 60) });
+  await item.waitFor();
+  return item.getAttribute('data-qid');
+}
+
+/** Waits until the presenter's layout has settled (the text is fitted after a resize). */
+async function settled(page) {
+  await page.evaluate(
+    () => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(resolve, 100)))),
+  );
+}
+
+/** Asserts each part's box lies entirely inside the viewport; returns the boxes. */
+async function assertInsideViewport(page, selectors, what) {
+  const { width, height } = page.viewportSize();
+  const boxes = {};
+  for (const selector of selectors) {
+    const box = await page.locator(selector).boundingBox();
+    assert.ok(box, `${what}: ${selector} is not rendered`);
+    assert.ok(box.width > 0 && box.height > 0, `${what}: ${selector} has no size`);
+    const inside = box.x >= 0 && box.y >= 0 && box.x + box.width <= width + 0.5 && box.y + box.height <= height + 0.5;
+    assert.ok(inside, `${what}: ${selector} at ${JSON.stringify(box)} leaves the ${width}×${height} viewport`);
+    boxes[selector] = box;
+  }
+  return boxes;
+}
+
+function overlaps(a, b) {
+  return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+}
+
+test('a host creates an event; a guest asks a 500-character and a short question', async () => {
+  host = await person(browser, server.base, { viewport: VIEWPORTS[0] });
+  await host.page.goto('/');
+  await host.page.click('#create-event');
+  await host.page.waitForURL(/\/event\/[0-9A-Z]{26}\/[^/]+$/);
+  [, , eid, secret] = new URL(host.page.url()).pathname.split('/');
+
+  guest = await person(browser, server.base, { viewport: { width: 390, height: 520 } });
+  await guest.page.goto(`/event/${eid}`);
+  assert.equal(LONG.length, QUESTION_CHARS_MAX);
+  qids.long = await ask(guest.page, LONG, 'Grace');
+  qids.short = await ask(guest.page, SHORT);
+  // A second voter puts the long question on top.
+  const other = await person(browser, server.base);
+  await other.page.goto(`/event/${eid}`);
+  await question(other.page, qids.long).locator('[data-action=vote]').click();
+  await host.page.waitForFunction(
+    (id) => document.querySelector(`li[data-qid="${id}"]`)?.getAttribute('data-votes') === '2',
+    qids.long,
+  );
+  assert.deepEqual(other.errors, []);
+  await other.context.close();
+});
+
+test('the presenter view keeps the QR code, the link and the buttons on screen with a 500-character question', async () => {
+  await host.page.click('#present-open');
+  await host.page.locator('#presenter').waitFor();
+  await host.page.waitForFunction(
+    ([id, start]) => {
+      const h = document.querySelector('#presenter-question');
+      return h?.dataset.qid === id && h.textContent.includes(start);
+    },
+    [qids.long, LONG.slice(0, 40)],
+  );
+  await host.page.locator('#presenter-qr img').waitFor();
+  for (const viewport of VIEWPORTS) {
+    await host.page.setViewportSize(viewport);
+    await settled(host.page);
+    const what = `long question at ${viewport.width}×${viewport.height}`;
+    const boxes = await assertInsideViewport(host.page, [...PRESENTER_PARTS, '#presenter-question'], what);
+    for (const part of PRESENTER_PARTS) {
+      assert.ok(!overlaps(boxes['#presenter-question'], boxes[part]), `${what}: the question covers ${part}`);
+    }
+    const panel = await host.page.locator('#presenter .join').boundingBox();
+    for (const part of ['#presenter-qr', '#presenter-link']) {
+      const box = boxes[part];
+      const inPanel =
+        box.x >= panel.x && box.y >= panel.y && box.x + box.width <= panel.x + panel.width && box.y + box.height <= panel.y + panel.height;
+      assert.ok(inPanel, `${what}: ${part} at ${JSON.stringify(box)} spills out of its panel ${JSON.stringify(panel)}`);
+    }
+    const shown = await host.page.evaluate(() => {
+      const h = document.querySelector('#presenter-question');
+      const style = getComputedStyle(h);
+      const presenter = document.querySelector('#presenter');
+      return {
+        fontPx: parseFloat(style.fontSize),
+        clamp: style.webkitLineClamp,
+        scrolls: presenter.scrollHeight > presenter.clientHeight || presenter.scrollWidth > presenter.clientWidth,
+      };
+    });
+    log(what, JSON.stringify(shown));
+    assert.equal(shown.scrolls, false, `${what}: the presenter view must not need scrolling`);
+    assert.ok(shown.fontPx >= 18, `${what}: the question stays readable (${shown.fontPx}px)`);
+    await screenshot(host.page, `presenter-long-${viewport.width}x${viewport.height}`);
+  }
+  await host.page.setViewportSize(VIEWPORTS[0]);
+  await settled(host.page);
+  const violations = await seriousViolations(host.page);
+  assert.deepEqual(violations, [], 'presenter with a long question: serious or critical accessibility violations');
+});
+
+test('past the smallest size the question is cut with an ellipsis, the controls stay', async () => {
+  // A window far smaller than any projector: the text cannot fit even at the smallest size.
+  await host.page.setViewportSize({ width: 1024, height: 360 });
+  await settled(host.page);
+  await assertInsideViewport(host.page, ['#presenter-answer', '#presenter-close'], 'long question at 1024×360');
+  const cut = await host.page.evaluate(() => {
+    const h = document.querySelector('#presenter-question');
+    const box = h.parentElement;
+    return {
+      clamp: getComputedStyle(h).webkitLineClamp,
+      textOverflows: h.scrollHeight > h.clientHeight,
+      boxFits: box.scrollHeight <= box.clientHeight + 1,
+    };
+  });
+  assert.notEqual(cut.clamp, 'none', `the question is clamped to some lines: ${JSON.stringify(cut)}`);
+  assert.ok(cut.textOverflows, 'the rest of the text is cut (and ends with an ellipsis)');
+  assert.ok(cut.boxFits, 'what is shown fits its box');
+  await screenshot(host.page, 'presenter-long-clamped-1024x360');
+});
+
+test('the presenter view with a short question: large text, everything on screen', async () => {
+  await host.page.setViewportSize(VIEWPORTS[0]);
+  // "Mark answered" from the presenter moves on to the short question.
+  await host.page.click('#presenter-answer');
+  await host.page.waitForFunction((id) => document.querySelector('#presenter-question')?.dataset.qid === id, qids.short, {
+    timeout: 3_000,
+  });
+  for (const viewport of VIEWPORTS) {
+    await host.page.setViewportSize(viewport);
+    await settled(host.page);
+    const what = `short question at ${viewport.width}×${viewport.height}`;
+    await assertInsideViewport(host.page, [...PRESENTER_PARTS, '#presenter-question'], what);
+    const fontPx = await host.page.evaluate(() => parseFloat(getComputedStyle(document.querySelector('#presenter-question')).fontSize));
+    assert.ok(fontPx >= 40, `${what}: a short question is shown large (${fontPx}px)`);
+    await screenshot(host.page, `presenter-short-${viewport.width}x${viewport.height}`);
+  }
+  await host.page.keyboard.press('Escape');
+  await host.page.locator('#presenter').waitFor({ state: 'detached' });
+  await host.page.setViewportSize(VIEWPORTS[0]);
+});
+
+test('no page threw an uncaught error or broke the content security policy', () => {
+  assert.deepEqual(host.errors, [], 'host');
+  assert.deepEqual(guest.errors, [], 'guest');
+});
