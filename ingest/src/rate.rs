@@ -14,7 +14,7 @@
 
 use std::fmt;
 use std::hash::Hash;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -162,19 +162,6 @@ impl RateLimits {
     pub const OFF: Self = Self { create_event: None, ask: None, vote: None, voter_ask: None };
 }
 
-/// The key of a client address: an IPv4 address as is, an IPv6 address by its /64 prefix
-/// (one host usually holds a whole /64, so keying by the full address would let one guest
-/// rotate through 2^64 buckets). An IPv4-mapped IPv6 address counts as its IPv4 address.
-pub fn address_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !(u64::MAX as u128))),
-        },
-    }
-}
-
 /// One keyed limiter with its pruning schedule.
 struct Keyed<K: Hash + Eq + Clone> {
     name: &'static str,
@@ -291,7 +278,7 @@ impl RateLimiters {
 
     fn by_address(limiter: &Option<Keyed<IpAddr>>, ip: IpAddr, what: Limited) -> Result<(), ApiError> {
         match limiter {
-            Some(l) => l.check(&address_key(ip)).map_err(|retry_after_s| limited(what, retry_after_s)),
+            Some(l) => l.check(&ledger_http::ClientAddr(ip).key()).map_err(|retry_after_s| limited(what, retry_after_s)),
             None => Ok(()),
         }
     }
@@ -337,16 +324,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn ipv6_addresses_count_by_their_64_prefix() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
-        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().expect("ip");
-        let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
-        assert_eq!(address_key(a), address_key(b));
-        assert_ne!(address_key(a), address_key(c));
-        let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("ip");
-        assert_eq!(address_key(mapped), "192.0.2.7".parse::<IpAddr>().expect("ip"));
-    }
 
     #[test]
     fn pruning_forgets_full_buckets_keeps_used_ones_and_clears_past_the_bound() {

@@ -89,6 +89,20 @@ pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Respon
 pub struct ClientAddr(pub IpAddr);
 
 impl ClientAddr {
+    /// The key a client's allowances (rate limits, stream budgets) are counted under: an
+    /// IPv4 address as is; an IPv6 address by its /64 prefix, since one host usually holds a
+    /// whole /64 and keying by the full address would let one guest rotate through 2^64
+    /// keys; an IPv4-mapped IPv6 address as its IPv4 address.
+    pub fn key(self) -> IpAddr {
+        match self.0 {
+            IpAddr::V4(_) => self.0,
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+            },
+        }
+    }
+
     /// Where a request on a connection from `peer` comes from. With `trust_forwarded_for`
     /// (only behind a proxy that appends the address it saw), the last well-formed address
     /// of the last `X-Forwarded-For` header: the earlier ones are whatever the client wrote.
@@ -125,6 +139,15 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_client_counts_by_its_ipv4_address_or_its_ipv6_64_prefix() {
+        let key = |s: &str| ClientAddr(s.parse().expect("ip")).key();
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::2"));
+        assert_ne!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.7").to_string(), "192.0.2.7");
+        assert_eq!(key("192.0.2.7").to_string(), "192.0.2.7");
+    }
 
     #[test]
     fn the_forwarded_address_counts_only_when_trusted_and_only_the_last_one() {
