@@ -8,18 +8,22 @@
 //! the projection's only writer, and the writer thread updates the mirror from the rows it
 //! just committed, before anyone is told the commit happened.
 
+mod feed;
 mod rows;
 mod schema;
+mod settings;
+mod shared;
+mod sweep;
 mod writer;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use ledger::ports::{
-    Commit, EventRow, EventStore, FeedEntry, LedgerFeed, LedgerStore, ProjectionReader, ProjectionStore, Quarantined,
+    Commit, EventRow, EventStore, LedgerStore, ProjectionReader, ProjectionStore,
     QuestionText, ScanPage, ScanToken, StoreError, StoreResult,
 };
 use ledger::{
@@ -31,9 +35,12 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use rustc_hash::FxHashMap;
 use tokio::sync::{oneshot, Notify};
 
-use crate::rows::{blob16, corrupt, opt_blob16, record_from_row, stamp, LEDGER_COLUMNS};
+use crate::rows::{blob16, corrupt, record_from_row, LEDGER_COLUMNS};
 pub use crate::schema::SCHEMA_VERSION;
-use crate::writer::{Command, Effect, SweepPosition};
+use crate::settings::{check_cursor, settle_retention};
+use crate::shared::{counters_from_row, load_mirror, Shared, RECENT_RECORDS_MAX};
+use crate::sweep::SweepPosition;
+use crate::writer::Command;
 
 /// How many commands may wait for the writer before callers wait to enqueue (backpressure).
 const WRITER_QUEUE_COMMANDS_MAX: usize = 65_536;
@@ -43,9 +50,6 @@ const BUSY_TIMEOUT_MS: u64 = 5_000;
 /// SQLite's own busy handler sleeps 1, 2, 5, 10, 15, ... ms between tries, which turned each
 /// checkpoint of a few milliseconds into a write stall of ~20 ms (measured).
 const WRITER_BUSY_RETRY_US: u64 = 100;
-/// How many of the latest appended records are kept in memory for the aggregator, which
-/// then folds them without reading back what was just written.
-const RECENT_RECORDS_MAX: usize = 16_384;
 const WAL_BYTES_KEPT_MAX: i64 = 64 << 20;
 /// Page cache per connection, in KiB (SQLite's negative `cache_size` unit). Memory-mapping
 /// the file instead measured no faster and counted the mapped file in the resident size.
@@ -77,170 +81,6 @@ impl Default for Options {
     }
 }
 
-/// What the writer thread shares with readers.
-pub(crate) struct Shared {
-    counters: RwLock<Mirror>,
-    events: RwLock<FxHashMap<EventId, EventRow>>,
-    appended: Arc<Notify>,
-    /// The latest records this process appended, in sequence order.
-    recent: Mutex<std::collections::VecDeque<(u64, Record)>>,
-    /// The store's retention in days (changes only through `set_retention`).
-    retention_days: std::sync::atomic::AtomicU64,
-    /// The `now` of the latest sweep (Unix seconds, 0 before the first): events that expired
-    /// before it are gone, and a fold of their records that arrives later (read before the
-    /// sweep, or still in [`Shared::recent`]) stores nothing for them.
-    swept_before: std::sync::atomic::AtomicU64,
-    /// Idle read-only connections, least recently used first, with when each was returned.
-    readers: Mutex<std::collections::VecDeque<(Connection, std::time::Instant)>>,
-    /// While the latest transaction failed (disk full, I/O error): since when (the first
-    /// failure in a row) and the latest error; `None` once one commits.
-    failing_commits: Mutex<Option<(std::time::Instant, String)>>,
-    /// Why the writer thread died, once it has (see [`writer::run`]).
-    failure: tokio::sync::watch::Sender<Option<String>>,
-    path: PathBuf,
-}
-
-#[derive(Default)]
-struct Mirror {
-    questions: FxHashMap<QuestionId, QuestionCounters>,
-    by_event: FxHashMap<EventId, Vec<QuestionId>>,
-}
-
-impl Mirror {
-    fn upsert(&mut self, c: QuestionCounters) {
-        if self.questions.insert(c.id, c).is_none() {
-            self.by_event.entry(c.event).or_default().push(c.id);
-        }
-    }
-
-    fn remove(&mut self, question: QuestionId, event: EventId) {
-        self.questions.remove(&question);
-        if let Some(ids) = self.by_event.get_mut(&event) {
-            ids.retain(|id| *id != question);
-            if ids.is_empty() {
-                self.by_event.remove(&event);
-            }
-        }
-    }
-}
-
-impl Shared {
-    /// The records after `seq` from memory, if memory holds them without a gap (another
-    /// process may append to the same file; then the ledger itself is read).
-    fn recent_after(&self, seq: u64, limit: usize) -> Option<Vec<(u64, Record)>> {
-        let recent = self.recent.lock();
-        let first = recent.front()?.0;
-        if first > seq + 1 {
-            return None;
-        }
-        let start = usize::try_from(seq + 1 - first).ok()?;
-        if recent.get(start)?.0 != seq + 1 {
-            return None;
-        }
-        let mut out = Vec::with_capacity(limit.min(recent.len() - start));
-        for (expected, (s, r)) in (seq + 1..).zip(recent.iter().skip(start).take(limit)) {
-            if *s != expected {
-                break;
-            }
-            out.push((*s, r.clone()));
-        }
-        Some(out)
-    }
-
-    pub(crate) fn retention(&self) -> Retention {
-        // Only ever stored from a valid `Retention`.
-        Retention::from_days(self.retention_days.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or_default()
-    }
-
-    pub(crate) fn expire_of(&self, event: EventId) -> u64 {
-        self.retention().expire_of(event)
-    }
-
-    /// Whether a sweep has removed (or is removing) `event`: its projection rows must not
-    /// come back.
-    pub(crate) fn swept(&self, event: EventId) -> bool {
-        self.expire_of(event) < self.swept_before.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    /// Closes the pooled read-only connections idle since before `now - idle_max`; returns
-    /// how many are left. The checkpointer calls it on every tick, so a pool grown by a
-    /// burst shrinks back once the burst is over.
-    pub(crate) fn close_idle_readers(&self, now: std::time::Instant, idle_max: std::time::Duration) -> usize {
-        let mut readers = self.readers.lock();
-        // The least recently used are at the front.
-        while readers.front().is_some_and(|(_, since)| now.saturating_duration_since(*since) >= idle_max) {
-            readers.pop_front();
-        }
-        readers.len()
-    }
-
-    /// Records the outcome of a transaction for [`SqliteStore::commits_failing`].
-    pub(crate) fn commit_outcome(&self, error: Option<&rusqlite::Error>) {
-        let mut failing = self.failing_commits.lock();
-        match error {
-            None => *failing = None,
-            Some(e) => failing.get_or_insert_with(|| (std::time::Instant::now(), String::new())).1 = e.to_string(),
-        }
-    }
-
-    pub(crate) fn writer_failed(&self, why: String) {
-        self.failure.send_replace(Some(why));
-    }
-
-    pub(crate) fn publish(&self, effect: Effect<'_>) {
-        match effect {
-            Effect::None => {}
-            Effect::Event(row) => {
-                self.events.write().insert(row.id, row.clone());
-            }
-            Effect::Counters(counters) => {
-                let mut m = self.counters.write();
-                for c in counters {
-                    m.upsert(*c);
-                }
-            }
-            Effect::Appended(rows) => {
-                let mut recent = self.recent.lock();
-                for row in rows {
-                    if recent.len() == RECENT_RECORDS_MAX {
-                        recent.pop_front();
-                    }
-                    recent.push_back(row.clone());
-                }
-            }
-            Effect::Swept { questions, events } => {
-                // The swept records left the ledger: the feed must not serve them from memory.
-                self.recent.lock().clear();
-                if !questions.is_empty() {
-                    let mut m = self.counters.write();
-                    for &(q, e) in questions {
-                        m.remove(q, e);
-                    }
-                }
-                if !events.is_empty() {
-                    let mut cached = self.events.write();
-                    for e in events {
-                        cached.remove(e);
-                    }
-                }
-            }
-            Effect::RetentionSet(r) => {
-                self.retention_days.store(r.days(), std::sync::atomic::Ordering::Relaxed);
-                self.events.write().clear();
-            }
-            Effect::Reload => {
-                self.recent.lock().clear();
-                // Rare (replay --repair, expiry): rebuild from disk rather than patch.
-                match load_mirror(&self.path) {
-                    Ok(m) => *self.counters.write() = m,
-                    Err(e) => tracing::error!(error = %e, "cannot reload the projection mirror"),
-                }
-                self.events.write().clear();
-            }
-        }
-    }
-}
-
 pub struct SqliteStore {
     writer: Mutex<Option<SyncSender<Command>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
@@ -254,7 +94,7 @@ const READERS_IDLE_MAX: usize = 8;
 /// An idle read-only connection unused for this long is closed (its page cache with it).
 const READER_IDLE_SECONDS_MAX: u64 = 60;
 
-fn open_error(path: &Path, e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn open_error(path: &Path, e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("cannot open {}: {e}", path.display()))
 }
 
@@ -282,7 +122,7 @@ fn writer_busy(tries: i32) -> bool {
     true
 }
 
-fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+pub(crate) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
     conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
@@ -320,82 +160,6 @@ fn spawn_checkpointer(path: &Path, durability: Durability, shared: Arc<Shared>) 
         })
         .map_err(|e| open_error(path, e))?;
     Ok(Checkpointer { stop, thread })
-}
-
-fn load_mirror(path: &Path) -> StoreResult<Mirror> {
-    let conn = open_reader(path).map_err(|e| open_error(path, e))?;
-    let mut stmt = conn
-        .prepare("SELECT id, eid, votes, answered, answered_at, hidden, hidden_at FROM questions")
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    let mut rows = stmt.query([]).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    let mut mirror = Mirror::default();
-    while let Some(row) = rows.next().map_err(|e| StoreError::Unavailable(e.to_string()))? {
-        mirror.upsert(counters_from_row(row, 0)?);
-    }
-    Ok(mirror)
-}
-
-/// Reads (id, eid, votes, answered, answered_at, hidden, hidden_at) starting at column `at`.
-fn counters_from_row(row: &rusqlite::Row<'_>, at: usize) -> StoreResult<QuestionCounters> {
-    Ok(QuestionCounters {
-        id: QuestionId::from_bytes(blob16(row, at)?),
-        event: EventId::from_bytes(blob16(row, at + 1)?),
-        votes: row.get::<_, i64>(at + 2).map_err(corrupt)?.max(0) as u64,
-        answered: stamp(row.get(at + 3).map_err(corrupt)?, opt_blob16(row, at + 4)?),
-        hidden: stamp(row.get(at + 5).map_err(corrupt)?, opt_blob16(row, at + 6)?),
-    })
-}
-
-/// The retention the file keeps: stored at creation from `wanted` (or the default); an
-/// existing file keeps its own, and a different `wanted` is refused with what to do instead.
-fn settle_retention(conn: &Connection, path: &Path, wanted: Option<Retention>) -> StoreResult<Retention> {
-    let stored: Option<String> = conn
-        .query_row("SELECT value FROM settings WHERE name = 'retention_days'", [], |r| r.get(0))
-        .optional()
-        .map_err(|e| open_error(path, e))?;
-    match stored {
-        None => {
-            let retention = wanted.unwrap_or_default();
-            conn.execute(
-                "INSERT INTO settings (name, value) VALUES ('retention_days', ?1)",
-                params![retention.days().to_string()],
-            )
-            .map_err(|e| open_error(path, e))?;
-            Ok(retention)
-        }
-        Some(text) => {
-            let stored: Retention =
-                text.parse().map_err(|e| corrupt(format!("{}: the stored retention {text:?}: {e}", path.display())))?;
-            match wanted {
-                Some(w) if w != stored => Err(StoreError::Rejected(format!(
-                    "{} keeps events for {stored}, not {w}; to change it, stop the service and run \
-                     `wewerewondering retention --set {} --db {}`",
-                    path.display(),
-                    w.days(),
-                    path.display()
-                ))),
-                _ => Ok(stored),
-            }
-        }
-    }
-}
-
-/// The invariant the aggregator relies on: its cursor never points past the ledger's
-/// high-water mark, so every record appended from now on gets a number above it. A file
-/// that breaks it (edited by hand, restored from pieces) gets its high-water mark raised to
-/// the cursor, which loses nothing: numbers below the cursor are never handed out again.
-fn check_cursor(conn: &Connection, path: &Path) -> StoreResult<()> {
-    let cursor: i64 = conn
-        .query_row("SELECT coalesce((SELECT seq FROM cursors WHERE name = 'aggregator'), 0)", [], |r| r.get(0))
-        .map_err(|e| open_error(path, e))?;
-    let high = writer::high_water(conn)? as i64;
-    if cursor > high {
-        tracing::warn!(cursor, high_water = high, "the aggregator's cursor was past the ledger's end; raising the end to it");
-        conn.execute("DELETE FROM sqlite_sequence WHERE name = 'ledger'", []).map_err(|e| open_error(path, e))?;
-        conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('ledger', ?1)", params![cursor])
-            .map_err(|e| open_error(path, e))?;
-    }
-    Ok(())
 }
 
 impl SqliteStore {
@@ -464,7 +228,7 @@ impl SqliteStore {
     }
 
     /// Deletes everything that expired before `now_unix`; returns how many rows went. The
-    /// sweep goes through each table in steps of at most [`writer::SWEEP_CHUNK_ROWS`] rows,
+    /// sweep goes through each table in steps of at most [`sweep::SWEEP_CHUNK_ROWS`] rows,
     /// each its own command to the writer, so writes queued meanwhile wait for one step at
     /// most, never for the whole sweep.
     pub async fn sweep_expired(&self, now_unix: u64) -> StoreResult<u64> {
@@ -599,7 +363,7 @@ impl SqliteStore {
     }
 }
 
-fn unavailable(e: rusqlite::Error) -> StoreError {
+pub(crate) fn unavailable(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
@@ -684,64 +448,6 @@ impl LedgerStore for SqliteStore {
             Ok(n as u64)
         })
         .await
-    }
-}
-
-#[async_trait]
-impl LedgerFeed for SqliteStore {
-    async fn read_after(&self, seq: u64, limit: usize) -> StoreResult<Vec<FeedEntry>> {
-        if let Some(rows) = self.shared.recent_after(seq, limit) {
-            return Ok(rows.into_iter().map(|(seq, r)| FeedEntry { seq, record: Ok(r) }).collect());
-        }
-        self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!("SELECT {LEDGER_COLUMNS} FROM ledger WHERE seq > ?1 ORDER BY seq LIMIT ?2"))
-                .map_err(unavailable)?;
-            let mut rows = stmt.query(params![seq as i64, limit as i64]).map_err(unavailable)?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next().map_err(unavailable)? {
-                // A row that does not read as a record is handed on as such, to be set aside.
-                let seq: i64 = row.get(0).map_err(corrupt)?;
-                let record = record_from_row(row).map(|(_, r)| r).map_err(|e| e.to_string());
-                out.push(FeedEntry { seq: seq.max(0) as u64, record });
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    async fn quarantine(&self, seq: u64, reason: &str, now_unix: u64) -> StoreResult<()> {
-        let reason = reason.to_owned();
-        self.send(|reply| Command::Quarantine { seq, reason, now_unix, reply }).await
-    }
-
-    async fn quarantined(&self) -> StoreResult<Vec<Quarantined>> {
-        self.read(|c| {
-            let mut stmt = c
-                .prepare("SELECT seq, id, event, question, kind, reason, at, acknowledged FROM quarantine ORDER BY seq")
-                .map_err(unavailable)?;
-            let mut rows = stmt.query([]).map_err(unavailable)?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next().map_err(unavailable)? {
-                let id = |i| blob16(row, i).ok().map(|b| ledger::RecordId::from_bytes(b).to_string());
-                out.push(Quarantined {
-                    seq: row.get::<_, i64>(0).map_err(corrupt)?.max(0) as u64,
-                    record: id(1),
-                    event: id(2),
-                    question: id(3),
-                    kind: row.get::<_, Option<i64>>(4).ok().flatten().map(crate::rows::kind_name),
-                    reason: row.get(5).map_err(corrupt)?,
-                    at_unix: row.get::<_, i64>(6).map_err(corrupt)?.max(0) as u64,
-                    acknowledged: row.get(7).map_err(corrupt)?,
-                });
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    async fn acknowledge_quarantined(&self) -> StoreResult<u64> {
-        self.send(|reply| Command::AcknowledgeQuarantined { reply }).await
     }
 }
 

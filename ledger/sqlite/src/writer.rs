@@ -13,8 +13,9 @@ use ledger::{BatchPlan, EventId, ProjectionChange, QuestionCounters, QuestionId,
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use crate::rows::{blob16, corrupt, opt_blob16, record_columns, stamp};
-use crate::Shared;
+use crate::rows::{corrupt, opt_blob16, record_columns, stamp};
+use crate::shared::Shared;
+use crate::sweep::{sweep_chunk, SweepPosition, SweepStep};
 
 /// Most commands folded into one transaction; bounds the latency of the first in line.
 pub const GROUP_COMMANDS_MAX: usize = 4_096;
@@ -32,7 +33,7 @@ pub(crate) enum Command {
     /// Read the voters a plan touches, resolve it and commit the change, in one savepoint.
     Fold { plan: BatchPlan, cursor: Option<u64>, reply: Reply<ProjectionChange> },
     Replace { event: Option<EventId>, questions: Vec<QuestionState>, voters: Vec<((QuestionId, VoterId), VoterState)>, reply: Reply<()> },
-    /// Deletes what expired before `now_unix` among the next [`SWEEP_CHUNK_ROWS`] rows of
+    /// Deletes what expired before `now_unix` among the next [`crate::sweep::SWEEP_CHUNK_ROWS`] rows of
     /// one table after `from`, so a sweep never holds the writer for long.
     SweepChunk { now_unix: u64, from: SweepPosition, reply: Reply<SweepStep> },
     /// Sets a ledger row aside and moves the cursor to it.
@@ -42,31 +43,6 @@ pub(crate) enum Command {
     SetRetention { retention: Retention, reply: Reply<()> },
     /// Fault injection for tests: the writer thread panics, as a bug in it would.
     Panic,
-}
-
-/// How many rows one sweep step examines at most: a few milliseconds of the writer's time.
-pub const SWEEP_CHUNK_ROWS: i64 = 2_000;
-
-/// Where a sweep goes on from: the table, and the last key the previous step examined.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SweepPosition {
-    Ledger { after_seq: i64 },
-    Voters { after: Option<(Vec<u8>, Vec<u8>)> },
-    Questions { after: Option<Vec<u8>> },
-    Events { after: Option<Vec<u8>> },
-}
-
-impl SweepPosition {
-    pub const START: SweepPosition = SweepPosition::Ledger { after_seq: 0 };
-}
-
-/// What one sweep step removed, and where the next one starts (`None`: the sweep is done).
-#[derive(Debug, Clone, Default)]
-pub struct SweepStep {
-    pub removed: u64,
-    pub next: Option<SweepPosition>,
-    questions: Vec<(QuestionId, EventId)>,
-    events: Vec<EventId>,
 }
 
 /// What a command did inside the transaction, to be made visible once it commits.
@@ -475,77 +451,6 @@ fn replace(
             .map_err(unavailable)?;
     }
     Ok(())
-}
-
-fn sweep_chunk(conn: &Connection, now_unix: u64, from: &SweepPosition) -> StoreResult<SweepStep> {
-    let now = i64::try_from(now_unix).unwrap_or(i64::MAX);
-    let mut step = SweepStep::default();
-    match from {
-        SweepPosition::Ledger { after_seq } => {
-            let until = after_seq.saturating_add(SWEEP_CHUNK_ROWS);
-            step.removed = conn
-                .prepare_cached("DELETE FROM ledger WHERE seq > ?1 AND seq <= ?2 AND expire < ?3")
-                .and_then(|mut d| d.execute(params![after_seq, until, now]))
-                .map_err(unavailable)? as u64;
-            let last = high_water(conn)?;
-            step.next = Some(if until < last as i64 { SweepPosition::Ledger { after_seq: until } } else { SweepPosition::Voters { after: None } });
-        }
-        SweepPosition::Voters { after } => {
-            let (v0, q0) = after.clone().unwrap_or_default();
-            // The last key of this chunk (none: the chunk runs to the end of the table).
-            let end: Option<(Vec<u8>, Vec<u8>)> = conn
-                .prepare_cached("SELECT voter, qid FROM voters WHERE (voter, qid) > (?1, ?2) ORDER BY voter, qid LIMIT 1 OFFSET ?3")
-                .and_then(|mut q| q.query_row(params![v0, q0, SWEEP_CHUNK_ROWS - 1], |r| Ok((r.get(0)?, r.get(1)?))).optional())
-                .map_err(unavailable)?;
-            let (v1, q1) = end.clone().unwrap_or_default();
-            step.removed = conn
-                .prepare_cached(
-                    "DELETE FROM voters WHERE (voter, qid) > (?1, ?2) AND (?5 OR (voter, qid) <= (?3, ?4)) AND expire < ?6",
-                )
-                .and_then(|mut d| d.execute(params![v0, q0, v1, q1, end.is_none(), now]))
-                .map_err(unavailable)? as u64;
-            step.next = Some(match end {
-                Some(key) => SweepPosition::Voters { after: Some(key) },
-                None => SweepPosition::Questions { after: None },
-            });
-        }
-        SweepPosition::Questions { after } => {
-            let from = after.clone().unwrap_or_default();
-            let end: Option<Vec<u8>> = conn
-                .prepare_cached("SELECT id FROM questions WHERE id > ?1 ORDER BY id LIMIT 1 OFFSET ?2")
-                .and_then(|mut q| q.query_row(params![from, SWEEP_CHUNK_ROWS - 1], |r| r.get(0)).optional())
-                .map_err(unavailable)?;
-            let mut delete = conn
-                .prepare_cached("DELETE FROM questions WHERE id > ?1 AND (?3 OR id <= ?2) AND expire < ?4 RETURNING id, eid")
-                .map_err(unavailable)?;
-            let mut rows = delete.query(params![from, end.clone().unwrap_or_default(), end.is_none(), now]).map_err(unavailable)?;
-            while let Some(row) = rows.next().map_err(unavailable)? {
-                step.questions.push((QuestionId::from_bytes(blob16(row, 0)?), EventId::from_bytes(blob16(row, 1)?)));
-            }
-            step.removed = step.questions.len() as u64;
-            step.next = Some(match end {
-                Some(key) => SweepPosition::Questions { after: Some(key) },
-                None => SweepPosition::Events { after: None },
-            });
-        }
-        SweepPosition::Events { after } => {
-            let from = after.clone().unwrap_or_default();
-            let end: Option<Vec<u8>> = conn
-                .prepare_cached("SELECT id FROM events WHERE id > ?1 ORDER BY id LIMIT 1 OFFSET ?2")
-                .and_then(|mut q| q.query_row(params![from, SWEEP_CHUNK_ROWS - 1], |r| r.get(0)).optional())
-                .map_err(unavailable)?;
-            let mut delete = conn
-                .prepare_cached("DELETE FROM events WHERE id > ?1 AND (?3 OR id <= ?2) AND expire < ?4 RETURNING id")
-                .map_err(unavailable)?;
-            let mut rows = delete.query(params![from, end.clone().unwrap_or_default(), end.is_none(), now]).map_err(unavailable)?;
-            while let Some(row) = rows.next().map_err(unavailable)? {
-                step.events.push(EventId::from_bytes(blob16(row, 0)?));
-            }
-            step.removed = step.events.len() as u64;
-            step.next = end.map(|key| SweepPosition::Events { after: Some(key) });
-        }
-    }
-    Ok(step)
 }
 
 /// The highest ledger sequence number ever handed out (AUTOINCREMENT's high-water mark).
