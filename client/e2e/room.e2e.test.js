@@ -198,6 +198,91 @@ test('the presenter view with a short question: large text, everything on screen
   await host.page.setViewportSize(VIEWPORTS[0]);
 });
 
+test('while updates are paused the status says "Paused", not a green "Live"', async () => {
+  const status = guest.page.locator('#connection-status');
+  await guest.page.waitForFunction(() => document.querySelector('#connection-status')?.dataset.state === 'live');
+  const dotColour = () =>
+    guest.page.evaluate(() => getComputedStyle(document.querySelector('#connection-status .dot')).backgroundColor);
+  const success = await guest.page.evaluate(() => {
+    // The theme's success colour, resolved the way the browser paints it.
+    const probe = document.createElement('span');
+    probe.style.color = 'var(--success)';
+    document.body.append(probe);
+    const colour = getComputedStyle(probe).color;
+    probe.remove();
+    return colour;
+  });
+  assert.equal((await status.textContent()).trim(), 'Live');
+  assert.equal(await dotColour(), success, 'live is green');
+
+  await guest.page.click('#pause-toggle');
+  await guest.page.waitForFunction(() => document.querySelector('#connection-status')?.textContent.trim() === 'Paused');
+  assert.equal(await status.getAttribute('data-paused'), 'true');
+  assert.notEqual(await dotColour(), success, 'a paused list is not shown as live');
+  await screenshot(guest.page, 'status-paused', { clip: { x: 0, y: 0, width: 390, height: 200 } });
+
+  await guest.page.click('#pause-toggle');
+  await guest.page.waitForFunction(() => document.querySelector('#connection-status')?.textContent.trim() === 'Live');
+  assert.equal(await status.getAttribute('data-paused'), 'false');
+  assert.equal(await dotColour(), success);
+});
+
+test('the "Connection lost" banner stays in view for a guest who scrolled down', async () => {
+  const reader = await person(browser, server.base, { viewport: { width: 390, height: 420 } });
+  // Without the live route the page polls, so cutting the list's route loses the connection.
+  await reader.context.route('**/api/live/**', (route) =>
+    route.fulfill({ status: 404, contentType: 'application/json', body: '{"error":"not available"}' }),
+  );
+  await reader.page.goto(`/event/${eid}`);
+  await reader.page.waitForFunction(() => document.querySelector('#connection-status')?.dataset.state === 'polling');
+  await question(reader.page, qids.short).waitFor();
+  await reader.page.mouse.move(200, 300);
+  await reader.page.mouse.wheel(0, 2_000);
+  await reader.page.waitForFunction(() => window.scrollY > 300);
+
+  await reader.context.route(`**/api/event/${eid}/questions`, (route) => route.abort('connectionrefused'));
+  await reader.page.locator('#connection-lost').waitFor({ state: 'visible', timeout: 8_000 });
+  assert.ok((await reader.page.evaluate(() => window.scrollY)) > 300, 'the guest is still scrolled down');
+  await assertInsideViewport(reader.page, ['#connection-lost'], 'scrolled guest');
+  await screenshot(reader.page, 'connection-lost-scrolled');
+
+  await reader.context.unroute(`**/api/event/${eid}/questions`);
+  await reader.page.locator('#connection-lost').waitFor({ state: 'detached', timeout: 12_000 });
+  assert.deepEqual(reader.errors, []);
+  await reader.context.close();
+});
+
+test('each vote button is named by its question', async () => {
+  const voteButtons = guest.page.getByRole('button', { name: `Vote for: ${SHORT}` });
+  assert.equal(await voteButtons.count(), 1, 'one button named "Vote for: <the question> …"');
+  const vote = voteButtons.first();
+  assert.equal(await vote.getAttribute('data-action'), 'vote');
+  assert.equal(await vote.evaluate((button) => button.closest('li').dataset.qid), qids.short);
+  // Then the count it shows, so the name holds the button's visible text (WCAG 2.5.3).
+  const votes = await question(guest.page, qids.short).getAttribute('data-votes');
+  const named = guest.page.getByRole('button', {
+    name: `Vote for: ${SHORT} ${votes} ${votes === '1' ? 'vote' : 'votes'}`,
+    exact: true,
+  });
+  assert.equal(await named.count(), 1, 'the name ends with the count');
+  // Voting through the named button presses that button and no other.
+  const pressedBefore = await vote.getAttribute('aria-pressed');
+  await vote.click();
+  await guest.page.waitForFunction(
+    ([id, before]) => {
+      const button = document.querySelector(`li[data-qid="${id}"] [data-action=vote]`);
+      return button?.getAttribute('aria-pressed') !== before && !button.hasAttribute('aria-disabled');
+    },
+    [qids.short, pressedBefore],
+  );
+  const snapshot = await guest.page.locator('#open-list').ariaSnapshot();
+  log('open list as a screen reader meets it:', snapshot);
+  assert.match(snapshot, /button "Vote for: Will the slides be shared\? \d+ votes?"/);
+  assert.doesNotMatch(snapshot, /Vote for this question/);
+  const violations = await seriousViolations(guest.page);
+  assert.deepEqual(violations, [], 'guest: serious or critical accessibility violations');
+});
+
 test('no page threw an uncaught error or broke the content security policy', () => {
   assert.deepEqual(host.errors, [], 'host');
   assert.deepEqual(guest.errors, [], 'guest');
