@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../src/lib/api.js';
-import { connectLive } from '../src/lib/live.js';
+import { connectLive, isUnknownEvent } from '../src/lib/live.js';
 
 class FakeEventSource {
   static CONNECTING = 0;
@@ -133,6 +133,24 @@ describe('live updates', () => {
     FakeEventSource.instances[0].fail(FakeEventSource.CLOSED);
     await flush();
     expect(wrong.states.at(-1)).toBe('wrong-secret');
+  });
+
+  it('stops for good on a malformed event id (400), as on an unknown one', async () => {
+    const malformed = harness({ responses: [new ApiError(400, 'malformed event id')] });
+    FakeEventSource.instances[0].fail(FakeEventSource.CLOSED);
+    await flush();
+    expect(malformed.states.at(-1)).toBe('unknown-event');
+    expect(malformed.states).not.toContain('reconnecting');
+    expect(malformed.timers.delays()).toEqual([]);
+  });
+
+  it('tells a missing event from a passing failure', () => {
+    expect(isUnknownEvent(new ApiError(404, 'no such event'))).toBe(true);
+    expect(isUnknownEvent(new ApiError(400, 'malformed id'))).toBe(true);
+    expect(isUnknownEvent(new ApiError(401, 'wrong secret'))).toBe(false);
+    expect(isUnknownEvent(new ApiError(503, 'unavailable'))).toBe(false);
+    expect(isUnknownEvent(new ApiError(429, 'slow down'))).toBe(false);
+    expect(isUnknownEvent(new TypeError('Failed to fetch'))).toBe(false);
   });
 
   it('retries a lost server with growing pauses and recovers', async () => {

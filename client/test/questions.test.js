@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   PENDING_VOTE_MS_MAX,
+  applyRemovals,
   countChanges,
   mergeQuestions,
   questionProblem,
@@ -191,5 +192,43 @@ describe('timeAgo', () => {
     expect(timeAgo(now / 1000 - 300, now)).toBe('5 min ago');
     expect(timeAgo(now / 1000 - 7200, now)).toBe('2 h ago');
     expect(timeAgo(now / 1000 - 86400 * 3, now)).toBe('3 days ago');
+  });
+});
+
+describe('removals do not wait for a paused reader', () => {
+  const shown = [
+    { qid: A, votes: 5, hidden: false },
+    { qid: B, votes: 3, hidden: false },
+    { qid: C, votes: 1, hidden: false },
+  ];
+
+  it('drops at once a question the guest list no longer holds (the host hid it)', () => {
+    // B hidden (absent from a guest's list), C gained votes and moved up, D is new.
+    const latest = [
+      { qid: C, votes: 9, hidden: false },
+      { qid: A, votes: 5, hidden: false },
+      { qid: D, votes: 1, hidden: false },
+    ];
+    const next = applyRemovals(shown, latest);
+    // B is gone; the order, C's count and D wait for the reader.
+    expect(next).toEqual([shown[0], shown[2]]);
+    expect(countChanges(next, latest)).toBe(2);
+  });
+
+  it('marks hidden at once what a host list now marks hidden, leaving the rest as shown', () => {
+    const latest = [
+      { qid: A, votes: 6, hidden: false },
+      { qid: B, votes: 3, hidden: true },
+      { qid: C, votes: 1, hidden: false, answered: 1_700_000_000 },
+    ];
+    const next = applyRemovals(shown, latest);
+    expect(next).toEqual([shown[0], { ...shown[1], hidden: true }, shown[2]]);
+    expect(sectionQuestions(mergeQuestions(next, none), 'top').open.map((q) => q.qid)).toEqual([A, C]);
+  });
+
+  it('returns the shown list itself when nothing was removed (additions and reorders wait)', () => {
+    const latest = [{ qid: D, votes: 1 }, ...shown.slice().reverse().map((q) => ({ ...q, votes: q.votes + 1 }))];
+    expect(applyRemovals(shown, latest)).toBe(shown);
+    expect(applyRemovals([], latest)).toEqual([]);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { guestLink, hostPath, parseRoute } from '../src/lib/route.js';
+import { canonicalEventId, guestLink, hostPath, parseRoute } from '../src/lib/route.js';
 
 const EID = '01HZZZ0000AAAAAAAAAAAAAAAA';
 
@@ -9,6 +9,13 @@ describe('routes', () => {
     expect(parseRoute(`/event/${EID}`)).toEqual({ page: 'event', eid: EID, secret: null });
     expect(parseRoute(`/event/${EID}/abc123`)).toEqual({ page: 'event', eid: EID, secret: 'abc123' });
     expect(parseRoute(`/event/${EID}/`)).toEqual({ page: 'event', eid: EID, secret: null });
+  });
+
+  it('canonicalises the event id (Crockford base32 is case-insensitive) but not the secret', () => {
+    const lower = EID.toLowerCase();
+    expect(parseRoute(`/event/${lower}`)).toEqual({ page: 'event', eid: EID, secret: null });
+    expect(parseRoute(`/event/${lower}/AbC-x_1`)).toEqual({ page: 'event', eid: EID, secret: 'AbC-x_1' });
+    expect(canonicalEventId('01hzzz0000aaaaaaaaaaaaaaaa')).toBe(EID);
   });
 
   it('sends anything else to not-found', () => {

@@ -2,7 +2,8 @@
 // every change); where the live route is absent (AWS: API Gateway cannot stream, the
 // route 404s) it polls the list with If-None-Match so an unchanged list costs a 304.
 // A lost connection is retried with growing pauses, and reported, so the page can say
-// so; an unknown event or a wrong host link stops it for good.
+// so; an unknown event (404, or 400 for a malformed id) or a wrong host link stops it for
+// good.
 //
 // EventSource hides the HTTP status of a failed connection, so when one closes for good
 // the list route is asked once to find out why: if the list works, the live route is
@@ -11,6 +12,15 @@
 import { ApiError, fetchList as defaultFetchList, liveUrl } from './api.js';
 
 export const POLL_MS = 2_500;
+
+/**
+ * Whether an API error means the event is not there, for good: 404 (no such event, or it
+ * expired) or 400 (the id in the link is malformed, say mistyped or cut short). Retrying
+ * either would never succeed.
+ */
+export function isUnknownEvent(error) {
+  return error instanceof ApiError && (error.status === 404 || error.status === 400);
+}
 export const RETRY_MS_MAX = 15_000;
 
 /**
@@ -57,7 +67,7 @@ export function connectLive({ eid, secret, etag = null, onList, onState, deps = 
 
   /** Returns true when the error ends the connection for good. */
   function fatal(error) {
-    if (error instanceof ApiError && error.status === 404) {
+    if (isUnknownEvent(error)) {
       setState('unknown-event');
       return true;
     }

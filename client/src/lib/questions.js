@@ -1,6 +1,7 @@
 // The question list's pure logic: merging what the server last said with what this
 // browser did locally (its own votes, still in flight or not yet folded by the
-// aggregator), ordering for display, and counting what changed while updates were paused.
+// aggregator), ordering for display, counting what changed while updates were paused, and
+// the removals that do not wait for a paused reader.
 // No DOM, no fetch, no clock: time is passed in, so every rule here is unit-tested.
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
@@ -136,6 +137,32 @@ export function countChanges(shown, latest) {
     }
   }
   return changes + before.size;
+}
+
+/**
+ * Removals do not wait for a paused reader: given the list on screen and the newest one
+ * received while paused, returns the list on screen without the questions the newest list
+ * no longer holds (a guest's list leaves hidden questions out), and with the hidden flag
+ * of those it now marks hidden (a host's list keeps them, in the hidden section). So a
+ * question the host hides leaves every screen at once; additions, counts, answered state
+ * and order still wait for the reader. Returns `shown` itself when nothing is removed.
+ */
+export function applyRemovals(shown, latest) {
+  const now = new Map(latest.map((q) => [q.qid, q]));
+  let changed = false;
+  const next = [];
+  for (const q of shown) {
+    const current = now.get(q.qid);
+    if (current === undefined) {
+      changed = true;
+    } else if (Boolean(current.hidden) && !q.hidden) {
+      changed = true;
+      next.push({ ...q, hidden: true });
+    } else {
+      next.push(q);
+    }
+  }
+  return changed ? next : shown;
 }
 
 /** Whether two server lists are the same in content and order (skips needless redraws). */

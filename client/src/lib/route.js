@@ -3,9 +3,21 @@
 // it can be opened on a second screen.
 
 const ID = /^[0-9A-Za-z]{1,64}$/;
+
+/**
+ * The canonical form of an event id: Crockford base32 is case-insensitive and the server
+ * writes it in uppercase, so `01abc…` and `01ABC…` are one event. Everything this browser
+ * keeps per event (votes, asked questions) is keyed by this form.
+ */
+export function canonicalEventId(eid) {
+  return eid.toUpperCase();
+}
 const SECRET = /^[0-9A-Za-z_-]{1,128}$/;
 
-/** Parses a path into `{ page: 'home' } | { page: 'event', eid, secret } | { page: 'not-found' }`. */
+/**
+ * Parses a path into `{ page: 'home' } | { page: 'event', eid, secret } | { page: 'not-found' }`.
+ * The event id comes back canonical (uppercase); the secret as written (it is case-sensitive).
+ */
 export function parseRoute(pathname) {
   const parts = pathname.split('/').filter((part) => part !== '');
   if (parts.length === 0) return { page: 'home' };
@@ -19,7 +31,7 @@ export function parseRoute(pathname) {
     return { page: 'not-found' };
   }
   if (!ID.test(eid) || (secret !== null && !SECRET.test(secret))) return { page: 'not-found' };
-  return { page: 'event', eid, secret };
+  return { page: 'event', eid: canonicalEventId(eid), secret };
 }
 
 export function guestPath(eid) {
