@@ -399,7 +399,12 @@ async fn the_host_exports_every_question_as_json_csv_and_markdown() {
         .to_str()
         .unwrap()
         .ends_with(".csv\""));
-    let csv = csv.text().await.unwrap();
+    let csv = csv.bytes().await.unwrap();
+    // A UTF-8 byte-order mark first, so spreadsheets read the text as UTF-8.
+    let csv = String::from_utf8(csv.to_vec()).unwrap();
+    let csv = csv
+        .strip_prefix('\u{feff}')
+        .unwrap_or_else(|| panic!("the CSV starts with a byte-order mark: {csv:?}"));
     assert!(
         csv.starts_with("qid,text,who,asked_at,votes,answered_at,hidden\n"),
         "{csv}"
