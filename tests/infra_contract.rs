@@ -657,3 +657,26 @@ fn a_waf_rule_limits_writes_per_client_address_by_default() {
     assert_eq!(get_att(created[1]), Some(("WebAcl".to_owned(), "Arn".to_owned())));
     assert_eq!(acl["Condition"].as_str(), Some("CreatesWebAcl"));
 }
+
+#[test]
+fn cloudfront_never_caches_a_server_error() {
+    let template = Template::load();
+    let config = &template.resource("Distribution")["Properties"]["DistributionConfig"];
+    let mut uncached = BTreeSet::new();
+    for response in as_list(&config["CustomErrorResponses"]) {
+        let code: u64 = template.resolve(&response["ErrorCode"]).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("an error response without a code: {response:?}"));
+        // The origin's own error passes through (the API's JSON body, its status): no page,
+        // no rewritten status.
+        assert!(response["ResponsePagePath"].is_null() && response["ResponseCode"].is_null(), "{code} is replaced by another response");
+        // 403/404 are served as the origins answer them: the SPA's routes are rewritten by a
+        // CloudFront Function, and a custom 404 would also rewrite the API's 404s.
+        assert!(code >= 500, "a custom error response for {code} changes how the client's routes and the API's refusals are served");
+        if template.resolve(&response["ErrorCachingMinTTL"]).as_deref() == Some("0") {
+            uncached.insert(code);
+        }
+    }
+    // CloudFront's default keeps a 5xx for 10 s despite no-store.
+    for code in [500, 502, 503, 504] {
+        assert!(uncached.contains(&code), "CloudFront caches {code} (no ErrorCachingMinTTL: 0)");
+    }
+}
