@@ -680,3 +680,23 @@ fn cloudfront_never_caches_a_server_error() {
         assert!(uncached.contains(&code), "CloudFront caches {code} (no ErrorCachingMinTTL: 0)");
     }
 }
+
+#[test]
+fn the_pipe_reads_shards_in_parallel_and_forwards_only_new_records() {
+    let template = Template::load();
+    let source = &template.resource("LedgerPipe")["Properties"]["SourceParameters"];
+    // The fold does not depend on order, so a shard need not be read one batch at a time;
+    // 10 is the most EventBridge Pipes allows.
+    let parallel: u64 = template
+        .resolve(&source["DynamoDBStreamParameters"]["ParallelizationFactor"])
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1);
+    assert!((2..=10).contains(&parallel), "the Pipe reads each shard with ParallelizationFactor {parallel} (2..=10 wanted)");
+
+    // Ledger records are only ever inserted; TTL expiry's REMOVEs carry nothing to fold.
+    let filters = as_list(&source["FilterCriteria"]["Filters"]);
+    assert_eq!(filters.len(), 1, "one filter: inserts only");
+    let pattern = scalar(&filters[0]["Pattern"]).unwrap_or_else(|| panic!("the Pipe's filter has no pattern"));
+    let pattern: serde_json::Value = serde_json::from_str(&pattern).unwrap_or_else(|error| panic!("the Pipe's filter pattern is not JSON: {error}"));
+    assert_eq!(pattern, serde_json::json!({"eventName": ["INSERT"]}), "the Pipe forwards more than inserts");
+}
