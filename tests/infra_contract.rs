@@ -108,7 +108,7 @@ fn intrinsic(value: &Value) -> Option<(&str, &Value)> {
         Value::Tagged(tagged) => {
             let tag = tagged.tag.to_string();
             let name = tag.trim_start_matches('!');
-            let name = ["Ref", "GetAtt", "Sub", "If", "Join", "Select", "Split"].into_iter().find(|known| *known == name)?;
+            let name = ["Ref", "GetAtt", "Sub", "If", "Join", "Select", "Split", "Not", "Equals"].into_iter().find(|known| *known == name)?;
             Some((name, &tagged.value))
         }
         Value::Mapping(map) if map.len() == 1 => {
@@ -699,4 +699,52 @@ fn the_pipe_reads_shards_in_parallel_and_forwards_only_new_records() {
     let pattern = scalar(&filters[0]["Pattern"]).unwrap_or_else(|| panic!("the Pipe's filter has no pattern"));
     let pattern: serde_json::Value = serde_json::from_str(&pattern).unwrap_or_else(|error| panic!("the Pipe's filter pattern is not JSON: {error}"));
     assert_eq!(pattern, serde_json::json!({"eventName": ["INSERT"]}), "the Pipe forwards more than inserts");
+}
+
+#[test]
+fn the_aggregator_reserves_its_concurrency_and_ingest_and_query_are_capped() {
+    let template = Template::load();
+    let number = |value: &Value, what: &str| -> u64 { template.resolve(value).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{what} is not a number")) };
+
+    // An ingest spike must not throttle the fold: the aggregator's concurrency is reserved,
+    // unconditionally, and at least what its event source mapping may use (AWS's advice).
+    let aggregator = &template.resource("AggregatorFunction")["Properties"];
+    let reserved_value = &aggregator["ReservedConcurrentExecutions"];
+    assert!(!reserved_value.is_null() && intrinsic(reserved_value).is_none_or(|(function, _)| function == "Ref"), "the aggregator's concurrency is not always reserved: {reserved_value:?}");
+    let reserved = number(reserved_value, "the aggregator's ReservedConcurrentExecutions");
+    let mapping_events: Vec<&Value> = mapping(&aggregator["Events"]).values().collect();
+    let maximum = number(&mapping_events[0]["Properties"]["ScalingConfig"]["MaximumConcurrency"], "MaximumConcurrency");
+    assert!(reserved >= maximum, "the aggregator reserves {reserved}, under its MaximumConcurrency {maximum}");
+    if let Some(parameter) = template.referenced_parameter(reserved_value) {
+        // 0 would disable the function; the parameter cannot be set to it.
+        let minimum = number(&template.doc["Parameters"][parameter]["MinValue"], "the reservation's MinValue");
+        assert!(minimum >= 1, "{parameter} may be {minimum}");
+    }
+
+    // Ingest and query: caps as parameters, on by default; 0 means unreserved, not disabled.
+    let mut total = reserved;
+    for (name, parameter) in [("IngestFunction", "IngestReservedConcurrency"), ("QueryFunction", "QueryReservedConcurrency")] {
+        let value = &template.resource(name)["Properties"]["ReservedConcurrentExecutions"];
+        let Some(("If", Value::Sequence(branches))) = intrinsic(value) else { panic!("{name}'s ReservedConcurrentExecutions: {value:?}") };
+        assert_eq!(template.referenced_parameter(&branches[1]), Some(parameter), "{name} is capped by {parameter}");
+        assert!(matches!(intrinsic(&branches[2]), Some(("Ref", v)) if v.as_str() == Some("AWS::NoValue")), "{name}: 0 must leave it unreserved");
+        // The condition is `!Not [!Equals [!Ref {parameter}, 0]]`.
+        let condition = &template.doc["Conditions"][branches[0].as_str().unwrap_or_default()];
+        let compared = match intrinsic(condition) {
+            Some(("Not", negated)) => match as_list(negated).first().and_then(|inner| intrinsic(inner)) {
+                Some(("Equals", compared)) => as_list(compared),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        assert!(
+            compared.len() == 2 && template.referenced_parameter(compared[0]) == Some(parameter) && scalar(compared[1]).as_deref() == Some("0"),
+            "{name}'s condition is not `!Not [!Equals [!Ref {parameter}, 0]]`: {condition:?}"
+        );
+        let cap = number(&branches[1], parameter);
+        assert!(cap > 0, "{parameter} is off by default");
+        total += cap;
+    }
+    // Lambda keeps 100 of an account's concurrency unreserved; the default quota is 1,000.
+    assert!(total <= 900, "the default reservations ({total}) do not fit a default account");
 }
