@@ -29,7 +29,13 @@ pub struct Demo {
     pub secret: String,
 }
 
-async fn call(router: &Router, method: &str, uri: &str, body: String, cookie: Option<&str>) -> anyhow::Result<(StatusCode, serde_json::Value)> {
+async fn call(
+    router: &Router,
+    method: &str,
+    uri: &str,
+    body: String,
+    cookie: Option<&str>,
+) -> anyhow::Result<(StatusCode, serde_json::Value)> {
     let mut req = Request::builder().method(method).uri(uri).header(header::CONTENT_TYPE, "application/json");
     if let Some(c) = cookie {
         req = req.header(header::COOKIE, c);
@@ -37,7 +43,11 @@ async fn call(router: &Router, method: &str, uri: &str, body: String, cookie: Op
     let resp = router.clone().oneshot(req.body(Body::from(body))?).await?;
     let status = resp.status();
     let bytes = resp.into_body().collect().await?.to_bytes();
-    let json = if bytes.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&bytes).context("demo: response is not JSON")? };
+    let json = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes).context("demo: response is not JSON")?
+    };
     if !status.is_success() {
         bail!("demo: {method} {uri} answered {status}: {json}");
     }
@@ -68,7 +78,8 @@ pub async fn seed(app: &Embedded) -> anyhow::Result<Demo> {
         app.wait_caught_up().await?;
         // The asker holds the first vote; the rest come from other guests.
         for guest in 1..*votes {
-            let cookie = format!("voter={}", ledger::VoterId::from_u128(((i as u128) << 64) | guest as u128 | 1 << 100));
+            let cookie =
+                format!("voter={}", ledger::VoterId::from_u128(((i as u128) << 64) | guest as u128 | 1 << 100));
             call(router, "POST", &format!("/api/vote/{qid}/up"), String::new(), Some(&cookie)).await?;
         }
     }

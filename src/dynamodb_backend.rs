@@ -138,24 +138,13 @@ impl DynamoBackend {
                 .queue_name(&options.queue_name)
                 .send()
                 .await
-                .with_context(|| {
-                    format!(
-                        "find queue {} (--create-tables creates it)",
-                        options.queue_name
-                    )
-                })?
+                .with_context(|| format!("find queue {} (--create-tables creates it)", options.queue_name))?
                 .queue_url
                 .context("queue has no URL")?
         };
         // The deployment's stored retention (stored now from `options.retention` if missing).
         let store = Arc::new(
-            DynamoStore::open(
-                dynamodb.clone(),
-                options.tables.clone(),
-                options.retention,
-                IfMissing::Store,
-            )
-            .await?,
+            DynamoStore::open(dynamodb.clone(), options.tables.clone(), options.retention, IfMissing::Store).await?,
         );
 
         // The consumer folds in this process, so it can tell the query role what changed:
@@ -188,27 +177,22 @@ impl DynamoBackend {
             pipe_idle = Some(idle_rx);
         }
 
-        let router = crate::roles::router(store.clone(), hub.clone(), crate::roles::HttpSettings {
-            region: &options.region,
-            retention: store.retention(),
-            cookie_secure: options.cookie_secure,
-            guest_max_age_s: options.guest_max_age_s,
-            host_max_age_s: options.host_max_age_s,
-            static_dir: options.static_dir.as_deref(),
-            health: None,
-            rate_limits: options.rate_limits,
-            frame_ancestors: options.frame_ancestors.clone(),
-        });
-        Ok(Self {
-            store,
-            router,
-            hub,
-            sqs,
-            queue_url,
-            pipe_idle,
-            stop,
-            tasks,
-        })
+        let router = crate::roles::router(
+            store.clone(),
+            hub.clone(),
+            crate::roles::HttpSettings {
+                region: &options.region,
+                retention: store.retention(),
+                cookie_secure: options.cookie_secure,
+                guest_max_age_s: options.guest_max_age_s,
+                host_max_age_s: options.host_max_age_s,
+                static_dir: options.static_dir.as_deref(),
+                health: None,
+                rate_limits: options.rate_limits,
+                frame_ancestors: options.frame_ancestors.clone(),
+            },
+        );
+        Ok(Self { store, router, hub, sqs, queue_url, pipe_idle, stop, tasks })
     }
 
     pub fn router(&self) -> Router {
@@ -237,9 +221,7 @@ impl DynamoBackend {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                anyhow::bail!(
-                    "the aggregator did not drain its queue within {CATCH_UP_WAIT_S_MAX} s"
-                );
+                anyhow::bail!("the aggregator did not drain its queue within {CATCH_UP_WAIT_S_MAX} s");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -261,10 +243,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let backend = DynamoBackend::start(options).await?;
     let listener = crate::http_server::bind(listen).await?;
-    println!(
-        "listening on http://{} (DynamoDB backend)",
-        listener.local_addr()?
-    );
+    println!("listening on http://{} (DynamoDB backend)", listener.local_addr()?);
     // The same edge as embedded mode: deadlines, the connection cap, client addresses, and
     // live streams ended on the signal.
     let hub = backend.hub.clone();
@@ -286,11 +265,7 @@ pub async fn open_store(endpoint_url: Option<&str>) -> anyhow::Result<Arc<Dynamo
         Ok(None) => IfMissing::Refuse,
         Err(e) => anyhow::bail!(e),
     };
-    Ok(Arc::new(
-        DynamoStore::from_env_if_missing(endpoint_url, if_missing)
-            .await
-            .map_err(anyhow::Error::msg)?,
-    ))
+    Ok(Arc::new(DynamoStore::from_env_if_missing(endpoint_url, if_missing).await.map_err(anyhow::Error::msg)?))
 }
 
 /// Reads the ledger (one event's shards in parallel, or the whole table in parallel
@@ -441,11 +416,7 @@ mod tests {
         if let Some(c) = cookie {
             request = request.header("cookie", c);
         }
-        let response = router
-            .clone()
-            .oneshot(request.body(Body::empty()).expect("request"))
-            .await
-            .expect("infallible");
+        let response = router.clone().oneshot(request.body(Body::empty()).expect("request")).await.expect("infallible");
         let status = response.status();
         let set_cookie = response
             .headers()
@@ -453,22 +424,14 @@ mod tests {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
             .map(str::to_owned);
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .expect("body");
-        (
-            status,
-            set_cookie,
-            String::from_utf8_lossy(&bytes).into_owned(),
-        )
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        (status, set_cookie, String::from_utf8_lossy(&bytes).into_owned())
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_service_runs_on_dynamodb_and_sqs_and_replay_agrees() {
         let Some(endpoint) = moto() else { return };
-        let backend = DynamoBackend::start(DynamoServeOptions::isolated(&endpoint))
-            .await
-            .expect("start");
+        let backend = DynamoBackend::start(DynamoServeOptions::isolated(&endpoint)).await.expect("start");
         let app = backend.router();
         let (status, _, body) = call(&app, "POST", "/api/event", None).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -478,80 +441,43 @@ mod tests {
             .method("POST")
             .uri(format!("/api/event/{eid}"))
             .header("content-type", "application/json")
-            .body(Body::from(
-                r#"{"body":"Is this really DynamoDB?","asker":"Lin"}"#,
-            ))
+            .body(Body::from(r#"{"body":"Is this really DynamoDB?","asker":"Lin"}"#))
             .expect("request");
         let response = app.clone().oneshot(ask).await.expect("infallible");
         assert_eq!(response.status(), StatusCode::OK);
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .expect("body");
-        let qid = serde_json::from_slice::<serde_json::Value>(&bytes).expect("json")["id"]
-            .as_str()
-            .expect("qid")
-            .to_owned();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        let qid =
+            serde_json::from_slice::<serde_json::Value>(&bytes).expect("json")["id"].as_str().expect("qid").to_owned();
         backend.wait_caught_up().await.expect("caught up");
         let (_, cookie, _) = call(&app, "POST", &format!("/api/vote/{qid}/up"), None).await;
         let cookie = cookie.expect("a new voter gets a cookie");
         call(&app, "POST", &format!("/api/vote/{qid}/up"), Some(&cookie)).await;
         backend.wait_caught_up().await.expect("caught up");
-        let (status, _, list) =
-            call(&app, "GET", &format!("/api/event/{eid}/questions"), None).await;
+        let (status, _, list) = call(&app, "GET", &format!("/api/event/{eid}/questions"), None).await;
         assert_eq!(status, StatusCode::OK);
         let list: serde_json::Value = serde_json::from_str(&list).expect("json");
-        assert_eq!(
-            list,
-            serde_json::json!([{"qid": qid, "votes": 2, "hidden": false}]),
-            "asker + one voter, once"
-        );
+        assert_eq!(list, serde_json::json!([{"qid": qid, "votes": 2, "hidden": false}]), "asker + one voter, once");
 
         let event: EventId = eid.parse().expect("event id");
-        let report = replay(&backend.store(), Some(event), false, &ProgressBar::hidden())
-            .await
-            .expect("replay");
+        let report = replay(&backend.store(), Some(event), false, &ProgressBar::hidden()).await.expect("replay");
         assert_eq!((report.records, report.questions), (3, 1));
-        assert!(
-            report.drift.is_empty(),
-            "the aggregator and replay disagree: {:?}",
-            report.drift
-        );
+        assert!(report.drift.is_empty(), "the aggregator and replay disagree: {:?}", report.drift);
         let mut out = Vec::new();
-        assert_eq!(
-            export(
-                &backend.store(),
-                Some(event),
-                &mut out,
-                &ProgressBar::hidden()
-            )
-            .await
-            .expect("export"),
-            3
-        );
+        assert_eq!(export(&backend.store(), Some(event), &mut out, &ProgressBar::hidden()).await.expect("export"), 3);
         assert_eq!(String::from_utf8_lossy(&out).lines().count(), 3);
-        let all = replay(&backend.store(), None, false, &ProgressBar::hidden())
-            .await
-            .expect("replay all");
-        assert!(
-            all.drift.is_empty() && all.records == 3,
-            "whole-table replay: {all:?}"
-        );
+        let all = replay(&backend.store(), None, false, &ProgressBar::hidden()).await.expect("replay all");
+        assert!(all.drift.is_empty() && all.records == 3, "whole-table replay: {all:?}");
 
         // Drift (the count and voters lost), repaired while guests vote and the aggregator
         // folds their votes: nothing they committed is reverted.
-        let mut lost = ProjectionStore::questions(backend.store().as_ref(), Some(event))
-            .await
-            .expect("questions");
+        let mut lost = ProjectionStore::questions(backend.store().as_ref(), Some(event)).await.expect("questions");
         for q in &mut lost {
             q.counters.votes = 0;
         }
-        ProjectionStore::replace(backend.store().as_ref(), Some(event), &lost, &[])
-            .await
-            .expect("make it drift");
+        ProjectionStore::replace(backend.store().as_ref(), Some(event), &lost, &[]).await.expect("make it drift");
         let voting = async {
             for _ in 0..3 {
-                let (status, _, body) =
-                    call(&app, "POST", &format!("/api/vote/{qid}/up"), None).await;
+                let (status, _, body) = call(&app, "POST", &format!("/api/vote/{qid}/up"), None).await;
                 assert_eq!(status, StatusCode::OK, "{body}");
             }
         };

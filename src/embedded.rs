@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use aggregator::tail::Trouble;
+use axum::Router;
 use ledger::ports::{LedgerFeed, ProjectionStore};
 use ledger::Retention;
 use ledger_sqlite::{Durability, Options, SqliteStore};
@@ -70,7 +70,8 @@ pub struct Embedded {
 
 impl Embedded {
     pub async fn start(config: EmbeddedConfig) -> anyhow::Result<Self> {
-        let store = SqliteStore::open(&config.db, Options { durability: config.durability, retention: config.retention })?;
+        let store =
+            SqliteStore::open(&config.db, Options { durability: config.durability, retention: config.retention })?;
         let retention = store.retention();
         let hub = query::LiveHub::new();
         let (caught_up_tx, caught_up) = watch::channel(0);
@@ -92,17 +93,21 @@ impl Embedded {
             last_move: Mutex::new((0, std::time::Instant::now())),
         });
 
-        let router = crate::roles::router(store.clone(), hub.clone(), crate::roles::HttpSettings {
-            region: &config.region,
-            retention,
-            health: Some(health),
-            cookie_secure: config.cookie_secure,
-            guest_max_age_s: config.guest_max_age_s,
-            host_max_age_s: config.host_max_age_s,
-            static_dir: config.static_dir.as_deref(),
-            rate_limits: config.rate_limits,
-            frame_ancestors: config.frame_ancestors.clone(),
-        });
+        let router = crate::roles::router(
+            store.clone(),
+            hub.clone(),
+            crate::roles::HttpSettings {
+                region: &config.region,
+                retention,
+                health: Some(health),
+                cookie_secure: config.cookie_secure,
+                guest_max_age_s: config.guest_max_age_s,
+                host_max_age_s: config.host_max_age_s,
+                static_dir: config.static_dir.as_deref(),
+                rate_limits: config.rate_limits,
+                frame_ancestors: config.frame_ancestors.clone(),
+            },
+        );
         Ok(Self { store, router, hub, caught_up, stop_tailer, tailer: Some(tailer) })
     }
 

@@ -459,7 +459,9 @@ async fn main() -> anyhow::Result<()> {
             }
             let sqlite = open(&store.db)?;
             let result = match set {
-                Some(r) => sqlite.set_retention(r).await.map(|_| println!("retention: {r} (every stored row restamped)")),
+                Some(r) => {
+                    sqlite.set_retention(r).await.map(|_| println!("retention: {r} (every stored row restamped)"))
+                }
                 None => {
                     println!("retention: {}", sqlite.retention());
                     Ok(())
@@ -541,7 +543,8 @@ async fn serve(
         let mut every = tokio::time::interval(Duration::from_secs(SWEEP_INTERVAL_SECONDS));
         loop {
             every.tick().await;
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
             match store.sweep_expired(now).await {
                 Ok(n) if n > 0 => tracing::info!(rows = n, "expired events swept"),
                 Ok(_) => {}

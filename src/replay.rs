@@ -38,15 +38,21 @@ pub fn progress_bar(len: u64, hidden: bool) -> ProgressBar {
     }
     let bar = ProgressBar::new(len);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {human_pos}/{human_len} records ({per_sec}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:40}] {human_pos}/{human_len} records ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar
 }
 
 /// Folds every record of the ledger (or of one event) with the pure fold.
-pub async fn fold_ledger(ledger: &dyn LedgerStore, event: Option<EventId>, bar: &ProgressBar) -> StoreResult<(Projection, u64)> {
+pub async fn fold_ledger(
+    ledger: &dyn LedgerStore,
+    event: Option<EventId>,
+    bar: &ProgressBar,
+) -> StoreResult<(Projection, u64)> {
     let mut projection = Projection::with_capacity(bar.length().unwrap_or(0) as usize);
     let mut after = None;
     let mut records = 0u64;
@@ -123,7 +129,8 @@ pub async fn reconcile(
     fold_seconds: f64,
     repair: bool,
 ) -> StoreResult<ReplayReport> {
-    let folded_sorted: Vec<_> = folded.sorted().into_iter().filter(|q| event.is_none_or(|e| q.counters.event == e)).collect();
+    let folded_sorted: Vec<_> =
+        folded.sorted().into_iter().filter(|q| event.is_none_or(|e| q.counters.event == e)).collect();
     let mut stored = projection.questions(event).await?;
     stored.sort_by_key(|q| q.counters.id);
     let drift = compare(&stored, &folded_sorted);

@@ -11,10 +11,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use ledger_http::ClientAddr;
-use tower_http::set_header::SetResponseHeaderLayer;
 use ledger::ports::{EventStore, LedgerStore, ProjectionReader};
+use ledger_http::ClientAddr;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 /// What the two HTTP roles are configured with.
 pub struct HttpSettings<'a> {

@@ -79,9 +79,8 @@ impl std::str::FromStr for FrameAncestor {
 /// `'unsafe-inline'`: the build puts all CSS in a file, and the components set styles only
 /// through the CSSOM (`element.style`), which CSP does not govern.
 pub fn content_security_policy(script_hashes: &[String], frame_ancestors: &[FrameAncestor]) -> String {
-    let scripts: Vec<String> = std::iter::once("'self'".to_owned())
-        .chain(script_hashes.iter().map(|h| format!("'{h}'")))
-        .collect();
+    let scripts: Vec<String> =
+        std::iter::once("'self'".to_owned()).chain(script_hashes.iter().map(|h| format!("'{h}'"))).collect();
     let frames = if frame_ancestors.is_empty() {
         "'none'".to_owned()
     } else {
@@ -106,7 +105,7 @@ pub fn inline_script_hashes(html: &str) -> Vec<String> {
         let body = &after[tag_end + 1..];
         let Some(body_end) = body.find("</script") else { break };
         if !tag.contains(" src=") {
-            let digest = Sha256::digest(body[..body_end].as_bytes());
+            let digest = Sha256::digest(&body.as_bytes()[..body_end]);
             hashes.push(format!("sha256-{}", base64::engine::general_purpose::STANDARD.encode(digest)));
         }
         rest = &body[body_end..];
@@ -169,10 +168,13 @@ pub fn router(dir: &Path, headers: &SiteHeaders) -> Router {
     let page = page_headers(headers, &hashes);
     let common = common_headers(headers);
     let with = |router: Router, set: &[(HeaderName, HeaderValue)]| {
-        set.iter().fold(router, |r, (name, value)| r.layer(SetResponseHeaderLayer::overriding(name.clone(), value.clone())))
+        set.iter()
+            .fold(router, |r, (name, value)| r.layer(SetResponseHeaderLayer::overriding(name.clone(), value.clone())))
     };
-    let no_cache = SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static(INDEX_CACHE_CONTROL));
-    let immutable = SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static(ASSET_CACHE_CONTROL));
+    let no_cache =
+        SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static(INDEX_CACHE_CONTROL));
+    let immutable =
+        SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static(ASSET_CACHE_CONTROL));
     let event_page = {
         let index = ServeFile::new(&index);
         move |request: Request| {

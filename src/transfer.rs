@@ -19,7 +19,12 @@ const IMPORT_BATCH_RECORDS: usize = 2_000;
 /// Writes the records (of one event, or all) as NDJSON, each event's line (its id and
 /// secret hash, as stored) before its first record, so that an import elsewhere can create
 /// the event. Returns how many records were written.
-pub async fn export(events: &dyn EventStore, ledger: &dyn LedgerStore, event: Option<EventId>, out: &mut dyn Write) -> anyhow::Result<u64> {
+pub async fn export(
+    events: &dyn EventStore,
+    ledger: &dyn LedgerStore,
+    event: Option<EventId>,
+    out: &mut dyn Write,
+) -> anyhow::Result<u64> {
     let mut after = None;
     let mut n = 0u64;
     let mut written = std::collections::HashSet::new();
@@ -102,15 +107,13 @@ pub async fn import(target: &ImportTarget<'_>, input: &mut dyn BufRead) -> anyho
                     report.events_created += u64::from(created);
                 })
             }
-            Ok(Line::Record(record)) => {
-                match admit(target, &mut events, &mut questions, &record, now_unix).await {
-                    Ok(()) => {
-                        batch.push(record);
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
+            Ok(Line::Record(record)) => match admit(target, &mut events, &mut questions, &record, now_unix).await {
+                Ok(()) => {
+                    batch.push(record);
+                    Ok(())
                 }
-            }
+                Err(e) => Err(e),
+            },
         };
         if let Err(reason) = verdict {
             report.refused.push((report.lines, reason));
@@ -142,11 +145,17 @@ async fn import_event(
     if !is_live(expire_unix, now_unix) {
         // Its records are refused as expired too, not as of an unknown event.
         events.insert(event, Some(KnownEvent { expire_unix, questions: 0 }));
-        return Err(format!("event {event} expired at {} (retention {})", time_of(expire_unix * 1_000), target.retention));
+        return Err(format!(
+            "event {event} expired at {} (retention {})",
+            time_of(expire_unix * 1_000),
+            target.retention
+        ));
     }
     let stored = target.events.event(event).await.map_err(|e| format!("cannot read event {event}: {e}"))?;
     let created = match stored {
-        Some(row) if row.secret_hash != secret_hash => return Err(format!("event {event} exists here with another secret")),
+        Some(row) if row.secret_hash != secret_hash => {
+            return Err(format!("event {event} exists here with another secret"))
+        }
         Some(_) => false,
         None => {
             let row = EventRow { id: event, secret_hash, expire_unix };
@@ -154,7 +163,8 @@ async fn import_event(
             true
         }
     };
-    let known = target.projection.event_questions(event).await.map_err(|e| format!("cannot read event {event}: {e}"))?;
+    let known =
+        target.projection.event_questions(event).await.map_err(|e| format!("cannot read event {event}: {e}"))?;
     events.insert(event, Some(KnownEvent { expire_unix, questions: known.len() }));
     Ok(created)
 }
@@ -173,7 +183,11 @@ async fn admit(
         let stored = target.events.event(event).await.map_err(|e| format!("cannot read event {event}: {e}"))?;
         let known = match stored {
             Some(row) => {
-                let questions = target.projection.event_questions(event).await.map_err(|e| format!("cannot read event {event}: {e}"))?;
+                let questions = target
+                    .projection
+                    .event_questions(event)
+                    .await
+                    .map_err(|e| format!("cannot read event {event}: {e}"))?;
                 Some(KnownEvent { expire_unix: row.expire_unix, questions: questions.len() })
             }
             None => None,
@@ -181,7 +195,9 @@ async fn admit(
         slot.insert(known);
     }
     let Some(Some(known)) = events.get_mut(&event) else {
-        return Err(format!("event {event} is unknown here, and no earlier line of this file creates it (`ledger export` writes it)"));
+        return Err(format!(
+            "event {event} is unknown here, and no earlier line of this file creates it (`ledger export` writes it)"
+        ));
     };
     if !is_live(known.expire_unix, now_unix) {
         return Err(format!("event {event} expired at {}", time_of(known.expire_unix * 1_000)));
@@ -212,7 +228,11 @@ async fn admit(
 
 /// Lines naming the records the aggregator set aside (of one event or one question, or
 /// all), for `replay` and `inspect`: their fold includes them, the projection does not.
-pub async fn set_aside_of(feed: &dyn LedgerFeed, event: Option<EventId>, question: Option<QuestionId>) -> anyhow::Result<Vec<String>> {
+pub async fn set_aside_of(
+    feed: &dyn LedgerFeed,
+    event: Option<EventId>,
+    question: Option<QuestionId>,
+) -> anyhow::Result<Vec<String>> {
     let (event, question) = (event.map(|e| e.to_string()), question.map(|q| q.to_string()));
     Ok(feed
         .quarantined()
@@ -287,7 +307,9 @@ pub async fn inspect(
     for r in &records {
         fold.apply(r);
         let what = match &r.body {
-            Body::Asked(a) => format!("asked by voter {} ({}): {:?}", a.voter, a.who.as_deref().unwrap_or("anonymous"), a.text),
+            Body::Asked(a) => {
+                format!("asked by voter {} ({}): {:?}", a.voter, a.who.as_deref().unwrap_or("anonymous"), a.text)
+            }
             Body::Voted { voter, up } => format!("voter {voter} votes {}", if *up { "up" } else { "down" }),
             Body::Answered { on } => format!("host marks {}answered", if *on { "" } else { "not " }),
             Body::Hidden { on } => format!("host {}", if *on { "hides it" } else { "unhides it" }),
@@ -296,9 +318,19 @@ pub async fn inspect(
         writeln!(out, "{}  {}  [{}]  {what}  -> votes {votes}", time_of(r.id.timestamp_ms()), r.id, r.region)?;
     }
     let folded = fold.question(question).map(|q| q.counters);
-    writeln!(out, "stored projection: votes {}, answered {}, hidden {}", stored.votes, stored.answered_at().is_some(), stored.is_hidden())?;
+    writeln!(
+        out,
+        "stored projection: votes {}, answered {}, hidden {}",
+        stored.votes,
+        stored.answered_at().is_some(),
+        stored.is_hidden()
+    )?;
     let agrees = folded == Some(stored);
-    writeln!(out, "{}", if agrees { "the fold agrees with the projection" } else { "DRIFT: the fold disagrees with the projection" })?;
+    writeln!(
+        out,
+        "{}",
+        if agrees { "the fold agrees with the projection" } else { "DRIFT: the fold disagrees with the projection" }
+    )?;
     Ok(agrees)
 }
 

@@ -53,7 +53,8 @@ async fn region_activity(db: &Path, region: &str, eid: Option<&str>) -> (String,
         Some(e) => e.to_owned(),
         None => call(&app, "POST", "/api/event", "", None).await["id"].as_str().expect("id").to_owned(),
     };
-    let q = call(&app, "POST", &format!("/api/event/{eid}"), &format!(r#"{{"body":"asked in {region} today"}}"#), None).await;
+    let q = call(&app, "POST", &format!("/api/event/{eid}"), &format!(r#"{{"body":"asked in {region} today"}}"#), None)
+        .await;
     let qid = q["id"].as_str().expect("qid").to_owned();
     app.wait_caught_up().await.expect("caught up");
     for i in 0..5u128 {
@@ -102,7 +103,10 @@ async fn export_import_is_idempotent_and_two_regions_converge() {
     let export_b = bin(&["ledger", "export", "--db", b.to_str().expect("path")], None);
     assert!(export_b.status.success());
     assert_eq!(records_in(&export_a.stdout), 6, "one asked and five votes");
-    assert!(String::from_utf8_lossy(&export_a.stdout).starts_with(r#"{"kind":"event""#), "the event's line comes first");
+    assert!(
+        String::from_utf8_lossy(&export_a.stdout).starts_with(r#"{"kind":"event""#),
+        "the event's line comes first"
+    );
 
     // Each region imports the other's records, the second time with everything again.
     for _ in 0..2 {
@@ -132,7 +136,11 @@ async fn a_bad_import_line_is_named_and_loses_nothing_before_it() {
     let out = bin(&["ledger", "import", "--db", b.to_str().expect("path")], Some(&input));
     assert!(!out.status.success());
     // Line 1 is the event's, lines 2 to 7 its records.
-    assert!(String::from_utf8_lossy(&out.stderr).contains("line 8: refused"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 8: refused"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let imported = bin(&["ledger", "export", "--db", b.to_str().expect("path")], None);
     assert_eq!(imported.stdout, export.stdout, "the six good records were kept");
 }
@@ -209,7 +217,8 @@ async fn serve_replay_and_export_against_dynamodb() {
     .await
     .expect("address");
     let http = reqwest::Client::builder().cookie_store(true).build().expect("client");
-    let event: serde_json::Value = http.post(format!("{base}/api/event")).send().await.expect("create").json().await.expect("json");
+    let event: serde_json::Value =
+        http.post(format!("{base}/api/event")).send().await.expect("create").json().await.expect("json");
     let (eid, secret) = (
         event["id"].as_str().unwrap_or_else(|| panic!("no event id in {event}")).to_owned(),
         event["secret"].as_str().unwrap_or_else(|| panic!("no secret in {event}")).to_owned(),
@@ -282,7 +291,13 @@ fn now_ms() -> u64 {
 }
 
 fn record_at(ms: u64, n: u128, eid: ledger::EventId, qid: ledger::QuestionId, body: ledger::Body) -> ledger::Record {
-    ledger::Record { id: ledger::RecordId(ulid::Ulid::from_parts(ms, n)), event: eid, question: qid, region: "r".into(), body }
+    ledger::Record {
+        id: ledger::RecordId(ulid::Ulid::from_parts(ms, n)),
+        event: eid,
+        question: qid,
+        region: "r".into(),
+        body,
+    }
 }
 
 #[tokio::test]
@@ -299,9 +314,18 @@ async fn import_applies_the_rules_of_ingest_and_names_every_refused_line() {
     let records = vec![
         good.clone(),
         // The issue's record: an id at the end of time would win every later toggle.
-        ledger::Record { id: "7ZZZZZZZZZZZZZZZZZZZZZZZZZ".parse().expect("id"), ..record_at(now, 0, eid, qid, Body::Answered { on: true }) },
+        ledger::Record {
+            id: "7ZZZZZZZZZZZZZZZZZZZZZZZZZ".parse().expect("id"),
+            ..record_at(now, 0, eid, qid, Body::Answered { on: true })
+        },
         record_at(now - 40_000, 3, eid, QuestionId::from_u128(1), asked("one")),
-        record_at(now - 40_000, 4, eid, QuestionId(ulid::Ulid::from_parts(now - 40_000, 1)), asked(&"long ".repeat(101))),
+        record_at(
+            now - 40_000,
+            4,
+            eid,
+            QuestionId(ulid::Ulid::from_parts(now - 40_000, 1)),
+            asked(&"long ".repeat(101)),
+        ),
         // The same question in another event.
         record_at(now - 30_000, 5, EventId(ulid::Ulid::from_parts(now - 60_000, 2)), qid, Body::Hidden { on: true }),
         record_at(now - 20_000, 6, eid, qid, Body::Voted { voter: VoterId::from_u128(6), up: true }),
@@ -309,12 +333,22 @@ async fn import_applies_the_rules_of_ingest_and_names_every_refused_line() {
     let out = bin(&["ledger", "import", "--db", db.to_str().expect("path")], Some(&import_file(eid, &records)));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "a refused line fails the command: {stderr}");
-    for (line, why) in [(3, "in the future"), (4, "at least 2 words"), (5, "at most 500 characters"), (6, "unknown here")] {
-        assert!(stderr.contains(&format!("line {line}: refused")) && stderr.contains(why), "line {line} ({why}) in: {stderr}");
+    for (line, why) in
+        [(3, "in the future"), (4, "at least 2 words"), (5, "at most 500 characters"), (6, "unknown here")]
+    {
+        assert!(
+            stderr.contains(&format!("line {line}: refused")) && stderr.contains(why),
+            "line {line} ({why}) in: {stderr}"
+        );
     }
     assert!(!stderr.contains("line 2: refused") && !stderr.contains("line 7: refused"), "{stderr}");
     let export = bin(&["ledger", "export", "--db", db.to_str().expect("path")], None);
-    assert_eq!(records_in(&export.stdout), 2, "the asked record and the vote were imported: {}", String::from_utf8_lossy(&export.stdout));
+    assert_eq!(
+        records_in(&export.stdout),
+        2,
+        "the asked record and the vote were imported: {}",
+        String::from_utf8_lossy(&export.stdout)
+    );
     let pa = projection_of(&db).await.expect("projection");
     assert_eq!((pa.len(), pa[0].counters.votes, pa[0].counters.answered_at()), (1, 2, None));
 }
@@ -330,7 +364,13 @@ async fn import_refuses_the_records_of_an_expired_event() {
     let records: Vec<_> = (0..20u128)
         .map(|i| {
             let q = QuestionId(ulid::Ulid::from_parts(now - 40 * 86_400_000 + 10, i));
-            record_at(now - 40 * 86_400_000 + 20, i, old, q, Body::Asked(Asked { text: "old and gone?".into(), who: None, voter: VoterId::from_u128(1) }))
+            record_at(
+                now - 40 * 86_400_000 + 20,
+                i,
+                old,
+                q,
+                Body::Asked(Asked { text: "old and gone?".into(), who: None, voter: VoterId::from_u128(1) }),
+            )
         })
         .collect();
     let out = bin(&["ledger", "import", "--db", db.to_str().expect("path")], Some(&import_file(old, &records)));
@@ -349,7 +389,11 @@ fn retention_is_validated_stored_and_changed_only_on_purpose() {
     for bad in ["0", "3651", "-1", "99999999999999999999"] {
         let out = bin(&["serve", "--db", db, "--no-demo", &format!("--retention-days={bad}")], None);
         assert!(!out.status.success(), "serve started with {bad} days");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("1 to 3650 days"), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("1 to 3650 days"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let shown = bin(&["retention", "--db", db], None);
     assert_eq!(String::from_utf8_lossy(&shown.stdout).trim(), "retention: 30 days");
@@ -359,5 +403,9 @@ fn retention_is_validated_stored_and_changed_only_on_purpose() {
     // serve with another retention than the file's is refused, saying how to change it.
     let out = bin(&["serve", "--db", db, "--no-demo", "--retention-days", "30", "--listen", "127.0.0.1:0"], None);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("retention --set 30"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("retention --set 30"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -42,7 +42,8 @@ fn get(base: &str, path: &str) -> String {
 #[test]
 fn silent_slow_and_idle_sockets_are_closed_after_the_header_deadline() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = served::start_with(served::binary(), &dir.path().join("t.db"), None, &["--header-read-timeout", "700ms"]);
+    let server =
+        served::start_with(served::binary(), &dir.path().join("t.db"), None, &["--header-read-timeout", "700ms"]);
     let base = server.base.clone();
 
     // Sends nothing at all.
@@ -63,7 +64,8 @@ fn silent_slow_and_idle_sockets_are_closed_after_the_header_deadline() {
     });
     let (took, _) = read_until_closed(&mut silent, Duration::from_secs(5)).expect("the silent socket was closed");
     assert!(took >= Duration::from_millis(500) && took < Duration::from_secs(3), "closed after {took:?}");
-    let (took, answered) = read_until_closed(&mut idle, Duration::from_secs(5)).expect("the idle keep-alive connection was closed");
+    let (took, answered) =
+        read_until_closed(&mut idle, Duration::from_secs(5)).expect("the idle keep-alive connection was closed");
     assert!(answered.starts_with("HTTP/1.1 200"), "its request was answered first: {answered}");
     assert!(took < Duration::from_secs(3), "closed after {took:?}");
     let mut slow = slow_writer.join().expect("slow writer");
@@ -110,7 +112,8 @@ fn sigterm_with_live_streams_open_ends_them_and_exits_promptly() {
     let base = server.base.clone();
     let created = {
         let mut s = TcpStream::connect(addr(&base)).expect("connect");
-        write!(s, "POST /api/event HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").expect("write");
+        write!(s, "POST /api/event HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .expect("write");
         read_until_closed(&mut s, Duration::from_secs(10)).expect("answered").1
     };
     let eid = created.split(r#""id":""#).nth(1).and_then(|rest| rest.split('"').next()).expect("event id").to_owned();

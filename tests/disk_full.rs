@@ -275,12 +275,14 @@ async fn fill_refuse_recover(pace: Pace) {
     let http = reqwest::Client::builder().timeout(CLIENT_TIMEOUT).build().expect("client");
 
     let Answer::Ok(event) = post(&http, format!("{base}/api/event"), None).await else { panic!("create the event") };
-    let (eid, secret) = (event["id"].as_str().expect("id").to_owned(), event["secret"].as_str().expect("secret").to_owned());
+    let (eid, secret) =
+        (event["id"].as_str().expect("id").to_owned(), event["secret"].as_str().expect("secret").to_owned());
     let list_url = format!("{base}/api/event/{eid}/questions/{secret}");
     let mut expected_texts = BTreeMap::new();
     for i in 0..VOTED_QUESTIONS {
         let text = format!("voted question {i} before the fill");
-        let Answer::Ok(q) = post(&http, format!("{base}/api/event/{eid}"), Some(serde_json::json!({ "body": text }))).await
+        let Answer::Ok(q) =
+            post(&http, format!("{base}/api/event/{eid}"), Some(serde_json::json!({ "body": text }))).await
         else {
             panic!("ask before the fill")
         };
@@ -322,7 +324,8 @@ async fn fill_refuse_recover(pace: Pace) {
                     return;
                 }
                 let text = long_text(&format!("writer {w} question {n}"));
-                let asked = post(&http, format!("{base}/api/event/{eid}"), Some(serde_json::json!({ "body": text }))).await;
+                let asked =
+                    post(&http, format!("{base}/api/event/{eid}"), Some(serde_json::json!({ "body": text }))).await;
                 let qid = voted[n % voted.len()].clone();
                 let vote = post(&http, format!("{base}/api/vote/{qid}/up"), None).await;
                 let mut f = fill.lock().expect("lock");
@@ -372,7 +375,8 @@ async fn fill_refuse_recover(pace: Pace) {
     let (later_health_status, later_health_body) = get_json(&http, &format!("{base}/healthz")).await;
     let (full_list_status, _) = get_json(&http, &list_url).await;
     let one_more = long_text("one more while full");
-    let still_full = post(&http, format!("{base}/api/event/{eid}"), Some(serde_json::json!({ "body": one_more }))).await;
+    let still_full =
+        post(&http, format!("{base}/api/event/{eid}"), Some(serde_json::json!({ "body": one_more }))).await;
     let event_while_full = post(&http, format!("{base}/api/event"), None).await;
     let hide_url = format!("{base}/api/event/{eid}/questions/{secret}/{}/toggle/hidden", voted[1]);
     let hide_while_full = toggle(&http, &hide_url, true).await;
@@ -412,7 +416,10 @@ async fn fill_refuse_recover(pace: Pace) {
             f.asked_bytes,
             served::tail(&log)
         );
-        assert!(!timed_out.load(Ordering::SeqCst), "the disk was not full after {FILL_SECONDS_MAX} s: the test is broken");
+        assert!(
+            !timed_out.load(Ordering::SeqCst),
+            "the disk was not full after {FILL_SECONDS_MAX} s: the test is broken"
+        );
         assert!(!f.refusals.is_empty(), "no write was refused: the disk never filled");
         // FAILS IF a request hangs: every write must be answered within the client's timeout.
         assert!(f.unanswered.is_empty(), "requests got no answer: {:?}\n{}", f.unanswered, served::tail(&log));
@@ -425,7 +432,8 @@ async fn fill_refuse_recover(pace: Pace) {
     // Each kind of write (ask, new event, moderation) once more. A small one may still fit
     // (a failed commit leaves the log file longer than its committed part): then it must be
     // stored like any acknowledged write, which the checks below include.
-    for (what, answer) in [("an ask", &still_full), ("a new event", &event_while_full), ("a toggle", &hide_while_full)] {
+    for (what, answer) in [("an ask", &still_full), ("a new event", &event_while_full), ("a toggle", &hide_while_full)]
+    {
         let got = match answer {
             Answer::Ok(_) => "200".to_owned(),
             Answer::Refused(s, _) => s.to_string(),
@@ -508,7 +516,13 @@ async fn fill_refuse_recover(pace: Pace) {
     let miscounted: Vec<_> =
         expected_list.iter().filter_map(|(q, n)| Some((q, n, listed.get(q)?))).filter(|(_, n, l)| n != l).collect();
     // FAILS IF an acknowledged ask is lost, or the aggregator is stuck after recovery.
-    assert!(missing.is_empty(), "{} acknowledged questions are not listed, e.g. {:?}\n{}", missing.len(), missing.first(), served::tail(&log));
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged questions are not listed, e.g. {:?}\n{}",
+        missing.len(),
+        missing.first(),
+        served::tail(&log)
+    );
     // FAILS IF a refused ask was stored after all.
     assert!(unexpected.is_empty(), "{} questions nobody was told about are listed: {unexpected:?}", unexpected.len());
     // FAILS IF an acknowledged vote or toggle is lost, or a refused one counted
@@ -535,18 +549,29 @@ async fn fill_refuse_recover(pace: Pace) {
     served::signal(server.child.id(), "-TERM");
     let status = served::wait_exit(server, Duration::from_secs(30)).await;
     assert!(status.is_some_and(|s| s.success()), "the stop after recovery exited {status:?}\n{}", served::tail(&log));
-    let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open read-only");
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open read-only");
     let mut stmt = conn.prepare("SELECT text FROM ledger WHERE kind = 0").expect("prepare");
     let stored: BTreeSet<String> =
         stmt.query_map([], |r| r.get::<_, String>(0)).expect("query").map(|t| t.expect("a text")).collect();
     drop(stmt);
     let reappeared: Vec<_> = refused_texts.iter().filter(|t| stored.contains(*t)).collect();
     // FAILS IF a write answered 503 is in the ledger (it would be folded by the next start).
-    assert!(reappeared.is_empty(), "{} refused asks are in the ledger, e.g. {:?}", reappeared.len(), reappeared.first());
+    assert!(
+        reappeared.is_empty(),
+        "{} refused asks are in the ledger, e.g. {:?}",
+        reappeared.len(),
+        reappeared.first()
+    );
     let expected_stored: BTreeSet<String> = expected_texts.values().cloned().collect();
     assert_eq!(stored, expected_stored, "the ledger's questions are not the acknowledged ones");
-    let vote_records: i64 = conn.query_row("SELECT count(*) FROM ledger WHERE kind = 1", [], |r| r.get(0)).expect("count votes");
-    assert_eq!(vote_records as u64, votes.values().sum::<u64>() + 1, "vote records in the ledger vs votes acknowledged");
+    let vote_records: i64 =
+        conn.query_row("SELECT count(*) FROM ledger WHERE kind = 1", [], |r| r.get(0)).expect("count votes");
+    assert_eq!(
+        vote_records as u64,
+        votes.values().sum::<u64>() + 1,
+        "vote records in the ledger vs votes acknowledged"
+    );
     // Kinds 2 and 3 are the answered and hidden toggles.
     let toggles: (i64, i64) = conn
         .query_row("SELECT count(*) FILTER (WHERE kind = 2), count(*) FILTER (WHERE kind = 3) FROM ledger", [], |r| {
@@ -591,7 +616,11 @@ async fn a_group_commit_cut_short_by_a_full_disk_stores_exactly_what_it_acknowle
             event,
             question: QuestionId(ulid::Ulid::new()),
             region: "test".into(),
-            body: Body::Asked(Asked { text: long_text(&format!("append {n}")), who: None, voter: VoterId(ulid::Ulid::new()) }),
+            body: Body::Asked(Asked {
+                text: long_text(&format!("append {n}")),
+                who: None,
+                voter: VoterId(ulid::Ulid::new()),
+            }),
         })
         .collect();
 
@@ -623,7 +652,8 @@ async fn a_group_commit_cut_short_by_a_full_disk_stores_exactly_what_it_acknowle
     store.close().await;
     eprintln!("group commit on a full disk: {} acknowledged, refused {refusals:?}", acknowledged.len());
 
-    let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open read-only");
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open read-only");
     let mut stmt = conn.prepare("SELECT id FROM ledger").expect("prepare");
     let stored: BTreeSet<[u8; 16]> = stmt
         .query_map([], |r| r.get::<_, Vec<u8>>(0))
@@ -635,7 +665,12 @@ async fn a_group_commit_cut_short_by_a_full_disk_stores_exactly_what_it_acknowle
     // FAILS IF an acknowledged append is missing.
     assert_eq!(lost, 0, "acknowledged appends missing from the ledger");
     // FAILS IF appends the callers were told were refused are in the ledger anyway.
-    assert_eq!(refused_but_stored, 0, "appends answered with an error are in the ledger ({} stored in all)", stored.len());
+    assert_eq!(
+        refused_but_stored,
+        0,
+        "appends answered with an error are in the ledger ({} stored in all)",
+        stored.len()
+    );
     assert!(!refusals.is_empty(), "no append was refused: the disk never filled, the test is broken");
     drop(stmt);
     drop(conn);

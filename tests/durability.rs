@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use ledger::ports::LedgerStore;
 use ledger::{Body, QuestionId, VoterId};
 use rusqlite::OptionalExtension;
-use wewerewondering::embedded::{Embedded, EmbeddedConfig};
 use served::Server;
+use wewerewondering::embedded::{Embedded, EmbeddedConfig};
 use wewerewondering::replay;
 
 fn start_server(db: &Path) -> Server {
@@ -130,7 +130,8 @@ async fn a_restart_on_the_same_file_finds_everything() {
     let http = reqwest::Client::builder().cookie_store(true).build().expect("client");
     let base = server.base.clone();
     let event = json(http.post(format!("{base}/api/event")).send().await.expect("create")).await;
-    let (eid, secret) = (event["id"].as_str().expect("id").to_owned(), event["secret"].as_str().expect("secret").to_owned());
+    let (eid, secret) =
+        (event["id"].as_str().expect("id").to_owned(), event["secret"].as_str().expect("secret").to_owned());
     let q = json(
         http.post(format!("{base}/api/event/{eid}"))
             .json(&serde_json::json!({ "body": "will this survive a restart?", "asker": "Ann" }))
@@ -197,7 +198,8 @@ const SYNCED_VOTES: usize = 100;
 /// share a commit), stops the server and counts the fsync/fdatasync calls on its log.
 async fn wal_syncs_for_sequential_votes(args: &[&str]) -> usize {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (db, trace, log) = (dir.path().join("synced.db"), dir.path().join("syncs.trace"), dir.path().join("server.log"));
+    let (db, trace, log) =
+        (dir.path().join("synced.db"), dir.path().join("syncs.trace"), dir.path().join("server.log"));
     let mut strace = Command::new("strace");
     strace
         .args(["-f", "-qq", "-y", "-e", "trace=fsync,fdatasync", "-o"])
@@ -223,13 +225,14 @@ async fn wal_syncs_for_sequential_votes(args: &[&str]) -> usize {
     }
     served::signal(served_by, "-TERM");
     let status = served::wait_exit(server, Duration::from_secs(30)).await;
-    assert!(status.is_some_and(|s| s.success()), "the traced server did not stop cleanly ({status:?}):\n{}", served::tail(&log));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the traced server did not stop cleanly ({status:?}):\n{}",
+        served::tail(&log)
+    );
 
     let trace = std::fs::read_to_string(&trace).expect("read the trace");
-    trace
-        .lines()
-        .filter(|l| (l.contains("fsync(") || l.contains("fdatasync(")) && l.contains("-wal>"))
-        .count()
+    trace.lines().filter(|l| (l.contains("fsync(") || l.contains("fdatasync(")) && l.contains("-wal>")).count()
 }
 
 /// A graceful stop (SIGTERM) while several clients are voting and asking: the process exits
@@ -271,7 +274,8 @@ async fn sigterm_during_write_load_exits_cleanly_with_everything_folded() {
     let mut load = Vec::new();
     // Each request carries no cookie: each acknowledged vote is a new voter's up-vote.
     for worker in 0..16 {
-        let (http, base, eid, outcomes, signalled) = (http.clone(), base.clone(), eid.clone(), outcomes.clone(), signalled.clone());
+        let (http, base, eid, outcomes, signalled) =
+            (http.clone(), base.clone(), eid.clone(), outcomes.clone(), signalled.clone());
         let qid = qids[worker % qids.len()].clone();
         load.push(tokio::spawn(async move {
             for n in 0.. {
@@ -329,7 +333,8 @@ async fn sigterm_during_write_load_exits_cleanly_with_everything_folded() {
     assert!(outcomes.after_signal > 0, "no request was answered after the signal: nothing was in flight to drain");
 
     // The file as the stopped server left it, read without changing it.
-    let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open read-only");
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open read-only");
     let cursor: Option<i64> = conn
         .query_row("SELECT seq FROM cursors WHERE name = 'aggregator'", [], |r| r.get(0))
         .optional()
@@ -345,9 +350,19 @@ async fn sigterm_during_write_load_exits_cleanly_with_everything_folded() {
     let voted = ids_of("SELECT voter FROM ledger WHERE kind = 1 AND flag = 1");
     let asked = ids_of("SELECT question FROM ledger WHERE kind = 0");
     let lost_votes: Vec<_> = outcomes.votes.iter().filter(|v| !voted.contains(&v.to_bytes())).collect();
-    assert!(lost_votes.is_empty(), "{} acknowledged votes are not in the ledger, e.g. {:?}", lost_votes.len(), lost_votes.first());
+    assert!(
+        lost_votes.is_empty(),
+        "{} acknowledged votes are not in the ledger, e.g. {:?}",
+        lost_votes.len(),
+        lost_votes.first()
+    );
     let lost_asks: Vec<_> = outcomes.asks.iter().filter(|q| !asked.contains(&q.to_bytes())).collect();
-    assert!(lost_asks.is_empty(), "{} acknowledged asks are not in the ledger, e.g. {:?}", lost_asks.len(), lost_asks.first());
+    assert!(
+        lost_asks.is_empty(),
+        "{} acknowledged asks are not in the ledger, e.g. {:?}",
+        lost_asks.len(),
+        lost_asks.first()
+    );
     drop(conn);
     eprintln!(
         "SIGTERM under load: {} votes and {} asks acknowledged ({} answered after the signal, {} refused: {:?}); cursor {cursor:?} = last {last:?}",
@@ -414,7 +429,8 @@ async fn sigterm_with_a_backlog_larger_than_a_batch_folds_all_of_it() {
     let status = served::wait_exit(server, Duration::from_secs(30)).await;
     assert!(status.is_some_and(|s| s.success()), "SIGTERM with a backlog: exit {status:?}\n{}", served::tail(&log));
 
-    let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open read-only");
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open read-only");
     let cursor: Option<i64> = conn
         .query_row("SELECT seq FROM cursors WHERE name = 'aggregator'", [], |r| r.get(0))
         .optional()
@@ -424,6 +440,9 @@ async fn sigterm_with_a_backlog_larger_than_a_batch_folds_all_of_it() {
         .query_row("SELECT votes FROM questions WHERE id = ?1", [qid.to_bytes()], |r| r.get(0))
         .expect("read the question's votes");
     // FAILS IF the stop folds only part of what was committed before it.
-    assert_eq!(cursor, last, "after a graceful stop the aggregator's cursor is not at the ledger's end ({votes} votes folded)");
+    assert_eq!(
+        cursor, last,
+        "after a graceful stop the aggregator's cursor is not at the ledger's end ({votes} votes folded)"
+    );
     assert_eq!(votes, 1 + BACKLOG as i64, "the asker's vote and every appended one");
 }

@@ -10,14 +10,18 @@ use tower::ServiceExt;
 use wewerewondering::embedded::{Embedded, EmbeddedConfig};
 
 async fn health(app: &Embedded) -> (StatusCode, serde_json::Value) {
-    let resp = app.router().oneshot(Request::get("/healthz").body(Body::empty()).expect("request")).await.expect("response");
+    let resp =
+        app.router().oneshot(Request::get("/healthz").body(Body::empty()).expect("request")).await.expect("response");
     let status = resp.status();
     let bytes = resp.into_body().collect().await.expect("body").to_bytes();
     (status, serde_json::from_slice(&bytes).expect("JSON"))
 }
 
 async fn post(app: &Embedded, uri: &str, body: &str) -> (StatusCode, serde_json::Value) {
-    let req = Request::post(uri).header("content-type", "application/json").body(Body::from(body.to_owned())).expect("request");
+    let req = Request::post(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_owned()))
+        .expect("request");
     let resp = app.router().oneshot(req).await.expect("response");
     let status = resp.status();
     let bytes = resp.into_body().collect().await.expect("body").to_bytes();
@@ -34,7 +38,9 @@ async fn a_dead_writer_makes_health_503_and_every_write_503() {
     let eid = created["id"].as_str().expect("id").to_owned();
 
     app.store().inject_writer_panic();
-    let why = tokio::time::timeout(std::time::Duration::from_secs(5), app.writer_died()).await.expect("the death is announced");
+    let why = tokio::time::timeout(std::time::Duration::from_secs(5), app.writer_died())
+        .await
+        .expect("the death is announced");
     assert!(why.contains("fault injected"), "{why}");
     let (status, body) = health(&app).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -78,10 +84,16 @@ async fn a_record_set_aside_makes_health_503_until_an_operator_acknowledges_it()
     app.shutdown().await;
     // The operator sees it in `quarantine`, and `replay` names it beside its drift.
     let db = path.to_str().expect("path");
-    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_wewerewondering")).args(["quarantine", "--db", db]).output().expect("run");
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_wewerewondering"))
+        .args(["quarantine", "--db", db])
+        .output()
+        .expect("run");
     let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
     assert!(listed.contains("unknown kind 7") && listed.contains("seen"), "{listed}");
-    let replayed = std::process::Command::new(env!("CARGO_BIN_EXE_wewerewondering")).args(["replay", "--db", db]).output().expect("run");
+    let replayed = std::process::Command::new(env!("CARGO_BIN_EXE_wewerewondering"))
+        .args(["replay", "--db", db])
+        .output()
+        .expect("run");
     let replayed = String::from_utf8_lossy(&replayed.stdout).into_owned();
     assert!(replayed.contains("set aside by the aggregator, not in the projection"), "{replayed}");
 }

@@ -25,8 +25,10 @@ struct Template {
 impl Template {
     fn load() -> Template {
         let path = root().join("infra/template.yaml");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
-        let doc = serde_yaml_ng::from_str(&text).unwrap_or_else(|error| panic!("{} is not YAML: {error}", path.display()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
+        let doc =
+            serde_yaml_ng::from_str(&text).unwrap_or_else(|error| panic!("{} is not YAML: {error}", path.display()));
         Template { doc }
     }
 
@@ -108,7 +110,9 @@ fn intrinsic(value: &Value) -> Option<(&str, &Value)> {
         Value::Tagged(tagged) => {
             let tag = tagged.tag.to_string();
             let name = tag.trim_start_matches('!');
-            let name = ["Ref", "GetAtt", "Sub", "If", "Join", "Select", "Split", "Not", "Equals"].into_iter().find(|known| *known == name)?;
+            let name = ["Ref", "GetAtt", "Sub", "If", "Join", "Select", "Split", "Not", "Equals"]
+                .into_iter()
+                .find(|known| *known == name)?;
             Some((name, &tagged.value))
         }
         Value::Mapping(map) if map.len() == 1 => {
@@ -189,7 +193,10 @@ fn the_http_api_has_exactly_the_routes_of_the_routers() {
         assert_ne!(method, "ANY", "{path} is routed for ANY method");
         assert!(!path.contains('+') && !path.contains('*') && !path.contains("$default"), "{path} is a catch-all");
     }
-    assert!(template.resources_of_type("AWS::ApiGatewayV2::Route").is_empty(), "routes are declared only as function events");
+    assert!(
+        template.resources_of_type("AWS::ApiGatewayV2::Route").is_empty(),
+        "routes are declared only as function events"
+    );
 }
 
 #[test]
@@ -200,10 +207,14 @@ fn every_api_route_uses_payload_2_and_has_its_own_throttling() {
             let properties = &event["Properties"];
             let path = scalar(&properties["Path"]).unwrap_or_default();
             assert_eq!(scalar(&properties["PayloadFormatVersion"]).as_deref(), Some("2.0"), "{name} {path}");
-            assert!(matches!(intrinsic(&properties["ApiId"]), Some(("Ref", id)) if id.as_str() == Some("HttpApi")), "{name} {path} is not on HttpApi");
+            assert!(
+                matches!(intrinsic(&properties["ApiId"]), Some(("Ref", id)) if id.as_str() == Some("HttpApi")),
+                "{name} {path} is not on HttpApi"
+            );
             for limit in ["ThrottlingRateLimit", "ThrottlingBurstLimit"] {
                 let value = template.resolve(&properties["RouteSettings"][limit]);
-                let value: u64 = value.and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name} {path} has no {limit}"));
+                let value: u64 =
+                    value.and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name} {path} has no {limit}"));
                 assert!(value > 0, "{name} {path}: {limit} is 0");
             }
         }
@@ -215,7 +226,8 @@ fn every_api_route_uses_payload_2_and_has_its_own_throttling() {
         "the HTTP API has no access log"
     );
     let format = scalar(&api["AccessLogSettings"]["Format"]).unwrap_or_default();
-    let fields: serde_json::Value = serde_json::from_str(&format).unwrap_or_else(|error| panic!("the access log format is not JSON: {error}"));
+    let fields: serde_json::Value =
+        serde_json::from_str(&format).unwrap_or_else(|error| panic!("the access log format is not JSON: {error}"));
     for field in ["requestId", "routeKey", "status", "integrationError"] {
         assert!(fields.get(field).is_some(), "the access log lacks {field}");
     }
@@ -251,7 +263,11 @@ fn check_table(template: &Template, logical: &str, kind: &str, default_name: &st
     assert_eq!(table["Type"].as_str(), Some(kind), "{logical}");
     assert_eq!(template.resolve(&properties["TableName"]).as_deref(), Some(default_name), "{logical}'s default name");
     assert_eq!(properties["BillingMode"].as_str(), Some("PAY_PER_REQUEST"), "{logical} is not on-demand");
-    assert_eq!(scalar(&properties["TimeToLiveSpecification"]["AttributeName"]).as_deref(), Some(schema::TTL_ATTRIBUTE), "{logical}'s TTL attribute");
+    assert_eq!(
+        scalar(&properties["TimeToLiveSpecification"]["AttributeName"]).as_deref(),
+        Some(schema::TTL_ATTRIBUTE),
+        "{logical}'s TTL attribute"
+    );
     assert_eq!(properties["TimeToLiveSpecification"]["Enabled"].as_bool(), Some(true), "{logical}'s TTL is off");
     assert_eq!(table["DeletionPolicy"].as_str(), Some("Retain"), "{logical} would be deleted with its stack");
 
@@ -269,13 +285,18 @@ fn check_table(template: &Template, logical: &str, kind: &str, default_name: &st
     };
     assert!(!replicas.is_empty(), "{logical} has no replica");
     for replica in replicas {
-        assert_eq!(replica["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(), Some(true), "{logical}: PITR");
+        assert_eq!(
+            replica["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+            Some(true),
+            "{logical}: PITR"
+        );
         assert_eq!(replica["DeletionProtectionEnabled"].as_bool(), Some(true), "{logical}: deletion protection");
     }
 
     // The functions learn the name from the environment variable the adapter reads.
     let variable = &template.doc["Globals"]["Function"]["Environment"]["Variables"][name_env];
-    let parameter = template.referenced_parameter(variable).unwrap_or_else(|| panic!("{name_env} is not a parameter reference"));
+    let parameter =
+        template.referenced_parameter(variable).unwrap_or_else(|| panic!("{name_env} is not a parameter reference"));
     assert!(
         matches!(intrinsic(&properties["TableName"]), Some(("Ref", p)) if p.as_str() == Some(parameter)),
         "{name_env} and {logical}'s TableName use different parameters"
@@ -287,7 +308,13 @@ fn the_tables_match_the_dynamodb_adapter() {
     let template = Template::load();
     check_table(&template, "EventsTable", "AWS::DynamoDB::GlobalTable", schema::EVENTS_TABLE, schema::EVENTS_TABLE_ENV);
     check_table(&template, "LedgerTable", "AWS::DynamoDB::GlobalTable", schema::LEDGER_TABLE, schema::LEDGER_TABLE_ENV);
-    check_table(&template, "QuestionsTable", "AWS::DynamoDB::Table", schema::QUESTIONS_TABLE, schema::QUESTIONS_TABLE_ENV);
+    check_table(
+        &template,
+        "QuestionsTable",
+        "AWS::DynamoDB::Table",
+        schema::QUESTIONS_TABLE,
+        schema::QUESTIONS_TABLE_ENV,
+    );
     check_table(&template, "VotersTable", "AWS::DynamoDB::Table", schema::VOTERS_TABLE, schema::VOTERS_TABLE_ENV);
 
     let events = template.resource("EventsTable");
@@ -323,9 +350,14 @@ fn the_tables_match_the_dynamodb_adapter() {
 
     // Attribute definitions may only name key attributes (DynamoDB rejects others), so
     // nothing unused hides there.
-    for (logical, table) in template.resources_of_type("AWS::DynamoDB::Table").into_iter().chain(template.resources_of_type("AWS::DynamoDB::GlobalTable")) {
+    for (logical, table) in template
+        .resources_of_type("AWS::DynamoDB::Table")
+        .into_iter()
+        .chain(template.resources_of_type("AWS::DynamoDB::GlobalTable"))
+    {
         let defined = as_list(&table["Properties"]["AttributeDefinitions"]).len();
-        let mut used: BTreeSet<String> = keys(table, &table["Properties"]["KeySchema"]).into_iter().map(|(name, _, _)| name).collect();
+        let mut used: BTreeSet<String> =
+            keys(table, &table["Properties"]["KeySchema"]).into_iter().map(|(name, _, _)| name).collect();
         for index in as_list(&table["Properties"]["GlobalSecondaryIndexes"]) {
             used.extend(keys(table, &index["KeySchema"]).into_iter().map(|(name, _, _)| name));
         }
@@ -341,7 +373,11 @@ fn the_tables_match_the_dynamodb_adapter() {
     assert_eq!(template.resolve(host), Some(defaults.host_max_age_s.to_string()), "host list max-age");
 
     let retention = &template.doc["Globals"]["Function"]["Environment"]["Variables"][schema::RETENTION_DAYS_ENV];
-    assert_eq!(template.resolve(retention), Some(ledger::limits::RETENTION_DAYS_DEFAULT.to_string()), "the default retention");
+    assert_eq!(
+        template.resolve(retention),
+        Some(ledger::limits::RETENTION_DAYS_DEFAULT.to_string()),
+        "the default retention"
+    );
 }
 
 /// The role a function runs as, by its `Role: !GetAtt <Role>.Arn`.
@@ -395,7 +431,10 @@ fn allowed(template: &Template, function: &str) -> BTreeSet<(String, String)> {
     for policy in as_list(&properties["Policies"]) {
         for statement in as_list(&policy["PolicyDocument"]["Statement"]) {
             assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{role_name}");
-            assert!(statement["NotAction"].is_null() && statement["NotResource"].is_null(), "{role_name} uses NotAction/NotResource");
+            assert!(
+                statement["NotAction"].is_null() && statement["NotResource"].is_null(),
+                "{role_name} uses NotAction/NotResource"
+            );
             let actions = strings(&statement["Action"]);
             let resources = as_list(&statement["Resource"]);
             assert!(!resources.is_empty(), "{role_name}: a statement without Resource");
@@ -406,9 +445,17 @@ fn allowed(template: &Template, function: &str) -> BTreeSet<(String, String)> {
                 assert_ne!(scalar(resource).as_deref(), Some("*"), "{role_name} allows every resource");
             }
             if actions.iter().all(|action| action.starts_with("logs:")) {
-                assert_eq!(actions, BTreeSet::from(["logs:CreateLogStream".to_owned(), "logs:PutLogEvents".to_owned()]), "{role_name} logs");
+                assert_eq!(
+                    actions,
+                    BTreeSet::from(["logs:CreateLogStream".to_owned(), "logs:PutLogEvents".to_owned()]),
+                    "{role_name} logs"
+                );
                 for resource in resources {
-                    assert_eq!(get_att(resource), Some((log_group.clone(), "Arn".to_owned())), "{role_name} may log elsewhere than its own group");
+                    assert_eq!(
+                        get_att(resource),
+                        Some((log_group.clone(), "Arn".to_owned())),
+                        "{role_name} may log elsewhere than its own group"
+                    );
                 }
                 continue;
             }
@@ -427,7 +474,11 @@ fn each_function_may_do_exactly_what_its_adapter_calls() {
     let template = Template::load();
     assert_eq!(allowed(&template, "IngestFunction"), pairs(schema::IAM_INGEST), "IngestRole vs schema::IAM_INGEST");
     assert_eq!(allowed(&template, "QueryFunction"), pairs(schema::IAM_QUERY), "QueryRole vs schema::IAM_QUERY");
-    assert_eq!(allowed(&template, "AggregatorFunction"), pairs(schema::IAM_AGGREGATOR), "AggregatorRole vs schema::IAM_AGGREGATOR");
+    assert_eq!(
+        allowed(&template, "AggregatorFunction"),
+        pairs(schema::IAM_AGGREGATOR),
+        "AggregatorRole vs schema::IAM_AGGREGATOR"
+    );
 
     // The issue's rules, checked on the constants themselves: query only reads, ingest
     // writes only new events and ledger records, the aggregator writes only the projection.
@@ -438,12 +489,18 @@ fn each_function_may_do_exactly_what_its_adapter_calls() {
     for (action, table) in schema::IAM_INGEST {
         if writes.contains(action) {
             assert!([schema::EVENTS_TABLE, schema::LEDGER_TABLE].contains(table), "ingest may {action} on {table}");
-            assert!(*action != "dynamodb:DeleteItem" && *action != "dynamodb:UpdateItem", "ingest may {action}: records are immutable");
+            assert!(
+                *action != "dynamodb:DeleteItem" && *action != "dynamodb:UpdateItem",
+                "ingest may {action}: records are immutable"
+            );
         }
     }
     for (action, table) in schema::IAM_AGGREGATOR {
         if writes.contains(action) {
-            assert!([schema::QUESTIONS_TABLE, schema::VOTERS_TABLE].contains(table), "the aggregator may {action} on {table}");
+            assert!(
+                [schema::QUESTIONS_TABLE, schema::VOTERS_TABLE].contains(table),
+                "the aggregator may {action} on {table}"
+            );
         }
     }
 }
@@ -471,17 +528,29 @@ fn the_functions_are_the_workspace_lambda_binaries() {
     let members = workspace_manifest["workspace"]["members"].as_array().cloned().unwrap_or_default();
     // sam build runs `cargo lambda build --bin <Binary>` at the root with this configuration.
     let build_config = read_toml(Path::new("infra/cargo-lambda.toml"));
-    assert_eq!(build_config["build"]["workspace"].as_bool(), Some(true), "infra/cargo-lambda.toml must build from the whole workspace");
+    assert_eq!(
+        build_config["build"]["workspace"].as_bool(),
+        Some(true),
+        "infra/cargo-lambda.toml must build from the whole workspace"
+    );
     let enabled: BTreeSet<String> = build_config["build"]["features"]
         .as_array()
         .map(|features| features.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
 
-    for (name, package_dir) in [("IngestFunction", "ingest/lambda"), ("QueryFunction", "query/lambda"), ("AggregatorFunction", "aggregator/lambda")] {
+    for (name, package_dir) in [
+        ("IngestFunction", "ingest/lambda"),
+        ("QueryFunction", "query/lambda"),
+        ("AggregatorFunction", "aggregator/lambda"),
+    ] {
         let function = template.resource(name);
         assert_eq!(function["Metadata"]["BuildMethod"].as_str(), Some("rust-cargolambda"), "{name}");
-        let binary = scalar(&function["Metadata"]["BuildProperties"]["Binary"]).unwrap_or_else(|| panic!("{name} names no binary"));
-        assert!(members.iter().any(|m| m.as_str() == Some(package_dir)), "{package_dir} is not a workspace member, so cargo lambda cannot build {binary}");
+        let binary = scalar(&function["Metadata"]["BuildProperties"]["Binary"])
+            .unwrap_or_else(|| panic!("{name} names no binary"));
+        assert!(
+            members.iter().any(|m| m.as_str() == Some(package_dir)),
+            "{package_dir} is not a workspace member, so cargo lambda cannot build {binary}"
+        );
 
         let manifest = read_toml(&Path::new(package_dir).join("Cargo.toml"));
         let package = manifest["package"]["name"].as_str().unwrap_or_default().to_owned();
@@ -490,10 +559,17 @@ fn the_functions_are_the_workspace_lambda_binaries() {
         let declared = bins.iter().find(|bin| bin["name"].as_str() == Some(binary.as_str()));
         assert!(declared.is_some() || package == binary, "{package_dir} does not build a binary named {binary}");
         // Features the binary requires must be switched on for sam build.
-        let required = declared.and_then(|bin| bin.get("required-features")).and_then(|f| f.as_array()).cloned().unwrap_or_default();
+        let required = declared
+            .and_then(|bin| bin.get("required-features"))
+            .and_then(|f| f.as_array())
+            .cloned()
+            .unwrap_or_default();
         for feature in required.iter().filter_map(|f| f.as_str()) {
             let qualified = format!("{package}/{feature}");
-            assert!(enabled.contains(&qualified), "{binary} requires {qualified}, which infra/cargo-lambda.toml does not enable");
+            assert!(
+                enabled.contains(&qualified),
+                "{binary} requires {qualified}, which infra/cargo-lambda.toml does not enable"
+            );
         }
     }
 }
@@ -507,11 +583,15 @@ fn read_toml(relative: &Path) -> toml::Table {
 #[test]
 fn timeouts_and_batches_agree_with_the_code() {
     let template = Template::load();
-    let number = |value: &Value, what: &str| -> u64 { template.resolve(value).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{what} is not a number")) };
+    let number = |value: &Value, what: &str| -> u64 {
+        template.resolve(value).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{what} is not a number"))
+    };
 
     // The roles answer 503 (no-store) after their own timeout; the Lambda must outlive it so
     // that answer gets out, and stay under API Gateway's 30 s integration limit.
-    for (name, role_timeout_ms) in [("IngestFunction", ingest::REQUEST_TIMEOUT_MS), ("QueryFunction", query::REQUEST_TIMEOUT_MS)] {
+    for (name, role_timeout_ms) in
+        [("IngestFunction", ingest::REQUEST_TIMEOUT_MS), ("QueryFunction", query::REQUEST_TIMEOUT_MS)]
+    {
         let timeout_s = number(&template.resource(name)["Properties"]["Timeout"], name);
         assert!(timeout_s * 1000 > role_timeout_ms, "{name} times out ({timeout_s} s) before its role answers 503");
         assert!(timeout_s < 30, "{name}'s timeout exceeds the HTTP API integration limit");
@@ -523,18 +603,31 @@ fn timeouts_and_batches_agree_with_the_code() {
     let sqs = &events[0]["Properties"];
     assert_eq!(events[0]["Type"].as_str(), Some("SQS"));
     assert_eq!(get_att(&sqs["Queue"]), Some(("AggregatorQueue".to_owned(), "Arn".to_owned())));
-    assert!(strings(&sqs["FunctionResponseTypes"]).contains("ReportBatchItemFailures"), "partial batch failures are not reported");
-    let batch_parameter = template.referenced_parameter(&sqs["BatchSize"]).unwrap_or_else(|| panic!("BatchSize is not a parameter"));
+    assert!(
+        strings(&sqs["FunctionResponseTypes"]).contains("ReportBatchItemFailures"),
+        "partial batch failures are not reported"
+    );
+    let batch_parameter =
+        template.referenced_parameter(&sqs["BatchSize"]).unwrap_or_else(|| panic!("BatchSize is not a parameter"));
     let batch_max = number(&template.doc["Parameters"][batch_parameter]["MaxValue"], "BatchSize's MaxValue");
     assert_eq!(batch_max, ledger::limits::BATCH_RECORDS_MAX as u64, "the aggregator's batch limit");
-    assert!(number(&sqs["MaximumBatchingWindowInSeconds"], "the batching window") >= 1, "batches over 10 need a window");
+    assert!(
+        number(&sqs["MaximumBatchingWindowInSeconds"], "the batching window") >= 1,
+        "batches over 10 need a window"
+    );
     assert!(number(&sqs["ScalingConfig"]["MaximumConcurrency"], "MaximumConcurrency") >= 2);
 
     // A message must stay invisible while an invocation may still be working on it.
     let aggregator_timeout_s = number(&aggregator["Properties"]["Timeout"], "the aggregator's timeout");
     let queue = &template.resource("AggregatorQueue")["Properties"];
-    assert!(number(&queue["VisibilityTimeout"], "VisibilityTimeout") >= 6 * aggregator_timeout_s, "visibility timeout under 6x the aggregator timeout");
-    assert_eq!(get_att(&queue["RedrivePolicy"]["deadLetterTargetArn"]), Some(("AggregatorDeadLetterQueue".to_owned(), "Arn".to_owned())));
+    assert!(
+        number(&queue["VisibilityTimeout"], "VisibilityTimeout") >= 6 * aggregator_timeout_s,
+        "visibility timeout under 6x the aggregator timeout"
+    );
+    assert_eq!(
+        get_att(&queue["RedrivePolicy"]["deadLetterTargetArn"]),
+        Some(("AggregatorDeadLetterQueue".to_owned(), "Arn".to_owned()))
+    );
     assert!(number(&queue["RedrivePolicy"]["maxReceiveCount"], "maxReceiveCount") >= 2);
 
     // The Pipe carries the ledger stream to that queue, with its own dead-letter queue.
@@ -545,10 +638,15 @@ fn timeouts_and_batches_agree_with_the_code() {
     // EventBridge Pipes refuses a source batch larger than its target takes; SQS takes 10.
     const PIPE_SQS_TARGET_BATCH_MAX: u64 = 10;
     let pipe_batch = number(&stream["BatchSize"], "the Pipe's BatchSize");
-    assert!((1..=PIPE_SQS_TARGET_BATCH_MAX).contains(&pipe_batch), "the Pipe's batch size {pipe_batch} exceeds what SQS takes");
+    assert!(
+        (1..=PIPE_SQS_TARGET_BATCH_MAX).contains(&pipe_batch),
+        "the Pipe's batch size {pipe_batch} exceeds what SQS takes"
+    );
     assert_eq!(scalar(&stream["StartingPosition"]).as_deref(), Some("TRIM_HORIZON"), "the Pipe could skip records");
     match intrinsic(&pipe["Source"]) {
-        Some(("If", Value::Sequence(branches))) => assert_eq!(get_att(&branches[1]), Some(("LedgerTable".to_owned(), "StreamArn".to_owned()))),
+        Some(("If", Value::Sequence(branches))) => {
+            assert_eq!(get_att(&branches[1]), Some(("LedgerTable".to_owned(), "StreamArn".to_owned())))
+        }
         other => panic!("the Pipe's source is {other:?}"),
     }
 }
@@ -583,7 +681,8 @@ fn cloudfront_sends_the_protective_headers_serve_sends() {
     // The client's entry page as Vite copies it into the build (its inline scripts verbatim).
     let index = std::fs::read_to_string(root().join("client/index.html")).expect("client/index.html");
     let csp = site::content_security_policy(&site::inline_script_hashes(&index), &[]);
-    let hsts_seconds: u64 = site::HSTS.strip_prefix("max-age=").and_then(|s| s.parse().ok()).expect("HSTS is max-age=N");
+    let hsts_seconds: u64 =
+        site::HSTS.strip_prefix("max-age=").and_then(|s| s.parse().ok()).expect("HSTS is max-age=N");
 
     let pages = security_headers(&template, "SiteHeadersPolicy");
     assert_eq!(
@@ -597,14 +696,28 @@ fn cloudfront_sends_the_protective_headers_serve_sends() {
     assert_eq!(api["ContentSecurityPolicy"]["ContentSecurityPolicy"].as_str(), Some(site::API_CSP));
     for (name, policy) in [("site", pages), ("api", api)] {
         assert_eq!(policy["ContentTypeOptions"]["Override"].as_bool(), Some(true), "{name}: nosniff");
-        assert_eq!(policy["StrictTransportSecurity"]["AccessControlMaxAgeSec"].as_u64(), Some(hsts_seconds), "{name}: HSTS");
-        assert_eq!(policy["StrictTransportSecurity"]["IncludeSubdomains"].as_bool(), Some(false), "{name}: HSTS for this host only");
+        assert_eq!(
+            policy["StrictTransportSecurity"]["AccessControlMaxAgeSec"].as_u64(),
+            Some(hsts_seconds),
+            "{name}: HSTS"
+        );
+        assert_eq!(
+            policy["StrictTransportSecurity"]["IncludeSubdomains"].as_bool(),
+            Some(false),
+            "{name}: HSTS for this host only"
+        );
         for header in ["ContentSecurityPolicy", "ContentTypeOptions", "StrictTransportSecurity"] {
             assert_eq!(policy[header]["Override"].as_bool(), Some(true), "{name}: {header} overrides the origin's");
         }
     }
-    assert!(references(&behaviour(&template, None)["ResponseHeadersPolicyId"], "SiteHeadersPolicy"), "pages and assets");
-    assert!(references(&behaviour(&template, Some("/api/*"))["ResponseHeadersPolicyId"], "ApiHeadersPolicy"), "the API");
+    assert!(
+        references(&behaviour(&template, None)["ResponseHeadersPolicyId"], "SiteHeadersPolicy"),
+        "pages and assets"
+    );
+    assert!(
+        references(&behaviour(&template, Some("/api/*"))["ResponseHeadersPolicyId"], "ApiHeadersPolicy"),
+        "the API"
+    );
 }
 
 #[test]
@@ -614,10 +727,7 @@ fn a_waf_rule_limits_writes_per_client_address_by_default() {
     assert_eq!(acl["Type"].as_str(), Some("AWS::WAFv2::WebACL"));
     assert_eq!(acl["Properties"]["Scope"].as_str(), Some("CLOUDFRONT"));
     let rules = as_list(&acl["Properties"]["Rules"]);
-    let rule = rules
-        .iter()
-        .find(|r| r["Statement"]["RateBasedStatement"].is_mapping())
-        .expect("a rate-based rule");
+    let rule = rules.iter().find(|r| r["Statement"]["RateBasedStatement"].is_mapping()).expect("a rate-based rule");
     let rate = &rule["Statement"]["RateBasedStatement"];
     assert_eq!(rate["AggregateKeyType"].as_str(), Some("IP"), "counted per client address");
     let window = rate["EvaluationWindowSec"].as_u64().expect("a window");
@@ -664,13 +774,22 @@ fn cloudfront_never_caches_a_server_error() {
     let config = &template.resource("Distribution")["Properties"]["DistributionConfig"];
     let mut uncached = BTreeSet::new();
     for response in as_list(&config["CustomErrorResponses"]) {
-        let code: u64 = template.resolve(&response["ErrorCode"]).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("an error response without a code: {response:?}"));
+        let code: u64 = template
+            .resolve(&response["ErrorCode"])
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("an error response without a code: {response:?}"));
         // The origin's own error passes through (the API's JSON body, its status): no page,
         // no rewritten status.
-        assert!(response["ResponsePagePath"].is_null() && response["ResponseCode"].is_null(), "{code} is replaced by another response");
+        assert!(
+            response["ResponsePagePath"].is_null() && response["ResponseCode"].is_null(),
+            "{code} is replaced by another response"
+        );
         // 403/404 are served as the origins answer them: the SPA's routes are rewritten by a
         // CloudFront Function, and a custom 404 would also rewrite the API's 404s.
-        assert!(code >= 500, "a custom error response for {code} changes how the client's routes and the API's refusals are served");
+        assert!(
+            code >= 500,
+            "a custom error response for {code} changes how the client's routes and the API's refusals are served"
+        );
         if template.resolve(&response["ErrorCachingMinTTL"]).as_deref() == Some("0") {
             uncached.insert(code);
         }
@@ -691,26 +810,35 @@ fn the_pipe_reads_shards_in_parallel_and_forwards_only_new_records() {
         .resolve(&source["DynamoDBStreamParameters"]["ParallelizationFactor"])
         .and_then(|p| p.parse().ok())
         .unwrap_or(1);
-    assert!((2..=10).contains(&parallel), "the Pipe reads each shard with ParallelizationFactor {parallel} (2..=10 wanted)");
+    assert!(
+        (2..=10).contains(&parallel),
+        "the Pipe reads each shard with ParallelizationFactor {parallel} (2..=10 wanted)"
+    );
 
     // Ledger records are only ever inserted; TTL expiry's REMOVEs carry nothing to fold.
     let filters = as_list(&source["FilterCriteria"]["Filters"]);
     assert_eq!(filters.len(), 1, "one filter: inserts only");
     let pattern = scalar(&filters[0]["Pattern"]).unwrap_or_else(|| panic!("the Pipe's filter has no pattern"));
-    let pattern: serde_json::Value = serde_json::from_str(&pattern).unwrap_or_else(|error| panic!("the Pipe's filter pattern is not JSON: {error}"));
+    let pattern: serde_json::Value =
+        serde_json::from_str(&pattern).unwrap_or_else(|error| panic!("the Pipe's filter pattern is not JSON: {error}"));
     assert_eq!(pattern, serde_json::json!({"eventName": ["INSERT"]}), "the Pipe forwards more than inserts");
 }
 
 #[test]
 fn the_aggregator_reserves_its_concurrency_and_ingest_and_query_are_capped() {
     let template = Template::load();
-    let number = |value: &Value, what: &str| -> u64 { template.resolve(value).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{what} is not a number")) };
+    let number = |value: &Value, what: &str| -> u64 {
+        template.resolve(value).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{what} is not a number"))
+    };
 
     // An ingest spike must not throttle the fold: the aggregator's concurrency is reserved,
     // unconditionally, and at least what its event source mapping may use (AWS's advice).
     let aggregator = &template.resource("AggregatorFunction")["Properties"];
     let reserved_value = &aggregator["ReservedConcurrentExecutions"];
-    assert!(!reserved_value.is_null() && intrinsic(reserved_value).is_none_or(|(function, _)| function == "Ref"), "the aggregator's concurrency is not always reserved: {reserved_value:?}");
+    assert!(
+        !reserved_value.is_null() && intrinsic(reserved_value).is_none_or(|(function, _)| function == "Ref"),
+        "the aggregator's concurrency is not always reserved: {reserved_value:?}"
+    );
     let reserved = number(reserved_value, "the aggregator's ReservedConcurrentExecutions");
     let mapping_events: Vec<&Value> = mapping(&aggregator["Events"]).values().collect();
     let maximum = number(&mapping_events[0]["Properties"]["ScalingConfig"]["MaximumConcurrency"], "MaximumConcurrency");
@@ -723,11 +851,18 @@ fn the_aggregator_reserves_its_concurrency_and_ingest_and_query_are_capped() {
 
     // Ingest and query: caps as parameters, on by default; 0 means unreserved, not disabled.
     let mut total = reserved;
-    for (name, parameter) in [("IngestFunction", "IngestReservedConcurrency"), ("QueryFunction", "QueryReservedConcurrency")] {
+    for (name, parameter) in
+        [("IngestFunction", "IngestReservedConcurrency"), ("QueryFunction", "QueryReservedConcurrency")]
+    {
         let value = &template.resource(name)["Properties"]["ReservedConcurrentExecutions"];
-        let Some(("If", Value::Sequence(branches))) = intrinsic(value) else { panic!("{name}'s ReservedConcurrentExecutions: {value:?}") };
+        let Some(("If", Value::Sequence(branches))) = intrinsic(value) else {
+            panic!("{name}'s ReservedConcurrentExecutions: {value:?}")
+        };
         assert_eq!(template.referenced_parameter(&branches[1]), Some(parameter), "{name} is capped by {parameter}");
-        assert!(matches!(intrinsic(&branches[2]), Some(("Ref", v)) if v.as_str() == Some("AWS::NoValue")), "{name}: 0 must leave it unreserved");
+        assert!(
+            matches!(intrinsic(&branches[2]), Some(("Ref", v)) if v.as_str() == Some("AWS::NoValue")),
+            "{name}: 0 must leave it unreserved"
+        );
         // The condition is `!Not [!Equals [!Ref {parameter}, 0]]`.
         let condition = &template.doc["Conditions"][branches[0].as_str().unwrap_or_default()];
         let compared = match intrinsic(condition) {
@@ -738,7 +873,9 @@ fn the_aggregator_reserves_its_concurrency_and_ingest_and_query_are_capped() {
             _ => Vec::new(),
         };
         assert!(
-            compared.len() == 2 && template.referenced_parameter(compared[0]) == Some(parameter) && scalar(compared[1]).as_deref() == Some("0"),
+            compared.len() == 2
+                && template.referenced_parameter(compared[0]) == Some(parameter)
+                && scalar(compared[1]).as_deref() == Some("0"),
             "{name}'s condition is not `!Not [!Equals [!Ref {parameter}, 0]]`: {condition:?}"
         );
         let cap = number(&branches[1], parameter);

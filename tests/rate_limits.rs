@@ -36,7 +36,8 @@ async fn a_limited_address_gets_429_while_another_goes_on() {
     let base = server.base.clone();
     let (first, second) = (client_from([127, 0, 0, 1]), client_from([127, 0, 0, 2]));
 
-    let event: Value = first.post(format!("{base}/api/event")).send().await.expect("create").json().await.expect("JSON");
+    let event: Value =
+        first.post(format!("{base}/api/event")).send().await.expect("create").json().await.expect("JSON");
     let eid = event["id"].as_str().expect("an event id").to_owned();
     let asked: Value = first
         .post(format!("{base}/api/event/{eid}"))
@@ -50,7 +51,14 @@ async fn a_limited_address_gets_429_while_another_goes_on() {
     let qid = asked["id"].as_str().expect("a question id").to_owned();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let list: Value = first.get(format!("{base}/api/event/{eid}/questions")).send().await.expect("list").json().await.expect("JSON");
+        let list: Value = first
+            .get(format!("{base}/api/event/{eid}/questions"))
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("JSON");
         if list.as_array().is_some_and(|l| !l.is_empty()) {
             break;
         }

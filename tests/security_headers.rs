@@ -70,7 +70,13 @@ async fn pages_assets_and_the_api_carry_the_protective_headers() {
         assert_eq!(body, INDEX, "{page}");
         let csp = header(&headers, header::CONTENT_SECURITY_POLICY).unwrap_or_else(|| panic!("{page}: no CSP"));
         assert!(csp.contains(&format!("script-src 'self' '{INLINE_HASH}';")), "{page}: {csp}");
-        for directive in ["default-src 'self'", "style-src 'self';", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'"] {
+        for directive in [
+            "default-src 'self'",
+            "style-src 'self';",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+        ] {
             assert!(csp.contains(directive), "{page}: {directive} missing from {csp}");
         }
         assert!(!csp.contains("unsafe-inline"), "{page}: {csp}");
@@ -115,7 +121,8 @@ fn only_origins_self_or_any_may_be_allowed_to_frame() {
     for ok in ["https://slides.example", "https://*.example.org:8443", "'self'", "*", "http://[::1]:3000"] {
         assert!(ok.parse::<FrameAncestor>().is_ok(), "{ok}");
     }
-    for bad in ["", "slides.example", "javascript:alert(1)", "https://a.example; script-src *", "https://a b", "'none'"] {
+    for bad in ["", "slides.example", "javascript:alert(1)", "https://a.example; script-src *", "https://a b", "'none'"]
+    {
         assert!(bad.parse::<FrameAncestor>().is_err(), "{bad:?} accepted");
     }
 }
@@ -142,7 +149,8 @@ async fn metrics_answer_loopback_clients_only_on_the_main_listener() {
         assert_eq!(header(&headers, header::CACHE_CONTROL), Some("no-store"));
     }
     // The metrics listener's router serves whoever reaches its address.
-    let (status, headers, _) = send(&wewerewondering::roles::metrics_router(), "GET", "/metrics", Some("192.0.2.1")).await;
+    let (status, headers, _) =
+        send(&wewerewondering::roles::metrics_router(), "GET", "/metrics", Some("192.0.2.1")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(header(&headers, header::CONTENT_TYPE), Some("text/plain; version=0.0.4"));
     app.shutdown().await;

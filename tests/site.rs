@@ -14,7 +14,8 @@ use tower::ServiceExt;
 use wewerewondering::demo;
 use wewerewondering::embedded::{Embedded, EmbeddedConfig};
 
-const INDEX: &str = "<!doctype html><html><head><script type=\"module\" src=\"/assets/app.js\"></script></head><body></body></html>";
+const INDEX: &str =
+    "<!doctype html><html><head><script type=\"module\" src=\"/assets/app.js\"></script></head><body></body></html>";
 
 struct App {
     router: Router,
@@ -71,7 +72,8 @@ async fn a_lowercase_event_link_is_redirected_to_the_canonical_one() {
     assert_eq!(location(&headers), Some(format!("/event/{eid}/{secret}?x=1").as_str()));
 
     // Mixed case too.
-    let mixed: String = eid.chars().enumerate().map(|(i, c)| if i % 2 == 0 { c.to_ascii_lowercase() } else { c }).collect();
+    let mixed: String =
+        eid.chars().enumerate().map(|(i, c)| if i % 2 == 0 { c.to_ascii_lowercase() } else { c }).collect();
     let (status, headers, _) = send(router, "GET", &format!("/event/{mixed}")).await;
     assert_eq!(status, StatusCode::PERMANENT_REDIRECT);
     assert_eq!(location(&headers), Some(format!("/event/{eid}").as_str()));
@@ -171,7 +173,10 @@ fn restarting_the_binary_does_not_seed_another_demo() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let db = dir.path().join("t.db");
     let first = serve_once(&db);
-    assert!(first.iter().any(|l| l.contains("guest http://") && l.contains("/event/")), "first start prints the demo links: {first:?}");
+    assert!(
+        first.iter().any(|l| l.contains("guest http://") && l.contains("/event/")),
+        "first start prints the demo links: {first:?}"
+    );
     let second = serve_once(&db);
     assert!(!second.iter().any(|l| l.contains("http://")), "no demo links on a restart: {second:?}");
     assert!(second.iter().any(|l| l.contains("not seeded")), "says why: {second:?}");

@@ -107,7 +107,10 @@ impl Tailer {
             Err(e) => {
                 state.poison_attempts += 1;
                 if state.poison_attempts < POISON_ATTEMPTS_MAX {
-                    return Step::Failed(format!("batch after {} failed (attempt {}): {e}", state.cursor, state.poison_attempts));
+                    return Step::Failed(format!(
+                        "batch after {} failed (attempt {}): {e}",
+                        state.cursor, state.poison_attempts
+                    ));
                 }
                 tracing::warn!(after = state.cursor, records = records.len(), error = %e, "poison batch: folding its records one by one");
                 self.isolate(state, entries, now_unix).await

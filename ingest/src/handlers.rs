@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, State};
-use axum::Extension;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use bytes::Bytes;
 use ledger::limits::QUESTIONS_PER_EVENT_MAX;
@@ -48,11 +48,7 @@ pub async fn create_event(
     limits.create_event(client.0)?;
     let id = EventId(state.ids.next()?);
     let secret = new_secret();
-    let row = EventRow {
-        id,
-        secret_hash: hash_secret(&secret),
-        expire_unix: state.config.retention.expire_of(id),
-    };
+    let row = EventRow { id, secret_hash: hash_secret(&secret), expire_unix: state.config.retention.expire_of(id) };
     state.events.create_event(&row).await?;
     metrics::counter!("events_created_total").increment(1);
     tracing::info!(event = %id, "event created");
@@ -91,14 +87,8 @@ pub async fn ask(
     if state.projection.event_questions(event).await?.len() >= QUESTIONS_PER_EVENT_MAX {
         return Err(ApiError::EventFull);
     }
-    let Voter {
-        id: voter_id,
-        set_cookie,
-    } = voter(
-        cookie,
-        state.config.retention.seconds(),
-        state.config.cookie_secure,
-    );
+    let Voter { id: voter_id, set_cookie } =
+        voter(cookie, state.config.retention.seconds(), state.config.cookie_secure);
     // The question id first, so the `asked` record's id is the later of the two.
     let question = QuestionId(state.ids.next()?);
     let record = Record {
@@ -106,28 +96,18 @@ pub async fn ask(
         event,
         question,
         region: state.config.region.clone(),
-        body: Body::Asked(Asked {
-            text,
-            who,
-            voter: voter_id,
-        }),
+        body: Body::Asked(Asked { text, who, voter: voter_id }),
     };
     state.ledger.append(std::slice::from_ref(&record)).await?;
     metrics::counter!("questions_asked_total").increment(1);
-    Ok(with_cookie(
-        Json(AskedResponse { id: question }).into_response(),
-        set_cookie,
-    ))
+    Ok(with_cookie(Json(AskedResponse { id: question }).into_response(), set_cookie))
 }
 
 /// The stored form of a question and its asker's name, by the ledger's rules (the same ones
 /// `ledger import` applies).
 fn validate_question(body: &[u8]) -> Result<(String, Option<String>), ApiError> {
-    let parsed: AskBody = serde_json::from_slice(body).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "expected {{\"body\": text, \"asker\": name|null}}: {e}"
-        ))
-    })?;
+    let parsed: AskBody = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("expected {{\"body\": text, \"asker\": name|null}}: {e}")))?;
     let refused = |e: RuleError| ApiError::BadRequest(e.to_string());
     let text = question_text(&parsed.body).map_err(refused)?;
     let who = asker_name(parsed.asker.as_deref()).map_err(refused)?;
@@ -170,33 +150,18 @@ pub async fn vote(
     if live_event(&state, counters.event).await?.is_none() {
         return Err(ApiError::NotFound("event"));
     }
-    let Voter {
-        id: voter_id,
-        set_cookie,
-    } = voter(
-        cookie,
-        state.config.retention.seconds(),
-        state.config.cookie_secure,
-    );
+    let Voter { id: voter_id, set_cookie } =
+        voter(cookie, state.config.retention.seconds(), state.config.cookie_secure);
     let record = Record {
         id: RecordId(state.ids.next()?),
         event: counters.event,
         question,
         region: state.config.region.clone(),
-        body: Body::Voted {
-            voter: voter_id,
-            up,
-        },
+        body: Body::Voted { voter: voter_id, up },
     };
     state.ledger.append(std::slice::from_ref(&record)).await?;
     metrics::counter!("votes_total", "direction" => if up { "up" } else { "down" }).increment(1);
-    Ok(with_cookie(
-        Json(VoteResponse {
-            votes: counters.votes,
-        })
-        .into_response(),
-        set_cookie,
-    ))
+    Ok(with_cookie(Json(VoteResponse { votes: counters.votes }).into_response(), set_cookie))
 }
 
 #[derive(Clone, Copy)]
@@ -241,13 +206,7 @@ pub async fn toggle(
         Property::Hidden => Body::Hidden { on },
         Property::Answered => Body::Answered { on },
     };
-    let record = Record {
-        id,
-        event,
-        question,
-        region: state.config.region.clone(),
-        body,
-    };
+    let record = Record { id, event, question, region: state.config.region.clone(), body };
     state.ledger.append(std::slice::from_ref(&record)).await?;
     metrics::counter!("toggles_total", "property" => record.body.kind()).increment(1);
     let response = match property {
@@ -262,11 +221,7 @@ pub async fn toggle(
 /// eventually, so a row may outlive its event by a while).
 async fn live_event(state: &IngestState, event: EventId) -> Result<Option<EventRow>, ApiError> {
     let now = now_unix();
-    Ok(state
-        .events
-        .event(event)
-        .await?
-        .filter(|row| is_live(row.expire_unix, now)))
+    Ok(state.events.event(event).await?.filter(|row| is_live(row.expire_unix, now)))
 }
 
 fn with_cookie(mut response: Response, set_cookie: Option<axum::http::HeaderValue>) -> Response {

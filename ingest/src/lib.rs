@@ -38,10 +38,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/event"),
     ("POST", "/api/event/{eid}"),
     ("POST", "/api/vote/{qid}/{direction}"),
-    (
-        "POST",
-        "/api/event/{eid}/questions/{secret}/{qid}/toggle/{property}",
-    ),
+    ("POST", "/api/event/{eid}/questions/{secret}/{qid}/toggle/{property}"),
 ];
 
 /// How long a write may take before it is answered with 503. The write may still commit
@@ -132,11 +129,7 @@ pub fn router(state: IngestState) -> Router {
         .route("/api/event", post(handlers::create_event))
         .route("/api/event/{eid}", post(handlers::ask))
         .route("/api/vote/{qid}/{direction}", post(handlers::vote))
-        .route(
-            "/api/event/{eid}/questions/{secret}/{qid}/toggle/{property}",
-            post(handlers::toggle),
-        )
+        .route("/api/event/{eid}/questions/{secret}/{qid}/toggle/{property}", post(handlers::toggle))
         .layer(layers)
         .with_state(Arc::new(state))
 }
-

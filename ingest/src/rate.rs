@@ -54,9 +54,7 @@ impl Rate {
     fn quota(&self) -> Quota {
         // One token per `per / count`, never below a nanosecond (governor refuses zero).
         let period = (self.per / self.count.get()).max(Duration::from_nanos(1));
-        Quota::with_period(period)
-            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
-            .allow_burst(self.burst)
+        Quota::with_period(period).unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX)).allow_burst(self.burst)
     }
 }
 
@@ -278,7 +276,9 @@ impl RateLimiters {
 
     fn by_address(limiter: &Option<Keyed<IpAddr>>, ip: IpAddr, what: Limited) -> Result<(), ApiError> {
         match limiter {
-            Some(l) => l.check(&ledger_http::ClientAddr(ip).key()).map_err(|retry_after_s| limited(what, retry_after_s)),
+            Some(l) => {
+                l.check(&ledger_http::ClientAddr(ip).key()).map_err(|retry_after_s| limited(what, retry_after_s))
+            }
             None => Ok(()),
         }
     }
@@ -323,7 +323,6 @@ mod tests {
             assert!(bad.parse::<RateSetting>().is_err(), "{bad:?} accepted");
         }
     }
-
 
     #[test]
     fn pruning_forgets_full_buckets_keeps_used_ones_and_clears_past_the_bound() {

@@ -46,16 +46,10 @@ impl<S: Send + Sync> FromRequestParts<S> for VoterCookie {
 /// has none.
 pub fn voter(cookie: Option<VoterId>, max_age_s: u64, secure: bool) -> Voter {
     match cookie {
-        Some(id) => Voter {
-            id,
-            set_cookie: None,
-        },
+        Some(id) => Voter { id, set_cookie: None },
         None => {
             let id = VoterId::mint();
-            Voter {
-                id,
-                set_cookie: Some(voter_cookie(id, max_age_s, secure)),
-            }
+            Voter { id, set_cookie: Some(voter_cookie(id, max_age_s, secure)) }
         }
     }
 }
@@ -72,8 +66,7 @@ pub fn voter_cookie(id: VoterId, max_age_s: u64, secure: bool) -> HeaderValue {
         .secure(secure)
         .build();
     // A ULID and fixed attribute names are always valid header text.
-    HeaderValue::try_from(cookie.to_string())
-        .unwrap_or_else(|_| HeaderValue::from_static("voter=; Max-Age=0"))
+    HeaderValue::try_from(cookie.to_string()).unwrap_or_else(|_| HeaderValue::from_static("voter=; Max-Age=0"))
 }
 
 #[cfg(test)]
@@ -84,10 +77,7 @@ mod tests {
     fn a_well_formed_cookie_is_kept_and_anything_else_replaced() {
         let id = VoterId::random();
         let mut headers = HeaderMap::new();
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_str(&format!("a=b; voter={id}; c=d")).unwrap(),
-        );
+        headers.insert(header::COOKIE, HeaderValue::from_str(&format!("a=b; voter={id}; c=d")).unwrap());
         let kept = voter(voter_from_cookies(&headers), 60, false);
         assert_eq!(kept.id, id);
         assert!(kept.set_cookie.is_none());
@@ -97,19 +87,10 @@ mod tests {
         assert_ne!(fresh.id, id);
         let cookie = fresh.set_cookie.unwrap();
         let cookie = cookie.to_str().unwrap();
-        assert!(
-            cookie.starts_with(&format!("voter={}", fresh.id)),
-            "{cookie}"
-        );
+        assert!(cookie.starts_with(&format!("voter={}", fresh.id)), "{cookie}");
         for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=60", "Secure"] {
-            assert!(
-                cookie.contains(attribute),
-                "{attribute} missing from {cookie}"
-            );
+            assert!(cookie.contains(attribute), "{attribute} missing from {cookie}");
         }
-        assert!(!voter_cookie(id, 60, false)
-            .to_str()
-            .unwrap()
-            .contains("Secure"));
+        assert!(!voter_cookie(id, 60, false).to_str().unwrap().contains("Secure"));
     }
 }

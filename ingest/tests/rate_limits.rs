@@ -112,11 +112,8 @@ fn assert_limited(reply: &Reply, message_part: &str) -> u64 {
     let error = reply.json["error"].as_str().unwrap_or_else(|| panic!("a JSON reason: {}", reply.json));
     assert!(error.contains(message_part), "{error}");
     assert_eq!(reply.headers[header::CACHE_CONTROL], "no-store");
-    let retry_after: u64 = reply.headers[header::RETRY_AFTER]
-        .to_str()
-        .expect("text")
-        .parse()
-        .expect("Retry-After in whole seconds");
+    let retry_after: u64 =
+        reply.headers[header::RETRY_AFTER].to_str().expect("text").parse().expect("Retry-After in whole seconds");
     assert!(retry_after >= 1);
     retry_after
 }

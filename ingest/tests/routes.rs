@@ -29,19 +29,12 @@ struct Reply {
 
 impl Reply {
     fn set_cookie(&self) -> Option<String> {
-        self.headers
-            .get(header::SET_COOKIE)
-            .map(|v| v.to_str().unwrap().to_owned())
+        self.headers.get(header::SET_COOKIE).map(|v| v.to_str().unwrap().to_owned())
     }
 
     fn voter(&self) -> Option<VoterId> {
         let cookie = self.set_cookie()?;
-        cookie
-            .split(';')
-            .next()?
-            .strip_prefix("voter=")?
-            .parse()
-            .ok()
+        cookie.split(';').next()?.strip_prefix("voter=")?.parse().ok()
     }
 }
 
@@ -49,10 +42,7 @@ async fn app() -> App {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(
         dir.path().join("ingest.db"),
-        Options {
-            durability: Durability::Normal,
-            ..Options::default()
-        },
+        Options { durability: Durability::Normal, ..Options::default() },
     )
     .unwrap();
     let router = ingest::router(IngestState {
@@ -67,11 +57,7 @@ async fn app() -> App {
         },
         ids: Arc::new(IdMinter::new()),
     });
-    App {
-        router,
-        store,
-        _dir: dir,
-    }
+    App { router, store, _dir: dir }
 }
 
 impl App {
@@ -80,24 +66,12 @@ impl App {
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let json = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
+        let json = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
         if !status.is_success() {
-            assert_eq!(
-                headers[header::CACHE_CONTROL],
-                "no-store",
-                "{status} {json}"
-            );
+            assert_eq!(headers[header::CACHE_CONTROL], "no-store", "{status} {json}");
             assert!(json["error"].is_string(), "an error names itself: {json}");
         }
-        Reply {
-            status,
-            headers,
-            json,
-        }
+        Reply { status, headers, json }
     }
 
     async fn post(&self, uri: &str, body: impl Into<Body>, cookie: Option<VoterId>) -> Reply {
@@ -127,9 +101,7 @@ impl App {
     /// Folds the whole ledger into the projection, as the aggregator would.
     async fn fold(&self) {
         let records = self.records().await;
-        aggregator::apply_batch(self.store.as_ref(), &records, None)
-            .await
-            .unwrap();
+        aggregator::apply_batch(self.store.as_ref(), &records, None).await.unwrap();
     }
 
     async fn votes(&self, question: QuestionId) -> u64 {
@@ -156,31 +128,16 @@ async fn asking_appends_one_trimmed_question_and_mints_a_voter() {
     assert_eq!(reply.status, StatusCode::OK);
     let qid: QuestionId = reply.json["id"].as_str().unwrap().parse().unwrap();
     let cookie = reply.set_cookie().unwrap();
-    for attribute in [
-        "HttpOnly",
-        "SameSite=Lax",
-        "Path=/",
-        "Secure",
-        "Max-Age=2592000",
-    ] {
-        assert!(
-            cookie.contains(attribute),
-            "{attribute} missing from {cookie}"
-        );
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Secure", "Max-Age=2592000"] {
+        assert!(cookie.contains(attribute), "{attribute} missing from {cookie}");
     }
     let voter = reply.voter().unwrap();
 
     let records = app.records().await;
     assert_eq!(records.len(), 1);
     let record = &records[0];
-    assert_eq!(
-        (record.event, record.question, record.region.as_str()),
-        (event, qid, "test")
-    );
-    assert!(
-        record.id.to_u128() > qid.to_u128(),
-        "the record id is minted after the question id"
-    );
+    assert_eq!((record.event, record.question, record.region.as_str()), (event, qid, "test"));
+    assert!(record.id.to_u128() > qid.to_u128(), "the record id is minted after the question id");
     match &record.body {
         RecordBody::Asked(asked) => {
             assert_eq!(asked.text, "Why is the sky blue?");
@@ -192,9 +149,7 @@ async fn asking_appends_one_trimmed_question_and_mints_a_voter() {
 
     // A known voter keeps their identity and gets no new cookie; an empty name is anonymous.
     let body = json!({ "body": "And the sea?", "asker": "   " }).to_string();
-    let again = app
-        .post(&format!("/api/event/{event}"), body, Some(voter))
-        .await;
+    let again = app.post(&format!("/api/event/{event}"), body, Some(voter)).await;
     assert_eq!(again.status, StatusCode::OK);
     assert!(again.set_cookie().is_none());
     let records = app.records().await;
@@ -214,52 +169,16 @@ async fn bad_questions_are_refused_and_nothing_is_appended() {
     let uri = format!("/api/event/{event}");
     let long_text = "word ".repeat(120);
     let cases: Vec<(String, String, StatusCode)> = vec![
-        (
-            uri.clone(),
-            json!({ "body": "" }).to_string(),
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            uri.clone(),
-            json!({ "body": "   " }).to_string(),
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            uri.clone(),
-            json!({ "body": "  one-word  " }).to_string(),
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            uri.clone(),
-            json!({ "body": long_text.trim() }).to_string(),
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            uri.clone(),
-            json!({ "body": "two words", "asker": "n".repeat(51) }).to_string(),
-            StatusCode::BAD_REQUEST,
-        ),
+        (uri.clone(), json!({ "body": "" }).to_string(), StatusCode::BAD_REQUEST),
+        (uri.clone(), json!({ "body": "   " }).to_string(), StatusCode::BAD_REQUEST),
+        (uri.clone(), json!({ "body": "  one-word  " }).to_string(), StatusCode::BAD_REQUEST),
+        (uri.clone(), json!({ "body": long_text.trim() }).to_string(), StatusCode::BAD_REQUEST),
+        (uri.clone(), json!({ "body": "two words", "asker": "n".repeat(51) }).to_string(), StatusCode::BAD_REQUEST),
         (uri.clone(), "{not json".to_owned(), StatusCode::BAD_REQUEST),
-        (
-            uri.clone(),
-            json!({ "text": "two words" }).to_string(),
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            uri.clone(),
-            json!({ "body": 42 }).to_string(),
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            uri.clone(),
-            json!({ "body": "x ".repeat(600) }).to_string(),
-            StatusCode::PAYLOAD_TOO_LARGE,
-        ),
-        (
-            "/api/event/not-an-id".to_owned(),
-            json!({ "body": "two words" }).to_string(),
-            StatusCode::BAD_REQUEST,
-        ),
+        (uri.clone(), json!({ "text": "two words" }).to_string(), StatusCode::BAD_REQUEST),
+        (uri.clone(), json!({ "body": 42 }).to_string(), StatusCode::BAD_REQUEST),
+        (uri.clone(), json!({ "body": "x ".repeat(600) }).to_string(), StatusCode::PAYLOAD_TOO_LARGE),
+        ("/api/event/not-an-id".to_owned(), json!({ "body": "two words" }).to_string(), StatusCode::BAD_REQUEST),
         (
             format!("/api/event/{}", EventId::from_u128(7)),
             json!({ "body": "two words" }).to_string(),
@@ -277,9 +196,8 @@ async fn bad_questions_are_refused_and_nothing_is_appended() {
 async fn a_body_over_the_limit_is_refused_even_without_a_length() {
     let app = app().await;
     let (event, _) = app.create_event().await;
-    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = (0..20)
-        .map(|_| Ok(bytes::Bytes::from(vec![b' '; 100])))
-        .collect();
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> =
+        (0..20).map(|_| Ok(bytes::Bytes::from(vec![b' '; 100]))).collect();
     let body = Body::from_stream(futures::stream::iter(chunks));
     let reply = app.post(&format!("/api/event/{event}"), body, None).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
@@ -295,47 +213,27 @@ async fn votes_append_one_record_each_and_answer_the_folded_count() {
     let qid: QuestionId = asked.json["id"].as_str().unwrap().parse().unwrap();
 
     // Not folded yet: the question is unknown to the projection.
-    let early = app
-        .post(&format!("/api/vote/{qid}/up"), Body::empty(), None)
-        .await;
+    let early = app.post(&format!("/api/vote/{qid}/up"), Body::empty(), None).await;
     assert_eq!(early.status, StatusCode::NOT_FOUND);
     app.fold().await;
     assert_eq!(app.votes(qid).await, 1);
 
-    let guest = app
-        .post(&format!("/api/vote/{qid}/up"), Body::empty(), None)
-        .await;
+    let guest = app.post(&format!("/api/vote/{qid}/up"), Body::empty(), None).await;
     assert_eq!(guest.status, StatusCode::OK);
-    assert_eq!(
-        guest.json,
-        json!({ "votes": 1 }),
-        "the count as folded before this vote"
-    );
+    assert_eq!(guest.json, json!({ "votes": 1 }), "the count as folded before this vote");
     let guest_voter = guest.voter().unwrap();
     assert_ne!(guest_voter, asker);
     app.fold().await;
     assert_eq!(app.votes(qid).await, 2);
 
     // Repeating is a no-op; down retracts; the asker may retract their own.
-    let again = app
-        .post(
-            &format!("/api/vote/{qid}/up"),
-            Body::empty(),
-            Some(guest_voter),
-        )
-        .await;
+    let again = app.post(&format!("/api/vote/{qid}/up"), Body::empty(), Some(guest_voter)).await;
     assert_eq!(again.json, json!({ "votes": 2 }));
     assert!(again.set_cookie().is_none());
     app.fold().await;
     assert_eq!(app.votes(qid).await, 2);
-    app.post(
-        &format!("/api/vote/{qid}/down"),
-        Body::empty(),
-        Some(guest_voter),
-    )
-    .await;
-    app.post(&format!("/api/vote/{qid}/down"), Body::empty(), Some(asker))
-        .await;
+    app.post(&format!("/api/vote/{qid}/down"), Body::empty(), Some(guest_voter)).await;
+    app.post(&format!("/api/vote/{qid}/down"), Body::empty(), Some(asker)).await;
     app.fold().await;
     assert_eq!(app.votes(qid).await, 0);
 
@@ -344,10 +242,7 @@ async fn votes_append_one_record_each_and_answer_the_folded_count() {
         (format!("/api/vote/{qid}/sideways"), StatusCode::BAD_REQUEST),
         (format!("/api/vote/{qid}/UP"), StatusCode::BAD_REQUEST),
         ("/api/vote/nope/up".to_owned(), StatusCode::BAD_REQUEST),
-        (
-            format!("/api/vote/{}/up", QuestionId::from_u128(9)),
-            StatusCode::NOT_FOUND,
-        ),
+        (format!("/api/vote/{}/up", QuestionId::from_u128(9)), StatusCode::NOT_FOUND),
     ] {
         let reply = app.post(&uri, Body::empty(), None).await;
         assert_eq!(reply.status, expected, "{uri}");
@@ -373,105 +268,36 @@ async fn toggles_need_the_secret_and_a_question_of_that_event() {
     let app = app().await;
     let (event, secret) = app.create_event().await;
     let (other_event, other_secret) = app.create_event().await;
-    let qid = app.ask(event, "Who moderates this?", None).await.json["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let other_qid = app
-        .ask(other_event, "Somewhere else entirely", None)
-        .await
-        .json["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let qid = app.ask(event, "Who moderates this?", None).await.json["id"].as_str().unwrap().to_owned();
+    let other_qid = app.ask(other_event, "Somewhere else entirely", None).await.json["id"].as_str().unwrap().to_owned();
     app.fold().await;
-    let toggle = |e: EventId, s: &str, q: &str, what: &str| {
-        format!("/api/event/{e}/questions/{s}/{q}/toggle/{what}")
-    };
+    let toggle = |e: EventId, s: &str, q: &str, what: &str| format!("/api/event/{e}/questions/{s}/{q}/toggle/{what}");
 
-    let hidden = app
-        .post(&toggle(event, &secret, &qid, "hidden"), " on\n", None)
-        .await;
-    assert_eq!(
-        (hidden.status, hidden.json.clone()),
-        (StatusCode::OK, json!({ "hidden": true }))
-    );
-    let answered = app
-        .post(&toggle(event, &secret, &qid, "answered"), "on", None)
-        .await;
+    let hidden = app.post(&toggle(event, &secret, &qid, "hidden"), " on\n", None).await;
+    assert_eq!((hidden.status, hidden.json.clone()), (StatusCode::OK, json!({ "hidden": true })));
+    let answered = app.post(&toggle(event, &secret, &qid, "answered"), "on", None).await;
     let last = app.records().await.pop().unwrap();
     assert_eq!(answered.json, json!({ "answered": last.id.unix_seconds() }));
     assert_eq!(last.body, RecordBody::Answered { on: true });
-    let unanswered = app
-        .post(&toggle(event, &secret, &qid, "answered"), "off", None)
-        .await;
-    assert_eq!(
-        (unanswered.status, unanswered.json.clone()),
-        (StatusCode::OK, json!({}))
-    );
+    let unanswered = app.post(&toggle(event, &secret, &qid, "answered"), "off", None).await;
+    assert_eq!((unanswered.status, unanswered.json.clone()), (StatusCode::OK, json!({})));
     app.fold().await;
-    let counters = app
-        .store
-        .question(qid.parse().unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let counters = app.store.question(qid.parse().unwrap()).await.unwrap().unwrap();
     assert!(counters.is_hidden());
     assert_eq!(counters.answered_at(), None);
 
     let appended = app.records().await.len();
     let cases = [
-        (
-            toggle(event, "wrong", &qid, "hidden"),
-            "on",
-            StatusCode::UNAUTHORIZED,
-        ),
-        (
-            toggle(event, &other_secret, &qid, "hidden"),
-            "on",
-            StatusCode::UNAUTHORIZED,
-        ),
+        (toggle(event, "wrong", &qid, "hidden"), "on", StatusCode::UNAUTHORIZED),
+        (toggle(event, &other_secret, &qid, "hidden"), "on", StatusCode::UNAUTHORIZED),
         // The other event's question through this event's secret: refused as unknown here.
-        (
-            toggle(event, &secret, &other_qid, "hidden"),
-            "on",
-            StatusCode::NOT_FOUND,
-        ),
-        (
-            toggle(
-                event,
-                &secret,
-                &QuestionId::from_u128(3).to_string(),
-                "hidden",
-            ),
-            "on",
-            StatusCode::NOT_FOUND,
-        ),
-        (
-            toggle(EventId::from_u128(3), &secret, &qid, "hidden"),
-            "on",
-            StatusCode::NOT_FOUND,
-        ),
-        (
-            toggle(event, &secret, &qid, "pinned"),
-            "on",
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            toggle(event, &secret, &qid, "hidden"),
-            "yes",
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            toggle(event, &secret, &qid, "hidden"),
-            "",
-            StatusCode::BAD_REQUEST,
-        ),
-        (
-            toggle(event, &secret, "bad-qid", "hidden"),
-            "on",
-            StatusCode::BAD_REQUEST,
-        ),
+        (toggle(event, &secret, &other_qid, "hidden"), "on", StatusCode::NOT_FOUND),
+        (toggle(event, &secret, &QuestionId::from_u128(3).to_string(), "hidden"), "on", StatusCode::NOT_FOUND),
+        (toggle(EventId::from_u128(3), &secret, &qid, "hidden"), "on", StatusCode::NOT_FOUND),
+        (toggle(event, &secret, &qid, "pinned"), "on", StatusCode::BAD_REQUEST),
+        (toggle(event, &secret, &qid, "hidden"), "yes", StatusCode::BAD_REQUEST),
+        (toggle(event, &secret, &qid, "hidden"), "", StatusCode::BAD_REQUEST),
+        (toggle(event, &secret, "bad-qid", "hidden"), "on", StatusCode::BAD_REQUEST),
     ];
     for (uri, body, expected) in cases {
         let reply = app.post(&uri, body, None).await;
@@ -486,10 +312,7 @@ async fn the_routes_listed_are_the_routes_served() {
     // What the router answers for a path it does not serve: a JSON 404 (the edge gives the
     // fallback's empty 404 a body), so a JSON body alone proves nothing.
     let unserved = app.post("/api/not-a-route", Body::empty(), None).await;
-    assert_eq!(
-        (unserved.status, unserved.json),
-        (StatusCode::NOT_FOUND, json!({ "error": "not found" }))
-    );
+    assert_eq!((unserved.status, unserved.json), (StatusCode::NOT_FOUND, json!({ "error": "not found" })));
     for (method, path) in ingest::ROUTES {
         assert_eq!(*method, "POST");
         // Fill each parameter with something malformed: a served route reaches its handler,
@@ -497,17 +320,11 @@ async fn the_routes_listed_are_the_routes_served() {
         // an unserved one would fall through to the router's 404 (or 405 for another method).
         let uri = path.replace('{', "x").replace('}', "");
         let reply = app.post(&uri, Body::empty(), None).await;
-        let expected = if path.contains('{') {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::OK
-        };
+        let expected = if path.contains('{') { StatusCode::BAD_REQUEST } else { StatusCode::OK };
         assert_eq!(reply.status, expected, "{path} is not served: {}", reply.json);
     }
     // Only POST: a GET on a write route is refused, in JSON like every refusal.
-    let reply = app
-        .send(Request::get("/api/event").body(Body::empty()).unwrap())
-        .await;
+    let reply = app.send(Request::get("/api/event").body(Body::empty()).unwrap()).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(reply.json, json!({ "error": "method not allowed" }));
 }
@@ -524,17 +341,11 @@ async fn an_event_holds_a_bounded_number_of_questions() {
             event,
             question: QuestionId(ids.generate().unwrap()),
             region: "test".into(),
-            body: RecordBody::Asked(ledger::Asked {
-                text: format!("question {i}"),
-                who: None,
-                voter,
-            }),
+            body: RecordBody::Asked(ledger::Asked { text: format!("question {i}"), who: None, voter }),
         })
         .collect();
     app.store.append(&records).await.unwrap();
-    aggregator::apply_batch(app.store.as_ref(), &records, None)
-        .await
-        .unwrap();
+    aggregator::apply_batch(app.store.as_ref(), &records, None).await.unwrap();
     let full = app.ask(event, "one too many", None).await;
     assert_eq!(full.status, StatusCode::CONFLICT, "{}", full.json);
     assert_eq!(app.records().await.len(), records.len());
@@ -590,24 +401,11 @@ mod never_panics {
 async fn an_expired_event_takes_no_more_questions_or_moderation() {
     let app = app().await;
     let id = EventId(ulid::Ulid::new());
-    let row = EventRow {
-        id,
-        secret_hash: ledger::secret::hash_secret("s"),
-        expire_unix: 1,
-    };
+    let row = EventRow { id, secret_hash: ledger::secret::hash_secret("s"), expire_unix: 1 };
     app.store.create_event(&row).await.unwrap();
-    assert_eq!(
-        app.ask(id, "too late now", None).await.status,
-        StatusCode::NOT_FOUND
-    );
-    let toggle = format!(
-        "/api/event/{id}/questions/s/{}/toggle/hidden",
-        QuestionId::from_u128(1)
-    );
-    assert_eq!(
-        app.post(&toggle, "on", None).await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(app.ask(id, "too late now", None).await.status, StatusCode::NOT_FOUND);
+    let toggle = format!("/api/event/{id}/questions/s/{}/toggle/hidden", QuestionId::from_u128(1));
+    assert_eq!(app.post(&toggle, "on", None).await.status, StatusCode::NOT_FOUND);
     assert!(app.records().await.is_empty());
 }
 
@@ -629,20 +427,14 @@ async fn an_expired_event_takes_no_more_votes() {
         event,
         question,
         region: "test".into(),
-        body: RecordBody::Asked(ledger::Asked {
-            text: "asked while it was live".into(),
-            who: None,
-            voter: asker,
-        }),
+        body: RecordBody::Asked(ledger::Asked { text: "asked while it was live".into(), who: None, voter: asker }),
     };
     app.store.append(std::slice::from_ref(&asked)).await.unwrap();
     app.fold().await;
     assert_eq!(app.votes(question).await, 1, "the question is in the projection");
 
     for (direction, voter) in [("up", None), ("down", Some(asker))] {
-        let reply = app
-            .post(&format!("/api/vote/{question}/{direction}"), Body::empty(), voter)
-            .await;
+        let reply = app.post(&format!("/api/vote/{question}/{direction}"), Body::empty(), voter).await;
         assert_eq!(
             (reply.status, reply.json.clone()),
             (StatusCode::NOT_FOUND, json!({ "error": "no such event" })),

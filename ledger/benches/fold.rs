@@ -25,7 +25,13 @@ fn records(n: usize) -> Vec<Record> {
                 2 => Body::Hidden { on: false },
                 k => Body::Voted { voter, up: k % 10 != 0 },
             };
-            Record { id: RecordId(Ulid::from_parts(1_700_000_000_000 + i as u64, 0)), event, question, region: "r".into(), body }
+            Record {
+                id: RecordId(Ulid::from_parts(1_700_000_000_000 + i as u64, 0)),
+                event,
+                question,
+                region: "r".into(),
+                body,
+            }
         })
         .collect()
 }

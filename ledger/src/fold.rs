@@ -115,7 +115,8 @@ pub struct QuestionState {
 const VOTER_PARTITIONS: usize = 4_096;
 
 fn voter_partition(question: QuestionId, voter: VoterId) -> usize {
-    let mixed = (question.to_u128() as u64) ^ (voter.to_u128() as u64).rotate_left(32) ^ ((voter.to_u128() >> 64) as u64);
+    let mixed =
+        (question.to_u128() as u64) ^ (voter.to_u128() as u64).rotate_left(32) ^ ((voter.to_u128() >> 64) as u64);
     (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize % VOTER_PARTITIONS
 }
 
@@ -160,7 +161,10 @@ impl Projection {
     }
 
     /// The question's state, created empty if this is the first record naming it.
-    fn question_mut<'q>(questions: &'q mut FxHashMap<QuestionId, QuestionState>, record: &Record) -> &'q mut QuestionState {
+    fn question_mut<'q>(
+        questions: &'q mut FxHashMap<QuestionId, QuestionState>,
+        record: &Record,
+    ) -> &'q mut QuestionState {
         let question = questions.entry(record.question).or_insert_with(|| QuestionState {
             counters: QuestionCounters::new(record.question, record.event),
             asked: None,

@@ -16,8 +16,8 @@ pub mod rules;
 pub mod secret;
 
 pub use fold::{
-    lww, vote_transition, AskedView, BatchPlan, Projection, ProjectionChange, QuestionChange,
-    QuestionCounters, QuestionState, Stamped, VoterChange, VoterState,
+    lww, vote_transition, AskedView, BatchPlan, Projection, ProjectionChange, QuestionChange, QuestionCounters,
+    QuestionState, Stamped, VoterChange, VoterState,
 };
 pub use ids::{EventId, IdError, QuestionId, RecordId, VoterId};
 pub use record::{Asked, Body, Record};

@@ -81,10 +81,9 @@ impl TryFrom<RecordLine> for Record {
                 who: l.who.clone(),
                 voter: l.voter.ok_or_else(|| missing("voter"))?,
             }),
-            "vote" => Body::Voted {
-                voter: l.voter.ok_or_else(|| missing("voter"))?,
-                up: l.up.ok_or_else(|| missing("up"))?,
-            },
+            "vote" => {
+                Body::Voted { voter: l.voter.ok_or_else(|| missing("voter"))?, up: l.up.ok_or_else(|| missing("up"))? }
+            }
             "answered" => Body::Answered { on: l.on.ok_or_else(|| missing("on"))? },
             "hidden" => Body::Hidden { on: l.on.ok_or_else(|| missing("on"))? },
             _ => return Err(LineError::UnknownKind { id: l.id, kind: l.kind }),
@@ -197,7 +196,13 @@ mod tests {
         assert_eq!(parse_any(&event_line(event, &hash)), Ok(Line::Event { event, secret_hash: hash }));
         let bad = format!(r#"{{"kind":"event","event":"{event}","secret_hash":"zz"}}"#);
         assert_eq!(parse_any(&bad), Err(LineError::BadSecretHash { event }));
-        let record = Record { id: RecordId(Ulid::new()), event, question: QuestionId(Ulid::new()), region: "r".into(), body: Body::Hidden { on: true } };
+        let record = Record {
+            id: RecordId(Ulid::new()),
+            event,
+            question: QuestionId(Ulid::new()),
+            region: "r".into(),
+            body: Body::Hidden { on: true },
+        };
         assert_eq!(parse_any(&to_line(&record)), Ok(Line::Record(record)));
         assert!(matches!(parse_any("[1]"), Err(LineError::Json(_))));
     }

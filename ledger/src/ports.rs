@@ -126,7 +126,8 @@ pub enum Commit {
 #[async_trait]
 pub trait ProjectionStore: Send + Sync {
     /// The stored states of these voters; missing keys have none yet.
-    async fn voters(&self, keys: &[(QuestionId, VoterId)]) -> StoreResult<FxHashMap<(QuestionId, VoterId), VoterState>>;
+    async fn voters(&self, keys: &[(QuestionId, VoterId)])
+        -> StoreResult<FxHashMap<(QuestionId, VoterId), VoterState>>;
     /// Commits a change atomically: all voter conditions hold and everything is applied, or
     /// nothing is and the answer is `Conflict`. (DynamoDB: atomic up to 99 voter writes, one
     /// transaction; a larger change commits in several, and on a conflict the re-plan skips
@@ -138,7 +139,11 @@ pub trait ProjectionStore: Send + Sync {
     /// Only a store whose sole writer is this process can, as nothing can slip in between the
     /// read and the write; the others answer `None` and the caller reads, resolves and
     /// commits conditionally itself (the default).
-    async fn resolve_and_commit(&self, _plan: &BatchPlan, _cursor: Option<u64>) -> StoreResult<Option<ProjectionChange>> {
+    async fn resolve_and_commit(
+        &self,
+        _plan: &BatchPlan,
+        _cursor: Option<u64>,
+    ) -> StoreResult<Option<ProjectionChange>> {
         Ok(None)
     }
     /// The feed position the projection has caught up to (0 when none).
@@ -146,7 +151,12 @@ pub trait ProjectionStore: Send + Sync {
     /// Every question of the projection (or of one event), with text where known, for replay.
     async fn questions(&self, event: Option<EventId>) -> StoreResult<Vec<QuestionState>>;
     /// Replaces the projection (or one event's part of it) with a fold's result.
-    async fn replace(&self, event: Option<EventId>, questions: &[QuestionState], voters: &[((QuestionId, VoterId), VoterState)]) -> StoreResult<()>;
+    async fn replace(
+        &self,
+        event: Option<EventId>,
+        questions: &[QuestionState],
+        voters: &[((QuestionId, VoterId), VoterState)],
+    ) -> StoreResult<()>;
 }
 
 /// The read side of the projection, for query (lists, texts) and ingest (does it exist).

@@ -43,11 +43,8 @@ pub fn rank(questions: &mut [QuestionCounters], now_ms: u64) {
     });
     let open = questions.iter().take_while(|q| bucket(q) == 0).count();
     if open > OPEN_BY_VOTES_COUNT {
-        questions[OPEN_BY_VOTES_COUNT..open].sort_by(|a, b| {
-            trending_score(b, now_ms)
-                .total_cmp(&trending_score(a, now_ms))
-                .then(a.id.cmp(&b.id))
-        });
+        questions[OPEN_BY_VOTES_COUNT..open]
+            .sort_by(|a, b| trending_score(b, now_ms).total_cmp(&trending_score(a, now_ms)).then(a.id.cmp(&b.id)));
     }
 }
 

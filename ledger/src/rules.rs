@@ -2,7 +2,9 @@
 //! what guests and hosts send, `ledger import` to every line of a file. A record that breaks
 //! one never reaches a store.
 
-use crate::limits::{ASKER_NAME_CHARS_MAX, QUESTION_TEXT_CHARS_MAX, QUESTION_WORDS_MIN, REGION_CHARS_MAX, RECORD_FUTURE_SKEW_MS_MAX};
+use crate::limits::{
+    ASKER_NAME_CHARS_MAX, QUESTION_TEXT_CHARS_MAX, QUESTION_WORDS_MIN, RECORD_FUTURE_SKEW_MS_MAX, REGION_CHARS_MAX,
+};
 use crate::record::{Body, Record};
 
 /// Why a record (or the text of one) is refused. The messages are the API's 400 reasons.
@@ -18,7 +20,9 @@ pub enum RuleError {
     NotNormalized,
     #[error("the region must be 1 to {REGION_CHARS_MAX} characters")]
     BadRegion,
-    #[error("record id {id} is from {ahead_ms} ms in the future (at most {RECORD_FUTURE_SKEW_MS_MAX} ms of clock skew)")]
+    #[error(
+        "record id {id} is from {ahead_ms} ms in the future (at most {RECORD_FUTURE_SKEW_MS_MAX} ms of clock skew)"
+    )]
     FromTheFuture { id: String, ahead_ms: u64 },
     #[error("record id {id} is older than its event")]
     BeforeItsEvent { id: String },
@@ -114,7 +118,9 @@ mod tests {
         r.question = QuestionId(Ulid::from_parts(NOW_MS, 0));
         assert_eq!(check_record(&r, NOW_MS), Ok(()), "exactly the allowed skew");
         r.id = RecordId(Ulid::from_parts(NOW_MS + RECORD_FUTURE_SKEW_MS_MAX + 1, 0));
-        assert!(matches!(check_record(&r, NOW_MS), Err(RuleError::FromTheFuture { ahead_ms, .. }) if ahead_ms == RECORD_FUTURE_SKEW_MS_MAX + 1));
+        assert!(
+            matches!(check_record(&r, NOW_MS), Err(RuleError::FromTheFuture { ahead_ms, .. }) if ahead_ms == RECORD_FUTURE_SKEW_MS_MAX + 1)
+        );
         // The id of the repro: the largest time a ULID holds.
         r.id = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ".parse().expect("id");
         assert!(matches!(check_record(&r, NOW_MS), Err(RuleError::FromTheFuture { .. })));

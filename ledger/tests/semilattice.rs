@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use ledger::{
-    Asked, AskedView, BatchPlan, Body, EventId, Projection, QuestionCounters, QuestionId,
-    QuestionState, Record, RecordId, Stamped, VoterId, VoterState,
+    Asked, AskedView, BatchPlan, Body, EventId, Projection, QuestionCounters, QuestionId, QuestionState, Record,
+    RecordId, Stamped, VoterId, VoterState,
 };
 use proptest::prelude::*;
 use rand::seq::SliceRandom;
@@ -131,10 +131,10 @@ impl Stored {
             self.voters.insert(key, v.new);
         }
         for c in change.questions {
-            let q = self.questions.entry(c.question).or_insert_with(|| QuestionState {
-                counters: QuestionCounters::new(c.question, c.event),
-                asked: None,
-            });
+            let q = self
+                .questions
+                .entry(c.question)
+                .or_insert_with(|| QuestionState { counters: QuestionCounters::new(c.question, c.event), asked: None });
             if q.asked.is_none() {
                 q.asked = c.asked;
             }

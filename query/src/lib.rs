@@ -48,10 +48,7 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// Server-Sent Events routes, served only when the state has a [`LiveHub`] (embedded mode:
 /// API Gateway HTTP APIs cannot stream, so on AWS clients poll the lists instead).
-pub const LIVE_ROUTES: &[(&str, &str)] = &[
-    ("GET", "/api/live/{eid}"),
-    ("GET", "/api/live/{eid}/{secret}"),
-];
+pub const LIVE_ROUTES: &[(&str, &str)] = &[("GET", "/api/live/{eid}"), ("GET", "/api/live/{eid}/{secret}")];
 
 /// Operator routes: liveness with a store read, and Prometheus metrics. Not exposed through
 /// API Gateway (on AWS, Lambda metrics and health come from CloudWatch).
@@ -178,14 +175,9 @@ impl Shared {
 
 /// The query role as a router. Layers are listed outermost first.
 pub fn router(state: QueryState) -> Router {
-    let max_age = |value: String| {
-        HeaderValue::try_from(value).unwrap_or(HeaderValue::from_static("no-store"))
-    };
+    let max_age = |value: String| HeaderValue::try_from(value).unwrap_or(HeaderValue::from_static("no-store"));
     let shared = Arc::new(Shared {
-        lists: lists::ListCache::new(
-            state.live.as_ref().map(LiveHub::announcements),
-            LISTS_CACHED_BYTES_MAX,
-        ),
+        lists: lists::ListCache::new(state.live.as_ref().map(LiveHub::announcements), LISTS_CACHED_BYTES_MAX),
         texts: text_cache(TEXTS_CACHED_BYTES_MAX),
         streams: Arc::new(live::StreamBudgets::new(
             state.config.live_streams_per_client_max,
@@ -223,22 +215,16 @@ pub fn router(state: QueryState) -> Router {
     let mut router = Router::new()
         .route("/api/event/{eid}", get(handlers::event))
         .route("/api/event/{eid}/questions", get(handlers::guest_list))
-        .route(
-            "/api/event/{eid}/questions/{secret}",
-            get(handlers::host_list),
-        )
+        .route("/api/event/{eid}/questions/{secret}", get(handlers::host_list))
         .route("/api/questions/{qids}", get(handlers::question_texts))
         .route("/api/export/{eid}/{secret}", get(export::export))
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics));
     if shared.live.is_some() {
-        router = router
-            .route("/api/live/{eid}", get(live::guest))
-            .route("/api/live/{eid}/{secret}", get(live::host));
+        router = router.route("/api/live/{eid}", get(live::guest)).route("/api/live/{eid}/{secret}", get(live::host));
     }
     router.layer(layers).with_state(shared)
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -60,9 +60,7 @@ pub struct ListBytes;
 impl Weighter<(EventId, Variant), Rendered> for ListBytes {
     fn weight(&self, _: &(EventId, Variant), list: &Rendered) -> u64 {
         let bytes = list.body.len().saturating_add(list.etag.len());
-        u64::try_from(bytes)
-            .unwrap_or(u64::MAX)
-            .saturating_add(crate::CACHE_ENTRY_OVERHEAD_BYTES)
+        u64::try_from(bytes).unwrap_or(u64::MAX).saturating_add(crate::CACHE_ENTRY_OVERHEAD_BYTES)
     }
 }
 
@@ -115,8 +113,7 @@ impl ListCache {
             match changes.try_recv() {
                 Ok(event) => self.invalidate(event),
                 Err(TryRecvError::Lagged(_)) => {
-                    self.everything_changed_ns
-                        .store(self.now_ns(), Ordering::Release);
+                    self.everything_changed_ns.store(self.now_ns(), Ordering::Release);
                 }
                 Err(TryRecvError::Empty | TryRecvError::Closed) => return,
             }
@@ -129,10 +126,7 @@ impl ListCache {
         let young = self.now_ns().saturating_sub(entry.started_ns) < LIST_FRESH_MS * 1_000_000;
         young
             && entry.started_ns >= self.everything_changed_ns.load(Ordering::Acquire)
-            && self
-                .changed_ns
-                .get(&event)
-                .is_none_or(|changed| entry.started_ns >= changed)
+            && self.changed_ns.get(&event).is_none_or(|changed| entry.started_ns >= changed)
     }
 
     /// The list from memory if it is still valid, else rendered from the projection. Concurrent
@@ -145,18 +139,13 @@ impl ListCache {
     ) -> Result<Rendered, StoreError> {
         self.drain_changes();
         let key = (event, variant);
-        if let Some(hit) = self
-            .entries
-            .get(&key)
-            .filter(|entry| self.valid(event, entry))
-        {
+        if let Some(hit) = self.entries.get(&key).filter(|entry| self.valid(event, entry)) {
             metrics::counter!("query_list_cache_total", "outcome" => "hit").increment(1);
             return Ok(hit);
         }
         metrics::counter!("query_list_cache_total", "outcome" => "miss").increment(1);
         // Drop the stale entry, so that the misses queue behind the first one's render.
-        self.entries
-            .remove_if(&key, |entry| !self.valid(event, entry));
+        self.entries.remove_if(&key, |entry| !self.valid(event, entry));
         let guard = match self.entries.get_value_or_guard_async(&key).await {
             // Another request's render, which may have begun before a change this request
             // already knows about: only serve it if it is still valid now.
@@ -166,11 +155,7 @@ impl ListCache {
         };
         let started_ns = self.now_ns();
         let body = render(projection, event, variant, wall_clock_ms()).await?;
-        let rendered = Rendered {
-            etag: etag(&body),
-            body,
-            started_ns,
-        };
+        let rendered = Rendered { etag: etag(&body), body, started_ns };
         match guard {
             Some(guard) => {
                 let _ = guard.insert(rendered.clone());
@@ -202,9 +187,7 @@ pub async fn render(
             answered: q.answered_at().map(|at| at.unix_seconds()),
         })
         .collect();
-    serde_json::to_vec(&items)
-        .map(Bytes::from)
-        .map_err(|e| StoreError::Corrupt(format!("cannot render a list: {e}")))
+    serde_json::to_vec(&items).map(Bytes::from).map_err(|e| StoreError::Corrupt(format!("cannot render a list: {e}")))
 }
 
 /// A strong ETag: the first 128 bits of the body's SHA-256, quoted.
@@ -225,17 +208,11 @@ pub fn etag_matches(if_none_match: &HeaderValue, etag: &HeaderValue) -> bool {
     let (Ok(candidates), Ok(etag)) = (if_none_match.to_str(), etag.to_str()) else {
         return false;
     };
-    candidates
-        .split(',')
-        .map(str::trim)
-        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+    candidates.split(',').map(str::trim).any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
 }
 
 pub fn wall_clock_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -278,12 +255,7 @@ mod tests {
         let gets: Vec<_> = (0..16)
             .map(|_| {
                 let (cache, reader) = (cache.clone(), reader.clone());
-                tokio::spawn(async move {
-                    cache
-                        .get(reader.as_ref(), event, Variant::Guest)
-                        .await
-                        .map(|r| r.etag)
-                })
+                tokio::spawn(async move { cache.get(reader.as_ref(), event, Variant::Guest).await.map(|r| r.etag) })
             })
             .collect();
         for get in gets {
@@ -291,41 +263,17 @@ mod tests {
         }
         assert_eq!(reader.reads.load(Ordering::SeqCst), 1);
 
-        cache
-            .get(reader.as_ref(), event, Variant::Guest)
-            .await
-            .unwrap();
+        cache.get(reader.as_ref(), event, Variant::Guest).await.unwrap();
         assert_eq!(reader.reads.load(Ordering::SeqCst), 1, "served from memory");
-        cache
-            .get(reader.as_ref(), event, Variant::Host)
-            .await
-            .unwrap();
-        assert_eq!(
-            reader.reads.load(Ordering::SeqCst),
-            2,
-            "each variant is its own list"
-        );
+        cache.get(reader.as_ref(), event, Variant::Host).await.unwrap();
+        assert_eq!(reader.reads.load(Ordering::SeqCst), 2, "each variant is its own list");
 
         hub.send(event).unwrap();
-        cache
-            .get(reader.as_ref(), event, Variant::Guest)
-            .await
-            .unwrap();
-        assert_eq!(
-            reader.reads.load(Ordering::SeqCst),
-            3,
-            "an announced change is never served stale"
-        );
+        cache.get(reader.as_ref(), event, Variant::Guest).await.unwrap();
+        assert_eq!(reader.reads.load(Ordering::SeqCst), 3, "an announced change is never served stale");
         hub.send(EventId::from_u128(7)).unwrap();
-        cache
-            .get(reader.as_ref(), event, Variant::Guest)
-            .await
-            .unwrap();
-        assert_eq!(
-            reader.reads.load(Ordering::SeqCst),
-            3,
-            "another event's change does not matter"
-        );
+        cache.get(reader.as_ref(), event, Variant::Guest).await.unwrap();
+        assert_eq!(reader.reads.load(Ordering::SeqCst), 3, "another event's change does not matter");
     }
 
     /// Every event has 40 questions: each rendered list is a few KiB.

@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::HeaderValue;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::http::HeaderValue;
 use ledger::EventId;
 use ledger_http::ClientAddr;
 use parking_lot::Mutex;
@@ -115,11 +115,7 @@ impl LiveHub {
     /// woken by a change of it (0 when it has no streams). Observability for tests and
     /// debugging: a change of another event never counts here.
     pub fn stream_wakes(&self, event: EventId) -> u64 {
-        self.inner
-            .topics
-            .lock()
-            .get(&event)
-            .map_or(0, |topic| topic.wakes.load(Ordering::Relaxed))
+        self.inner.topics.lock().get(&event).map_or(0, |topic| topic.wakes.load(Ordering::Relaxed))
     }
 
     /// How many events have open streams (each has one wake-up channel).
@@ -149,12 +145,7 @@ impl LiveHub {
             topic.streams += 1;
             (topic.wake.subscribe(), topic.wakes.clone())
         };
-        Some(Subscription {
-            hub: self.inner.clone(),
-            event,
-            changes,
-            wakes,
-        })
+        Some(Subscription { hub: self.inner.clone(), event, changes, wakes })
     }
 
     /// Starts the task that passes announcements on to the events' channels, once. Its
@@ -254,12 +245,7 @@ struct OpenStreams {
 
 impl StreamBudgets {
     pub fn new(per_client_max: u32, per_event_max: u32, total_max: u32) -> Self {
-        Self {
-            per_client_max,
-            per_event_max,
-            total_max,
-            open: Mutex::new(OpenStreams::default()),
-        }
+        Self { per_client_max, per_event_max, total_max, open: Mutex::new(OpenStreams::default()) }
     }
 
     /// A place for one more stream of `event` from `client`, or which budget is spent. The
@@ -282,11 +268,7 @@ impl StreamBudgets {
         *open.per_event.entry(event).or_insert(0) += 1;
         open.total += 1;
         metrics::gauge!("live_streams_open").set(f64::from(open.total));
-        Ok(StreamPermit {
-            budgets: self.clone(),
-            client,
-            event,
-        })
+        Ok(StreamPermit { budgets: self.clone(), client, event })
     }
 
     fn release(&self, client: IpAddr, event: EventId) {
@@ -403,10 +385,7 @@ fn open(
     // Subscribe before the first render, so a change in between is not missed.
     let subscription = hub.subscribe(event).ok_or(ApiError::Unavailable)?;
     metrics::counter!("live_streams_opened_total").increment(1);
-    let end = StreamEnd {
-        closed: hub.closing(),
-        expire_unix,
-    };
+    let end = StreamEnd { closed: hub.closing(), expire_unix };
     let state = LiveStream {
         shared,
         event,
@@ -419,9 +398,7 @@ fn open(
         _permit: permit,
     };
     let stream = futures::stream::unfold(state, next_push);
-    Ok(Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(KEEP_ALIVE_S)))
-        .into_response())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(KEEP_ALIVE_S))).into_response())
 }
 
 /// The stream's next message, or `None` to end it (the hub closed, the event expired).
@@ -439,10 +416,7 @@ async fn next_push(mut s: LiveStream) -> Option<(Result<Event, Infallible>, Live
         }
         // Whatever arrived meanwhile is covered by the render below.
         s.subscription.mark_seen();
-        let rendered = s
-            .end
-            .unless_ended(s.shared.lists.get(s.shared.projection.as_ref(), s.event, s.variant))
-            .await?;
+        let rendered = s.end.unless_ended(s.shared.lists.get(s.shared.projection.as_ref(), s.event, s.variant)).await?;
         s.pushed_at = Some(Instant::now());
         let push = match rendered {
             // A late or repeated wake-up that changed nothing is not pushed again.
@@ -495,5 +469,4 @@ mod tests {
         let open = budgets.open.lock();
         assert_eq!((open.total, open.per_client.len(), open.per_event.len()), (4, 3, 2));
     }
-
 }

@@ -26,14 +26,9 @@ struct Server {
 /// `per_client` per address.
 async fn serve(per_client: u32) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(
-        dir.path().join("live.db"),
-        Options {
-            durability: Durability::Normal,
-            ..Options::default()
-        },
-    )
-    .unwrap();
+    let store =
+        SqliteStore::open(dir.path().join("live.db"), Options { durability: Durability::Normal, ..Options::default() })
+            .unwrap();
     let event = EventId(ulid::Ulid::new());
     store
         .create_event(&EventRow {
@@ -46,10 +41,7 @@ async fn serve(per_client: u32) -> Server {
     let router = query::router(QueryState {
         events: store.clone() as Arc<dyn EventStore>,
         projection: store.clone() as Arc<dyn ProjectionReader>,
-        config: QueryConfig {
-            live_streams_per_client_max: per_client,
-            ..QueryConfig::default()
-        },
+        config: QueryConfig { live_streams_per_client_max: per_client, ..QueryConfig::default() },
         live: Some(LiveHub::new()),
         metrics: None,
         health: None,
@@ -57,16 +49,9 @@ async fn serve(per_client: u32) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .await
-            .unwrap();
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await.unwrap();
     });
-    Server {
-        addr,
-        event,
-        _store: store,
-        _dir: dir,
-    }
+    Server { addr, event, _store: store, _dir: dir }
 }
 
 /// Asks for the event's live stream from the source address `from` and reads the response
@@ -75,10 +60,7 @@ async fn live_from(server: &Server, from: &str) -> (TcpStream, String) {
     let socket = TcpSocket::new_v4().unwrap();
     socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
     let mut connection = socket.connect(server.addr).await.unwrap();
-    let request = format!(
-        "GET /api/live/{} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n",
-        server.event
-    );
+    let request = format!("GET /api/live/{} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n", server.event);
     connection.write_all(request.as_bytes()).await.unwrap();
     let mut head = Vec::new();
     let mut buffer = [0u8; 4096];
@@ -109,10 +91,7 @@ async fn one_address_is_held_to_its_stream_budget_while_another_is_served_and_a_
     let (_, head) = live_from(&server, "127.0.0.2").await;
     assert_eq!(status(&head), "429", "{head}");
     let head_lower = head.to_ascii_lowercase();
-    assert!(
-        head_lower.contains(&format!("retry-after: {}\r\n", query::STREAM_RETRY_AFTER_S)),
-        "{head}"
-    );
+    assert!(head_lower.contains(&format!("retry-after: {}\r\n", query::STREAM_RETRY_AFTER_S)), "{head}");
     assert!(head_lower.contains("content-type: application/json"), "{head}");
 
     let (_other, head) = live_from(&server, "127.0.0.3").await;
@@ -127,10 +106,7 @@ async fn one_address_is_held_to_its_stream_budget_while_another_is_served_and_a_
         if status(&head) == "200" {
             break;
         }
-        assert!(
-            closed_at.elapsed() < Duration::from_secs(5),
-            "the closed connection's stream still counts after 5 s"
-        );
+        assert!(closed_at.elapsed() < Duration::from_secs(5), "the closed connection's stream still counts after 5 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

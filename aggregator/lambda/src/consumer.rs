@@ -100,12 +100,7 @@ impl Consumer {
         }
         let done: Vec<_> = messages
             .iter()
-            .filter(|m| {
-                !outcome
-                    .response_failures
-                    .iter()
-                    .any(|f| Some(f) == m.message_id.as_ref())
-            })
+            .filter(|m| !outcome.response_failures.iter().any(|f| Some(f) == m.message_id.as_ref()))
             .filter_map(|m| m.receipt_handle.clone())
             .collect();
         for chunk in done.chunks(DELETE_BATCH_MAX) {
@@ -113,10 +108,7 @@ impl Consumer {
                 .iter()
                 .enumerate()
                 .map(|(i, handle)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(handle)
-                        .build()
+                    DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(handle).build()
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .context("build a delete request")?;
@@ -130,11 +122,7 @@ impl Consumer {
                 .context("delete handled messages")?;
             // A message left undeleted comes back and is folded again: harmless, just work.
             for failed in out.failed {
-                tracing::warn!(
-                    id = failed.id,
-                    code = failed.code,
-                    "could not delete a handled message"
-                );
+                tracing::warn!(id = failed.id, code = failed.code, "could not delete a handled message");
             }
         }
         Ok(outcome)
@@ -143,12 +131,7 @@ impl Consumer {
 
 /// An SQS API message as the Lambda event carries it, so both hosts run the same handler.
 fn to_event_message(m: aws_sdk_sqs::types::Message) -> SqsMessage {
-    let attributes = m
-        .attributes
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v))
-        .collect();
+    let attributes = m.attributes.unwrap_or_default().into_iter().map(|(k, v)| (k.as_str().to_owned(), v)).collect();
     // Non-exhaustive in the events crate: built from its default, field by field.
     let mut message = SqsMessage::default();
     message.message_id = m.message_id;

@@ -81,11 +81,7 @@ pub async fn handle_batch(store: &dyn ProjectionStore, messages: &[SqsMessage]) 
     let records: Vec<Record> = readable.iter().map(|(_, r)| r.clone()).collect();
     match aggregator::apply_batch(store, &records, None).await {
         Ok(applied) => {
-            tracing::debug!(
-                records = applied.records,
-                voter_writes = applied.voter_writes,
-                "batch applied"
-            );
+            tracing::debug!(records = applied.records, voter_writes = applied.voter_writes, "batch applied");
             outcome.events = applied.events;
             return outcome;
         }
@@ -105,9 +101,7 @@ pub async fn handle_batch(store: &dyn ProjectionStore, messages: &[SqsMessage]) 
             Ok(applied) => outcome.events.extend(applied.events),
             Err(e) => {
                 tracing::error!(%question, error = %e, "records of a question failed; the queue will redeliver them");
-                outcome
-                    .response_failures
-                    .extend(entries.iter().map(|(id, _)| id.clone()));
+                outcome.response_failures.extend(entries.iter().map(|(id, _)| id.clone()));
             }
         }
     }

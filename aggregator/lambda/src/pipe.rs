@@ -51,15 +51,7 @@ impl Pipe {
         queue_url: String,
         region: String,
     ) -> Self {
-        Self {
-            streams,
-            sqs,
-            stream_arn,
-            queue_url,
-            region,
-            shards: BTreeMap::new(),
-            idle_passes: None,
-        }
+        Self { streams, sqs, stream_arn, queue_url, region, shards: BTreeMap::new(), idle_passes: None }
     }
 
     /// Counts, on `passes`, each pass of [`run`](Self::run) that found nothing new: once it
@@ -99,12 +91,7 @@ impl Pipe {
     pub async fn pump(&mut self) -> anyhow::Result<usize> {
         self.discover_shards().await?;
         let mut forwarded = 0;
-        let ids: Vec<String> = self
-            .shards
-            .iter()
-            .filter(|(_, s)| !s.closed)
-            .map(|(id, _)| id.clone())
-            .collect();
+        let ids: Vec<String> = self.shards.iter().filter(|(_, s)| !s.closed).map(|(id, _)| id.clone()).collect();
         for shard_id in ids {
             forwarded += self.pump_shard(&shard_id).await?;
         }
@@ -122,9 +109,7 @@ impl Pipe {
                 .send()
                 .await
                 .context("describe the ledger stream")?;
-            let description = out
-                .stream_description
-                .context("stream has no description")?;
+            let description = out.stream_description.context("stream has no description")?;
             for shard in description.shards.unwrap_or_default() {
                 if let Some(id) = shard.shard_id {
                     self.shards.entry(id).or_default();
@@ -169,19 +154,9 @@ impl Pipe {
                     }
                 }
             };
-            let out = match self
-                .streams
-                .get_records()
-                .shard_iterator(&iterator)
-                .limit(GET_RECORDS_MAX)
-                .send()
-                .await
-            {
+            let out = match self.streams.get_records().shard_iterator(&iterator).limit(GET_RECORDS_MAX).send().await {
                 Ok(out) => out,
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_expired_iterator_exception()) =>
-                {
+                Err(e) if e.as_service_error().is_some_and(|s| s.is_expired_iterator_exception()) => {
                     // Start again right after the last record forwarded.
                     if let Some(state) = self.shards.get_mut(shard_id) {
                         state.iterator = None;
@@ -193,17 +168,12 @@ impl Pipe {
             let records = out.records.unwrap_or_default();
             let count = records.len();
             if count > 0 {
-                let bodies: Vec<String> = records
-                    .iter()
-                    .map(|r| message_body(r, &self.stream_arn, &self.region).to_string())
-                    .collect();
+                let bodies: Vec<String> =
+                    records.iter().map(|r| message_body(r, &self.stream_arn, &self.region).to_string()).collect();
                 self.send(&bodies).await?;
                 forwarded += count;
             }
-            let last = records
-                .iter()
-                .rev()
-                .find_map(|r| r.dynamodb.as_ref().and_then(|d| d.sequence_number.clone()));
+            let last = records.iter().rev().find_map(|r| r.dynamodb.as_ref().and_then(|d| d.sequence_number.clone()));
             let Some(state) = self.shards.get_mut(shard_id) else {
                 return Ok(forwarded);
             };
@@ -226,28 +196,19 @@ impl Pipe {
     /// Sends bodies in batches of ten, retrying the entries the queue refused.
     async fn send(&self, bodies: &[String]) -> anyhow::Result<()> {
         for chunk in bodies.chunks(SEND_BATCH_MAX) {
-            let mut pending: HashMap<String, &String> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, b)| (i.to_string(), b))
-                .collect();
+            let mut pending: HashMap<String, &String> =
+                chunk.iter().enumerate().map(|(i, b)| (i.to_string(), b)).collect();
             for attempt in 0..=SEND_RETRIES_MAX {
                 if pending.is_empty() {
                     break;
                 }
                 if attempt == SEND_RETRIES_MAX {
-                    anyhow::bail!(
-                        "the queue refused {} messages {SEND_RETRIES_MAX} times",
-                        pending.len()
-                    );
+                    anyhow::bail!("the queue refused {} messages {SEND_RETRIES_MAX} times", pending.len());
                 }
                 let entries = pending
                     .iter()
                     .map(|(id, body)| {
-                        SendMessageBatchRequestEntry::builder()
-                            .id(id)
-                            .message_body(body.as_str())
-                            .build()
+                        SendMessageBatchRequestEntry::builder().id(id).message_body(body.as_str()).build()
                     })
                     .collect::<Result<Vec<_>, _>>()
                     .context("build a send request")?;
@@ -306,17 +267,11 @@ pub fn message_body(record: &StreamRecord, stream_arn: &str, region: &str) -> Va
 }
 
 fn image_to_json(image: &HashMap<String, AttributeValue>) -> Value {
-    Value::Object(
-        image
-            .iter()
-            .map(|(k, v)| (k.clone(), attribute_to_json(v)))
-            .collect(),
-    )
+    Value::Object(image.iter().map(|(k, v)| (k.clone(), attribute_to_json(v))).collect())
 }
 
 fn attribute_to_json(value: &AttributeValue) -> Value {
-    let b64 =
-        |b: &Blob| Value::String(base64::engine::general_purpose::STANDARD.encode(b.as_ref()));
+    let b64 = |b: &Blob| Value::String(base64::engine::general_purpose::STANDARD.encode(b.as_ref()));
     let one = |tag: &str, v: Value| Value::Object(Map::from_iter([(tag.to_owned(), v)]));
     match value {
         AttributeValue::S(s) => one("S", json!(s)),

@@ -34,10 +34,7 @@ pub async fn ensure_queue(sqs: &Client, name: &str) -> anyhow::Result<String> {
         .create_queue()
         .queue_name(name)
         .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
-        .attributes(
-            QueueAttributeName::VisibilityTimeout,
-            VISIBILITY_TIMEOUT_S.to_string(),
-        )
+        .attributes(QueueAttributeName::VisibilityTimeout, VISIBILITY_TIMEOUT_S.to_string())
         .send()
         .await
         .context("create the queue")?
@@ -70,12 +67,7 @@ pub async fn depth(sqs: &Client, url: &str) -> anyhow::Result<u64> {
         .context("read a queue's depth")?
         .attributes
         .unwrap_or_default();
-    let count = |name: &QueueAttributeName| {
-        attrs
-            .get(name)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let count = |name: &QueueAttributeName| attrs.get(name).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     Ok(count(&QueueAttributeName::ApproximateNumberOfMessages)
         + count(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible))
 }

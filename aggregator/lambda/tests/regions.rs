@@ -12,9 +12,7 @@ use aggregator_lambda::consumer::Consumer;
 use aggregator_lambda::pipe::Pipe;
 use ledger::ports::{LedgerStore, ProjectionStore};
 use ledger::{EventId, Projection, Record};
-use ledger_conformance::{
-    assert_projection_is_fold, delivery, history, moto_endpoint, Scale, Stores,
-};
+use ledger_conformance::{assert_projection_is_fold, delivery, history, moto_endpoint, Scale, Stores};
 use ledger_dynamodb::{fresh_tables, sdk_config, DynamoStore};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -28,42 +26,17 @@ struct Region {
 
 impl Region {
     async fn start(name: &'static str, endpoint: &str) -> Region {
-        let store = Arc::new(
-            fresh_tables(endpoint)
-                .await
-                .unwrap_or_else(|e| panic!("{name}: tables: {e}")),
-        );
+        let store = Arc::new(fresh_tables(endpoint).await.unwrap_or_else(|e| panic!("{name}: tables: {e}")));
         let config = sdk_config(Some(endpoint)).await;
         let sqs = aws_sdk_sqs::Client::new(&config);
-        let queue_url = aggregator_lambda::queue::ensure_queue(
-            &sqs,
-            &format!("q{:016x}", rand::random::<u64>()),
-        )
-        .await
-        .expect("queue");
-        let arn = ledger_dynamodb::admin::ledger_stream_arn(store.client(), store.tables())
+        let queue_url = aggregator_lambda::queue::ensure_queue(&sqs, &format!("q{:016x}", rand::random::<u64>()))
             .await
-            .expect("stream");
-        let pipe = Pipe::new(
-            aws_sdk_dynamodbstreams::Client::new(&config),
-            sqs.clone(),
-            arn,
-            queue_url.clone(),
-            name.into(),
-        );
-        let consumer = Consumer {
-            sqs,
-            queue_url,
-            store: store.clone(),
-            wait_s: 0,
-            changes: None,
-        };
-        Region {
-            name,
-            store,
-            pipe,
-            consumer,
-        }
+            .expect("queue");
+        let arn = ledger_dynamodb::admin::ledger_stream_arn(store.client(), store.tables()).await.expect("stream");
+        let pipe =
+            Pipe::new(aws_sdk_dynamodbstreams::Client::new(&config), sqs.clone(), arn, queue_url.clone(), name.into());
+        let consumer = Consumer { sqs, queue_url, store: store.clone(), wait_s: 0, changes: None };
+        Region { name, store, pipe, consumer }
     }
 
     /// Forwards and folds until the stream and the queue are both empty.
@@ -72,16 +45,8 @@ impl Region {
         for _ in 0..200 {
             let forwarded = self.pipe.pump().await.expect("pump");
             let outcome = self.consumer.round().await.expect("consume");
-            assert!(
-                outcome.response_failures.is_empty(),
-                "{}: failures {outcome:?}",
-                self.name
-            );
-            quiet = if forwarded == 0 && outcome.records == 0 {
-                quiet + 1
-            } else {
-                0
-            };
+            assert!(outcome.response_failures.is_empty(), "{}: failures {outcome:?}", self.name);
+            quiet = if forwarded == 0 && outcome.records == 0 { quiet + 1 } else { 0 };
             if quiet >= 2 {
                 return;
             }
@@ -93,11 +58,7 @@ impl Region {
         let mut records = Vec::new();
         let mut after = None;
         loop {
-            let page = self
-                .store
-                .scan(Some(event), after, 1_000)
-                .await
-                .expect("scan");
+            let page = self.store.scan(Some(event), after, 1_000).await.expect("scan");
             records.extend(page.records);
             match page.next {
                 Some(next) => after = Some(next),
@@ -132,14 +93,7 @@ async fn two_regions_converge_to_the_replay_of_the_union() {
     // vote in both (a guest whose requests fail over between regions).
     let event = EventId(ulid::Ulid::new());
     let (mut in_east, mut in_west) = (Vec::new(), Vec::new());
-    for mut record in history(
-        rng,
-        event,
-        Scale {
-            records: 40,
-            ..Scale::EMULATOR
-        },
-    ) {
+    for mut record in history(rng, event, Scale { records: 40, ..Scale::EMULATOR }) {
         if rng.gen_bool(0.5) {
             record.region = east.name.into();
             in_east.push(record);
@@ -164,55 +118,20 @@ async fn two_regions_converge_to_the_replay_of_the_union() {
 
     let east_ledger: BTreeSet<_> = east.ledger(event).await.into_iter().map(|r| r.id).collect();
     let west_ledger = west.ledger(event).await;
-    assert_eq!(
-        west_ledger.len(),
-        in_east.len() + in_west.len(),
-        "{context}: a replica lost or doubled records"
-    );
-    assert_eq!(
-        east_ledger,
-        west_ledger.iter().map(|r| r.id).collect(),
-        "{context}: the ledgers differ"
-    );
+    assert_eq!(west_ledger.len(), in_east.len() + in_west.len(), "{context}: a replica lost or doubled records");
+    assert_eq!(east_ledger, west_ledger.iter().map(|r| r.id).collect(), "{context}: the ledgers differ");
 
-    let mut east_projection = east
-        .store
-        .questions(Some(event))
-        .await
-        .expect("east projection");
-    let mut west_projection = west
-        .store
-        .questions(Some(event))
-        .await
-        .expect("west projection");
+    let mut east_projection = east.store.questions(Some(event)).await.expect("east projection");
+    let mut west_projection = west.store.questions(Some(event)).await.expect("west projection");
     east_projection.sort_by_key(|q| q.counters.id);
     west_projection.sort_by_key(|q| q.counters.id);
-    assert_eq!(
-        east_projection, west_projection,
-        "{context}: the regions' projections differ"
-    );
+    assert_eq!(east_projection, west_projection, "{context}: the regions' projections differ");
 
     let mut replay = Projection::new();
     for record in &west_ledger {
         replay.apply(record);
     }
-    assert_eq!(
-        east_projection,
-        replay.sorted(),
-        "{context}: the projections differ from the replay of the union"
-    );
-    assert_projection_is_fold(
-        &Stores::of(east.store.clone()),
-        event,
-        &west_ledger,
-        &context,
-    )
-    .await;
-    assert_projection_is_fold(
-        &Stores::of(west.store.clone()),
-        event,
-        &west_ledger,
-        &context,
-    )
-    .await;
+    assert_eq!(east_projection, replay.sorted(), "{context}: the projections differ from the replay of the union");
+    assert_projection_is_fold(&Stores::of(east.store.clone()), event, &west_ledger, &context).await;
+    assert_projection_is_fold(&Stores::of(west.store.clone()), event, &west_ledger, &context).await;
 }

@@ -85,10 +85,7 @@ impl Counter {
                 Target::IndexPartition { .. } => &mut peaks.index_partition,
                 Target::PartitionKey { .. } => &mut peaks.partition_key,
             };
-            if slot
-                .as_ref()
-                .is_none_or(|(_, best)| tally.writes > best.writes)
-            {
+            if slot.as_ref().is_none_or(|(_, best)| tally.writes > best.writes) {
                 *slot = Some((target, tally));
             }
         }
@@ -98,41 +95,23 @@ impl Counter {
     /// Writes per second to one target, over every simulated second seen (0 where none).
     pub fn series(&self, target: &Target, seconds: u64) -> Vec<u64> {
         let tallies = self.tallies.lock().map(|t| t.clone()).unwrap_or_default();
-        (0..seconds)
-            .map(|s| tallies.get(&(target.clone(), s)).map_or(0, |t| t.writes))
-            .collect()
+        (0..seconds).map(|s| tallies.get(&(target.clone(), s)).map_or(0, |t| t.writes)).collect()
     }
 
     fn learn_event(&self, question: &str, event: &str) {
         if let Ok(mut e) = self.events.lock() {
-            e.entry(question.to_owned())
-                .or_insert_with(|| event.to_owned());
+            e.entry(question.to_owned()).or_insert_with(|| event.to_owned());
         }
     }
 
     fn event_of(&self, question: &str) -> Option<String> {
-        self.events
-            .lock()
-            .ok()
-            .and_then(|e| e.get(question).cloned())
+        self.events.lock().ok().and_then(|e| e.get(question).cloned())
     }
 
     /// Counts one written item. `values` are the request's expression attribute values.
-    fn count_write(
-        &self,
-        table: &str,
-        key_or_item: &Value,
-        update: Option<&str>,
-        values: &Value,
-        transactional: bool,
-    ) {
+    fn count_write(&self, table: &str, key_or_item: &Value, update: Option<&str>, values: &Value, transactional: bool) {
         let item_wcu = if transactional { 2 } else { 1 };
-        let s = |v: &Value, name: &str| {
-            v.get(name)
-                .and_then(|a| a.get("S"))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
+        let s = |v: &Value, name: &str| v.get(name).and_then(|a| a.get("S")).and_then(Value::as_str).map(str::to_owned);
         let key_names: &[&str] = if table.ends_with("voters") {
             &["qid", "voter"]
         } else if table.ends_with("ledger") {
@@ -140,32 +119,16 @@ impl Counter {
         } else {
             &["id"]
         };
-        let key = key_names
-            .iter()
-            .map(|n| s(key_or_item, n).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("/");
+        let key = key_names.iter().map(|n| s(key_or_item, n).unwrap_or_default()).collect::<Vec<_>>().join("/");
         if table.ends_with("voters") && key.contains("/#") && update.is_none() {
             if let Ok(mut shards) = self.shards.lock() {
                 shards.insert(key.clone(), key_or_item.clone());
             }
         }
-        self.add(
-            Target::Item {
-                table: table.to_owned(),
-                key,
-            },
-            item_wcu,
-        );
+        self.add(Target::Item { table: table.to_owned(), key }, item_wcu);
         if table.ends_with("voters") {
             if let Some(qid) = s(key_or_item, "qid") {
-                self.add(
-                    Target::PartitionKey {
-                        table: table.to_owned(),
-                        partition: qid,
-                    },
-                    item_wcu,
-                );
+                self.add(Target::PartitionKey { table: table.to_owned(), partition: qid }, item_wcu);
             }
         }
         if table.ends_with("questions") {
@@ -182,13 +145,7 @@ impl Counter {
             };
             if moves_index {
                 if let Some(eid) = self.event_of(&id) {
-                    self.add(
-                        Target::IndexPartition {
-                            index: "top".to_owned(),
-                            partition: eid,
-                        },
-                        2,
-                    );
+                    self.add(Target::IndexPartition { index: "top".to_owned(), partition: eid }, 2);
                 }
             }
         }
@@ -197,22 +154,10 @@ impl Counter {
     /// Answers one DynamoDB request as a conflict-free DynamoDB would, counting its writes.
     fn respond(&self, request: &http::Request<SdkBody>) -> Value {
         self.requests.fetch_add(1, Ordering::SeqCst);
-        let target = request
-            .headers()
-            .get("x-amz-target")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let target = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
         let operation = target.rsplit('.').next().unwrap_or("");
-        let body: Value = request
-            .body()
-            .bytes()
-            .and_then(|b| serde_json::from_slice(b).ok())
-            .unwrap_or(Value::Null);
-        let names = |v: &Value| {
-            v.get("ExpressionAttributeNames")
-                .cloned()
-                .unwrap_or(Value::Null)
-        };
+        let body: Value = request.body().bytes().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
+        let names = |v: &Value| v.get("ExpressionAttributeNames").cloned().unwrap_or(Value::Null);
         // Expressions use placeholders (#votes); resolve them so "touches votes" is visible.
         let resolve = |expression: &str, names: &Value| {
             let mut out = expression.to_owned();
@@ -236,14 +181,8 @@ impl Counter {
                         );
                     }
                     if let Some(update) = entry.get("Update") {
-                        let expression = resolve(
-                            update["UpdateExpression"].as_str().unwrap_or(""),
-                            &names(update),
-                        );
-                        let values = update
-                            .get("ExpressionAttributeValues")
-                            .cloned()
-                            .unwrap_or(Value::Null);
+                        let expression = resolve(update["UpdateExpression"].as_str().unwrap_or(""), &names(update));
+                        let values = update.get("ExpressionAttributeValues").cloned().unwrap_or(Value::Null);
                         self.count_write(
                             update["TableName"].as_str().unwrap_or(""),
                             &update["Key"],
@@ -256,14 +195,8 @@ impl Counter {
                 json!({})
             }
             "UpdateItem" => {
-                let expression = resolve(
-                    body["UpdateExpression"].as_str().unwrap_or(""),
-                    &names(&body),
-                );
-                let values = body
-                    .get("ExpressionAttributeValues")
-                    .cloned()
-                    .unwrap_or(Value::Null);
+                let expression = resolve(body["UpdateExpression"].as_str().unwrap_or(""), &names(&body));
+                let values = body.get("ExpressionAttributeValues").cloned().unwrap_or(Value::Null);
                 self.count_write(
                     body["TableName"].as_str().unwrap_or(""),
                     &body["Key"],
@@ -274,13 +207,7 @@ impl Counter {
                 json!({})
             }
             "PutItem" => {
-                self.count_write(
-                    body["TableName"].as_str().unwrap_or(""),
-                    &body["Item"],
-                    None,
-                    &Value::Null,
-                    false,
-                );
+                self.count_write(body["TableName"].as_str().unwrap_or(""), &body["Item"], None, &Value::Null, false);
                 json!({})
             }
             "BatchWriteItem" => {
@@ -306,15 +233,9 @@ impl Counter {
                         .into_iter()
                         .flatten()
                         .filter_map(|k| {
-                            let part = |n: &str| {
-                                k.get(n)
-                                    .and_then(|a| a.get("S"))
-                                    .and_then(Value::as_str)
-                                    .unwrap_or("")
-                            };
-                            shards
-                                .get(&format!("{}/{}", part("qid"), part("voter")))
-                                .cloned()
+                            let part =
+                                |n: &str| k.get(n).and_then(|a| a.get("S")).and_then(Value::as_str).unwrap_or("");
+                            shards.get(&format!("{}/{}", part("qid"), part("voter"))).cloned()
                         })
                         .collect();
                     responses.insert(table.clone(), Value::Array(found));
@@ -346,13 +267,7 @@ pub fn counting_client(counter: Arc<Counter>) -> aws_sdk_dynamodb::Client {
     let config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "model",
-            "model",
-            None,
-            None,
-            "scale-model",
-        ))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("model", "model", None, None, "scale-model"))
         .endpoint_url("http://scale-model.invalid")
         .http_client(http_client)
         .build();
@@ -390,11 +305,7 @@ fn fixture() -> (EventId, QuestionId, Record) {
         event,
         question,
         region: "us-east-1".into(),
-        body: Body::Asked(Asked {
-            text: "The hot question?".into(),
-            who: None,
-            voter: VoterId::random(),
-        }),
+        body: Body::Asked(Asked { text: "The hot question?".into(), who: None, voter: VoterId::random() }),
     };
     (event, question, asked)
 }
@@ -403,17 +314,11 @@ fn votes(event: EventId, question: QuestionId, second: u64, n: u64) -> Vec<Recor
     let base_ms = Ulid::new().timestamp_ms() + second * 1_000;
     (0..n)
         .map(|i| Record {
-            id: RecordId(Ulid::from_parts(
-                base_ms + i * 1_000 / n.max(1),
-                u128::from(i) << 16 | 1,
-            )),
+            id: RecordId(Ulid::from_parts(base_ms + i * 1_000 / n.max(1), u128::from(i) << 16 | 1)),
             event,
             question,
             region: "us-east-1".into(),
-            body: Body::Voted {
-                voter: VoterId::random(),
-                up: true,
-            },
+            body: Body::Voted { voter: VoterId::random(), up: true },
         })
         .collect()
 }
@@ -421,36 +326,22 @@ fn votes(event: EventId, question: QuestionId, second: u64, n: u64) -> Vec<Recor
 /// This design: the aggregator folds the burst batch by batch through the real adapter.
 pub async fn ledger_design(burst: Burst) -> anyhow::Result<Outcome> {
     let counter = Arc::new(Counter::default());
-    let tables = Tables {
-        counter_shards: burst.counter_shards,
-        ..Tables::default()
-    };
+    let tables = Tables { counter_shards: burst.counter_shards, ..Tables::default() };
     let store = DynamoStore::new(counting_client(counter.clone()), tables, ledger::Retention::DEFAULT);
     let (event, question, asked) = fixture();
     counter.set_second(SETUP_SECOND);
     aggregator::apply_batch(&store, &[asked], None).await?;
     for second in 0..burst.seconds {
         counter.set_second(second);
-        for batch in
-            votes(event, question, second, burst.votes_per_s).chunks(burst.batch_records.max(1))
-        {
+        for batch in votes(event, question, second, burst.votes_per_s).chunks(burst.batch_records.max(1)) {
             aggregator::apply_batch(&store, batch, None).await?;
         }
     }
-    let hot = Target::Item {
-        table: "questions".into(),
-        key: question.to_string(),
-    };
+    let hot = Target::Item { table: "questions".into(), key: question.to_string() };
     Ok(Outcome {
         design: match burst.counter_shards {
-            0 => format!(
-                "ledger, no counter shards, batches of {}",
-                burst.batch_records
-            ),
-            k => format!(
-                "ledger, {k} counter shards, batches of {}",
-                burst.batch_records
-            ),
+            0 => format!("ledger, no counter shards, batches of {}", burst.batch_records),
+            k => format!("ledger, {k} counter shards, batches of {}", burst.batch_records),
         },
         peaks: counter.peaks(),
         requests: counter.requests(),
@@ -468,18 +359,9 @@ pub async fn original_design(burst: Burst) -> anyhow::Result<Outcome> {
     client
         .put_item()
         .table_name("questions")
-        .item(
-            "id",
-            aws_sdk_dynamodb::types::AttributeValue::S(question.to_string()),
-        )
-        .item(
-            "eid",
-            aws_sdk_dynamodb::types::AttributeValue::S(event.to_string()),
-        )
-        .item(
-            "votes",
-            aws_sdk_dynamodb::types::AttributeValue::N("1".into()),
-        )
+        .item("id", aws_sdk_dynamodb::types::AttributeValue::S(question.to_string()))
+        .item("eid", aws_sdk_dynamodb::types::AttributeValue::S(event.to_string()))
+        .item("votes", aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
         .send()
         .await?;
     for second in 0..burst.seconds {
@@ -488,24 +370,15 @@ pub async fn original_design(burst: Burst) -> anyhow::Result<Outcome> {
             client
                 .update_item()
                 .table_name("questions")
-                .key(
-                    "id",
-                    aws_sdk_dynamodb::types::AttributeValue::S(question.to_string()),
-                )
+                .key("id", aws_sdk_dynamodb::types::AttributeValue::S(question.to_string()))
                 .update_expression("ADD #votes :one")
                 .expression_attribute_names("#votes", "votes")
-                .expression_attribute_values(
-                    ":one",
-                    aws_sdk_dynamodb::types::AttributeValue::N("1".into()),
-                )
+                .expression_attribute_values(":one", aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
                 .send()
                 .await?;
         }
     }
-    let hot = Target::Item {
-        table: "questions".into(),
-        key: question.to_string(),
-    };
+    let hot = Target::Item { table: "questions".into(), key: question.to_string() };
     Ok(Outcome {
         design: "original (UpdateItem per vote)".into(),
         peaks: counter.peaks(),
@@ -541,11 +414,7 @@ pub fn report(burst: Burst, outcomes: &[Outcome]) -> String {
     };
     for o in outcomes {
         let hot = o.peaks.item.as_ref().map_or(0, |(_, t)| t.writes);
-        let target = if hot <= HOT_ITEM_WRITES_PER_S_TARGET {
-            "meets"
-        } else {
-            "misses"
-        };
+        let target = if hot <= HOT_ITEM_WRITES_PER_S_TARGET { "meets" } else { "misses" };
         out.push_str(&format!(
             "| {} | {} — {target} the ≤ {HOT_ITEM_WRITES_PER_S_TARGET}/s target | {} | {} | {} |\n",
             o.design,
@@ -564,20 +433,11 @@ mod tests {
 
     #[tokio::test]
     async fn the_counts_follow_from_the_adapters_writes() {
-        let burst = Burst {
-            votes_per_s: 500,
-            seconds: 2,
-            batch_records: 250,
-            counter_shards: 0,
-        };
+        let burst = Burst { votes_per_s: 500, seconds: 2, batch_records: 250, counter_shards: 0 };
         let original = original_design(burst).await.expect("original");
         let (_, hot) = original.peaks.item.clone().expect("a hot item");
         assert_eq!(hot.writes, 500, "one write per vote");
-        let (_, index) = original
-            .peaks
-            .index_partition
-            .clone()
-            .expect("index writes");
+        let (_, index) = original.peaks.index_partition.clone().expect("index writes");
         assert_eq!(index.writes, 500, "each vote moves the index entry");
 
         let ledger = ledger_design(burst).await.expect("ledger design");
@@ -595,23 +455,11 @@ mod tests {
         assert_eq!(voters.writes, 500, "one voter item per vote");
         // With counter shards the question takes one roll-up per batch, each shard a share
         // of the transactions.
-        let sharded = ledger_design(Burst {
-            counter_shards: 3,
-            ..burst
-        })
-        .await
-        .expect("sharded");
+        let sharded = ledger_design(Burst { counter_shards: 3, ..burst }).await.expect("sharded");
         let series = &sharded.hot_item_series;
-        assert_eq!(
-            series,
-            &vec![2, 2],
-            "one roll-up per batch on the question item"
-        );
+        assert_eq!(series, &vec![2, 2], "one roll-up per batch on the question item");
         let (_, hot) = sharded.peaks.item.clone().expect("a hot item");
-        assert!(
-            hot.writes <= 2 * per_batch,
-            "no item busier than without shards: {hot:?}"
-        );
+        assert!(hot.writes <= 2 * per_batch, "no item busier than without shards: {hot:?}");
         assert!(report(burst, &[original, ledger, sharded]).contains("| original"));
     }
 }

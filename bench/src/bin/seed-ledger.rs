@@ -39,9 +39,14 @@ async fn main() -> anyhow::Result<()> {
     let event = EventId(Ulid::from_parts(now_ms, rng.gen()));
     let secret = ledger::secret::new_secret();
     store
-        .create_event(&EventRow { id: event, secret_hash: ledger::secret::hash_secret(&secret), expire_unix: now_ms / 1000 + 30 * 86_400 })
+        .create_event(&EventRow {
+            id: event,
+            secret_hash: ledger::secret::hash_secret(&secret),
+            expire_unix: now_ms / 1000 + 30 * 86_400,
+        })
         .await?;
-    let questions: Vec<QuestionId> = (0..args.questions).map(|i| QuestionId(Ulid::from_parts(now_ms, i as u128))).collect();
+    let questions: Vec<QuestionId> =
+        (0..args.questions).map(|i| QuestionId(Ulid::from_parts(now_ms, i as u128))).collect();
     let started = Instant::now();
     let mut batch = Vec::with_capacity(APPEND_BATCH);
     for i in 0..args.records {

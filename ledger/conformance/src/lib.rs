@@ -13,13 +13,11 @@ use std::fmt::Display;
 use std::sync::Arc;
 
 use ledger::ports::{
-    Commit, EventRow, EventStore, LedgerStore, ProjectionReader, ProjectionStore, ScanToken,
-    StoreError,
+    Commit, EventRow, EventStore, LedgerStore, ProjectionReader, ProjectionStore, ScanToken, StoreError,
 };
 use ledger::secret::hash_secret;
 use ledger::{
-    Asked, BatchPlan, Body, EventId, Projection, QuestionCounters, QuestionId, QuestionState,
-    Record, RecordId, VoterId,
+    Asked, BatchPlan, Body, EventId, Projection, QuestionCounters, QuestionId, QuestionState, Record, RecordId, VoterId,
 };
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -41,12 +39,7 @@ impl Stores {
     where
         S: EventStore + LedgerStore + ProjectionStore + ProjectionReader + 'static,
     {
-        Self {
-            events: store.clone(),
-            ledger: store.clone(),
-            projection: store.clone(),
-            reader: store,
-        }
+        Self { events: store.clone(), ledger: store.clone(), projection: store.clone(), reader: store }
     }
 }
 
@@ -89,10 +82,7 @@ impl Scale {
 
 /// The seed for the randomized checks: `CONFORMANCE_SEED` or a fresh one.
 pub fn seed() -> u64 {
-    std::env::var("CONFORMANCE_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random)
+    std::env::var("CONFORMANCE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random)
 }
 
 /// Every check with one signature (the stores, the scale, the seed of the randomized ones),
@@ -192,10 +182,7 @@ fn must<T, E: Display>(what: &str, result: Result<T, E>) -> T {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// A fresh id stamped `offset_ms` after now (a real time, so expiry lies in the future).
@@ -203,37 +190,19 @@ fn ulid_at(rng: &mut impl Rng, offset_ms: u64) -> Ulid {
     Ulid::from_parts(now_ms() + offset_ms, rng.gen())
 }
 
-fn record(
-    rng: &mut impl Rng,
-    event: EventId,
-    question: QuestionId,
-    offset_ms: u64,
-    body: Body,
-) -> Record {
-    Record {
-        id: RecordId(ulid_at(rng, offset_ms)),
-        event,
-        question,
-        region: "conformance".into(),
-        body,
-    }
+fn record(rng: &mut impl Rng, event: EventId, question: QuestionId, offset_ms: u64, body: Body) -> Record {
+    Record { id: RecordId(ulid_at(rng, offset_ms)), event, question, region: "conformance".into(), body }
 }
 
 /// A random history of one event: each question asked once, then votes (up and down) from a
 /// small set of voters so they collide, and some answered/hidden toggles.
 pub fn history(rng: &mut impl Rng, event: EventId, scale: Scale) -> Vec<Record> {
-    let questions: Vec<QuestionId> = (0..scale.questions)
-        .map(|_| QuestionId(ulid_at(rng, 0)))
-        .collect();
+    let questions: Vec<QuestionId> = (0..scale.questions).map(|_| QuestionId(ulid_at(rng, 0))).collect();
     let voters: Vec<VoterId> = (0..scale.voters).map(|_| VoterId::random()).collect();
     let mut records = Vec::with_capacity(scale.records);
     for (i, &q) in questions.iter().enumerate() {
         let who = (i % 2 == 0).then(|| format!("Asker {i}"));
-        let asked = Asked {
-            text: format!("Question number {i}, why?"),
-            who,
-            voter: voters[i % voters.len()],
-        };
+        let asked = Asked { text: format!("Question number {i}, why?"), who, voter: voters[i % voters.len()] };
         let offset = rng.gen_range(0..1_000);
         records.push(record(rng, event, q, offset, Body::Asked(asked)));
     }
@@ -241,16 +210,9 @@ pub fn history(rng: &mut impl Rng, event: EventId, scale: Scale) -> Vec<Record> 
         let q = questions[rng.gen_range(0..questions.len())];
         let offset = rng.gen_range(0..60_000);
         let body = match rng.gen_range(0..10) {
-            0 => Body::Answered {
-                on: rng.gen_bool(0.7),
-            },
-            1 => Body::Hidden {
-                on: rng.gen_bool(0.3),
-            },
-            _ => Body::Voted {
-                voter: voters[rng.gen_range(0..voters.len())],
-                up: rng.gen_bool(0.7),
-            },
+            0 => Body::Answered { on: rng.gen_bool(0.7) },
+            1 => Body::Hidden { on: rng.gen_bool(0.3) },
+            _ => Body::Voted { voter: voters[rng.gen_range(0..voters.len())], up: rng.gen_bool(0.7) },
         };
         records.push(record(rng, event, q, offset, body));
     }
@@ -258,11 +220,7 @@ pub fn history(rng: &mut impl Rng, event: EventId, scale: Scale) -> Vec<Record> 
 }
 
 /// A delivery of `records`: shuffled, with duplicates, cut into random batches.
-pub fn delivery(
-    rng: &mut impl Rng,
-    records: &[Record],
-    batch_records_max: usize,
-) -> Vec<Vec<Record>> {
+pub fn delivery(rng: &mut impl Rng, records: &[Record], batch_records_max: usize) -> Vec<Vec<Record>> {
     let mut all = records.to_vec();
     for _ in 0..records.len() / 4 {
         all.push(records[rng.gen_range(0..records.len())].clone());
@@ -278,40 +236,19 @@ pub fn delivery(
 
 /// Asserts that the stored projection of `event` is the pure fold of `records`: question
 /// states (with texts), the `top` counters, and every voter's state.
-pub async fn assert_projection_is_fold(
-    s: &Stores,
-    event: EventId,
-    records: &[Record],
-    context: &str,
-) {
+pub async fn assert_projection_is_fold(s: &Stores, event: EventId, records: &[Record], context: &str) {
     let mut fold = Projection::new();
     for r in records {
         fold.apply(r);
     }
-    let expected: Vec<QuestionState> = fold
-        .sorted()
-        .into_iter()
-        .filter(|q| q.counters.event == event)
-        .collect();
-    let mut stored = must(
-        "read the projection's questions",
-        s.projection.questions(Some(event)).await,
-    );
+    let expected: Vec<QuestionState> = fold.sorted().into_iter().filter(|q| q.counters.event == event).collect();
+    let mut stored = must("read the projection's questions", s.projection.questions(Some(event)).await);
     stored.sort_by_key(|q| q.counters.id);
-    assert_eq!(
-        stored, expected,
-        "{context}: stored questions differ from the pure fold"
-    );
-    let mut counters = must(
-        "read the event's counters",
-        s.reader.event_questions(event).await,
-    );
+    assert_eq!(stored, expected, "{context}: stored questions differ from the pure fold");
+    let mut counters = must("read the event's counters", s.reader.event_questions(event).await);
     counters.sort_by_key(|c| c.id);
     let expected_counters: Vec<QuestionCounters> = expected.iter().map(|q| q.counters).collect();
-    assert_eq!(
-        counters, expected_counters,
-        "{context}: the event's list differs from the pure fold"
-    );
+    assert_eq!(counters, expected_counters, "{context}: the event's list differs from the pure fold");
     let keys: BTreeSet<(QuestionId, VoterId)> = records
         .iter()
         .filter_map(|r| match &r.body {
@@ -323,60 +260,29 @@ pub async fn assert_projection_is_fold(
     let keys: Vec<_> = keys.into_iter().collect();
     let voters = must("read voter states", s.projection.voters(&keys).await);
     for key in &keys {
-        assert_eq!(
-            voters.get(key).copied(),
-            fold.voter(key.0, key.1),
-            "{context}: voter {key:?} differs"
-        );
+        assert_eq!(voters.get(key).copied(), fold.voter(key.0, key.1), "{context}: voter {key:?} differs");
     }
 }
 
 async fn deliver(s: &Stores, batches: &[Vec<Record>], context: &str) {
     for batch in batches {
-        must(
-            context,
-            aggregator::apply_batch(s.projection.as_ref(), batch, None).await,
-        );
+        must(context, aggregator::apply_batch(s.projection.as_ref(), batch, None).await);
     }
 }
 
 /// Events: create and read back; a taken id is refused and changes nothing; unknown is none.
 pub async fn events_round_trip_and_unknown(s: &Stores) {
     let id = EventId(Ulid::new());
-    let row = EventRow {
-        id,
-        secret_hash: hash_secret("sesame"),
-        expire_unix: id.unix_seconds() + 30 * 86_400,
-    };
+    let row = EventRow { id, secret_hash: hash_secret("sesame"), expire_unix: id.unix_seconds() + 30 * 86_400 };
     must("create an event", s.events.create_event(&row).await);
-    assert_eq!(
-        must("read the event", s.events.event(id).await),
-        Some(row.clone()),
-        "event round trip (with expiry)"
-    );
-    let impostor = EventRow {
-        secret_hash: hash_secret("other"),
-        ..row.clone()
-    };
+    assert_eq!(must("read the event", s.events.event(id).await), Some(row.clone()), "event round trip (with expiry)");
+    let impostor = EventRow { secret_hash: hash_secret("other"), ..row.clone() };
     assert!(
-        matches!(
-            s.events.create_event(&impostor).await,
-            Err(StoreError::Rejected(_))
-        ),
+        matches!(s.events.create_event(&impostor).await, Err(StoreError::Rejected(_))),
         "creating an event with a taken id must be Rejected"
     );
-    assert_eq!(
-        must("re-read the event", s.events.event(id).await),
-        Some(row),
-        "a refused create changed the event"
-    );
-    assert_eq!(
-        must(
-            "read an unknown event",
-            s.events.event(EventId(Ulid::new())).await
-        ),
-        None
-    );
+    assert_eq!(must("re-read the event", s.events.event(id).await), Some(row), "a refused create changed the event");
+    assert_eq!(must("read an unknown event", s.events.event(EventId(Ulid::new())).await), None);
 }
 
 /// The ledger: every kind of record appended (alone and in batches) reads back as written;
@@ -392,22 +298,9 @@ pub async fn append_and_read_back(s: &Stores) {
             event,
             q,
             0,
-            Body::Asked(Asked {
-                text: "Who? — naïve “quotes” 🎉".into(),
-                who: Some("Zoë".into()),
-                voter,
-            }),
+            Body::Asked(Asked { text: "Who? — naïve “quotes” 🎉".into(), who: Some("Zoë".into()), voter }),
         ),
-        record(
-            rng,
-            event,
-            q,
-            1,
-            Body::Voted {
-                voter: VoterId::random(),
-                up: true,
-            },
-        ),
+        record(rng, event, q, 1, Body::Voted { voter: VoterId::random(), up: true }),
         record(rng, event, q, 2, Body::Voted { voter, up: false }),
         record(rng, event, q, 3, Body::Answered { on: true }),
         record(rng, event, q, 4, Body::Hidden { on: false }),
@@ -416,68 +309,39 @@ pub async fn append_and_read_back(s: &Stores) {
             event,
             QuestionId(Ulid::new()),
             5,
-            Body::Asked(Asked {
-                text: "No name here".into(),
-                who: None,
-                voter,
-            }),
+            Body::Asked(Asked { text: "No name here".into(), who: None, voter }),
         ),
     ];
     must("append one record", s.ledger.append(&records[..1]).await);
     must("append a batch", s.ledger.append(&records[1..]).await);
     must("append duplicates", s.ledger.append(&records).await);
-    must(
-        "append one duplicate",
-        s.ledger.append(&records[2..3]).await,
-    );
-    let page = must(
-        "scan the event",
-        s.ledger.scan(Some(event), None, 1_000).await,
-    );
+    must("append one duplicate", s.ledger.append(&records[2..3]).await);
+    let page = must("scan the event", s.ledger.scan(Some(event), None, 1_000).await);
     assert!(page.next.is_none(), "a small event fits one page");
     let mut got = page.records;
     got.sort_by_key(|r| r.id);
     let mut want = records.clone();
     want.sort_by_key(|r| r.id);
-    assert_eq!(
-        got, want,
-        "records read back differ from those appended (or duplicates were stored)"
-    );
-    assert_eq!(
-        must("count the event", s.ledger.count(Some(event)).await),
-        records.len() as u64
-    );
+    assert_eq!(got, want, "records read back differ from those appended (or duplicates were stored)");
+    assert_eq!(must("count the event", s.ledger.count(Some(event)).await), records.len() as u64);
     assert!(must("count all", s.ledger.count(None).await) >= records.len() as u64);
     let mut everything = BTreeSet::new();
     let mut after = None;
     loop {
-        let page = must(
-            "scan the whole ledger",
-            s.ledger.scan(None, after, 500).await,
-        );
+        let page = must("scan the whole ledger", s.ledger.scan(None, after, 500).await);
         everything.extend(page.records.iter().map(|r| r.id));
         match page.next {
             Some(next) => after = Some(next),
             None => break,
         }
     }
-    assert!(
-        records.iter().all(|r| everything.contains(&r.id)),
-        "a whole-ledger scan misses records"
-    );
+    assert!(records.iter().all(|r| everything.contains(&r.id)), "a whole-ledger scan misses records");
     assert_eq!(
-        must(
-            "scan an unknown event",
-            s.ledger.scan(Some(EventId(Ulid::new())), None, 10).await
-        )
-        .records,
+        must("scan an unknown event", s.ledger.scan(Some(EventId(Ulid::new())), None, 10).await).records,
         vec![]
     );
     assert!(
-        s.ledger
-            .scan(Some(event), Some(ScanToken("not a token".into())), 10)
-            .await
-            .is_err(),
+        s.ledger.scan(Some(event), Some(ScanToken("not a token".into())), 10).await.is_err(),
         "a malformed scan token must be an error"
     );
 }
@@ -491,33 +355,21 @@ pub async fn an_append_never_overwrites_a_stored_record(s: &Stores) {
     let q = QuestionId(Ulid::new());
     let voter = VoterId::random();
     let first = record(rng, event, q, 0, Body::Voted { voter, up: true });
-    let impostor = Record {
-        body: Body::Hidden { on: true },
-        region: "impostor".into(),
-        ..first.clone()
-    };
+    let impostor = Record { body: Body::Hidden { on: true }, region: "impostor".into(), ..first.clone() };
     let bystander = record(rng, event, q, 1, Body::Voted { voter: VoterId::random(), up: true });
     let twin = record(rng, event, q, 2, Body::Answered { on: true });
-    let twin_impostor = Record {
-        body: Body::Answered { on: false },
-        ..twin.clone()
-    };
+    let twin_impostor = Record { body: Body::Answered { on: false }, ..twin.clone() };
     must("append the first record", s.ledger.append(std::slice::from_ref(&first)).await);
     must(
         "append another record under a stored id, among others",
-        s.ledger
-            .append(&[bystander.clone(), impostor.clone(), twin.clone(), twin_impostor])
-            .await,
+        s.ledger.append(&[bystander.clone(), impostor.clone(), twin.clone(), twin_impostor]).await,
     );
     must("append it alone", s.ledger.append(std::slice::from_ref(&impostor)).await);
     let mut got = must("scan the event", s.ledger.scan(Some(event), None, 100).await).records;
     got.sort_by_key(|r| r.id);
     let mut want = vec![first, bystander, twin];
     want.sort_by_key(|r| r.id);
-    assert_eq!(
-        got, want,
-        "an append overwrote a stored record (or kept the second of two records with one id)"
-    );
+    assert_eq!(got, want, "an append overwrote a stored record (or kept the second of two records with one id)");
 }
 
 /// Scans in small pages return every record exactly once, for one event and for all.
@@ -526,32 +378,15 @@ pub async fn reads_past_one_page(s: &Stores, scale: Scale) {
     let event = EventId(Ulid::new());
     let q = QuestionId(Ulid::new());
     let records: Vec<Record> = (0..scale.paging_records)
-        .map(|i| {
-            record(
-                rng,
-                event,
-                q,
-                i as u64,
-                Body::Voted {
-                    voter: VoterId::random(),
-                    up: true,
-                },
-            )
-        })
+        .map(|i| record(rng, event, q, i as u64, Body::Voted { voter: VoterId::random(), up: true }))
         .collect();
     must("append", s.ledger.append(&records).await);
     let mut seen = Vec::new();
     let mut pages = 0;
     let mut after = None;
     loop {
-        let page = must(
-            "scan a page",
-            s.ledger.scan(Some(event), after, scale.page_records).await,
-        );
-        assert!(
-            page.records.len() <= scale.page_records,
-            "a page holds more than asked for"
-        );
+        let page = must("scan a page", s.ledger.scan(Some(event), after, scale.page_records).await);
+        assert!(page.records.len() <= scale.page_records, "a page holds more than asked for");
         pages += 1;
         assert!(pages <= scale.paging_records + 2, "the scan does not end");
         seen.extend(page.records.into_iter().map(|r| r.id));
@@ -562,11 +397,7 @@ pub async fn reads_past_one_page(s: &Stores, scale: Scale) {
     }
     assert!(pages > 1, "expected several pages");
     let unique: BTreeSet<_> = seen.iter().copied().collect();
-    assert_eq!(
-        unique.len(),
-        seen.len(),
-        "a record was returned twice across pages"
-    );
+    assert_eq!(unique.len(), seen.len(), "a record was returned twice across pages");
     let want: BTreeSet<_> = records.iter().map(|r| r.id).collect();
     assert_eq!(unique, want, "paging lost records");
 }
@@ -578,79 +409,25 @@ pub async fn unknown_questions_and_early_votes(s: &Stores) {
     let event = EventId(Ulid::new());
     let q = QuestionId(Ulid::new());
     let unknown = QuestionId(Ulid::new());
-    assert_eq!(
-        must("read an unknown question", s.reader.question(unknown).await),
-        None
-    );
-    assert!(must(
-        "texts of unknown ids",
-        s.reader.question_texts(&[unknown]).await
-    )
-    .is_empty());
-    assert!(must(
-        "list an unknown event",
-        s.reader.event_questions(event).await
-    )
-    .is_empty());
+    assert_eq!(must("read an unknown question", s.reader.question(unknown).await), None);
+    assert!(must("texts of unknown ids", s.reader.question_texts(&[unknown]).await).is_empty());
+    assert!(must("list an unknown event", s.reader.event_questions(event).await).is_empty());
     let asker = VoterId::random();
-    let asked = record(
-        rng,
-        event,
-        q,
-        0,
-        Body::Asked(Asked {
-            text: "Late arrival?".into(),
-            who: None,
-            voter: asker,
-        }),
-    );
+    let asked = record(rng, event, q, 0, Body::Asked(Asked { text: "Late arrival?".into(), who: None, voter: asker }));
     let early = [
-        record(
-            rng,
-            event,
-            q,
-            10,
-            Body::Voted {
-                voter: VoterId::random(),
-                up: true,
-            },
-        ),
-        record(
-            rng,
-            event,
-            q,
-            11,
-            Body::Voted {
-                voter: VoterId::random(),
-                up: true,
-            },
-        ),
+        record(rng, event, q, 10, Body::Voted { voter: VoterId::random(), up: true }),
+        record(rng, event, q, 11, Body::Voted { voter: VoterId::random(), up: true }),
         record(rng, event, q, 12, Body::Answered { on: true }),
     ];
     deliver(s, &[early.to_vec()], "apply votes before their question").await;
     let counters = must("read the question", s.reader.question(q).await);
-    assert_eq!(
-        counters.map(|c| c.votes),
-        Some(2),
-        "votes before `asked` must count"
-    );
-    assert!(
-        must("texts before asked", s.reader.question_texts(&[q]).await).is_empty(),
-        "no text before `asked`"
-    );
+    assert_eq!(counters.map(|c| c.votes), Some(2), "votes before `asked` must count");
+    assert!(must("texts before asked", s.reader.question_texts(&[q]).await).is_empty(), "no text before `asked`");
     deliver(s, &[vec![asked.clone()]], "apply the asked record").await;
-    let texts = must(
-        "texts after asked",
-        s.reader.question_texts(&[q, unknown]).await,
-    );
+    let texts = must("texts after asked", s.reader.question_texts(&[q, unknown]).await);
     assert_eq!(texts.len(), 1, "only the known question has a text");
     assert_eq!(
-        (
-            texts[0].id,
-            texts[0].event,
-            texts[0].text.as_str(),
-            texts[0].who.clone()
-        ),
+        (texts[0].id, texts[0].event, texts[0].text.as_str(), texts[0].who.clone()),
         (q, event, "Late arrival?", None)
     );
     let mut all = early.to_vec();
@@ -672,15 +449,9 @@ pub async fn a_stale_commit_is_a_conflict_and_changes_nothing(s: &Stores) {
         .collect();
     let plan = BatchPlan::from_records(&records);
     let stale = plan.resolve(&Default::default());
+    assert_eq!(must("commit", s.projection.commit(&stale, None).await), Commit::Applied);
     assert_eq!(
-        must("commit", s.projection.commit(&stale, None).await),
-        Commit::Applied
-    );
-    assert_eq!(
-        must(
-            "commit the same change again",
-            s.projection.commit(&stale, None).await
-        ),
+        must("commit the same change again", s.projection.commit(&stale, None).await),
         Commit::Conflict,
         "a change whose voter expectations no longer hold must conflict"
     );
@@ -738,7 +509,10 @@ struct AlwaysOutrun {
 
 #[async_trait::async_trait]
 impl ProjectionStore for Interloper {
-    async fn voters(&self, keys: &[(QuestionId, VoterId)]) -> Result<rustc_hash::FxHashMap<(QuestionId, VoterId), ledger::VoterState>, StoreError> {
+    async fn voters(
+        &self,
+        keys: &[(QuestionId, VoterId)],
+    ) -> Result<rustc_hash::FxHashMap<(QuestionId, VoterId), ledger::VoterState>, StoreError> {
         self.inner.voters(keys).await
     }
     async fn commit(&self, change: &ledger::ProjectionChange, cursor: Option<u64>) -> Result<Commit, StoreError> {
@@ -757,14 +531,22 @@ impl ProjectionStore for Interloper {
     async fn questions(&self, event: Option<EventId>) -> Result<Vec<QuestionState>, StoreError> {
         self.inner.questions(event).await
     }
-    async fn replace(&self, event: Option<EventId>, questions: &[QuestionState], voters: &[((QuestionId, VoterId), ledger::VoterState)]) -> Result<(), StoreError> {
+    async fn replace(
+        &self,
+        event: Option<EventId>,
+        questions: &[QuestionState],
+        voters: &[((QuestionId, VoterId), ledger::VoterState)],
+    ) -> Result<(), StoreError> {
         self.inner.replace(event, questions, voters).await
     }
 }
 
 #[async_trait::async_trait]
 impl ProjectionStore for AlwaysOutrun {
-    async fn voters(&self, keys: &[(QuestionId, VoterId)]) -> Result<rustc_hash::FxHashMap<(QuestionId, VoterId), ledger::VoterState>, StoreError> {
+    async fn voters(
+        &self,
+        keys: &[(QuestionId, VoterId)],
+    ) -> Result<rustc_hash::FxHashMap<(QuestionId, VoterId), ledger::VoterState>, StoreError> {
         self.inner.voters(keys).await
     }
     async fn commit(&self, _change: &ledger::ProjectionChange, _cursor: Option<u64>) -> Result<Commit, StoreError> {
@@ -777,7 +559,12 @@ impl ProjectionStore for AlwaysOutrun {
     async fn questions(&self, event: Option<EventId>) -> Result<Vec<QuestionState>, StoreError> {
         self.inner.questions(event).await
     }
-    async fn replace(&self, event: Option<EventId>, questions: &[QuestionState], voters: &[((QuestionId, VoterId), ledger::VoterState)]) -> Result<(), StoreError> {
+    async fn replace(
+        &self,
+        event: Option<EventId>,
+        questions: &[QuestionState],
+        voters: &[((QuestionId, VoterId), ledger::VoterState)],
+    ) -> Result<(), StoreError> {
         self.inner.replace(event, questions, voters).await
     }
 }
@@ -890,43 +677,22 @@ pub async fn a_crowd_on_one_question(s: &Stores, scale: Scale, seed: u64) {
     let event = EventId(Ulid::new());
     let q = QuestionId(Ulid::new());
     let voters: Vec<VoterId> = (0..scale.crowd_voters).map(|_| VoterId::random()).collect();
-    let asked = Asked {
-        text: "The crowd's question?".into(),
-        who: None,
-        voter: voters[0],
-    };
+    let asked = Asked { text: "The crowd's question?".into(), who: None, voter: voters[0] };
     let mut records = vec![record(rng, event, q, 0, Body::Asked(asked))];
     for (i, &voter) in voters.iter().enumerate() {
-        records.push(record(
-            rng,
-            event,
-            q,
-            10 + i as u64,
-            Body::Voted { voter, up: true },
-        ));
+        records.push(record(rng, event, q, 10 + i as u64, Body::Voted { voter, up: true }));
     }
     let context = format!("a crowd on one question (CONFORMANCE_SEED={seed})");
     let (first, second) = records.split_at(records.len() * 2 / 3);
     let overlap = &records[records.len() / 3..];
-    let (left, right) = (
-        vec![first.to_vec()],
-        vec![overlap.to_vec(), second.to_vec()],
-    );
+    let (left, right) = (vec![first.to_vec()], vec![overlap.to_vec(), second.to_vec()]);
     tokio::join!(deliver(s, &left, &context), deliver(s, &right, &context));
     assert_projection_is_fold(s, event, &records, &context).await;
     let retractions: Vec<Record> = voters
         .iter()
         .step_by(3)
         .enumerate()
-        .map(|(i, &voter)| {
-            record(
-                rng,
-                event,
-                q,
-                100_000 + i as u64,
-                Body::Voted { voter, up: false },
-            )
-        })
+        .map(|(i, &voter)| record(rng, event, q, 100_000 + i as u64, Body::Voted { voter, up: false }))
         .collect();
     deliver(s, &[retractions.clone(), records.clone()], &context).await;
     records.extend(retractions);
@@ -939,34 +705,14 @@ pub async fn replace_restores_a_fold(s: &Stores, scale: Scale, seed: u64) {
     let rng = &mut StdRng::seed_from_u64(seed);
     let event = EventId(Ulid::new());
     let bystander = EventId(Ulid::new());
-    let small = Scale {
-        records: scale.records / 2,
-        ..scale
-    };
+    let small = Scale { records: scale.records / 2, ..scale };
     let records = history(rng, event, small);
-    let others = history(
-        rng,
-        bystander,
-        Scale {
-            records: 12,
-            questions: 2,
-            ..small
-        },
-    );
+    let others = history(rng, bystander, Scale { records: 12, questions: 2, ..small });
     let context = format!("replace (CONFORMANCE_SEED={seed})");
-    deliver(
-        s,
-        &delivery(rng, &records, scale.batch_records_max),
-        &context,
-    )
-    .await;
+    deliver(s, &delivery(rng, &records, scale.batch_records_max), &context).await;
     deliver(s, std::slice::from_ref(&others), &context).await;
     // Drift: records the projection has but the ledger (the truth) does not.
-    let truth: Vec<Record> = records
-        .iter()
-        .filter(|r| !matches!(r.body, Body::Hidden { .. }))
-        .cloned()
-        .collect();
+    let truth: Vec<Record> = records.iter().filter(|r| !matches!(r.body, Body::Hidden { .. })).cloned().collect();
     let mut fold = Projection::new();
     for r in &truth {
         fold.apply(r);
@@ -984,17 +730,11 @@ pub async fn replace_restores_a_fold(s: &Stores, scale: Scale, seed: u64) {
         }
     }
     let voters: Vec<_> = voters.into_iter().collect();
-    must(
-        "replace",
-        s.projection.replace(Some(event), &questions, &voters).await,
-    );
+    must("replace", s.projection.replace(Some(event), &questions, &voters).await);
     assert_projection_is_fold(s, event, &truth, &context).await;
     assert_projection_is_fold(s, bystander, &others, &format!("{context}: another event")).await;
     // An empty fold removes the event's projection entirely.
-    must(
-        "replace with nothing",
-        s.projection.replace(Some(event), &[], &[]).await,
-    );
+    must("replace with nothing", s.projection.replace(Some(event), &[], &[]).await);
     assert!(
         must("list", s.reader.event_questions(event).await).is_empty(),
         "{context}: replace with nothing left questions"

@@ -3,9 +3,8 @@
 //! builds the same layout from the same constants in `schema`.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 use ledger::ports::StoreError;
@@ -37,34 +36,20 @@ pub async fn create_tables(client: &Client, tables: &Tables) -> Result<Vec<Strin
     use ScalarAttributeType::{N, S};
     let mut created = Vec::new();
     let specs: [(&str, Vec<KeySchemaElement>, Vec<AttributeDefinition>); 4] = [
-        (
-            &tables.events,
-            vec![key(EVENTS_KEY, Hash)?],
-            vec![attr(EVENTS_KEY, S)?],
-        ),
+        (&tables.events, vec![key(EVENTS_KEY, Hash)?], vec![attr(EVENTS_KEY, S)?]),
         (
             &tables.ledger,
-            vec![
-                key(LEDGER_PARTITION_KEY, Hash)?,
-                key(LEDGER_SORT_KEY, Range)?,
-            ],
+            vec![key(LEDGER_PARTITION_KEY, Hash)?, key(LEDGER_SORT_KEY, Range)?],
             vec![attr(LEDGER_PARTITION_KEY, S)?, attr(LEDGER_SORT_KEY, S)?],
         ),
         (
             &tables.questions,
             vec![key(QUESTIONS_KEY, Hash)?],
-            vec![
-                attr(QUESTIONS_KEY, S)?,
-                attr(TOP_PARTITION_KEY, S)?,
-                attr(TOP_SORT_KEY, N)?,
-            ],
+            vec![attr(QUESTIONS_KEY, S)?, attr(TOP_PARTITION_KEY, S)?, attr(TOP_SORT_KEY, N)?],
         ),
         (
             &tables.voters,
-            vec![
-                key(VOTERS_PARTITION_KEY, Hash)?,
-                key(VOTERS_SORT_KEY, Range)?,
-            ],
+            vec![key(VOTERS_PARTITION_KEY, Hash)?, key(VOTERS_SORT_KEY, Range)?],
             vec![attr(VOTERS_PARTITION_KEY, S)?, attr(VOTERS_SORT_KEY, S)?],
         ),
     ];
@@ -104,12 +89,7 @@ pub async fn create_tables(client: &Client, tables: &Tables) -> Result<Vec<Strin
         match request.send().await {
             Ok(_) => created.push(name.to_owned()),
             // Someone else created it meanwhile: fine.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_in_use_exception()) =>
-            {
-                continue
-            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => continue,
             Err(e) => return Err(store_error("create a table", e)),
         }
         wait_active(client, name).await?;
@@ -132,12 +112,7 @@ pub async fn create_tables(client: &Client, tables: &Tables) -> Result<Vec<Strin
 async fn exists(client: &Client, name: &str) -> Result<bool, StoreError> {
     match client.describe_table().table_name(name).send().await {
         Ok(_) => Ok(true),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_resource_not_found_exception()) =>
-        {
-            Ok(false)
-        }
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => Ok(false),
         Err(e) => Err(store_error("describe a table", e)),
     }
 }
@@ -148,20 +123,14 @@ const TABLE_ACTIVE_WAIT_S_MAX: u64 = 120;
 async fn wait_active(client: &Client, name: &str) -> Result<(), StoreError> {
     use aws_sdk_dynamodb::types::TableStatus;
     for _ in 0..TABLE_ACTIVE_WAIT_S_MAX * 4 {
-        let out = client
-            .describe_table()
-            .table_name(name)
-            .send()
-            .await
-            .map_err(|e| store_error("describe a table", e))?;
+        let out =
+            client.describe_table().table_name(name).send().await.map_err(|e| store_error("describe a table", e))?;
         if out.table.and_then(|t| t.table_status) == Some(TableStatus::Active) {
             return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
-    Err(StoreError::Unavailable(format!(
-        "table {name} did not become active"
-    )))
+    Err(StoreError::Unavailable(format!("table {name} did not become active")))
 }
 
 /// The ARN of the ledger table's stream (for the local stand-in of the Pipe).

@@ -101,7 +101,13 @@ impl DynamoStore {
 
     /// Counter shard `shard` of a question with `delta` added, written only if it is still at
     /// the version `was` read (versions only grow, so a roll-up can tell fresher reads).
-    pub(crate) fn shard_put(&self, q: &QuestionChange, shard: u32, was: ShardState, delta: i64) -> StoreResult<TransactWriteItem> {
+    pub(crate) fn shard_put(
+        &self,
+        q: &QuestionChange,
+        shard: u32,
+        was: ShardState,
+        delta: i64,
+    ) -> StoreResult<TransactWriteItem> {
         let next = ShardState { part: was.part + delta, ver: was.ver + 1 };
         let mut put = Put::builder()
             .table_name(&self.tables.voters)
@@ -118,12 +124,8 @@ impl DynamoStore {
 
     /// Every counter shard of a question, as stored now (strongly consistent).
     pub(crate) async fn read_shards(&self, question: QuestionId) -> StoreResult<Vec<ShardState>> {
-        let keys = (0..self.tables.counter_shards)
-            .map(|k| shard_key(question, k))
-            .collect();
-        let items = self
-            .batch_get(&self.tables.voters, keys, true, None, &[])
-            .await?;
+        let keys = (0..self.tables.counter_shards).map(|k| shard_key(question, k)).collect();
+        let items = self.batch_get(&self.tables.voters, keys, true, None, &[]).await?;
         let mut shards = vec![ShardState::default(); self.tables.counter_shards as usize];
         for item in &items {
             if let Some((_, k, state)) = shard_from_item(item)? {
@@ -150,16 +152,9 @@ impl DynamoStore {
             }
             let sum: i64 = shards.iter().map(|s| s.part).sum();
             if sum < 0 {
-                return Err(StoreError::Corrupt(format!(
-                    "counter shards of {} sum to {sum}",
-                    q.question
-                )));
+                return Err(StoreError::Corrupt(format!("counter shards of {} sum to {sum}", q.question)));
             }
-            let mut set = vec![
-                "#votes = :sum".to_owned(),
-                "#eid = :eid".to_owned(),
-                "#exp = :exp".to_owned(),
-            ];
+            let mut set = vec!["#votes = :sum".to_owned(), "#eid = :eid".to_owned(), "#exp = :exp".to_owned()];
             let mut at_least = Vec::new();
             let mut newer = Vec::new();
             let mut update = self
@@ -182,9 +177,7 @@ impl DynamoStore {
                     .expression_attribute_names(&name, a_shard_version(k as u32))
                     .expression_attribute_values(&value, n(shard.ver));
                 set.push(format!("{name} = {value}"));
-                at_least.push(format!(
-                    "(attribute_not_exists({name}) OR {name} <= {value})"
-                ));
+                at_least.push(format!("(attribute_not_exists({name}) OR {name} <= {value})"));
                 newer.push(format!("attribute_not_exists({name}) OR {name} < {value}"));
             }
             let condition = format!("{} AND ({})", at_least.join(" AND "), newer.join(" OR "));
@@ -201,21 +194,12 @@ impl DynamoStore {
                 Err(e) => return Err(store_error("roll up a vote count", e)),
             }
         }
-        Err(StoreError::Unavailable(format!(
-            "the vote count of {} kept racing other roll-ups",
-            q.question
-        )))
+        Err(StoreError::Unavailable(format!("the vote count of {} kept racing other roll-ups", q.question)))
     }
 
     /// Runs one transaction; a failed condition (or a conflicting transaction) is `Conflict`.
     pub(crate) async fn transact(&self, items: Vec<TransactWriteItem>) -> StoreResult<Commit> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(Commit::Applied),
             Err(e) => {
                 if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) =
@@ -305,16 +289,11 @@ pub(crate) fn voter_put(table: &str, v: &VoterChange, expire: u64) -> StoreResul
         .expression_attribute_names("#rec", A_REC);
     put = match v.expected {
         None => put.condition_expression("attribute_not_exists(#rec)"),
-        Some(rec) => put
-            .condition_expression("#rec = :expected")
-            .expression_attribute_values(":expected", s(rec)),
+        Some(rec) => put.condition_expression("#rec = :expected").expression_attribute_values(":expected", s(rec)),
     };
-    let put = put
-        .build()
-        .map_err(|e| StoreError::Rejected(e.to_string()))?;
+    let put = put.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
     Ok(TransactWriteItem::builder().put(put).build())
 }
-
 
 /// The question part of a commit: upsert with the event and expiry, add the delta, and fill
 /// text/who if absent. Every question item thus carries `votes`, so it is in `top`.
@@ -337,14 +316,11 @@ pub(crate) fn question_update(
         .expression_attribute_values(":delta", n(delta));
     if let (true, Some(asked)) = (fill_asked, &q.asked) {
         set.push("#text = if_not_exists(#text, :text)");
-        update = update
-            .expression_attribute_names("#text", A_TEXT)
-            .expression_attribute_values(":text", s(&asked.text));
+        update =
+            update.expression_attribute_names("#text", A_TEXT).expression_attribute_values(":text", s(&asked.text));
         if let Some(who) = &asked.who {
             set.push("#who = if_not_exists(#who, :who)");
-            update = update
-                .expression_attribute_names("#who", A_WHO)
-                .expression_attribute_values(":who", s(who));
+            update = update.expression_attribute_names("#who", A_WHO).expression_attribute_values(":who", s(who));
         }
     }
     update.update_expression(format!("SET {} ADD #votes :delta", set.join(", ")))

@@ -7,13 +7,13 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use ledger::ports::{EventRow, QuestionText, StoreError};
 use ledger::{
-    Asked, AskedView, Body, EventId, QuestionCounters, QuestionId, QuestionState, Record, RecordId,
-    Retention, Stamped, VoterId, VoterState,
+    Asked, AskedView, Body, EventId, QuestionCounters, QuestionId, QuestionState, Record, RecordId, Retention, Stamped,
+    VoterId, VoterState,
 };
 
 use crate::schema::{
-    EVENTS_KEY, LEDGER_PARTITION_KEY, LEDGER_SORT_KEY, QUESTIONS_KEY, TOP_PARTITION_KEY,
-    TOP_SORT_KEY, TTL_ATTRIBUTE, VOTERS_PARTITION_KEY, VOTERS_SORT_KEY,
+    EVENTS_KEY, LEDGER_PARTITION_KEY, LEDGER_SORT_KEY, QUESTIONS_KEY, TOP_PARTITION_KEY, TOP_SORT_KEY, TTL_ATTRIBUTE,
+    VOTERS_PARTITION_KEY, VOTERS_SORT_KEY,
 };
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -53,21 +53,14 @@ pub(crate) fn n(value: impl ToString) -> AttributeValue {
 }
 
 fn corrupt(what: &str, item: &Item) -> StoreError {
-    let id = item
-        .get("id")
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-        .unwrap_or("?");
+    let id = item.get("id").and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("?");
     StoreError::Corrupt(format!("item {id}: {what}"))
 }
 
 fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Ok(v),
-        _ => Err(corrupt(
-            &format!("`{name}` is missing or not a string"),
-            item,
-        )),
+        _ => Err(corrupt(&format!("`{name}` is missing or not a string"), item)),
     }
 }
 
@@ -82,29 +75,20 @@ fn opt_s<'a>(item: &'a Item, name: &str) -> Result<Option<&'a str>, StoreError> 
 fn get_bool(item: &Item, name: &str) -> Result<bool, StoreError> {
     match item.get(name) {
         Some(AttributeValue::Bool(v)) => Ok(*v),
-        _ => Err(corrupt(
-            &format!("`{name}` is missing or not a boolean"),
-            item,
-        )),
+        _ => Err(corrupt(&format!("`{name}` is missing or not a boolean"), item)),
     }
 }
 
 fn get_u64(item: &Item, name: &str) -> Result<u64, StoreError> {
     match item.get(name) {
-        Some(AttributeValue::N(v)) => v
-            .parse()
-            .map_err(|_| corrupt(&format!("`{name}` is not a count ({v})"), item)),
-        _ => Err(corrupt(
-            &format!("`{name}` is missing or not a number"),
-            item,
-        )),
+        Some(AttributeValue::N(v)) => v.parse().map_err(|_| corrupt(&format!("`{name}` is not a count ({v})"), item)),
+        _ => Err(corrupt(&format!("`{name}` is missing or not a number"), item)),
     }
 }
 
 fn get_id<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreError> {
     let raw = get_s(item, name)?;
-    raw.parse()
-        .map_err(|_| corrupt(&format!("`{name}` is not an id ({raw})"), item))
+    raw.parse().map_err(|_| corrupt(&format!("`{name}` is not an id ({raw})"), item))
 }
 
 /// Which of `shards` ledger partitions a record lives in: FNV-1a over the record id's
@@ -125,10 +109,7 @@ pub fn ledger_partition(event: EventId, shard: u32) -> String {
 pub fn event_to_item(event: &EventRow) -> Item {
     HashMap::from([
         (EVENTS_KEY.to_owned(), s(event.id)),
-        (
-            A_SECRET_HASH.to_owned(),
-            AttributeValue::B(event.secret_hash.to_vec().into()),
-        ),
+        (A_SECRET_HASH.to_owned(), AttributeValue::B(event.secret_hash.to_vec().into())),
         (A_WHEN.to_owned(), n(event.id.timestamp_ms())),
         (TTL_ATTRIBUTE.to_owned(), n(event.expire_unix)),
     ])
@@ -136,33 +117,24 @@ pub fn event_to_item(event: &EventRow) -> Item {
 
 pub fn event_from_item(item: &Item) -> Result<EventRow, StoreError> {
     let secret_hash = match item.get(A_SECRET_HASH) {
-        Some(AttributeValue::B(blob)) => <[u8; 32]>::try_from(blob.as_ref())
-            .map_err(|_| corrupt("`secret_hash` is not 32 bytes", item))?,
+        Some(AttributeValue::B(blob)) => {
+            <[u8; 32]>::try_from(blob.as_ref()).map_err(|_| corrupt("`secret_hash` is not 32 bytes", item))?
+        }
         _ => return Err(corrupt("`secret_hash` is missing or not binary", item)),
     };
-    Ok(EventRow {
-        id: get_id(item, EVENTS_KEY)?,
-        secret_hash,
-        expire_unix: get_u64(item, TTL_ATTRIBUTE)?,
-    })
+    Ok(EventRow { id: get_id(item, EVENTS_KEY)?, secret_hash, expire_unix: get_u64(item, TTL_ATTRIBUTE)? })
 }
 
 /// A record as a ledger item, its expiry that of its event (`Retention::expire_of`).
 pub fn record_to_item(record: &Record, shards: u32, retention: Retention) -> Item {
     let mut item = HashMap::from([
-        (
-            LEDGER_PARTITION_KEY.to_owned(),
-            s(ledger_partition(record.event, shard_of(record.id, shards))),
-        ),
+        (LEDGER_PARTITION_KEY.to_owned(), s(ledger_partition(record.event, shard_of(record.id, shards)))),
         (LEDGER_SORT_KEY.to_owned(), s(record.id)),
         (A_EVENT.to_owned(), s(record.event)),
         (A_QUESTION.to_owned(), s(record.question)),
         (A_REGION.to_owned(), s(&record.region)),
         (A_KIND.to_owned(), s(record.body.kind())),
-        (
-            TTL_ATTRIBUTE.to_owned(),
-            n(retention.expire_of(record.event)),
-        ),
+        (TTL_ATTRIBUTE.to_owned(), n(retention.expire_of(record.event))),
     ]);
     match &record.body {
         Body::Asked(asked) => {
@@ -191,16 +163,9 @@ pub fn record_from_item(item: &Item) -> Result<Record, StoreError> {
             who: opt_s(item, A_WHO)?.map(str::to_owned),
             voter: get_id(item, A_VOTER)?,
         }),
-        "vote" => Body::Voted {
-            voter: get_id(item, A_VOTER)?,
-            up: get_bool(item, A_UP)?,
-        },
-        "answered" => Body::Answered {
-            on: get_bool(item, A_ON)?,
-        },
-        "hidden" => Body::Hidden {
-            on: get_bool(item, A_ON)?,
-        },
+        "vote" => Body::Voted { voter: get_id(item, A_VOTER)?, up: get_bool(item, A_UP)? },
+        "answered" => Body::Answered { on: get_bool(item, A_ON)? },
+        "hidden" => Body::Hidden { on: get_bool(item, A_ON)? },
         other => return Err(corrupt(&format!("unknown record kind `{other}`"), item)),
     };
     Ok(Record {
@@ -212,17 +177,10 @@ pub fn record_from_item(item: &Item) -> Result<Record, StoreError> {
     })
 }
 
-fn stamp_from_item(
-    item: &Item,
-    value: &str,
-    at: &str,
-) -> Result<Option<Stamped<bool>>, StoreError> {
+fn stamp_from_item(item: &Item, value: &str, at: &str) -> Result<Option<Stamped<bool>>, StoreError> {
     match item.get(at) {
         None => Ok(None),
-        Some(_) => Ok(Some(Stamped {
-            value: get_bool(item, value)?,
-            at: get_id(item, at)?,
-        })),
+        Some(_) => Ok(Some(Stamped { value: get_bool(item, value)?, at: get_id(item, at)? })),
     }
 }
 
@@ -239,16 +197,10 @@ pub fn counters_from_item(item: &Item) -> Result<QuestionCounters, StoreError> {
 
 pub fn question_from_item(item: &Item) -> Result<QuestionState, StoreError> {
     let asked = match opt_s(item, A_TEXT)? {
-        Some(text) => Some(AskedView {
-            text: text.to_owned(),
-            who: opt_s(item, A_WHO)?.map(str::to_owned),
-        }),
+        Some(text) => Some(AskedView { text: text.to_owned(), who: opt_s(item, A_WHO)?.map(str::to_owned) }),
         None => None,
     };
-    Ok(QuestionState {
-        counters: counters_from_item(item)?,
-        asked,
-    })
+    Ok(QuestionState { counters: counters_from_item(item)?, asked })
 }
 
 /// The text of a question item, if its `asked` record has been folded in.
@@ -271,10 +223,7 @@ pub fn question_to_item(question: &QuestionState, retention: Retention) -> Item 
         (QUESTIONS_KEY.to_owned(), s(c.id)),
         (A_EVENT.to_owned(), s(c.event)),
         (A_VOTES.to_owned(), n(c.votes)),
-        (
-            TTL_ATTRIBUTE.to_owned(),
-            n(retention.expire_of(c.event)),
-        ),
+        (TTL_ATTRIBUTE.to_owned(), n(retention.expire_of(c.event))),
     ]);
     if let Some(asked) = &question.asked {
         item.insert(A_TEXT.to_owned(), s(&asked.text));
@@ -294,10 +243,7 @@ pub fn question_to_item(question: &QuestionState, retention: Retention) -> Item 
 }
 
 pub fn voter_key(question: QuestionId, voter: VoterId) -> Item {
-    HashMap::from([
-        (VOTERS_PARTITION_KEY.to_owned(), s(question)),
-        (VOTERS_SORT_KEY.to_owned(), s(voter)),
-    ])
+    HashMap::from([(VOTERS_PARTITION_KEY.to_owned(), s(question)), (VOTERS_SORT_KEY.to_owned(), s(voter))])
 }
 
 pub fn voter_to_item(question: QuestionId, voter: VoterId, state: VoterState, expire: u64) -> Item {
@@ -309,27 +255,15 @@ pub fn voter_to_item(question: QuestionId, voter: VoterId, state: VoterState, ex
 }
 
 pub fn voter_from_item(item: &Item) -> Result<((QuestionId, VoterId), VoterState), StoreError> {
-    let key = (
-        get_id(item, VOTERS_PARTITION_KEY)?,
-        get_id(item, VOTERS_SORT_KEY)?,
-    );
-    Ok((
-        key,
-        VoterState {
-            up: get_bool(item, A_UP)?,
-            rec: get_id(item, A_REC)?,
-        },
-    ))
+    let key = (get_id(item, VOTERS_PARTITION_KEY)?, get_id(item, VOTERS_SORT_KEY)?);
+    Ok((key, VoterState { up: get_bool(item, A_UP)?, rec: get_id(item, A_REC)? }))
 }
 
 /// A counter shard's key in `voters`.
 pub fn shard_key(question: QuestionId, shard: u32) -> Item {
     HashMap::from([
         (VOTERS_PARTITION_KEY.to_owned(), s(question)),
-        (
-            VOTERS_SORT_KEY.to_owned(),
-            s(format!("{}{shard}", crate::schema::COUNTER_SHARD_PREFIX)),
-        ),
+        (VOTERS_SORT_KEY.to_owned(), s(format!("{}{shard}", crate::schema::COUNTER_SHARD_PREFIX))),
     ])
 }
 
@@ -355,23 +289,12 @@ pub fn shard_from_item(item: &Item) -> Result<Option<(QuestionId, u32, ShardStat
     let Some(k) = sort.strip_prefix(crate::schema::COUNTER_SHARD_PREFIX) else {
         return Ok(None);
     };
-    let shard = k
-        .parse()
-        .map_err(|_| corrupt(&format!("bad counter shard `{sort}`"), item))?;
+    let shard = k.parse().map_err(|_| corrupt(&format!("bad counter shard `{sort}`"), item))?;
     let part = match item.get(A_PART) {
-        Some(AttributeValue::N(v)) => v
-            .parse()
-            .map_err(|_| corrupt("`part` is not a number", item))?,
+        Some(AttributeValue::N(v)) => v.parse().map_err(|_| corrupt("`part` is not a number", item))?,
         _ => return Err(corrupt("`part` is missing", item)),
     };
-    Ok(Some((
-        get_id(item, VOTERS_PARTITION_KEY)?,
-        shard,
-        ShardState {
-            part,
-            ver: get_u64(item, A_VER)?,
-        },
-    )))
+    Ok(Some((get_id(item, VOTERS_PARTITION_KEY)?, shard, ShardState { part, ver: get_u64(item, A_VER)? })))
 }
 
 pub fn question_key(question: QuestionId) -> Item {
@@ -387,16 +310,8 @@ mod tests {
     fn records_round_trip_and_bad_items_are_corrupt() {
         let voter = VoterId::random();
         for body in [
-            Body::Asked(Asked {
-                text: "why so?".into(),
-                who: Some("Ann".into()),
-                voter,
-            }),
-            Body::Asked(Asked {
-                text: "why not?".into(),
-                who: None,
-                voter,
-            }),
+            Body::Asked(Asked { text: "why so?".into(), who: Some("Ann".into()), voter }),
+            Body::Asked(Asked { text: "why not?".into(), who: None, voter }),
             Body::Voted { voter, up: false },
             Body::Answered { on: true },
             Body::Hidden { on: false },
@@ -423,15 +338,9 @@ mod tests {
             Retention::DEFAULT,
         );
         item.insert(A_ON.to_owned(), s("yes"));
-        assert!(matches!(
-            record_from_item(&item),
-            Err(StoreError::Corrupt(_))
-        ));
+        assert!(matches!(record_from_item(&item), Err(StoreError::Corrupt(_))));
         item.insert(A_KIND.to_owned(), s("deleted"));
-        assert!(matches!(
-            record_from_item(&item),
-            Err(StoreError::Corrupt(_))
-        ));
+        assert!(matches!(record_from_item(&item), Err(StoreError::Corrupt(_))));
     }
 
     #[test]
@@ -441,10 +350,7 @@ mod tests {
             seen[shard_of(RecordId(Ulid(i * 7919 + 1)), 8) as usize] += 1;
         }
         assert!(seen.iter().all(|&c| c > 800), "uneven spread: {seen:?}");
-        assert_eq!(
-            shard_of(RecordId(Ulid(42)), 8),
-            shard_of(RecordId(Ulid(42)), 8)
-        );
+        assert_eq!(shard_of(RecordId(Ulid(42)), 8), shard_of(RecordId(Ulid(42)), 8));
         assert_eq!(shard_of(RecordId(Ulid(42)), 0), 0);
     }
 }

@@ -17,10 +17,9 @@ impl EventStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Err(StoreError::Rejected(format!(
-                "event {} already exists",
-                event.id
-            ))),
+            Err(e) if is_condition_failed(&e) => {
+                Err(StoreError::Rejected(format!("event {} already exists", event.id)))
+            }
             Err(e) => Err(store_error("create an event", e)),
         }
     }
@@ -44,10 +43,7 @@ impl EventStore for DynamoStore {
 fn parse_token(token: &ScanToken) -> StoreResult<(char, String, String)> {
     let bad = || StoreError::Rejected("malformed scan token".to_owned());
     let mut parts = token.0.splitn(3, '/');
-    let kind = parts
-        .next()
-        .and_then(|k| k.chars().next())
-        .ok_or_else(bad)?;
+    let kind = parts.next().and_then(|k| k.chars().next()).ok_or_else(bad)?;
     let a = parts.next().ok_or_else(bad)?.to_owned();
     let b = parts.next().ok_or_else(bad)?.to_owned();
     Ok((kind, a, b))
@@ -79,12 +75,7 @@ impl LedgerStore for DynamoStore {
         }
     }
 
-    async fn scan(
-        &self,
-        event: Option<EventId>,
-        after: Option<ScanToken>,
-        limit: usize,
-    ) -> StoreResult<ScanPage> {
+    async fn scan(&self, event: Option<EventId>, after: Option<ScanToken>, limit: usize) -> StoreResult<ScanPage> {
         let limit = limit.clamp(1, SCAN_PAGE_LIMIT);
         let mut records = Vec::new();
         match event {
@@ -93,15 +84,11 @@ impl LedgerStore for DynamoStore {
                     None => (0, None),
                     Some(t) => match parse_token(t)? {
                         ('e', shard, last) => {
-                            let shard = shard
-                                .parse()
-                                .map_err(|_| StoreError::Rejected("malformed scan token".into()))?;
+                            let shard =
+                                shard.parse().map_err(|_| StoreError::Rejected("malformed scan token".into()))?;
                             let start = (!last.is_empty()).then(|| {
                                 HashMap::from([
-                                    (
-                                        LEDGER_PARTITION_KEY.to_owned(),
-                                        s(ledger_partition(event, shard)),
-                                    ),
+                                    (LEDGER_PARTITION_KEY.to_owned(), s(ledger_partition(event, shard))),
                                     (LEDGER_SORT_KEY.to_owned(), s(last)),
                                 ])
                             });
@@ -111,9 +98,8 @@ impl LedgerStore for DynamoStore {
                     },
                 };
                 while shard < self.tables.ledger_shards {
-                    let (page, next) = self
-                        .query_shard(event, shard, start.take(), limit - records.len(), false)
-                        .await?;
+                    let (page, next) =
+                        self.query_shard(event, shard, start.take(), limit - records.len(), false).await?;
                     records.extend(page);
                     match next {
                         Some(key) => start = Some(key),
@@ -169,11 +155,7 @@ impl LedgerStore for DynamoStore {
                         let part = |name: &str| key.get(name).and_then(|v| v.as_s().ok()).cloned();
                         match (part(LEDGER_PARTITION_KEY), part(LEDGER_SORT_KEY)) {
                             (Some(pk), Some(id)) => Some(ScanToken(format!("a/{pk}/{id}"))),
-                            _ => {
-                                return Err(StoreError::Corrupt(
-                                    "ledger scan key lacks pk or id".into(),
-                                ))
-                            }
+                            _ => return Err(StoreError::Corrupt("ledger scan key lacks pk or id".into())),
                         }
                     }
                 };
@@ -204,7 +186,8 @@ impl LedgerStore for DynamoStore {
                 }
             }
             None => {
-                let mut pages = self.client.scan().table_name(&self.tables.ledger).select(Select::Count).into_paginator().send();
+                let mut pages =
+                    self.client.scan().table_name(&self.tables.ledger).select(Select::Count).into_paginator().send();
                 while let Some(page) = pages.next().await {
                     total += page.map_err(|e| store_error("count the ledger", e))?.count.max(0) as u64;
                 }

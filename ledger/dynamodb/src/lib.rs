@@ -52,19 +52,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::{StreamExt, TryStreamExt};
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, Put, PutRequest, Select, TransactWriteItem,
-    Update, WriteRequest,
+    AttributeValue, DeleteRequest, KeysAndAttributes, Put, PutRequest, Select, TransactWriteItem, Update, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
+use futures::{StreamExt, TryStreamExt};
 use ledger::ports::{
-    Commit, EventRow, EventStore, LedgerStore, ProjectionReader, ProjectionStore, QuestionText,
-    ScanPage, ScanToken, StoreError, StoreResult,
+    Commit, EventRow, EventStore, LedgerStore, ProjectionReader, ProjectionStore, QuestionText, ScanPage, ScanToken,
+    StoreError, StoreResult,
 };
 use ledger::{
-    EventId, ProjectionChange, Retention, QuestionChange, QuestionCounters, QuestionId, QuestionState, Record,
+    EventId, ProjectionChange, QuestionChange, QuestionCounters, QuestionId, QuestionState, Record, Retention,
     VoterChange, VoterId, VoterState,
 };
 use rustc_hash::FxHashMap;
@@ -113,8 +112,7 @@ impl Default for Tables {
 impl Tables {
     /// The default names, each overridden by its environment variable when set.
     pub fn from_env() -> Self {
-        let var =
-            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+        let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
         Self {
             events: var(EVENTS_TABLE_ENV, EVENTS_TABLE),
             ledger: var(LEDGER_TABLE_ENV, LEDGER_TABLE),
@@ -145,8 +143,7 @@ pub async fn sdk_config(endpoint_url: Option<&str>) -> aws_config::SdkConfig {
     let retry = aws_config::retry::RetryConfig::standard()
         .with_max_attempts(SDK_ATTEMPTS_MAX)
         .with_initial_backoff(Duration::from_millis(20));
-    let mut loader =
-        aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(retry);
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(retry);
     if let Some(url) = endpoint_url {
         loader = loader.endpoint_url(url);
     }
@@ -169,12 +166,7 @@ impl DynamoStore {
     /// A store stamping expiries with `retention`, which the caller has read from the store
     /// ([`settings::resolve_retention`]; [`DynamoStore::open`] does both).
     pub fn new(client: Client, tables: Tables, retention: Retention) -> Self {
-        Self {
-            client,
-            tables,
-            retention,
-            next_shard: Arc::new(AtomicU32::new(rand::random())),
-        }
+        Self { client, tables, retention, next_shard: Arc::new(AtomicU32::new(rand::random())) }
     }
 
     pub fn client(&self) -> &Client {
@@ -184,7 +176,6 @@ impl DynamoStore {
     pub fn tables(&self) -> &Tables {
         &self.tables
     }
-
 }
 
 async fn backoff_unprocessed(round: &mut u32, what: &str) -> StoreResult<()> {
@@ -194,11 +185,7 @@ async fn backoff_unprocessed(round: &mut u32, what: &str) -> StoreResult<()> {
             "{what}: items still unprocessed after {UNPROCESSED_RETRIES_MAX} retries"
         )));
     }
-    tracing::debug!(
-        what,
-        round = *round,
-        "unprocessed items (throttled); retrying them"
-    );
+    tracing::debug!(what, round = *round, "unprocessed items (throttled); retrying them");
     let cap = (UNPROCESSED_BACKOFF_MS_FIRST << (*round).min(10)).min(UNPROCESSED_BACKOFF_MS_MAX);
     let pause = rand::random::<u64>() % (cap + 1);
     tokio::time::sleep(Duration::from_millis(pause.max(1))).await;
@@ -217,17 +204,12 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let code = e
-        .as_service_error()
-        .and_then(|s| s.code())
-        .map(str::to_owned);
+    let code = e.as_service_error().and_then(|s| s.code()).map(str::to_owned);
     let detail = format!("{doing}: {}", DisplayErrorContext(&e));
     match code.as_deref() {
-        Some(
-            "ValidationException"
-            | "ResourceNotFoundException"
-            | "ItemCollectionSizeLimitExceededException",
-        ) => StoreError::Rejected(detail),
+        Some("ValidationException" | "ResourceNotFoundException" | "ItemCollectionSizeLimitExceededException") => {
+            StoreError::Rejected(detail)
+        }
         _ => StoreError::Unavailable(detail),
     }
 }
@@ -277,9 +259,7 @@ impl DynamoStore {
     pub async fn from_env_if_missing(endpoint_url: Option<&str>, if_missing: IfMissing) -> Result<Self, String> {
         let wanted = settings::retention_from_env()?;
         let config = sdk_config(endpoint_url).await;
-        Self::open(Client::new(&config), Tables::from_env(), wanted, if_missing)
-            .await
-            .map_err(|e| e.to_string())
+        Self::open(Client::new(&config), Tables::from_env(), wanted, if_missing).await.map_err(|e| e.to_string())
     }
 
     /// The deployment's retention, as stored (every expiry this store stamps).

@@ -11,17 +11,14 @@ impl ProjectionStore for DynamoStore {
     ) -> StoreResult<FxHashMap<(QuestionId, VoterId), VoterState>> {
         let keys = keys.iter().map(|&(q, v)| voter_key(q, v)).collect();
         // Strongly consistent: a stale read would only cost a conflict and a retry, but why pay it.
-        let items = self
-            .batch_get(&self.tables.voters, keys, true, None, &[])
-            .await?;
+        let items = self.batch_get(&self.tables.voters, keys, true, None, &[]).await?;
         items.iter().map(voter_from_item).collect()
     }
 
     async fn commit(&self, change: &ProjectionChange, cursor: Option<u64>) -> StoreResult<Commit> {
         if cursor.is_some() {
             return Err(StoreError::Rejected(
-                "the DynamoDB projection keeps no feed cursor (the queue tracks delivery)"
-                    .to_owned(),
+                "the DynamoDB projection keeps no feed cursor (the queue tracks delivery)".to_owned(),
             ));
         }
         let mut by_question: BTreeMap<QuestionId, Vec<&VoterChange>> = BTreeMap::new();
@@ -29,9 +26,7 @@ impl ProjectionStore for DynamoStore {
             by_question.entry(v.question).or_default().push(v);
         }
         if let Some(question) = by_question.keys().find(|&&id| !change.questions.iter().any(|q| q.question == id)) {
-            return Err(StoreError::Rejected(format!(
-                "change has voters of question {question} but no question part"
-            )));
+            return Err(StoreError::Rejected(format!("change has voters of question {question} but no question part")));
         }
         let sharded = self.tables.counter_shards > 0;
         // The voters first: nothing else is written unless every voter condition held, so a
@@ -84,8 +79,7 @@ impl ProjectionStore for DynamoStore {
                     .iter()
                     .map(|i| counters_from_item(i).map(|c| question_key(c.id)))
                     .collect::<StoreResult<Vec<_>>>()?;
-                self.batch_get(&self.tables.questions, keys, true, None, &[])
-                    .await?
+                self.batch_get(&self.tables.questions, keys, true, None, &[]).await?
             }
             None => self.scan_all(&self.tables.questions).await?,
         };
@@ -104,23 +98,17 @@ impl ProjectionStore for DynamoStore {
     ) -> StoreResult<()> {
         if let Some(e) = event {
             if let Some(q) = questions.iter().find(|q| q.counters.event != e) {
-                return Err(StoreError::Rejected(format!(
-                    "question {} is not of event {e}",
-                    q.counters.id
-                )));
+                return Err(StoreError::Rejected(format!("question {} is not of event {e}", q.counters.id)));
             }
         }
-        let events: HashMap<QuestionId, EventId> = questions
-            .iter()
-            .map(|q| (q.counters.id, q.counters.event))
-            .collect();
+        let events: HashMap<QuestionId, EventId> =
+            questions.iter().map(|q| (q.counters.id, q.counters.event)).collect();
         // What is stored now in scope, to delete what the new projection lacks.
         let old_questions = self.questions(event).await?;
         let old_voter_items = match event {
             None => self.scan_all(&self.tables.voters).await?,
             Some(_) => {
-                let mut ids: Vec<QuestionId> =
-                    old_questions.iter().map(|q| q.counters.id).collect();
+                let mut ids: Vec<QuestionId> = old_questions.iter().map(|q| q.counters.id).collect();
                 ids.extend(events.keys().copied());
                 ids.sort();
                 ids.dedup();
@@ -153,24 +141,15 @@ impl ProjectionStore for DynamoStore {
                 let part = if k == 0 { q.counters.votes as i64 } else { 0 };
                 item.insert(a_shard_version(k), n(ver));
                 let put = PutRequest::builder()
-                    .set_item(Some(shard_to_item(
-                        q.counters.id,
-                        k,
-                        ShardState { part, ver },
-                        expire,
-                    )))
+                    .set_item(Some(shard_to_item(q.counters.id, k, ShardState { part, ver }, expire)))
                     .build();
                 shard_puts.push(
-                    WriteRequest::builder()
-                        .put_request(put.map_err(|e| StoreError::Rejected(e.to_string()))?)
-                        .build(),
+                    WriteRequest::builder().put_request(put.map_err(|e| StoreError::Rejected(e.to_string()))?).build(),
                 );
             }
             let put = PutRequest::builder().set_item(Some(item)).build();
             puts.push(
-                WriteRequest::builder()
-                    .put_request(put.map_err(|e| StoreError::Rejected(e.to_string()))?)
-                    .build(),
+                WriteRequest::builder().put_request(put.map_err(|e| StoreError::Rejected(e.to_string()))?).build(),
             );
         }
         let mut voter_puts = Vec::with_capacity(voters.len());
@@ -182,18 +161,10 @@ impl ProjectionStore for DynamoStore {
                 )));
             };
             kept_voters.insert((question, voter));
-            let put = PutRequest::builder()
-                .set_item(Some(voter_to_item(
-                    question,
-                    voter,
-                    state,
-                    self.expire(event),
-                )))
-                .build();
+            let put =
+                PutRequest::builder().set_item(Some(voter_to_item(question, voter, state, self.expire(event)))).build();
             voter_puts.push(
-                WriteRequest::builder()
-                    .put_request(put.map_err(|e| StoreError::Rejected(e.to_string()))?)
-                    .build(),
+                WriteRequest::builder().put_request(put.map_err(|e| StoreError::Rejected(e.to_string()))?).build(),
             );
         }
         // Write the new state first, then delete leftovers: readers never see an empty list.
@@ -201,26 +172,17 @@ impl ProjectionStore for DynamoStore {
         self.batch_write(&self.tables.questions, puts).await?;
         self.batch_write(&self.tables.voters, voter_puts).await?;
         let mut deletes = Vec::new();
-        for q in old_questions
-            .iter()
-            .filter(|q| !events.contains_key(&q.counters.id))
-        {
-            let del = DeleteRequest::builder()
-                .set_key(Some(question_key(q.counters.id)))
-                .build();
+        for q in old_questions.iter().filter(|q| !events.contains_key(&q.counters.id)) {
+            let del = DeleteRequest::builder().set_key(Some(question_key(q.counters.id))).build();
             deletes.push(
-                WriteRequest::builder()
-                    .delete_request(del.map_err(|e| StoreError::Rejected(e.to_string()))?)
-                    .build(),
+                WriteRequest::builder().delete_request(del.map_err(|e| StoreError::Rejected(e.to_string()))?).build(),
             );
         }
         self.batch_write(&self.tables.questions, deletes).await?;
         let mut deletes = Vec::new();
         for key in old_voter_keys {
             if !kept_voters.contains(&key) {
-                let del = DeleteRequest::builder()
-                    .set_key(Some(voter_key(key.0, key.1)))
-                    .build();
+                let del = DeleteRequest::builder().set_key(Some(voter_key(key.0, key.1))).build();
                 deletes.push(
                     WriteRequest::builder()
                         .delete_request(del.map_err(|e| StoreError::Rejected(e.to_string()))?)
@@ -230,9 +192,7 @@ impl ProjectionStore for DynamoStore {
         }
         for &(q, k) in old_shards.keys() {
             if !events.contains_key(&q) || k >= self.tables.counter_shards {
-                let del = DeleteRequest::builder()
-                    .set_key(Some(shard_key(q, k)))
-                    .build();
+                let del = DeleteRequest::builder().set_key(Some(shard_key(q, k))).build();
                 deletes.push(
                     WriteRequest::builder()
                         .delete_request(del.map_err(|e| StoreError::Rejected(e.to_string()))?)
@@ -247,11 +207,7 @@ impl ProjectionStore for DynamoStore {
 #[async_trait]
 impl ProjectionReader for DynamoStore {
     async fn event_questions(&self, event: EventId) -> StoreResult<Vec<QuestionCounters>> {
-        self.top_items(event)
-            .await?
-            .iter()
-            .map(counters_from_item)
-            .collect()
+        self.top_items(event).await?.iter().map(counters_from_item).collect()
     }
 
     async fn question(&self, id: QuestionId) -> StoreResult<Option<QuestionCounters>> {
@@ -268,21 +224,8 @@ impl ProjectionReader for DynamoStore {
 
     async fn question_texts(&self, ids: &[QuestionId]) -> StoreResult<Vec<QuestionText>> {
         let keys = ids.iter().map(|&id| question_key(id)).collect();
-        let names = [
-            ("#id", QUESTIONS_KEY),
-            ("#eid", A_EVENT),
-            ("#text", A_TEXT),
-            ("#who", A_WHO),
-        ];
-        let items = self
-            .batch_get(
-                &self.tables.questions,
-                keys,
-                false,
-                Some("#id, #eid, #text, #who"),
-                &names,
-            )
-            .await?;
+        let names = [("#id", QUESTIONS_KEY), ("#eid", A_EVENT), ("#text", A_TEXT), ("#who", A_WHO)];
+        let items = self.batch_get(&self.tables.questions, keys, false, Some("#id, #eid, #text, #who"), &names).await?;
         let mut texts = Vec::with_capacity(items.len());
         for item in &items {
             if let Some(t) = text_from_item(item)? {

@@ -10,9 +10,7 @@ impl DynamoStore {
         let mut out = Vec::new();
         let mut start = None;
         loop {
-            let page = self
-                .query_shard(event, shard, start, SCAN_PAGE_LIMIT, false)
-                .await?;
+            let page = self.query_shard(event, shard, start, SCAN_PAGE_LIMIT, false).await?;
             out.extend(page.0);
             match page.1 {
                 Some(next) => start = Some(next),
@@ -41,12 +39,7 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(|e| store_error("scan the ledger", e))?;
-            page(
-                out.items()
-                    .iter()
-                    .map(record_from_item)
-                    .collect::<StoreResult<Vec<_>>>()?,
-            );
+            page(out.items().iter().map(record_from_item).collect::<StoreResult<Vec<_>>>()?);
             match out.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
                 _ => return Ok(()),
@@ -75,11 +68,7 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| store_error("query the ledger", e))?;
-        let records = out
-            .items()
-            .iter()
-            .map(record_from_item)
-            .collect::<StoreResult<Vec<_>>>()?;
+        let records = out.items().iter().map(record_from_item).collect::<StoreResult<Vec<_>>>()?;
         Ok((records, out.last_evaluated_key.filter(|k| !k.is_empty())))
     }
 
@@ -155,18 +144,14 @@ impl DynamoStore {
             let mut pending = chunk.to_vec();
             let mut round = 0;
             while !pending.is_empty() {
-                let mut request = KeysAndAttributes::builder()
-                    .set_keys(Some(pending))
-                    .consistent_read(consistent);
+                let mut request = KeysAndAttributes::builder().set_keys(Some(pending)).consistent_read(consistent);
                 if let Some(p) = projection {
                     request = request.projection_expression(p);
                 }
                 for (alias, name) in names {
                     request = request.expression_attribute_names(*alias, *name);
                 }
-                let request = request
-                    .build()
-                    .map_err(|e| StoreError::Rejected(e.to_string()))?;
+                let request = request.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
                 let out = self
                     .client
                     .batch_get_item()
@@ -177,11 +162,7 @@ impl DynamoStore {
                 if let Some(mut responses) = out.responses {
                     found.extend(responses.remove(table).unwrap_or_default());
                 }
-                pending = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(table))
-                    .map(|ka| ka.keys)
-                    .unwrap_or_default();
+                pending = out.unprocessed_keys.and_then(|mut u| u.remove(table)).map(|ka| ka.keys).unwrap_or_default();
                 if !pending.is_empty() {
                     backoff_unprocessed(&mut round, "batch-get").await?;
                 }
@@ -204,10 +185,7 @@ impl DynamoStore {
                     .send()
                     .await
                     .map_err(|e| store_error("batch-write items", e))?;
-                pending = out
-                    .unprocessed_items
-                    .and_then(|mut u| u.remove(table))
-                    .unwrap_or_default();
+                pending = out.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
                 if !pending.is_empty() {
                     backoff_unprocessed(&mut round, "batch-write").await?;
                 }

@@ -144,9 +144,7 @@ impl DynamoStore {
         for shard in 0..self.tables.ledger_shards {
             let mut start = None;
             loop {
-                let (records, next) = self
-                    .query_shard(event, shard, start, crate::SCAN_PAGE_LIMIT, true)
-                    .await?;
+                let (records, next) = self.query_shard(event, shard, start, crate::SCAN_PAGE_LIMIT, true).await?;
                 for r in &records {
                     fold.apply(r);
                 }
@@ -210,12 +208,20 @@ impl DynamoStore {
                         ver: was.map_or(0, |s| s.ver) + 1,
                     };
                     item.insert(a_shard_version(k), n(next.ver));
-                    items.push(put_if(&self.tables.voters, shard_to_item(question, k, next, expire), shard_as_read(was))?);
+                    items.push(put_if(
+                        &self.tables.voters,
+                        shard_to_item(question, k, next, expire),
+                        shard_as_read(was),
+                    )?);
                 }
                 for (&k, &was) in stored.shards.iter().filter(|(&k, _)| k >= shards) {
                     items.push(delete_if(&self.tables.voters, shard_key(question, k), shard_as_read(Some(was)))?);
                 }
-                items.push(put_if(&self.tables.questions, item, question_as_read(stored.item.as_ref(), &stored.shards))?);
+                items.push(put_if(
+                    &self.tables.questions,
+                    item,
+                    question_as_read(stored.item.as_ref(), &stored.shards),
+                )?);
             }
             None => {
                 for (&k, &was) in &stored.shards {

@@ -66,18 +66,12 @@ pub async fn stored_retention(client: &Client, tables: &Tables) -> StoreResult<O
             )))
         }
     };
-    days.parse::<Retention>()
-        .map(Some)
-        .map_err(|e| StoreError::Corrupt(format!("the stored retention: {e}")))
+    days.parse::<Retention>().map(Some).map_err(|e| StoreError::Corrupt(format!("the stored retention: {e}")))
 }
 
 /// Stores `wanted` unless a retention is stored already; returns the one stored now (ours,
 /// or the one another process stored first).
-pub async fn store_retention_if_missing(
-    client: &Client,
-    tables: &Tables,
-    wanted: Retention,
-) -> StoreResult<Retention> {
+pub async fn store_retention_if_missing(client: &Client, tables: &Tables, wanted: Retention) -> StoreResult<Retention> {
     let result = client
         .put_item()
         .table_name(&tables.events)
@@ -92,9 +86,9 @@ pub async fn store_retention_if_missing(
             tracing::info!(retention = %wanted, "stored the deployment's retention");
             Ok(wanted)
         }
-        Err(e) if is_condition_failed(&e) => stored_retention(client, tables).await?.ok_or_else(|| {
-            StoreError::Unavailable("the stored retention vanished while it was being read".into())
-        }),
+        Err(e) if is_condition_failed(&e) => stored_retention(client, tables)
+            .await?
+            .ok_or_else(|| StoreError::Unavailable("the stored retention vanished while it was being read".into())),
         Err(e) => Err(store_error("store the retention", e)),
     }
 }

@@ -14,11 +14,7 @@ use ulid::Ulid;
 
 async fn store() -> Option<Arc<DynamoStore>> {
     let endpoint = moto_endpoint("MOTO_ENDPOINT_A")?;
-    Some(Arc::new(
-        fresh_tables(&endpoint)
-            .await
-            .unwrap_or_else(|e| panic!("create tables on moto: {e}")),
-    ))
+    Some(Arc::new(fresh_tables(&endpoint).await.unwrap_or_else(|e| panic!("create tables on moto: {e}"))))
 }
 
 /// The conformance checks with vote counts split over counter shards (the default).
@@ -56,11 +52,7 @@ async fn every_item_carries_its_expiry() {
     assert_eq!(store.retention().days(), 30);
     let expire = event.unix_seconds() + 2_592_000;
     store
-        .create_event(&EventRow {
-            id: event,
-            secret_hash: hash_secret("s"),
-            expire_unix: expire,
-        })
+        .create_event(&EventRow { id: event, secret_hash: hash_secret("s"), expire_unix: expire })
         .await
         .expect("create event");
     let q = QuestionId(Ulid::new());
@@ -70,19 +62,10 @@ async fn every_item_carries_its_expiry() {
         event,
         question: q,
         region: "test".into(),
-        body: Body::Asked(Asked {
-            text: "Does it expire?".into(),
-            who: None,
-            voter,
-        }),
+        body: Body::Asked(Asked { text: "Does it expire?".into(), who: None, voter }),
     };
-    store
-        .append(std::slice::from_ref(&asked))
-        .await
-        .expect("append");
-    aggregator::apply_batch(store.as_ref(), std::slice::from_ref(&asked), None)
-        .await
-        .expect("apply");
+    store.append(std::slice::from_ref(&asked)).await.expect("append");
+    aggregator::apply_batch(store.as_ref(), std::slice::from_ref(&asked), None).await.expect("apply");
 
     let t = store.tables();
     let s = |v: String| AttributeValue::S(v);
@@ -91,68 +74,36 @@ async fn every_item_carries_its_expiry() {
         (
             &t.ledger,
             vec![
-                (
-                    "pk",
-                    s(ledger_partition(event, shard_of(asked.id, t.ledger_shards))),
-                ),
+                ("pk", s(ledger_partition(event, shard_of(asked.id, t.ledger_shards)))),
                 ("id", s(asked.id.to_string())),
             ],
         ),
         (&t.questions, vec![("id", s(q.to_string()))]),
-        (
-            &t.voters,
-            vec![("qid", s(q.to_string())), ("voter", s(voter.to_string()))],
-        ),
+        (&t.voters, vec![("qid", s(q.to_string())), ("voter", s(voter.to_string()))]),
     ];
     for (table, key) in keys {
-        let mut get = store
-            .client()
-            .get_item()
-            .table_name(table.as_str())
-            .consistent_read(true);
+        let mut get = store.client().get_item().table_name(table.as_str()).consistent_read(true);
         for (name, value) in key {
             get = get.key(name, value);
         }
-        let item = get
-            .send()
-            .await
-            .expect("get item")
-            .item
-            .unwrap_or_else(|| panic!("no item in {table}"));
+        let item = get.send().await.expect("get item").item.unwrap_or_else(|| panic!("no item in {table}"));
         assert_eq!(
             item.get(ledger_dynamodb::schema::TTL_ATTRIBUTE),
             Some(&AttributeValue::N(expire.to_string())),
             "item in {table} lacks the right expiry"
         );
     }
-    let ttl = store
-        .client()
-        .describe_time_to_live()
-        .table_name(t.ledger.as_str())
-        .send()
-        .await
-        .expect("describe ttl");
+    let ttl = store.client().describe_time_to_live().table_name(t.ledger.as_str()).send().await.expect("describe ttl");
     let attribute = ttl.time_to_live_description.and_then(|d| d.attribute_name);
-    assert_eq!(
-        attribute.as_deref(),
-        Some(ledger_dynamodb::schema::TTL_ATTRIBUTE),
-        "TTL not enabled on the ledger"
-    );
+    assert_eq!(attribute.as_deref(), Some(ledger_dynamodb::schema::TTL_ATTRIBUTE), "TTL not enabled on the ledger");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cursor_is_refused() {
     let Some(store) = store().await else { return };
-    let result =
-        ledger::ports::ProjectionStore::commit(store.as_ref(), &Default::default(), Some(3)).await;
-    assert!(
-        matches!(result, Err(ledger::ports::StoreError::Rejected(_))),
-        "got {result:?}"
-    );
-    assert_eq!(
-        ledger::ports::ProjectionStore::cursor(store.as_ref()).await,
-        Ok(0)
-    );
+    let result = ledger::ports::ProjectionStore::commit(store.as_ref(), &Default::default(), Some(3)).await;
+    assert!(matches!(result, Err(ledger::ports::StoreError::Rejected(_))), "got {result:?}");
+    assert_eq!(ledger::ports::ProjectionStore::cursor(store.as_ref()).await, Ok(0));
 }
 
 /// The roll-up of a question's counter shards only ever replaces a count computed from an
@@ -168,11 +119,7 @@ async fn roll_ups_only_move_forward() {
         event,
         question: q,
         region: "test".into(),
-        body: Body::Asked(Asked {
-            text: "Forward only?".into(),
-            who: None,
-            voter: VoterId::random(),
-        }),
+        body: Body::Asked(Asked { text: "Forward only?".into(), who: None, voter: VoterId::random() }),
     }];
     for _ in 0..5 {
         records.push(Record {
@@ -180,21 +127,12 @@ async fn roll_ups_only_move_forward() {
             event,
             question: q,
             region: "test".into(),
-            body: Body::Voted {
-                voter: VoterId::random(),
-                up: true,
-            },
+            body: Body::Voted { voter: VoterId::random(), up: true },
         });
     }
-    aggregator::apply_batch(store.as_ref(), &records, None)
-        .await
-        .expect("apply");
+    aggregator::apply_batch(store.as_ref(), &records, None).await.expect("apply");
     let votes = |s: Arc<DynamoStore>| async move {
-        ledger::ports::ProjectionReader::question(s.as_ref(), q)
-            .await
-            .expect("read")
-            .expect("exists")
-            .votes
+        ledger::ports::ProjectionReader::question(s.as_ref(), q).await.expect("read").expect("exists").votes
     };
     assert_eq!(votes(store.clone()).await, 6);
 
@@ -213,20 +151,9 @@ async fn roll_ups_only_move_forward() {
     let stamps: Vec<(String, u64)> = item
         .iter()
         .filter(|(name, _)| name.starts_with("sv"))
-        .map(|(name, v)| {
-            (
-                name.clone(),
-                v.as_n()
-                    .ok()
-                    .and_then(|n| n.parse().ok())
-                    .expect("a version"),
-            )
-        })
+        .map(|(name, v)| (name.clone(), v.as_n().ok().and_then(|n| n.parse().ok()).expect("a version")))
         .collect();
-    assert!(
-        !stamps.is_empty(),
-        "the count carries the shard versions it was rolled up from"
-    );
+    assert!(!stamps.is_empty(), "the count carries the shard versions it was rolled up from");
     let overwrite = |offset: i64| {
         let mut update = store
             .client()
@@ -239,32 +166,17 @@ async fn roll_ups_only_move_forward() {
             let value = (*ver as i64 + offset).max(0);
             update = update
                 .expression_attribute_names(format!("#s{i}"), name)
-                .expression_attribute_values(
-                    format!(":s{i}"),
-                    AttributeValue::N(value.to_string()),
-                );
+                .expression_attribute_values(format!(":s{i}"), AttributeValue::N(value.to_string()));
             set.push(format!("#s{i} = :s{i}"));
         }
         update.update_expression(format!("SET {}", set.join(", ")))
     };
     // A count from a (pretend) fresher read of the shards: a redelivered batch keeps it.
     overwrite(1_000).send().await.expect("overwrite");
-    aggregator::apply_batch(store.as_ref(), &records, None)
-        .await
-        .expect("redeliver");
-    assert_eq!(
-        votes(store.clone()).await,
-        99,
-        "a roll-up from an older read overwrote a newer count"
-    );
+    aggregator::apply_batch(store.as_ref(), &records, None).await.expect("redeliver");
+    assert_eq!(votes(store.clone()).await, 99, "a roll-up from an older read overwrote a newer count");
     // A count from an older read: the redelivered batch's roll-up corrects it.
     overwrite(-1_000).send().await.expect("overwrite");
-    aggregator::apply_batch(store.as_ref(), &records, None)
-        .await
-        .expect("redeliver");
-    assert_eq!(
-        votes(store.clone()).await,
-        6,
-        "a stale count was not rolled forward"
-    );
+    aggregator::apply_batch(store.as_ref(), &records, None).await.expect("redeliver");
+    assert_eq!(votes(store.clone()).await, 6, "a stale count was not rolled forward");
 }

@@ -44,7 +44,8 @@ async fn repair_with_a_commit_in_between(store: Arc<DynamoStore>) {
     }
     history.push(record(event, q2, 20, Body::Answered { on: true }));
     // The projection lost the last vote on q and the answered flag of q2.
-    let projected: Vec<Record> = history.iter().filter(|r| r.id != history[5].id && r.id != history[6].id).cloned().collect();
+    let projected: Vec<Record> =
+        history.iter().filter(|r| r.id != history[5].id && r.id != history[6].id).cloned().collect();
     drifted(&store, event, &history, &projected).await;
     assert_eq!(store.question(q).await.expect("read").map(|c| c.votes), Some(4), "the drift is in place");
 
@@ -93,7 +94,8 @@ async fn a_repair_without_counter_shards_keeps_what_the_aggregator_commits_meanw
     let Some(endpoint) = moto_endpoint("MOTO_ENDPOINT_A") else { return };
     let sharded = fresh_tables(&endpoint).await.expect("tables");
     let tables = Tables { counter_shards: 0, ..sharded.tables().clone() };
-    repair_with_a_commit_in_between(Arc::new(DynamoStore::new(sharded.client().clone(), tables, sharded.retention()))).await;
+    repair_with_a_commit_in_between(Arc::new(DynamoStore::new(sharded.client().clone(), tables, sharded.retention())))
+        .await;
 }
 
 /// Questions the ledger does not hold are removed, a question it holds but the projection

@@ -29,7 +29,12 @@ async fn bare_tables() -> Option<(Client, Tables)> {
     Some((client, tables))
 }
 
-async fn open(client: &Client, tables: &Tables, wanted: Option<u64>, if_missing: IfMissing) -> Result<Retention, StoreError> {
+async fn open(
+    client: &Client,
+    tables: &Tables,
+    wanted: Option<u64>,
+    if_missing: IfMissing,
+) -> Result<Retention, StoreError> {
     DynamoStore::open(client.clone(), tables.clone(), wanted.map(days), if_missing).await.map(|s| s.retention())
 }
 
@@ -42,7 +47,9 @@ async fn the_first_process_stores_the_retention_and_every_later_one_uses_it() {
     // without RETENTION_DAYS refuses rather than guess.
     assert_eq!(open(&client, &tables, Some(90), IfMissing::Assume).await, Ok(days(90)));
     assert_eq!(open(&client, &tables, None, IfMissing::Assume).await, Ok(days(30)), "the default");
-    assert!(matches!(open(&client, &tables, None, IfMissing::Refuse).await, Err(StoreError::Rejected(m)) if m.contains("RETENTION_DAYS")));
+    assert!(
+        matches!(open(&client, &tables, None, IfMissing::Refuse).await, Err(StoreError::Rejected(m)) if m.contains("RETENTION_DAYS"))
+    );
     assert_eq!(stored_retention(&client, &tables).await, Ok(None), "nothing stored by them");
 
     // Two processes starting at once with different values: one wins, both use the winner's.
@@ -56,7 +63,9 @@ async fn the_first_process_stores_the_retention_and_every_later_one_uses_it() {
     assert_eq!(stored_retention(&client, &tables).await, Ok(Some(a)));
 
     // Every later process uses the stored one, whatever it is given or allowed.
-    for (wanted, if_missing) in [(Some(30), IfMissing::Store), (None, IfMissing::Refuse), (Some(3650), IfMissing::Assume)] {
+    for (wanted, if_missing) in
+        [(Some(30), IfMissing::Store), (None, IfMissing::Refuse), (Some(3650), IfMissing::Assume)]
+    {
         assert_eq!(open(&client, &tables, wanted, if_missing).await, Ok(a), "given {wanted:?}, {if_missing:?}");
     }
 
@@ -99,7 +108,10 @@ async fn every_item_expires_at_its_events_time_plus_the_stored_retention() {
 
     let t = store.tables();
     let s = |v: String| AttributeValue::S(v);
-    let mut keys = vec![(&t.events, vec![("id", s(fixture.event.to_string()))]), (&t.questions, vec![("id", s(fixture.question.to_string()))])];
+    let mut keys = vec![
+        (&t.events, vec![("id", s(fixture.event.to_string()))]),
+        (&t.questions, vec![("id", s(fixture.question.to_string()))]),
+    ];
     for r in &fixture.records {
         keys.push((
             &t.ledger,

@@ -66,4 +66,3 @@ impl LedgerFeed for SqliteStore {
         self.send(|reply| Command::AcknowledgeQuarantined { reply }).await
     }
 }
-

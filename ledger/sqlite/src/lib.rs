@@ -23,12 +23,12 @@ use std::thread::JoinHandle;
 
 use async_trait::async_trait;
 use ledger::ports::{
-    Commit, EventRow, EventStore, LedgerStore, ProjectionReader, ProjectionStore,
-    QuestionText, ScanPage, ScanToken, StoreError, StoreResult,
+    Commit, EventRow, EventStore, LedgerStore, ProjectionReader, ProjectionStore, QuestionText, ScanPage, ScanToken,
+    StoreError, StoreResult,
 };
 use ledger::{
-    AskedView, BatchPlan, EventId, ProjectionChange, QuestionCounters, QuestionId, QuestionState, Record, Retention, VoterId,
-    VoterState,
+    AskedView, BatchPlan, EventId, ProjectionChange, QuestionCounters, QuestionId, QuestionState, Record, Retention,
+    VoterId, VoterState,
 };
 use parking_lot::{Mutex, RwLock};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -101,10 +101,14 @@ pub(crate) fn open_error(path: &Path, e: impl std::fmt::Display) -> StoreError {
 fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", match durability {
-        Durability::Full => "FULL",
-        Durability::Normal => "NORMAL",
-    })?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        },
+    )?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "cache_size", -PAGE_CACHE_KIB)?;
     // After a checkpoint resets the WAL, truncate it back to this size instead of keeping
@@ -155,7 +159,10 @@ fn spawn_checkpointer(path: &Path, durability: Durability, shared: Arc<Shared>) 
                 if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
                     tracing::warn!(error = %e, "WAL checkpoint failed");
                 }
-                shared.close_idle_readers(std::time::Instant::now(), std::time::Duration::from_secs(READER_IDLE_SECONDS_MAX));
+                shared.close_idle_readers(
+                    std::time::Instant::now(),
+                    std::time::Duration::from_secs(READER_IDLE_SECONDS_MAX),
+                );
             }
         })
         .map_err(|e| open_error(path, e))?;
@@ -291,8 +298,12 @@ impl SqliteStore {
     /// The highest sequence number in the ledger's rows (0 when empty). The aggregator has
     /// folded everything once its cursor is at least this.
     pub async fn last_seq(&self) -> StoreResult<u64> {
-        self.read(|c| c.query_row("SELECT COALESCE(MAX(seq), 0) FROM ledger", [], |r| r.get::<_, i64>(0)).map(|s| s.max(0) as u64).map_err(unavailable))
-            .await
+        self.read(|c| {
+            c.query_row("SELECT COALESCE(MAX(seq), 0) FROM ledger", [], |r| r.get::<_, i64>(0))
+                .map(|s| s.max(0) as u64)
+                .map_err(unavailable)
+        })
+        .await
     }
 
     /// The highest sequence number ever handed out: never decreases, even when the newest
@@ -417,10 +428,14 @@ impl LedgerStore for SqliteStore {
                 let (sql, mut stmt);
                 match event {
                     Some(_) => {
-                        sql = format!("SELECT {LEDGER_COLUMNS} FROM ledger WHERE event = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3");
+                        sql = format!(
+                            "SELECT {LEDGER_COLUMNS} FROM ledger WHERE event = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+                        );
                     }
                     None => {
-                        sql = format!("SELECT {LEDGER_COLUMNS} FROM ledger WHERE seq > ?2 AND ?1 IS NULL ORDER BY seq LIMIT ?3");
+                        sql = format!(
+                            "SELECT {LEDGER_COLUMNS} FROM ledger WHERE seq > ?2 AND ?1 IS NULL ORDER BY seq LIMIT ?3"
+                        );
                     }
                 }
                 stmt = c.prepare_cached(&sql).map_err(unavailable)?;
@@ -441,7 +456,9 @@ impl LedgerStore for SqliteStore {
     async fn count(&self, event: Option<EventId>) -> StoreResult<u64> {
         self.read(move |c| {
             let n: i64 = match event {
-                Some(e) => c.query_row("SELECT COUNT(*) FROM ledger WHERE event = ?1", params![e.to_bytes()], |r| r.get(0)),
+                Some(e) => {
+                    c.query_row("SELECT COUNT(*) FROM ledger WHERE event = ?1", params![e.to_bytes()], |r| r.get(0))
+                }
                 None => c.query_row("SELECT COUNT(*) FROM ledger", [], |r| r.get(0)),
             }
             .map_err(unavailable)?;
@@ -453,7 +470,10 @@ impl LedgerStore for SqliteStore {
 
 #[async_trait]
 impl ProjectionStore for SqliteStore {
-    async fn voters(&self, keys: &[(QuestionId, VoterId)]) -> StoreResult<FxHashMap<(QuestionId, VoterId), VoterState>> {
+    async fn voters(
+        &self,
+        keys: &[(QuestionId, VoterId)],
+    ) -> StoreResult<FxHashMap<(QuestionId, VoterId), VoterState>> {
         let keys = keys.to_vec();
         self.read(move |c| crate::rows::read_voters(c, &keys)).await
     }
@@ -514,7 +534,10 @@ impl ProjectionStore for SqliteStore {
 impl ProjectionReader for SqliteStore {
     async fn event_questions(&self, event: EventId) -> StoreResult<Vec<QuestionCounters>> {
         let m = self.shared.counters.read();
-        Ok(m.by_event.get(&event).map(|ids| ids.iter().filter_map(|id| m.questions.get(id).copied()).collect()).unwrap_or_default())
+        Ok(m.by_event
+            .get(&event)
+            .map(|ids| ids.iter().filter_map(|id| m.questions.get(id).copied()).collect())
+            .unwrap_or_default())
     }
 
     async fn question(&self, id: QuestionId) -> StoreResult<Option<QuestionCounters>> {
@@ -530,7 +553,9 @@ impl ProjectionReader for SqliteStore {
             let mut out = Vec::with_capacity(ids.len());
             for id in ids {
                 let found = stmt
-                    .query_row(params![id.to_bytes()], |r| Ok((blob16(r, 0), r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?)))
+                    .query_row(params![id.to_bytes()], |r| {
+                        Ok((blob16(r, 0), r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))
+                    })
                     .optional()
                     .map_err(unavailable)?;
                 if let Some((event, text, who)) = found {
@@ -580,7 +605,9 @@ mod tests {
     }
 
     /// Runs the futures concurrently on the runtime and collects their outputs in order.
-    async fn futures_join_all<F: std::future::Future + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+    async fn futures_join_all<F: std::future::Future + Send + 'static>(
+        futures: impl Iterator<Item = F>,
+    ) -> Vec<F::Output>
     where
         F::Output: Send + 'static,
     {

@@ -4,8 +4,8 @@
 use ledger::ports::StoreError;
 use ledger::{Asked, Body, EventId, QuestionId, Record, RecordId, Stamped, VoterId, VoterState};
 use rusqlite::OptionalExtension;
-use rustc_hash::FxHashMap;
 use rusqlite::Row;
+use rustc_hash::FxHashMap;
 
 pub const KIND_ASKED: i64 = 0;
 pub const KIND_VOTE: i64 = 1;
@@ -63,7 +63,10 @@ pub fn record_from_row(row: &Row<'_>) -> Result<(u64, Record), StoreError> {
     let need_flag = || flag.map(|f| f != 0).ok_or_else(|| corrupt(format!("record {id} lacks its flag")));
     let body = match kind {
         KIND_ASKED => Body::Asked(Asked {
-            text: row.get::<_, Option<String>>(8).map_err(corrupt)?.ok_or_else(|| corrupt(format!("record {id} lacks its text")))?,
+            text: row
+                .get::<_, Option<String>>(8)
+                .map_err(corrupt)?
+                .ok_or_else(|| corrupt(format!("record {id} lacks its text")))?,
             who: row.get(9).map_err(corrupt)?,
             voter: need_voter()?,
         }),
@@ -94,7 +97,8 @@ pub fn read_voters(
     keys: &[(QuestionId, VoterId)],
 ) -> Result<FxHashMap<(QuestionId, VoterId), VoterState>, StoreError> {
     let unavailable = |e: rusqlite::Error| StoreError::Unavailable(e.to_string());
-    let mut stmt = conn.prepare_cached("SELECT up, rec FROM voters WHERE voter = ?1 AND qid = ?2").map_err(unavailable)?;
+    let mut stmt =
+        conn.prepare_cached("SELECT up, rec FROM voters WHERE voter = ?1 AND qid = ?2").map_err(unavailable)?;
     let mut out = FxHashMap::default();
     for &(q, v) in keys {
         let found = stmt

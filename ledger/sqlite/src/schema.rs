@@ -184,7 +184,8 @@ mod tests {
             .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect())
             .expect("voters");
         assert_eq!(voters, vec![(vec![0xa1], vec![0x01], true), (vec![0xa2], vec![0x01], true)]);
-        let votes: i64 = conn.query_row("SELECT votes FROM questions WHERE eid = x'0e'", [], |r| r.get(0)).expect("question");
+        let votes: i64 =
+            conn.query_row("SELECT votes FROM questions WHERE eid = x'0e'", [], |r| r.get(0)).expect("question");
         assert_eq!(votes, 2);
         // Running again is a no-op, and a newer file than this build is refused.
         migrate(&mut conn).expect("idempotent");
@@ -211,14 +212,21 @@ mod tests {
             .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
             .expect("rows");
         assert_eq!(seqs, vec![1, 3], "every row kept with its number");
-        let cursor: i64 = conn.query_row("SELECT seq FROM cursors WHERE name = 'aggregator'", [], |r| r.get(0)).expect("cursor");
+        let cursor: i64 =
+            conn.query_row("SELECT seq FROM cursors WHERE name = 'aggregator'", [], |r| r.get(0)).expect("cursor");
         assert_eq!(cursor, 0, "the whole ledger is folded once more");
-        conn.execute("INSERT INTO ledger (id, event, question, region, kind, expire) VALUES (x'04', x'0e', x'0a', 'r', 2, 99)", [])
-            .expect("append");
+        conn.execute(
+            "INSERT INTO ledger (id, event, question, region, kind, expire) VALUES (x'04', x'0e', x'0a', 'r', 2, 99)",
+            [],
+        )
+        .expect("append");
         assert_eq!(conn.last_insert_rowid(), 21, "the next number is above the old cursor");
         conn.execute("DELETE FROM ledger WHERE seq = 21", []).expect("sweep the newest");
-        conn.execute("INSERT INTO ledger (id, event, question, region, kind, expire) VALUES (x'05', x'0e', x'0a', 'r', 2, 99)", [])
-            .expect("append");
+        conn.execute(
+            "INSERT INTO ledger (id, event, question, region, kind, expire) VALUES (x'05', x'0e', x'0a', 'r', 2, 99)",
+            [],
+        )
+        .expect("append");
         assert_eq!(conn.last_insert_rowid(), 22, "a swept number is not handed out again");
     }
 }

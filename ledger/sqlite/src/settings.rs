@@ -54,11 +54,14 @@ pub(crate) fn check_cursor(conn: &Connection, path: &Path) -> StoreResult<()> {
         .map_err(|e| open_error(path, e))?;
     let high = writer::high_water(conn)? as i64;
     if cursor > high {
-        tracing::warn!(cursor, high_water = high, "the aggregator's cursor was past the ledger's end; raising the end to it");
+        tracing::warn!(
+            cursor,
+            high_water = high,
+            "the aggregator's cursor was past the ledger's end; raising the end to it"
+        );
         conn.execute("DELETE FROM sqlite_sequence WHERE name = 'ledger'", []).map_err(|e| open_error(path, e))?;
         conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('ledger', ?1)", params![cursor])
             .map_err(|e| open_error(path, e))?;
     }
     Ok(())
 }
-

@@ -208,4 +208,3 @@ pub(crate) fn counters_from_row(row: &rusqlite::Row<'_>, at: usize) -> StoreResu
         hidden: stamp(row.get(at + 5).map_err(corrupt)?, opt_blob16(row, at + 6)?),
     })
 }
-

@@ -46,14 +46,22 @@ pub(crate) fn sweep_chunk(conn: &Connection, now_unix: u64, from: &SweepPosition
                 .and_then(|mut d| d.execute(params![after_seq, until, now]))
                 .map_err(unavailable)? as u64;
             let last = high_water(conn)?;
-            step.next = Some(if until < last as i64 { SweepPosition::Ledger { after_seq: until } } else { SweepPosition::Voters { after: None } });
+            step.next = Some(if until < last as i64 {
+                SweepPosition::Ledger { after_seq: until }
+            } else {
+                SweepPosition::Voters { after: None }
+            });
         }
         SweepPosition::Voters { after } => {
             let (v0, q0) = after.clone().unwrap_or_default();
             // The last key of this chunk (none: the chunk runs to the end of the table).
             let end: Option<(Vec<u8>, Vec<u8>)> = conn
-                .prepare_cached("SELECT voter, qid FROM voters WHERE (voter, qid) > (?1, ?2) ORDER BY voter, qid LIMIT 1 OFFSET ?3")
-                .and_then(|mut q| q.query_row(params![v0, q0, SWEEP_CHUNK_ROWS - 1], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+                .prepare_cached(
+                    "SELECT voter, qid FROM voters WHERE (voter, qid) > (?1, ?2) ORDER BY voter, qid LIMIT 1 OFFSET ?3",
+                )
+                .and_then(|mut q| {
+                    q.query_row(params![v0, q0, SWEEP_CHUNK_ROWS - 1], |r| Ok((r.get(0)?, r.get(1)?))).optional()
+                })
                 .map_err(unavailable)?;
             let (v1, q1) = end.clone().unwrap_or_default();
             step.removed = conn
@@ -74,9 +82,13 @@ pub(crate) fn sweep_chunk(conn: &Connection, now_unix: u64, from: &SweepPosition
                 .and_then(|mut q| q.query_row(params![from, SWEEP_CHUNK_ROWS - 1], |r| r.get(0)).optional())
                 .map_err(unavailable)?;
             let mut delete = conn
-                .prepare_cached("DELETE FROM questions WHERE id > ?1 AND (?3 OR id <= ?2) AND expire < ?4 RETURNING id, eid")
+                .prepare_cached(
+                    "DELETE FROM questions WHERE id > ?1 AND (?3 OR id <= ?2) AND expire < ?4 RETURNING id, eid",
+                )
                 .map_err(unavailable)?;
-            let mut rows = delete.query(params![from, end.clone().unwrap_or_default(), end.is_none(), now]).map_err(unavailable)?;
+            let mut rows = delete
+                .query(params![from, end.clone().unwrap_or_default(), end.is_none(), now])
+                .map_err(unavailable)?;
             while let Some(row) = rows.next().map_err(unavailable)? {
                 step.questions.push((QuestionId::from_bytes(blob16(row, 0)?), EventId::from_bytes(blob16(row, 1)?)));
             }
@@ -95,7 +107,9 @@ pub(crate) fn sweep_chunk(conn: &Connection, now_unix: u64, from: &SweepPosition
             let mut delete = conn
                 .prepare_cached("DELETE FROM events WHERE id > ?1 AND (?3 OR id <= ?2) AND expire < ?4 RETURNING id")
                 .map_err(unavailable)?;
-            let mut rows = delete.query(params![from, end.clone().unwrap_or_default(), end.is_none(), now]).map_err(unavailable)?;
+            let mut rows = delete
+                .query(params![from, end.clone().unwrap_or_default(), end.is_none(), now])
+                .map_err(unavailable)?;
             while let Some(row) = rows.next().map_err(unavailable)? {
                 step.events.push(EventId::from_bytes(blob16(row, 0)?));
             }
@@ -105,4 +119,3 @@ pub(crate) fn sweep_chunk(conn: &Connection, now_unix: u64, from: &SweepPosition
     }
     Ok(step)
 }
-

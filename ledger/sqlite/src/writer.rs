@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ledger::ports::{Commit, EventRow, StoreError, StoreResult};
-use ledger::{BatchPlan, EventId, ProjectionChange, QuestionCounters, QuestionId, QuestionState, Record, Retention, VoterId, VoterState};
+use ledger::{
+    BatchPlan, EventId, ProjectionChange, QuestionCounters, QuestionId, QuestionState, Record, Retention, VoterId,
+    VoterState,
+};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
@@ -27,20 +30,53 @@ const GROUP_LINGER_US: u64 = 400;
 pub(crate) type Reply<T> = oneshot::Sender<StoreResult<T>>;
 
 pub(crate) enum Command {
-    Append { records: Vec<Record>, reply: Reply<()> },
-    CreateEvent { row: EventRow, reply: Reply<()> },
-    Commit { change: ProjectionChange, cursor: Option<u64>, reply: Reply<Commit> },
+    Append {
+        records: Vec<Record>,
+        reply: Reply<()>,
+    },
+    CreateEvent {
+        row: EventRow,
+        reply: Reply<()>,
+    },
+    Commit {
+        change: ProjectionChange,
+        cursor: Option<u64>,
+        reply: Reply<Commit>,
+    },
     /// Read the voters a plan touches, resolve it and commit the change, in one savepoint.
-    Fold { plan: BatchPlan, cursor: Option<u64>, reply: Reply<ProjectionChange> },
-    Replace { event: Option<EventId>, questions: Vec<QuestionState>, voters: Vec<((QuestionId, VoterId), VoterState)>, reply: Reply<()> },
+    Fold {
+        plan: BatchPlan,
+        cursor: Option<u64>,
+        reply: Reply<ProjectionChange>,
+    },
+    Replace {
+        event: Option<EventId>,
+        questions: Vec<QuestionState>,
+        voters: Vec<((QuestionId, VoterId), VoterState)>,
+        reply: Reply<()>,
+    },
     /// Deletes what expired before `now_unix` among the next [`crate::sweep::SWEEP_CHUNK_ROWS`] rows of
     /// one table after `from`, so a sweep never holds the writer for long.
-    SweepChunk { now_unix: u64, from: SweepPosition, reply: Reply<SweepStep> },
+    SweepChunk {
+        now_unix: u64,
+        from: SweepPosition,
+        reply: Reply<SweepStep>,
+    },
     /// Sets a ledger row aside and moves the cursor to it.
-    Quarantine { seq: u64, reason: String, now_unix: u64, reply: Reply<()> },
-    AcknowledgeQuarantined { reply: Reply<u64> },
+    Quarantine {
+        seq: u64,
+        reason: String,
+        now_unix: u64,
+        reply: Reply<()>,
+    },
+    AcknowledgeQuarantined {
+        reply: Reply<u64>,
+    },
     /// Changes the store's retention and restamps every row's expiry with it.
-    SetRetention { retention: Retention, reply: Reply<()> },
+    SetRetention {
+        retention: Retention,
+        reply: Reply<()>,
+    },
     /// Fault injection for tests: the writer thread panics, as a bug in it would.
     Panic,
 }
@@ -199,7 +235,9 @@ fn reply(cmd: Command, result: StoreResult<Done>) {
         }
         Command::Panic => {}
         Command::Commit { reply, .. } => {
-            let _ = reply.send(result.map(|d| if matches!(d, Done::Conflict) { Commit::Conflict } else { Commit::Applied }));
+            let _ =
+                reply
+                    .send(result.map(|d| if matches!(d, Done::Conflict) { Commit::Conflict } else { Commit::Applied }));
         }
         Command::Fold { reply, .. } => {
             let _ = reply.send(result.and_then(|d| match d {
@@ -236,12 +274,16 @@ fn execute(conn: &Connection, cmd: &Command, shared: &Shared) -> StoreResult<Don
             replace(conn, *event, questions, voters, shared).map(|_| Done::Replaced)
         }
         Command::SweepChunk { now_unix, from, .. } => sweep_chunk(conn, *now_unix, from).map(Done::Swept),
-        Command::Quarantine { seq, reason, now_unix, .. } => quarantine(conn, *seq, reason, *now_unix).map(|_| Done::Quarantined),
+        Command::Quarantine { seq, reason, now_unix, .. } => {
+            quarantine(conn, *seq, reason, *now_unix).map(|_| Done::Quarantined)
+        }
         Command::AcknowledgeQuarantined { .. } => conn
             .execute("UPDATE quarantine SET acknowledged = 1 WHERE acknowledged = 0", [])
             .map(|n| Done::Acknowledged(n as u64))
             .map_err(unavailable),
-        Command::SetRetention { retention, .. } => set_retention(conn, *retention).map(|_| Done::RetentionSet(*retention)),
+        Command::SetRetention { retention, .. } => {
+            set_retention(conn, *retention).map(|_| Done::RetentionSet(*retention))
+        }
         Command::Panic => Err(StoreError::Unavailable("fault injected".into())),
     }
 }
@@ -306,10 +348,9 @@ fn commit(conn: &Connection, change: &ProjectionChange, cursor: Option<u64>, sha
         events_of_voters.insert(q.question, q.event);
     }
     for v in &change.voters {
-        let event = events_of_voters
-            .get(&v.question)
-            .copied()
-            .ok_or_else(|| StoreError::Rejected(format!("voter change for question {} outside the change", v.question)))?;
+        let event = events_of_voters.get(&v.question).copied().ok_or_else(|| {
+            StoreError::Rejected(format!("voter change for question {} outside the change", v.question))
+        })?;
         if shared.swept(event) {
             continue;
         }
@@ -447,7 +488,13 @@ fn replace(
             .copied()
             .ok_or_else(|| StoreError::Rejected(format!("voter state for question {q} outside the replacement")))?;
         put_v
-            .execute(params![q.to_bytes(), voter.to_bytes(), state.up, state.rec.to_bytes(), shared.expire_of(event) as i64])
+            .execute(params![
+                q.to_bytes(),
+                voter.to_bytes(),
+                state.up,
+                state.rec.to_bytes(),
+                shared.expire_of(event) as i64
+            ])
             .map_err(unavailable)?;
     }
     Ok(())
@@ -495,7 +542,9 @@ fn set_retention(conn: &Connection, retention: Retention) -> StoreResult<()> {
     .map_err(unavailable)?;
     // Every row of an event carries the event's expiry: restamp them all, event by event.
     let events: Vec<Vec<u8>> = conn
-        .prepare("SELECT id FROM events UNION SELECT DISTINCT event FROM ledger UNION SELECT DISTINCT eid FROM questions")
+        .prepare(
+            "SELECT id FROM events UNION SELECT DISTINCT event FROM ledger UNION SELECT DISTINCT eid FROM questions",
+        )
         .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
         .map_err(unavailable)?;
     for blob in events {

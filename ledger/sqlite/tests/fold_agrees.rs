@@ -11,8 +11,9 @@ use ulid::Ulid;
 
 fn store() -> (tempfile::TempDir, Arc<SqliteStore>) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let s = SqliteStore::open(dir.path().join("t.db"), Options { durability: Durability::Normal, ..Options::default() })
-        .expect("open store");
+    let s =
+        SqliteStore::open(dir.path().join("t.db"), Options { durability: Durability::Normal, ..Options::default() })
+            .expect("open store");
     (dir, s)
 }
 

@@ -155,7 +155,11 @@ async fn a_sweep_removes_only_what_expired_and_in_small_steps() {
     let mut records = vec![q_old.clone(), q_live.clone()];
     for (q, ms) in [(&q_old, NOW_MS - 2 * DAY_MS + 10), (&q_live, NOW_MS - DAY_MS / 2 + 10)] {
         for _ in 0..2_500 {
-            records.push(Record { id: RecordId(ids.at(ms)), body: Body::Voted { voter: VoterId(ids.at(ms)), up: true }, ..q.clone() });
+            records.push(Record {
+                id: RecordId(ids.at(ms)),
+                body: Body::Voted { voter: VoterId(ids.at(ms)), up: true },
+                ..q.clone()
+            });
         }
     }
     store.append(&records).await.expect("append");

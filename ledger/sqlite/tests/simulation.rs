@@ -88,7 +88,6 @@ const TAIL_STEPS_MAX: usize = 1_000;
 /// How long a dropped store's threads may take to finish what they had queued.
 const STOP_WAIT_MAX: Duration = Duration::from_secs(10);
 
-
 const INVARIANTS: &[&str] = &[
     "durable (acknowledged => in the ledger or legitimately swept)",
     "swept (a completed sweep left no expired record)",
@@ -116,11 +115,21 @@ fn seeded_simulation_keeps_every_acknowledged_record() {
                 }
                 let outcome = std::panic::catch_unwind(|| run_seed(seed, plan.steps));
                 let result = outcome.unwrap_or_else(|panic| {
-                    Err(Failure { seed, step: None, invariant: "no panic", detail: panic_message(&panic), trace: Vec::new() })
+                    Err(Failure {
+                        seed,
+                        step: None,
+                        invariant: "no panic",
+                        detail: panic_message(&panic),
+                        trace: Vec::new(),
+                    })
                 });
                 if plan.verbose {
                     let verdict = if result.is_ok() { "ok" } else { "FAILED" };
-                    let _ = writeln!(std::io::stderr(), "seed {seed}: {verdict} at {:.1} s", started.elapsed().as_secs_f64());
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "seed {seed}: {verdict} at {:.1} s",
+                        started.elapsed().as_secs_f64()
+                    );
                 }
                 match result {
                     Ok(stats) => totals.lock().expect("totals").add(&stats),
@@ -601,8 +610,11 @@ impl Sim {
     fn plan_event(&mut self) -> EventRow {
         let id = EventId(self.mint());
         let secret = format!("host secret {}", self.rng.gen::<u64>());
-        let row =
-            EventRow { id, secret_hash: ledger::secret::hash_secret(&secret), expire_unix: self.model.retention.expire_of(id) };
+        let row = EventRow {
+            id,
+            secret_hash: ledger::secret::hash_secret(&secret),
+            expire_unix: self.model.retention.expire_of(id),
+        };
         self.model.expiry.insert(id, row.expire_unix);
         self.model.events.push(row.clone());
         row
@@ -650,18 +662,17 @@ impl Sim {
             })
             .collect();
         let now = self.now_unix();
-        let earlier: Vec<RecordId> = self
-            .model
-            .sent_order
-            .iter()
-            .filter(|id| {
-                self.model
-                    .sent
-                    .get(id)
-                    .is_some_and(|a| ledger::retention::is_live(self.model.retention.expire_of(a.record.event), now))
-            })
-            .copied()
-            .collect();
+        let earlier: Vec<RecordId> =
+            self.model
+                .sent_order
+                .iter()
+                .filter(|id| {
+                    self.model.sent.get(id).is_some_and(|a| {
+                        ledger::retention::is_live(self.model.retention.expire_of(a.record.event), now)
+                    })
+                })
+                .copied()
+                .collect();
         let duplicates = self.rng.gen_range(0..=3).min(earlier.len());
         for id in earlier.choose_multiple(&mut self.rng, duplicates) {
             records.push(self.model.sent[id].record.clone());
@@ -698,7 +709,8 @@ impl Sim {
         let now = self.now_unix();
         let mut set = JoinSet::new();
         for task in tasks {
-            let (store, tailer, mut tail, reports) = (store.clone(), tailer.clone(), tail.clone(), self.reports.clone());
+            let (store, tailer, mut tail, reports) =
+                (store.clone(), tailer.clone(), tail.clone(), self.reports.clone());
             match &task {
                 Task::Append(records) => {
                     self.stats.appends += 1;
@@ -898,7 +910,10 @@ impl Sim {
         // 3. sequence.
         let high_water = store.high_water().await.map_err(|e| unavailable("high_water", e))?;
         if high_water < self.model.high_water {
-            return Err(("sequence", format!("the high-water mark went down: {} -> {high_water}", self.model.high_water)));
+            return Err((
+                "sequence",
+                format!("the high-water mark went down: {} -> {high_water}", self.model.high_water),
+            ));
         }
         let cursor = store.cursor().await.map_err(|e| unavailable("cursor", e))?;
         if cursor > high_water {
@@ -956,7 +971,11 @@ impl Sim {
             if exported.iter().collect::<Vec<_>>() != expected {
                 return Err((
                     "nothing invented",
-                    format!("event {event}: an export of {} records, the ledger holds {}", exported.len(), expected.len()),
+                    format!(
+                        "event {event}: an export of {} records, the ledger holds {}",
+                        exported.len(),
+                        expected.len()
+                    ),
                 ));
             }
             let count = store.count(Some(event)).await.map_err(|e| unavailable("count", e))?;
@@ -971,7 +990,10 @@ impl Sim {
             match self.model.sent.get(&r.id) {
                 None => return Err(("nothing invented", format!("record {} was never sent: {r:?}", r.id))),
                 Some(a) if a.record != *r => {
-                    return Err(("nothing invented", format!("record {} changed: sent {:?}, stored {r:?}", r.id, a.record)))
+                    return Err((
+                        "nothing invented",
+                        format!("record {} changed: sent {:?}, stored {r:?}", r.id, a.record),
+                    ))
                 }
                 Some(_) => {}
             }
@@ -1022,7 +1044,9 @@ impl Sim {
             match running.tailer.step(&mut running.tail, now).await {
                 Step::Idle => break,
                 Step::Advanced { quarantined: 0, .. } => self.stats.tail_batches += 1,
-                step @ Step::Advanced { .. } => return Err(("folded", format!("valid records were quarantined: {step:?}"))),
+                step @ Step::Advanced { .. } => {
+                    return Err(("folded", format!("valid records were quarantined: {step:?}")))
+                }
                 Step::Failed(e) => return Err(("folded", format!("the tailer failed on a healthy store: {e}"))),
             }
             steps += 1;
@@ -1122,17 +1146,22 @@ impl Sim {
         for &(q, v) in &keys {
             let (f, s) = (reference.voter(q, v), voters.get(&(q, v)).copied());
             if f != s {
-                return Err(("projection = fold", format!("voter {v} on question {q}: the fold says {f:?}, the store {s:?}")));
+                return Err((
+                    "projection = fold",
+                    format!("voter {v} on question {q}: the fold says {f:?}, the store {s:?}"),
+                ));
             }
         }
         for row in &self.model.events {
             let fate = self.model.fate(row.id);
-            let mut listed: Vec<_> = store.event_questions(row.id).await.map_err(|e| unavailable("event_questions", e))?;
+            let mut listed: Vec<_> =
+                store.event_questions(row.id).await.map_err(|e| unavailable("event_questions", e))?;
             listed.sort_by_key(|c| c.id);
             let stored_event = store.event(row.id).await.map_err(|e| unavailable("event", e))?;
             match fate {
                 Fate::Kept => {
-                    let expected: Vec<_> = folded.values().filter(|q| q.counters.event == row.id).map(|q| q.counters).collect();
+                    let expected: Vec<_> =
+                        folded.values().filter(|q| q.counters.event == row.id).map(|q| q.counters).collect();
                     if listed != expected {
                         return Err((
                             "projection = fold",
@@ -1140,7 +1169,9 @@ impl Sim {
                         ));
                     }
                     let acknowledged = self.model.events_acknowledged.contains(&row.id);
-                    if (acknowledged && stored_event.as_ref() != Some(row)) || stored_event.as_ref().is_some_and(|s| s != row) {
+                    if (acknowledged && stored_event.as_ref() != Some(row))
+                        || stored_event.as_ref().is_some_and(|s| s != row)
+                    {
                         return Err(("durable", format!("event {}: created {row:?}, stored {stored_event:?}", row.id)));
                     }
                 }

@@ -16,15 +16,11 @@ pub const HOST_MAX_AGE_ENV: &str = "HOST_MAX_AGE_S";
 /// The query configuration from the environment; a malformed value is an error.
 pub fn config_from_env() -> Result<QueryConfig, String> {
     let mut config = QueryConfig::default();
-    for (var, slot) in [
-        (GUEST_MAX_AGE_ENV, &mut config.guest_max_age_s),
-        (HOST_MAX_AGE_ENV, &mut config.host_max_age_s),
-    ] {
+    for (var, slot) in
+        [(GUEST_MAX_AGE_ENV, &mut config.guest_max_age_s), (HOST_MAX_AGE_ENV, &mut config.host_max_age_s)]
+    {
         if let Ok(raw) = std::env::var(var) {
-            *slot = raw
-                .trim()
-                .parse()
-                .map_err(|_| format!("{var} must be whole seconds, not {raw:?}"))?;
+            *slot = raw.trim().parse().map_err(|_| format!("{var} must be whole seconds, not {raw:?}"))?;
         }
     }
     Ok(config)
