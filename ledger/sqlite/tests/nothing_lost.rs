@@ -175,28 +175,42 @@ async fn a_sweep_removes_only_what_expired_and_in_small_steps() {
     store.close().await;
 }
 
-#[tokio::test]
-async fn an_unreadable_record_is_set_aside_and_every_other_event_keeps_updating() {
-    let dir = tempfile::tempdir().expect("temp dir");
+/// A store in `dir` with two live events.
+async fn two_events(
+    dir: &tempfile::TempDir,
+    ids: &mut Ids,
+) -> (std::path::PathBuf, Arc<SqliteStore>, EventId, EventId) {
     let path = dir.path().join("t.db");
     let store = open(&path, None).expect("open");
-    let mut ids = Ids(0);
     let (a, b) = (EventId(ids.at(NOW_MS)), EventId(ids.at(NOW_MS)));
     event(&store, a).await;
     event(&store, b).await;
+    (path, store, a, b)
+}
+
+/// Closes `store`, changes its file behind its back with `sql` (as a bad restore, a bug or
+/// a hand would), and opens it again: from then on everything is read from the file.
+async fn damage(store: Arc<SqliteStore>, path: &std::path::Path, sql: &str) -> Arc<SqliteStore> {
+    store.close().await;
+    let raw = rusqlite::Connection::open(path).expect("raw");
+    raw.execute(sql, []).expect("damage");
+    drop(raw);
+    open(path, None).expect("reopen")
+}
+
+#[tokio::test]
+async fn an_unreadable_record_is_set_aside_and_every_other_event_keeps_updating() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut ids = Ids(0);
+    let (path, store, a, b) = two_events(&dir, &mut ids).await;
     let first = asked(&mut ids, a, NOW_MS + 1);
     let poison = asked(&mut ids, a, NOW_MS + 2);
     let after = asked(&mut ids, b, NOW_MS + 3);
     for r in [&first, &poison, &after] {
         store.append(std::slice::from_ref(r)).await.expect("append");
     }
-    // Damage the middle row on disk, as a bad restore or a bug would.
-    let raw = rusqlite::Connection::open(&path).expect("raw");
-    raw.execute("UPDATE ledger SET kind = 9 WHERE seq = 2", []).expect("damage");
-    drop(raw);
-    // Rows after it are not read from memory: reopen so the aggregator reads the file.
-    store.close().await;
-    let store = open(&path, None).expect("reopen");
+    // The middle row damaged on disk.
+    let store = damage(store, &path, "UPDATE ledger SET kind = 9 WHERE seq = 2").await;
     assert!(fold_all(&store, NOW_MS).await.is_empty());
     assert_eq!(store.cursor().await.expect("cursor"), 3, "the cursor moved past the damaged row");
     assert_eq!(store.event_questions(a).await.expect("a").len(), 1);
@@ -214,23 +228,15 @@ async fn an_unreadable_record_is_set_aside_and_every_other_event_keeps_updating(
 #[tokio::test]
 async fn a_record_the_projection_refuses_is_set_aside_after_bounded_attempts() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("t.db");
-    let store = open(&path, None).expect("open");
     let mut ids = Ids(0);
-    let (a, b) = (EventId(ids.at(NOW_MS)), EventId(ids.at(NOW_MS)));
-    event(&store, a).await;
-    event(&store, b).await;
+    let (path, store, a, b) = two_events(&dir, &mut ids).await;
     let q = asked(&mut ids, a, NOW_MS + 1);
     let voter = VoterId(ids.at(NOW_MS));
     let up = Record { id: RecordId(ids.at(NOW_MS + 2)), body: Body::Voted { voter, up: true }, ..q.clone() };
     store.append(&[q.clone(), up]).await.expect("append");
     assert!(fold_all(&store, NOW_MS).await.is_empty());
     // A projection damaged by hand: the count no longer includes that voter's vote.
-    store.close().await;
-    let raw = rusqlite::Connection::open(&path).expect("raw");
-    raw.execute("UPDATE questions SET votes = 0", []).expect("damage");
-    drop(raw);
-    let store = open(&path, None).expect("reopen");
+    let store = damage(store, &path, "UPDATE questions SET votes = 0").await;
     // Their retraction would take the count below zero: the store refuses it every time.
     let down = Record { id: RecordId(ids.at(NOW_MS + 3)), body: Body::Voted { voter, up: false }, ..q.clone() };
     let other = asked(&mut ids, b, NOW_MS + 4);
