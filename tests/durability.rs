@@ -43,6 +43,25 @@ async fn wait_listed(http: &reqwest::Client, url: &str, n: usize) -> serde_json:
     }
 }
 
+/// A new event with these questions, once the list shows them all (votes need their
+/// question in the projection): the event id and the question ids, in order.
+async fn event_with_questions(http: &reqwest::Client, base: &str, texts: &[&str]) -> (String, Vec<String>) {
+    let event = json(http.post(format!("{base}/api/event")).send().await.expect("create event")).await;
+    let eid = event["id"].as_str().expect("event id").to_owned();
+    let mut qids = Vec::new();
+    for text in texts {
+        let q = http
+            .post(format!("{base}/api/event/{eid}"))
+            .json(&serde_json::json!({ "body": text, "asker": null }))
+            .send()
+            .await
+            .expect("ask");
+        qids.push(json(q).await["id"].as_str().expect("qid").to_owned());
+    }
+    wait_listed(http, &format!("{base}/api/event/{eid}/questions"), qids.len()).await;
+    (eid, qids)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_vote_load_loses_no_acknowledged_vote() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -51,20 +70,12 @@ async fn sigkill_during_vote_load_loses_no_acknowledged_vote() {
     let http = reqwest::Client::new();
     let base = server.base.clone();
 
-    let event = json(http.post(format!("{base}/api/event")).send().await.expect("create event")).await;
-    let eid = event["id"].as_str().expect("event id").to_owned();
-    let mut qids = Vec::new();
-    for i in 0..3 {
-        let q = http
-            .post(format!("{base}/api/event/{eid}"))
-            .json(&serde_json::json!({ "body": format!("question number {i} please"), "asker": null }))
-            .send()
-            .await
-            .expect("ask");
-        qids.push(json(q).await["id"].as_str().expect("qid").to_owned());
-    }
-    // Votes need the questions in the projection: wait until the list shows them all.
-    wait_listed(&http, &format!("{base}/api/event/{eid}/questions"), qids.len()).await;
+    let (_, qids) = event_with_questions(
+        &http,
+        &base,
+        &["question number 0 please", "question number 1 please", "question number 2 please"],
+    )
+    .await;
 
     // Each request carries no cookie, so each acknowledged vote is a new voter's up-vote.
     let acked: Arc<Mutex<BTreeSet<VoterId>>> = Arc::default();
@@ -210,16 +221,8 @@ async fn wal_syncs_for_sequential_votes(args: &[&str]) -> usize {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
     let base = server.base.clone();
 
-    let event = json(http.post(format!("{base}/api/event")).send().await.expect("create event")).await;
-    let eid = event["id"].as_str().expect("event id").to_owned();
-    let q = http
-        .post(format!("{base}/api/event/{eid}"))
-        .json(&serde_json::json!({ "body": "is every vote on the disk?", "asker": null }))
-        .send()
-        .await
-        .expect("ask");
-    let qid = json(q).await["id"].as_str().expect("qid").to_owned();
-    wait_listed(&http, &format!("{base}/api/event/{eid}/questions"), 1).await;
+    let (_, qids) = event_with_questions(&http, &base, &["is every vote on the disk?"]).await;
+    let qid = &qids[0];
     for _ in 0..SYNCED_VOTES {
         json(http.post(format!("{base}/api/vote/{qid}/up")).send().await.expect("vote")).await;
     }
@@ -247,19 +250,12 @@ async fn sigterm_during_write_load_exits_cleanly_with_everything_folded() {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
     let base = server.base.clone();
 
-    let event = json(http.post(format!("{base}/api/event")).send().await.expect("create event")).await;
-    let eid = event["id"].as_str().expect("event id").to_owned();
-    let mut qids = Vec::new();
-    for i in 0..3 {
-        let q = http
-            .post(format!("{base}/api/event/{eid}"))
-            .json(&serde_json::json!({ "body": format!("question number {i} please"), "asker": null }))
-            .send()
-            .await
-            .expect("ask");
-        qids.push(json(q).await["id"].as_str().expect("qid").to_owned());
-    }
-    wait_listed(&http, &format!("{base}/api/event/{eid}/questions"), qids.len()).await;
+    let (eid, qids) = event_with_questions(
+        &http,
+        &base,
+        &["question number 0 please", "question number 1 please", "question number 2 please"],
+    )
+    .await;
 
     #[derive(Default)]
     struct Outcomes {
@@ -392,16 +388,9 @@ async fn sigterm_with_a_backlog_larger_than_a_batch_folds_all_of_it() {
     let server = served::start(served::binary(), &db, Some(&log));
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
     let base = server.base.clone();
-    let event = json(http.post(format!("{base}/api/event")).send().await.expect("create event")).await;
-    let eid: ledger::EventId = event["id"].as_str().expect("event id").parse().expect("an event id");
-    let q = http
-        .post(format!("{base}/api/event/{eid}"))
-        .json(&serde_json::json!({ "body": "how much is folded at a stop?", "asker": null }))
-        .send()
-        .await
-        .expect("ask");
-    let qid: QuestionId = json(q).await["id"].as_str().expect("qid").parse().expect("a question id");
-    wait_listed(&http, &format!("{base}/api/event/{eid}/questions"), 1).await;
+    let (eid, qids) = event_with_questions(&http, &base, &["how much is folded at a stop?"]).await;
+    let eid: ledger::EventId = eid.parse().expect("an event id");
+    let qid: QuestionId = qids[0].parse().expect("a question id");
     drop(http);
 
     let expire = i64::try_from(eid.unix_seconds() + 30 * 86_400).expect("expiry fits");
