@@ -2,15 +2,9 @@
 //! `/metrics` only for loopback clients on the main listener. Each request carries the
 //! `ClientAddr` that `serve`'s accept loop inserts.
 
-use std::net::IpAddr;
+mod with_client;
 
-use axum::body::Body;
-use axum::http::{header, HeaderMap, Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
-use ledger_http::ClientAddr;
-use tower::ServiceExt;
-use wewerewondering::embedded::{Embedded, EmbeddedConfig};
+use axum::http::{header, HeaderMap, StatusCode};
 use wewerewondering::site::{self, FrameAncestor};
 
 /// An entry page with an inline script (as the client's theme script) and a module script.
@@ -19,38 +13,14 @@ const INDEX: &str = "<!doctype html><html><head><script>console.log(1)</script>\
 /// `sha256` of `console.log(1)`, base64, computed independently (Python's hashlib).
 const INLINE_HASH: &str = "sha256-CihokcEcBW4atb/CW/XWsvWwbTjqwQlE9nj9ii5ww5M=";
 
-struct App {
-    router: Router,
-    app: Embedded,
-    _dir: tempfile::TempDir,
-}
+use with_client::{send, App};
 
 async fn app(secure: bool, frame_ancestors: Vec<FrameAncestor>) -> App {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let dist = dir.path().join("dist");
-    std::fs::create_dir_all(dist.join("assets")).expect("dist");
-    std::fs::write(dist.join("index.html"), INDEX).expect("index");
-    std::fs::write(dist.join("assets/app.js"), "export {}").expect("asset");
-    std::fs::write(dist.join("favicon.svg"), "<svg/>").expect("favicon");
-    let mut config = EmbeddedConfig::new(dir.path().join("t.db"));
-    config.durability = ledger_sqlite::Durability::Normal;
-    config.static_dir = Some(dist);
-    config.cookie_secure = secure;
-    config.frame_ancestors = frame_ancestors;
-    let app = Embedded::start(config).await.expect("the service starts");
-    App { router: app.router(), app, _dir: dir }
-}
-
-async fn send(router: &Router, method: &str, uri: &str, from: Option<&str>) -> (StatusCode, HeaderMap, String) {
-    let mut request = Request::builder().method(method).uri(uri).body(Body::empty()).expect("a request");
-    if let Some(from) = from {
-        let ip: IpAddr = from.parse().expect("an address");
-        request.extensions_mut().insert(ClientAddr(ip));
-    }
-    let response = router.clone().oneshot(request).await.expect("an answer");
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.expect("a body").to_bytes();
-    (parts.status, parts.headers, String::from_utf8_lossy(&body).into_owned())
+    with_client::start(INDEX, |config| {
+        config.cookie_secure = secure;
+        config.frame_ancestors = frame_ancestors;
+    })
+    .await
 }
 
 fn header(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {

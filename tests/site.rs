@@ -2,48 +2,26 @@
 //! canonical (uppercase) one, an unknown path gets the app's page with status 404, and the
 //! demo event is seeded into a new database only (also across restarts of the binary).
 
+mod with_client;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use axum::body::Body;
-use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::Router;
-use http_body_util::BodyExt;
-use ledger_http::ClientAddr;
-use tower::ServiceExt;
 use wewerewondering::demo;
 use wewerewondering::embedded::{Embedded, EmbeddedConfig};
 
 const INDEX: &str =
     "<!doctype html><html><head><script type=\"module\" src=\"/assets/app.js\"></script></head><body></body></html>";
 
-struct App {
-    router: Router,
-    _app: Embedded,
-    _dir: tempfile::TempDir,
+async fn app() -> with_client::App {
+    with_client::start(INDEX, |_| {}).await
 }
 
-async fn app() -> App {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let dist = dir.path().join("dist");
-    std::fs::create_dir_all(dist.join("assets")).expect("dist");
-    std::fs::write(dist.join("index.html"), INDEX).expect("index");
-    std::fs::write(dist.join("assets/app.js"), "export {}").expect("asset");
-    std::fs::write(dist.join("favicon.svg"), "<svg/>").expect("favicon");
-    let mut config = EmbeddedConfig::new(dir.path().join("t.db"));
-    config.durability = ledger_sqlite::Durability::Normal;
-    config.static_dir = Some(dist);
-    let app = Embedded::start(config).await.expect("the service starts");
-    App { router: app.router(), _app: app, _dir: dir }
-}
-
+/// One request through `router` from an ordinary client address.
 async fn send(router: &Router, method: &str, uri: &str) -> (StatusCode, HeaderMap, String) {
-    let mut request = Request::builder().method(method).uri(uri).body(Body::empty()).expect("a request");
-    request.extensions_mut().insert(ClientAddr("192.0.2.1".parse().expect("an address")));
-    let response = router.clone().oneshot(request).await.expect("an answer");
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.expect("a body").to_bytes();
-    (parts.status, parts.headers, String::from_utf8_lossy(&body).into_owned())
+    with_client::send(router, method, uri, Some("192.0.2.1")).await
 }
 
 fn location(headers: &HeaderMap) -> Option<&str> {
