@@ -3,10 +3,10 @@
 // and the host moderates, presents and exports. The steps share one event and run in
 // order, like a session would.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { launchBrowser, log, person, screenshot, seriousViolations, startServer } from './harness.js';
+import { log, person, screenshot, seriousViolations, serverAndBrowser } from './harness.js';
 
 const Q1 = 'How does the ledger survive duplicate deliveries?';
 const Q2 = 'What happens when two regions disagree about a count?';
@@ -14,8 +14,7 @@ const Q3 = 'Will the slides be shared after the talk?';
 /** The issue's promise: the host sees a guest's vote within one second. */
 const VOTE_VISIBLE_MS_MAX = 1_000;
 
-let server;
-let browser;
+const env = serverAndBrowser();
 let host;
 let alice;
 let bob;
@@ -23,15 +22,6 @@ let eid;
 let secret;
 const qids = {};
 
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
 
 function question(page, text) {
   return page.locator('li[data-qid]', { hasText: text });
@@ -68,7 +58,7 @@ async function ask(page, text, name = '') {
 }
 
 test('the start page creates an event and opens its host view', async () => {
-  host = await person(browser, server.base);
+  host = await person(env.browser, env.server.base);
   await host.page.goto('/');
   await host.page.locator('#create-event').waitFor();
   await screenshot(host.page, 'home');
@@ -80,9 +70,9 @@ test('the start page creates an event and opens its host view', async () => {
   await host.page.locator('#share-panel').waitFor();
 
   const link = await host.page.inputValue('#share-link');
-  assert.equal(link, `${server.base}/event/${eid}`);
+  assert.equal(link, `${env.server.base}/event/${eid}`);
   assert.ok(!link.includes(secret), 'the shared link must not carry the secret');
-  await host.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.base });
+  await host.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: env.server.base });
   await host.page.click('#copy-link');
   assert.equal(await host.page.evaluate(() => navigator.clipboard.readText()), link);
   await host.page.locator('#qr-code img').waitFor();
@@ -91,8 +81,8 @@ test('the start page creates an event and opens its host view', async () => {
 });
 
 test('two guests ask questions; the limits are shown before sending', async () => {
-  alice = await person(browser, server.base, { viewport: { width: 390, height: 844 } });
-  bob = await person(browser, server.base);
+  alice = await person(env.browser, env.server.base, { viewport: { width: 390, height: 844 } });
+  bob = await person(env.browser, env.server.base);
   await alice.page.goto(`/event/${eid}`);
   await bob.page.goto(`/event/${eid}`);
   await alice.page.locator('#ask-open').waitFor();
@@ -242,7 +232,7 @@ test('pausing holds updates back and shows how many are waiting', async () => {
 });
 
 test('scrolling down the list pauses updates until the reader is back on top', async () => {
-  const phone = await person(browser, server.base, { viewport: { width: 390, height: 420 } });
+  const phone = await person(env.browser, env.server.base, { viewport: { width: 390, height: 420 } });
   await phone.page.goto(`/event/${eid}/${secret}`);
   await question(phone.page, Q1).waitFor();
   await screenshot(phone.page, 'host-phone', { fullPage: true });
@@ -276,7 +266,7 @@ test('screenshots and accessibility of the guest and host views', async () => {
   await screenshot(host.page, 'host', { fullPage: true });
   await assertAccessible(host.page, 'host');
 
-  const dark = await person(browser, server.base, { colorScheme: 'dark' });
+  const dark = await person(env.browser, env.server.base, { colorScheme: 'dark' });
   const textRequests = [];
   dark.page.on('request', (request) => {
     const path = new URL(request.url()).pathname;
@@ -340,7 +330,7 @@ test('export downloads a file with the questions, in every format', async () => 
 });
 
 test('an unknown event and a wrong host link get clear messages', async () => {
-  const stranger = await person(browser, server.base);
+  const stranger = await person(env.browser, env.server.base);
   await stranger.page.goto('/event/01ARZ3NDEKTSV4RRFFQ69G5FAV');
   await stranger.page.locator('#error-unknown-event').waitFor();
   assert.match(await stranger.page.textContent('#error-unknown-event'), /does not exist/);
@@ -362,7 +352,7 @@ test('an unknown event and a wrong host link get clear messages', async () => {
 });
 
 test('without the live route (as on AWS) a guest polls with ETags and still sees changes', async () => {
-  const carol = await person(browser, server.base);
+  const carol = await person(env.browser, env.server.base);
   const lists = [];
   await carol.context.route('**/api/live/**', (route) =>
     route.fulfill({ status: 404, contentType: 'application/json', body: '{"error":"not available"}' }),
@@ -393,7 +383,7 @@ test('without the live route (as on AWS) a guest polls with ETags and still sees
 });
 
 test('a guest can ask and vote with the keyboard alone', async () => {
-  const dave = await person(browser, server.base);
+  const dave = await person(env.browser, env.server.base);
   await dave.page.goto(`/event/${eid}`);
   await dave.page.locator('#ask-open').focus();
   await dave.page.keyboard.press('Enter');

@@ -5,28 +5,18 @@
 // a question the host hides leaves a scrolled (paused) guest's screen within a second,
 // while additions still wait.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser, person, screenshot, startServer } from './harness.js';
+import { person, screenshot, serverAndBrowser } from './harness.js';
 
 /** The issue's promise: Hide takes a question off every screen at once. */
 const HIDE_GONE_MS_MAX = 1_000;
 
-let server;
-let browser;
+const env = serverAndBrowser();
 
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
 
 async function api(method, path, body, contentType = 'application/json') {
-  const response = await fetch(`${server.base}${path}`, {
+  const response = await fetch(`${env.server.base}${path}`, {
     method,
     headers: body === undefined ? {} : { 'Content-Type': contentType },
     body,
@@ -53,7 +43,7 @@ function question(page, text) {
 test('a lowercase event link lands on the canonical URL, with the guest’s question and vote', async () => {
   const { eid } = await createEvent();
   const lower = eid.toLowerCase();
-  const guest = await person(browser, server.base);
+  const guest = await person(env.browser, env.server.base);
 
   const response = await guest.page.goto(`/event/${lower}`);
   assert.equal(new URL(guest.page.url()).pathname, `/event/${eid}`, 'redirected to the canonical URL');
@@ -75,7 +65,7 @@ test('a lowercase event link lands on the canonical URL, with the guest’s ques
   assert.equal(await question(guest.page, text).locator('[data-action=vote]').getAttribute('aria-pressed'), 'true');
 
   // The Join box turns a lowercase id, or a lowercase link, into the canonical URL.
-  for (const typed of [lower, `${server.base}/event/${lower}`]) {
+  for (const typed of [lower, `${env.server.base}/event/${lower}`]) {
     await guest.page.goto('/');
     await guest.page.fill('#join-input', typed);
     await guest.page.click('#join-submit');
@@ -87,7 +77,7 @@ test('a lowercase event link lands on the canonical URL, with the guest’s ques
 });
 
 test('a malformed or unknown event link says the event does not exist, and stops', async () => {
-  const visitor = await person(browser, server.base);
+  const visitor = await person(env.browser, env.server.base);
   const listRequests = [];
   visitor.page.on('request', (request) => {
     if (new URL(request.url()).pathname.startsWith('/api/')) listRequests.push(request.url());
@@ -114,7 +104,7 @@ test('a malformed or unknown event link says the event does not exist, and stops
 });
 
 test('an unknown path is the app’s not-found page with status 404', async () => {
-  const visitor = await person(browser, server.base);
+  const visitor = await person(env.browser, env.server.base);
   for (const path of ['/nonsense', '/events/01ARZ3NDEKTSV4RRFFQ69G5FAV', '/event']) {
     const response = await visitor.page.goto(path);
     assert.equal(response.status(), 404, path);
@@ -132,11 +122,11 @@ test('a question the host hides leaves a paused guest’s screen within a second
   const qids = [];
   for (const text of texts) qids.push(await askByApi(eid, text));
 
-  const host = await person(browser, server.base);
+  const host = await person(env.browser, env.server.base);
   await host.page.goto(`/event/${eid}/${secret}`);
   await question(host.page, texts[9]).waitFor();
 
-  const guest = await person(browser, server.base, { viewport: { width: 390, height: 420 } });
+  const guest = await person(env.browser, env.server.base, { viewport: { width: 390, height: 420 } });
   await guest.page.goto(`/event/${eid}`);
   await question(guest.page, texts[9]).waitFor();
   await guest.page.mouse.move(200, 300);

@@ -3,9 +3,9 @@
 // sees while updates are paused or the connection is lost after scrolling down; and what
 // a screen reader hears for a vote button. A real server, a real browser, its own event.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser, log, person, screenshot, seriousViolations, startServer } from './harness.js';
+import { log, person, screenshot, seriousViolations, serverAndBrowser } from './harness.js';
 
 /** The server's limit is 500 characters; this question uses all of them. */
 const QUESTION_CHARS_MAX = 500;
@@ -26,23 +26,13 @@ const VIEWPORTS = [
 /** What must stay on screen in the presenter view, whatever the question. */
 const PRESENTER_PARTS = ['#presenter-qr', '#presenter-link', '#presenter-answer', '#presenter-close'];
 
-let server;
-let browser;
+const env = serverAndBrowser();
 let host;
 let guest;
 let eid;
 let secret;
 const qids = {};
 
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
 
 function question(page, qid) {
   return page.locator(`li[data-qid="${qid}"]`);
@@ -87,19 +77,19 @@ function overlaps(a, b) {
 }
 
 test('a host creates an event; a guest asks a 500-character and a short question', async () => {
-  host = await person(browser, server.base, { viewport: VIEWPORTS[0] });
+  host = await person(env.browser, env.server.base, { viewport: VIEWPORTS[0] });
   await host.page.goto('/');
   await host.page.click('#create-event');
   await host.page.waitForURL(/\/event\/[0-9A-Z]{26}\/[^/]+$/);
   [, , eid, secret] = new URL(host.page.url()).pathname.split('/');
 
-  guest = await person(browser, server.base, { viewport: { width: 390, height: 520 } });
+  guest = await person(env.browser, env.server.base, { viewport: { width: 390, height: 520 } });
   await guest.page.goto(`/event/${eid}`);
   assert.equal(LONG.length, QUESTION_CHARS_MAX);
   qids.long = await ask(guest.page, LONG, 'Grace');
   qids.short = await ask(guest.page, SHORT);
   // A second voter puts the long question on top.
-  const other = await person(browser, server.base);
+  const other = await person(env.browser, env.server.base);
   await other.page.goto(`/event/${eid}`);
   await question(other.page, qids.long).locator('[data-action=vote]').click();
   await host.page.waitForFunction(
@@ -228,7 +218,7 @@ test('while updates are paused the status says "Paused", not a green "Live"', as
 });
 
 test('the "Connection lost" banner stays in view for a guest who scrolled down', async () => {
-  const reader = await person(browser, server.base, { viewport: { width: 390, height: 420 } });
+  const reader = await person(env.browser, env.server.base, { viewport: { width: 390, height: 420 } });
   // Without the live route the page polls, so cutting the list's route loses the connection.
   await reader.context.route('**/api/live/**', (route) =>
     route.fulfill({ status: 404, contentType: 'application/json', body: '{"error":"not available"}' }),

@@ -2,29 +2,19 @@
 // votes on two questions at once must still be one voter, so both votes can be withdrawn
 // again. The counts are read through the API, the way any other reader sees them.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser, person, screenshot, startServer } from './harness.js';
+import { person, screenshot, serverAndBrowser } from './harness.js';
 
 const QUESTIONS = ['Which parts of the talk will be on the exam?', 'Could you repeat the second example slowly?'];
 /** How long the aggregator may take to fold a vote into the list the API serves. */
 const CATCH_UP_MS = 5_000;
 
-let server;
-let browser;
+const env = serverAndBrowser();
 
-before(async () => {
-  server = await startServer();
-  browser = await launchBrowser();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
 
 async function api(path, init) {
-  const response = await fetch(`${server.base}${path}`, init);
+  const response = await fetch(`${env.server.base}${path}`, init);
   assert.ok(response.ok, `${init?.method ?? 'GET'} ${path} answered ${response.status}`);
   return response.json();
 }
@@ -84,7 +74,7 @@ test('a new guest voting on two questions at once is one voter, and can withdraw
   const baseline = Object.fromEntries(qids.map((qid) => [qid, 1]));
   await expectCounts(eid, baseline, 'before the guest votes');
 
-  const guest = await person(browser, server.base);
+  const guest = await person(env.browser, env.server.base);
   const votes = [];
   guest.page.on('request', (r) => r.url().includes('/api/vote/') && votes.push(`sent ${r.url().split('/').at(-2)}`));
   guest.page.on('response', (r) => r.url().includes('/api/vote/') && votes.push(`done ${r.url().split('/').at(-2)}`));
