@@ -17,9 +17,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aggregator_lambda::consumer::Consumer;
-use aggregator_lambda::pipe::Pipe;
-use aggregator_lambda::{aws_sdk_dynamodbstreams, aws_sdk_sqs};
+use aggregator_queue::consumer::Consumer;
+use aggregator_queue::pipe::Pipe;
+use aggregator_queue::{aws_sdk_dynamodbstreams, aws_sdk_sqs};
 use anyhow::Context;
 use axum::Router;
 use indicatif::ProgressBar;
@@ -70,7 +70,7 @@ impl Default for DynamoServeOptions {
         Self {
             endpoint_url: None,
             tables: Tables::from_env(),
-            queue_name: aggregator_lambda::queue::QUEUE_NAME_DEFAULT.to_owned(),
+            queue_name: aggregator_queue::queue::QUEUE_NAME_DEFAULT.to_owned(),
             create_tables: false,
             local_pipe: false,
             region: "local".to_owned(),
@@ -132,7 +132,7 @@ impl DynamoBackend {
             }
         }
         let queue_url = if options.create_tables {
-            aggregator_lambda::queue::ensure_queue(&sqs, &options.queue_name).await?
+            aggregator_queue::queue::ensure_queue(&sqs, &options.queue_name).await?
         } else {
             sqs.get_queue_url()
                 .queue_name(&options.queue_name)
@@ -217,7 +217,7 @@ impl DynamoBackend {
                 .context("the pipe stand-in stopped")?;
         }
         loop {
-            if aggregator_lambda::queue::depth(&self.sqs, &self.queue_url).await? == 0 {
+            if aggregator_queue::queue::depth(&self.sqs, &self.queue_url).await? == 0 {
                 return Ok(());
             }
             if Instant::now() >= deadline {

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use ledger::ports::{EventStore, LedgerStore, ProjectionReader};
-use ledger_http::ClientAddr;
+use http_edge::ClientAddr;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -96,7 +96,7 @@ async fn metrics_only_to_loopback(client: ClientAddr, request: Request, next: Ne
 }
 
 fn not_found() -> Response {
-    ledger_http::error_response(StatusCode::NOT_FOUND, "not found", HeaderValue::from_static("no-store"))
+    http_edge::error_response(StatusCode::NOT_FOUND, "not found", HeaderValue::from_static("no-store"))
 }
 
 /// `/metrics` alone, for `serve --metrics-listen ADDR`'s own listener: the process's

@@ -53,7 +53,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // A refused write must never be replayed from a cache.
         let mut response =
-            ledger_http::error_response(self.status(), &self.to_string(), HeaderValue::from_static("no-store"));
+            http_edge::error_response(self.status(), &self.to_string(), HeaderValue::from_static("no-store"));
         if let ApiError::RateLimited { retry_after_s, .. } = self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
         }

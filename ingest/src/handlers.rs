@@ -16,7 +16,7 @@ use ledger::retention::{is_live, now_unix};
 use ledger::rules::{asker_name, question_text, RuleError};
 use ledger::secret::{hash_secret, new_secret, secret_matches};
 use ledger::{Asked, Body, EventId, QuestionId, Record, RecordId};
-use ledger_http::ClientAddr;
+use http_edge::ClientAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;

@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use ingest::{IdMinter, IngestConfig, IngestState, Rate, RateLimits};
 use ledger::ports::{EventStore, LedgerStore, ProjectionReader};
 use ledger::{EventId, QuestionId, Record, VoterId};
-use ledger_http::ClientAddr;
+use http_edge::ClientAddr;
 use ledger_sqlite::{Durability, Options, SqliteStore};
 use serde_json::{json, Value};
 use tower::ServiceExt;

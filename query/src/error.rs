@@ -87,7 +87,7 @@ impl IntoResponse for ApiError {
             _ => HeaderValue::from_static("no-store"),
         };
         let retry_after = matches!(self, ApiError::StreamBudgetSpent(_));
-        let mut response = ledger_http::error_response(self.status(), &self.to_string(), cache_control);
+        let mut response = http_edge::error_response(self.status(), &self.to_string(), cache_control);
         if retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(STREAM_RETRY_AFTER_S));
         }

@@ -198,14 +198,14 @@ pub fn router(state: QueryState) -> Router {
         // (an id already set by API Gateway or a proxy is kept).
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         // One span per request carrying that id; logs method, route, status and latency.
-        .layer(TraceLayer::new_for_http().make_span_with(|r: &Request| ledger_http::request_span("query", r)))
+        .layer(TraceLayer::new_for_http().make_span_with(|r: &Request| http_edge::request_span("query", r)))
         // Echo the id so a user's bug report can quote it.
         .layer(PropagateRequestIdLayer::x_request_id())
         // Outside catch-panic and timeout so it also counts (and marks no-store) the 500s and
         // 503s those produce.
-        .layer(middleware::from_fn(|r, n| ledger_http::observe("query", ledger_http::NoStore::Errors, r, n)))
+        .layer(middleware::from_fn(|r, n| http_edge::observe("query", http_edge::NoStore::Errors, r, n)))
         // A bug must cost one request a 500, never the process or a cached error.
-        .layer(CatchPanicLayer::custom(ledger_http::panic_response))
+        .layer(CatchPanicLayer::custom(http_edge::panic_response))
         // A stuck store must not hold connections forever (streams are timed to first byte).
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

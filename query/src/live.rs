@@ -22,7 +22,7 @@ use axum::http::HeaderValue;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use ledger::EventId;
-use ledger_http::ClientAddr;
+use http_edge::ClientAddr;
 use parking_lot::Mutex;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};

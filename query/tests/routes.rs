@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use ledger::ports::{EventRow, EventStore, LedgerStore, ProjectionReader, StoreError, StoreResult};
 use ledger::secret::hash_secret;
 use ledger::{Asked, Body as RecordBody, EventId, QuestionId, Record, RecordId, VoterId};
-use ledger_http::ClientAddr;
+use http_edge::ClientAddr;
 use ledger_sqlite::{Durability, Options, SqliteStore};
 use query::{LiveHub, QueryConfig, QueryState};
 use serde_json::{json, Value};

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use ledger_http::ClientAddr;
+use http_edge::ClientAddr;
 use tower::ServiceExt;
 use wewerewondering::embedded::{Embedded, EmbeddedConfig};
 

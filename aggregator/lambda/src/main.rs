@@ -21,7 +21,7 @@ async fn main() -> Result<(), Error> {
     let store = Arc::new(DynamoStore::from_env_read_only(None).await?);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let store = store.clone();
-        async move { Ok::<SqsBatchResponse, Error>(aggregator_lambda::handle(store.as_ref(), event.payload).await) }
+        async move { Ok::<SqsBatchResponse, Error>(aggregator_queue::handle(store.as_ref(), event.payload).await) }
     }))
     .await
 }

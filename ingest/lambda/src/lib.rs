@@ -12,7 +12,7 @@ use axum::Router;
 use ingest::{IdMinter, IngestConfig, IngestState, RateLimits};
 use lambda_http::request::RequestContext;
 use ledger_dynamodb::DynamoStore;
-use ledger_http::ClientAddr;
+use http_edge::ClientAddr;
 
 /// Environment variable with the region stamped on records (Lambda sets `AWS_REGION`).
 pub const REGION_ENV: &str = "AWS_REGION";

@@ -6,7 +6,7 @@ use axum::Router;
 use lambda_http::request::LambdaRequest;
 use lambda_http::tower::ServiceExt;
 use lambda_http::{Adapter, Context, LambdaEvent};
-use ledger_http::ClientAddr;
+use http_edge::ClientAddr;
 
 fn create_event_request() -> LambdaRequest {
     let path = format!("{}/tests/fixtures/create-event.json", env!("CARGO_MANIFEST_DIR"));

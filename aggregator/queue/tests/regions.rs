@@ -8,8 +8,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use aggregator_lambda::consumer::Consumer;
-use aggregator_lambda::pipe::Pipe;
+use aggregator_queue::consumer::Consumer;
+use aggregator_queue::pipe::Pipe;
 use ledger::ports::{LedgerStore, ProjectionStore};
 use ledger::{EventId, Projection, Record};
 use ledger_conformance::{assert_projection_is_fold, delivery, history, moto_endpoint, Scale, Stores};
@@ -29,7 +29,7 @@ impl Region {
         let store = Arc::new(fresh_tables(endpoint).await.unwrap_or_else(|e| panic!("{name}: tables: {e}")));
         let config = sdk_config(Some(endpoint)).await;
         let sqs = aws_sdk_sqs::Client::new(&config);
-        let queue_url = aggregator_lambda::queue::ensure_queue(&sqs, &format!("q{:016x}", rand::random::<u64>()))
+        let queue_url = aggregator_queue::queue::ensure_queue(&sqs, &format!("q{:016x}", rand::random::<u64>()))
             .await
             .expect("queue");
         let arn = ledger_dynamodb::admin::ledger_stream_arn(store.client(), store.tables()).await.expect("stream");

@@ -43,7 +43,7 @@ async fn a_poison_message_fails_alone_and_redelivery_changes_nothing() {
     let expected: Value = serde_json::from_str(&fixture("sqs-event.expected.json")).expect("expectations parse");
     let text = |k: &str| expected[k].as_str().unwrap_or_else(|| panic!("expected.{k}")).to_owned();
 
-    let response = aggregator_lambda::handle(store.as_ref(), event.clone()).await;
+    let response = aggregator_queue::handle(store.as_ref(), event.clone()).await;
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, vec![text("poison_message_id").as_str()], "only the poison message is reported");
 
@@ -56,7 +56,7 @@ async fn a_poison_message_fails_alone_and_redelivery_changes_nothing() {
     assert_eq!((texts[0].text.clone(), texts[0].who.clone()), (text("text"), Some(text("who"))));
 
     let before = store.questions(Some(event_id)).await.expect("read projection");
-    let again = aggregator_lambda::handle(store.as_ref(), event).await;
+    let again = aggregator_queue::handle(store.as_ref(), event).await;
     assert_eq!(again.batch_item_failures.len(), 1, "the poison message fails again, alone");
     assert_eq!(store.questions(Some(event_id)).await.expect("re-read"), before, "redelivery changed the projection");
 }
@@ -70,16 +70,16 @@ async fn the_pipe_stand_in_and_the_consumer_fold_the_ledger() {
     let config = sdk_config(Some(&endpoint)).await;
     let sqs = SqsClient::new(&config);
     let queue_name = format!("q{:016x}", rand::random::<u64>());
-    let queue_url = aggregator_lambda::queue::ensure_queue(&sqs, &queue_name).await.expect("create queue");
+    let queue_url = aggregator_queue::queue::ensure_queue(&sqs, &queue_name).await.expect("create queue");
     let arn = ledger_dynamodb::admin::ledger_stream_arn(store.client(), store.tables()).await.expect("stream arn");
-    let mut pipe = aggregator_lambda::pipe::Pipe::new(
+    let mut pipe = aggregator_queue::pipe::Pipe::new(
         StreamsClient::new(&config),
         sqs.clone(),
         arn,
         queue_url.clone(),
         "us-east-1".to_owned(),
     );
-    let consumer = aggregator_lambda::consumer::Consumer {
+    let consumer = aggregator_queue::consumer::Consumer {
         sqs: sqs.clone(),
         queue_url: queue_url.clone(),
         store: store.clone(),
@@ -116,7 +116,7 @@ async fn the_pipe_stand_in_and_the_consumer_fold_the_ledger() {
     let stores = Stores::of(store.clone());
     assert_projection_is_fold(&stores, event, &records, "pipe stand-in + consumer").await;
     assert_eq!(
-        aggregator_lambda::queue::depth(&sqs, &queue_url).await.expect("depth"),
+        aggregator_queue::queue::depth(&sqs, &queue_url).await.expect("depth"),
         0,
         "handled messages are deleted"
     );
