@@ -1,10 +1,14 @@
 //! The rules a record must satisfy to enter the ledger, written once: ingest applies them to
 //! what guests and hosts send, `ledger import` to every line of a file. A record that breaks
-//! one never reaches a store.
+//! one never reaches a store. Also the one rule a projection replacement (replay's repair)
+//! must satisfy, which both adapters check before they write.
 
 use crate::limits::{
     ASKER_NAME_CHARS_MAX, QUESTION_TEXT_CHARS_MAX, QUESTION_WORDS_MIN, RECORD_FUTURE_SKEW_MS_MAX, REGION_CHARS_MAX,
 };
+use crate::fold::{QuestionState, VoterState};
+use crate::ids::{EventId, QuestionId, VoterId};
+use crate::ports::StoreError;
 use crate::record::{Body, Record};
 
 /// Why a record (or the text of one) is refused. The messages are the API's 400 reasons.
@@ -76,6 +80,28 @@ pub fn check_record(record: &Record, now_ms: u64) -> Result<(), RuleError> {
         if text != asked.text || who != asked.who {
             return Err(RuleError::NotNormalized);
         }
+    }
+    Ok(())
+}
+
+/// A replacement of one event's projection (`ProjectionStore::replace` with `Some(event)`)
+/// may hold only that event's questions, and voter states only of those questions: written
+/// in its scope, anything else would land in another event's projection, outside what the
+/// replacement deletes first.
+pub fn check_replacement(
+    event: Option<EventId>,
+    questions: &[QuestionState],
+    voters: &[((QuestionId, VoterId), VoterState)],
+) -> Result<(), StoreError> {
+    let Some(event) = event else { return Ok(()) };
+    if let Some(q) = questions.iter().find(|q| q.counters.event != event) {
+        return Err(StoreError::Rejected(format!("question {} is not of event {event}", q.counters.id)));
+    }
+    let ids: std::collections::HashSet<QuestionId> = questions.iter().map(|q| q.counters.id).collect();
+    if let Some(((question, voter), _)) = voters.iter().find(|((question, _), _)| !ids.contains(question)) {
+        return Err(StoreError::Rejected(format!(
+            "voter {voter} of question {question}, which the replacement of event {event} does not hold"
+        )));
     }
     Ok(())
 }

@@ -18,6 +18,7 @@ use ledger::ports::{
 use ledger::secret::hash_secret;
 use ledger::{
     Asked, BatchPlan, Body, EventId, Projection, QuestionCounters, QuestionId, QuestionState, Record, RecordId, VoterId,
+    VoterState,
 };
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -134,6 +135,8 @@ pub mod checks {
         super::concurrent_aggregators(s, scale, seed).await
     }
 
+    pub use super::replace_refuses_what_is_not_of_its_event;
+
     pub async fn replace_restores_a_fold(s: &Stores, scale: Scale, seed: u64) {
         super::replace_restores_a_fold(s, scale, seed).await
     }
@@ -163,6 +166,7 @@ macro_rules! conformance_tests {
             duplicate_and_out_of_order_delivery,
             concurrent_aggregators,
             replace_restores_a_fold,
+            replace_refuses_what_is_not_of_its_event,
             a_crowd_on_one_question
         );
     };
@@ -739,6 +743,32 @@ pub async fn replace_restores_a_fold(s: &Stores, scale: Scale, seed: u64) {
         must("list", s.reader.event_questions(event).await).is_empty(),
         "{context}: replace with nothing left questions"
     );
+}
+
+/// `replace` scoped to one event refuses a question of another event, or a voter state of a
+/// question it does not hold, and changes nothing: written in its scope, either would land
+/// outside what it deletes first.
+pub async fn replace_refuses_what_is_not_of_its_event(s: &Stores, scale: Scale, seed: u64) {
+    let rng = &mut StdRng::seed_from_u64(seed);
+    let (event, other) = (EventId(Ulid::new()), EventId(Ulid::new()));
+    let small = Scale { records: 12, questions: 2, ..scale };
+    let records = history(rng, event, small);
+    let others = history(rng, other, small);
+    let context = format!("replace refusal (CONFORMANCE_SEED={seed})");
+    deliver(s, std::slice::from_ref(&records), &context).await;
+    deliver(s, std::slice::from_ref(&others), &context).await;
+    let mut fold = Projection::new();
+    for r in records.iter().chain(&others) {
+        fold.apply(r);
+    }
+    let foreign = fold.sorted().into_iter().find(|q| q.counters.event == other).expect("the other event has questions");
+    let refused = s.projection.replace(Some(event), std::slice::from_ref(&foreign), &[]).await;
+    assert!(matches!(refused, Err(StoreError::Rejected(_))), "{context}: another event's question: {refused:?}");
+    let voter = ((foreign.counters.id, VoterId(Ulid::new())), VoterState { up: true, rec: RecordId(Ulid::new()) });
+    let refused = s.projection.replace(Some(event), &[], &[voter]).await;
+    assert!(matches!(refused, Err(StoreError::Rejected(_))), "{context}: a voter of a question not held: {refused:?}");
+    assert_projection_is_fold(s, event, &records, &context).await;
+    assert_projection_is_fold(s, other, &others, &format!("{context}: the other event")).await;
 }
 
 /// The retention check's store retention: a store opened with this many days must stamp

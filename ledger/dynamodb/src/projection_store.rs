@@ -96,11 +96,7 @@ impl ProjectionStore for DynamoStore {
         questions: &[QuestionState],
         voters: &[((QuestionId, VoterId), VoterState)],
     ) -> StoreResult<()> {
-        if let Some(e) = event {
-            if let Some(q) = questions.iter().find(|q| q.counters.event != e) {
-                return Err(StoreError::Rejected(format!("question {} is not of event {e}", q.counters.id)));
-            }
-        }
+        ledger::rules::check_replacement(event, questions, voters)?;
         let events: HashMap<QuestionId, EventId> =
             questions.iter().map(|q| (q.counters.id, q.counters.event)).collect();
         // What is stored now in scope, to delete what the new projection lacks.

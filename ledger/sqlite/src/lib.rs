@@ -525,6 +525,7 @@ impl ProjectionStore for SqliteStore {
         questions: &[QuestionState],
         voters: &[((QuestionId, VoterId), VoterState)],
     ) -> StoreResult<()> {
+        ledger::rules::check_replacement(event, questions, voters)?;
         let (questions, voters) = (questions.to_vec(), voters.to_vec());
         self.send(|reply| Command::Replace { event, questions, voters, reply }).await
     }
