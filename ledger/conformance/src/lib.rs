@@ -17,8 +17,8 @@ use ledger::ports::{
 };
 use ledger::secret::hash_secret;
 use ledger::{
-    Asked, BatchPlan, Body, EventId, Projection, QuestionCounters, QuestionId, QuestionState, Record, RecordId, VoterId,
-    VoterState,
+    Asked, BatchPlan, Body, EventId, Projection, QuestionCounters, QuestionId, QuestionState, Record, RecordId,
+    VoterId, VoterState,
 };
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -86,68 +86,9 @@ pub fn seed() -> u64 {
     std::env::var("CONFORMANCE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random)
 }
 
-/// Every check with one signature (the stores, the scale, the seed of the randomized ones),
-/// for [`conformance_tests!`], which makes one test of each.
-pub mod checks {
-    use super::{Scale, Stores};
-
-    pub async fn events_round_trip_and_unknown(s: &Stores, _scale: Scale, _seed: u64) {
-        super::events_round_trip_and_unknown(s).await
-    }
-
-    pub async fn append_and_read_back(s: &Stores, _scale: Scale, _seed: u64) {
-        super::append_and_read_back(s).await
-    }
-
-    pub async fn an_append_never_overwrites_a_stored_record(s: &Stores, _scale: Scale, _seed: u64) {
-        super::an_append_never_overwrites_a_stored_record(s).await
-    }
-
-    pub async fn reads_past_one_page(s: &Stores, scale: Scale, _seed: u64) {
-        super::reads_past_one_page(s, scale).await
-    }
-
-    pub async fn unknown_questions_and_early_votes(s: &Stores, _scale: Scale, _seed: u64) {
-        super::unknown_questions_and_early_votes(s).await
-    }
-
-    pub async fn a_stale_commit_is_a_conflict_and_changes_nothing(s: &Stores, _scale: Scale, _seed: u64) {
-        super::a_stale_commit_is_a_conflict_and_changes_nothing(s).await
-    }
-
-    pub async fn a_commit_is_all_or_nothing_across_questions(s: &Stores, _scale: Scale, _seed: u64) {
-        super::a_commit_is_all_or_nothing_across_questions(s).await
-    }
-
-    pub async fn a_competing_commit_between_read_and_commit_is_replanned(s: &Stores, _scale: Scale, _seed: u64) {
-        super::a_competing_commit_between_read_and_commit_is_replanned(s).await
-    }
-
-    pub async fn a_batch_that_always_conflicts_is_given_up_and_changes_nothing(s: &Stores, _scale: Scale, _seed: u64) {
-        super::a_batch_that_always_conflicts_is_given_up_and_changes_nothing(s).await
-    }
-
-    pub async fn duplicate_and_out_of_order_delivery(s: &Stores, scale: Scale, seed: u64) {
-        super::duplicate_and_out_of_order_delivery(s, scale, seed).await
-    }
-
-    pub async fn concurrent_aggregators(s: &Stores, scale: Scale, seed: u64) {
-        super::concurrent_aggregators(s, scale, seed).await
-    }
-
-    pub use super::replace_refuses_what_is_not_of_its_event;
-
-    pub async fn replace_restores_a_fold(s: &Stores, scale: Scale, seed: u64) {
-        super::replace_restores_a_fold(s, scale, seed).await
-    }
-
-    pub async fn a_crowd_on_one_question(s: &Stores, scale: Scale, seed: u64) {
-        super::a_crowd_on_one_question(s, scale, seed).await
-    }
-}
-
 /// One `#[tokio::test]` per conformance check, so that every failure shows rather than the
-/// first one hiding the rest. `$stores` is an async expression giving
+/// first one hiding the rest. Every check takes the stores, the scale and the seed (the
+/// checks with fixed data ignore the last two), so each test calls its check directly. `$stores` is an async expression giving
 /// `Option<(guard, Stores)>` (`None` skips the test, e.g. without an emulator; the guard,
 /// such as a temporary directory, lives as long as the test).
 #[macro_export]
@@ -175,7 +116,7 @@ macro_rules! conformance_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
                 let Some((_guard, stores)) = $stores.await else { return };
-                $crate::checks::$check(&stores, $scale, $crate::seed()).await;
+                $crate::$check(&stores, $scale, $crate::seed()).await;
             }
         )*
     };
@@ -275,7 +216,7 @@ async fn deliver(s: &Stores, batches: &[Vec<Record>], context: &str) {
 }
 
 /// Events: create and read back; a taken id is refused and changes nothing; unknown is none.
-pub async fn events_round_trip_and_unknown(s: &Stores) {
+pub async fn events_round_trip_and_unknown(s: &Stores, _scale: Scale, _seed: u64) {
     let id = EventId(Ulid::new());
     let row = EventRow { id, secret_hash: hash_secret("sesame"), expire_unix: id.unix_seconds() + 30 * 86_400 };
     must("create an event", s.events.create_event(&row).await);
@@ -291,7 +232,7 @@ pub async fn events_round_trip_and_unknown(s: &Stores) {
 
 /// The ledger: every kind of record appended (alone and in batches) reads back as written;
 /// appending again changes nothing.
-pub async fn append_and_read_back(s: &Stores) {
+pub async fn append_and_read_back(s: &Stores, _scale: Scale, _seed: u64) {
     let rng = &mut StdRng::seed_from_u64(7);
     let event = EventId(Ulid::new());
     let q = QuestionId(Ulid::new());
@@ -353,7 +294,7 @@ pub async fn append_and_read_back(s: &Stores) {
 /// A record whose id is already stored is skipped, never written over: appending (alone or
 /// among others, as `ledger import` does) a different record under a stored id leaves the
 /// stored one, and within one call the first record of an id is the one kept.
-pub async fn an_append_never_overwrites_a_stored_record(s: &Stores) {
+pub async fn an_append_never_overwrites_a_stored_record(s: &Stores, _scale: Scale, _seed: u64) {
     let rng = &mut StdRng::seed_from_u64(19);
     let event = EventId(Ulid::new());
     let q = QuestionId(Ulid::new());
@@ -377,7 +318,7 @@ pub async fn an_append_never_overwrites_a_stored_record(s: &Stores) {
 }
 
 /// Scans in small pages return every record exactly once, for one event and for all.
-pub async fn reads_past_one_page(s: &Stores, scale: Scale) {
+pub async fn reads_past_one_page(s: &Stores, scale: Scale, _seed: u64) {
     let rng = &mut StdRng::seed_from_u64(11);
     let event = EventId(Ulid::new());
     let q = QuestionId(Ulid::new());
@@ -408,7 +349,7 @@ pub async fn reads_past_one_page(s: &Stores, scale: Scale) {
 
 /// Reads of unknown ids are empty, not errors; a vote that arrives before its question's
 /// `asked` record counts, and the later `asked` fills the text without touching the count.
-pub async fn unknown_questions_and_early_votes(s: &Stores) {
+pub async fn unknown_questions_and_early_votes(s: &Stores, _scale: Scale, _seed: u64) {
     let rng = &mut StdRng::seed_from_u64(13);
     let event = EventId(Ulid::new());
     let q = QuestionId(Ulid::new());
@@ -441,7 +382,7 @@ pub async fn unknown_questions_and_early_votes(s: &Stores) {
 
 /// A change planned against state that has since moved is refused whole: `Conflict`, and
 /// neither the voters nor the counter move.
-pub async fn a_stale_commit_is_a_conflict_and_changes_nothing(s: &Stores) {
+pub async fn a_stale_commit_is_a_conflict_and_changes_nothing(s: &Stores, _scale: Scale, _seed: u64) {
     let rng = &mut StdRng::seed_from_u64(17);
     let event = EventId(Ulid::new());
     let q = QuestionId(Ulid::new());
@@ -465,7 +406,7 @@ pub async fn a_stale_commit_is_a_conflict_and_changes_nothing(s: &Stores) {
 /// One change touching two questions, the first with a fresh voter condition and the second
 /// with a stale one, commits nothing at all: `Conflict`, and the fresh question's votes and
 /// voter are as before (a store committing question by question would have applied it).
-pub async fn a_commit_is_all_or_nothing_across_questions(s: &Stores) {
+pub async fn a_commit_is_all_or_nothing_across_questions(s: &Stores, _scale: Scale, _seed: u64) {
     let rng = &mut StdRng::seed_from_u64(29);
     let event = EventId(Ulid::new());
     // The fresh question is minted first, so it comes first in any order a store may use.
@@ -496,23 +437,36 @@ pub async fn a_commit_is_all_or_nothing_across_questions(s: &Stores) {
     assert_projection_is_fold(s, event, std::slice::from_ref(&stale), "after a half-stale change").await;
 }
 
-/// A projection store that, on the first commit it is handed, first commits a competing
-/// change (the fold of `competing`) through the real store: the change being committed was
-/// planned before it, so its voter conditions no longer hold.
-struct Interloper {
+/// A projection store in front of the real one whose commits another aggregator contests;
+/// everything else passes through.
+struct Contested {
     inner: Arc<dyn ProjectionStore>,
-    competing: tokio::sync::Mutex<Option<Vec<Record>>>,
+    rival: Rival,
     commits: std::sync::atomic::AtomicU32,
 }
 
-/// A projection store whose every commit conflicts (another aggregator always wins).
-struct AlwaysOutrun {
-    inner: Arc<dyn ProjectionStore>,
-    commits: std::sync::atomic::AtomicU32,
+/// How the other aggregator contests [`Contested`]'s commits.
+enum Rival {
+    /// On the first commit handed over, it first commits a competing change (the fold of
+    /// these records) through the real store: the change being committed was planned
+    /// before it, so its voter conditions no longer hold.
+    Once(tokio::sync::Mutex<Option<Vec<Record>>>),
+    /// It always wins: every commit conflicts.
+    Always,
+}
+
+impl Contested {
+    fn new(inner: Arc<dyn ProjectionStore>, rival: Rival) -> Self {
+        Self { inner, rival, commits: Default::default() }
+    }
+
+    fn commits(&self) -> u32 {
+        self.commits.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 #[async_trait::async_trait]
-impl ProjectionStore for Interloper {
+impl ProjectionStore for Contested {
     async fn voters(
         &self,
         keys: &[(QuestionId, VoterId)],
@@ -521,41 +475,19 @@ impl ProjectionStore for Interloper {
     }
     async fn commit(&self, change: &ledger::ProjectionChange, cursor: Option<u64>) -> Result<Commit, StoreError> {
         self.commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if let Some(competing) = self.competing.lock().await.take() {
-            let plan = BatchPlan::from_records(&competing);
-            let stored = self.inner.voters(&plan.voter_keys()).await?;
-            let theirs = plan.resolve(&stored);
-            assert_eq!(self.inner.commit(&theirs, None).await?, Commit::Applied, "the competing change must commit");
+        match &self.rival {
+            Rival::Always => return Ok(Commit::Conflict),
+            Rival::Once(competing) => {
+                if let Some(competing) = competing.lock().await.take() {
+                    let plan = BatchPlan::from_records(&competing);
+                    let stored = self.inner.voters(&plan.voter_keys()).await?;
+                    let theirs = plan.resolve(&stored);
+                    let committed = self.inner.commit(&theirs, None).await?;
+                    assert_eq!(committed, Commit::Applied, "the competing change must commit");
+                }
+            }
         }
         self.inner.commit(change, cursor).await
-    }
-    async fn cursor(&self) -> Result<u64, StoreError> {
-        self.inner.cursor().await
-    }
-    async fn questions(&self, event: Option<EventId>) -> Result<Vec<QuestionState>, StoreError> {
-        self.inner.questions(event).await
-    }
-    async fn replace(
-        &self,
-        event: Option<EventId>,
-        questions: &[QuestionState],
-        voters: &[((QuestionId, VoterId), ledger::VoterState)],
-    ) -> Result<(), StoreError> {
-        self.inner.replace(event, questions, voters).await
-    }
-}
-
-#[async_trait::async_trait]
-impl ProjectionStore for AlwaysOutrun {
-    async fn voters(
-        &self,
-        keys: &[(QuestionId, VoterId)],
-    ) -> Result<rustc_hash::FxHashMap<(QuestionId, VoterId), ledger::VoterState>, StoreError> {
-        self.inner.voters(keys).await
-    }
-    async fn commit(&self, _change: &ledger::ProjectionChange, _cursor: Option<u64>) -> Result<Commit, StoreError> {
-        self.commits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Ok(Commit::Conflict)
     }
     async fn cursor(&self) -> Result<u64, StoreError> {
         self.inner.cursor().await
@@ -577,7 +509,7 @@ impl ProjectionStore for AlwaysOutrun {
 /// commit, another aggregator commits a newer vote of one of the batch's voters. The commit
 /// conflicts, the batch is planned again from fresh state, and the projection ends at the
 /// pure fold of everything (the competing vote wins, being newer).
-pub async fn a_competing_commit_between_read_and_commit_is_replanned(s: &Stores) {
+pub async fn a_competing_commit_between_read_and_commit_is_replanned(s: &Stores, _scale: Scale, _seed: u64) {
     let rng = &mut StdRng::seed_from_u64(31);
     let event = EventId(Ulid::new());
     let q = QuestionId(ulid_at(rng, 0));
@@ -588,15 +520,12 @@ pub async fn a_competing_commit_between_read_and_commit_is_replanned(s: &Stores)
         .map(|(i, &v)| record(rng, event, q, 1 + i as u64, Body::Voted { voter: v, up: true }))
         .collect();
     let competing = vec![record(rng, event, q, 10, Body::Voted { voter: voters[0], up: false })];
-    let interloper = Interloper {
-        inner: s.projection.clone(),
-        competing: tokio::sync::Mutex::new(Some(competing.clone())),
-        commits: Default::default(),
-    };
+    let interloper =
+        Contested::new(s.projection.clone(), Rival::Once(tokio::sync::Mutex::new(Some(competing.clone()))));
     let applied = must("apply the batch", aggregator::apply_batch(&interloper, &batch, None).await);
     assert!(applied.conflicts >= 1, "the competing commit did not make the batch conflict: {applied:?}");
     assert_eq!(
-        interloper.commits.load(std::sync::atomic::Ordering::SeqCst),
+        interloper.commits(),
         applied.conflicts + 1,
         "one commit per conflict, and the last one applied"
     );
@@ -612,7 +541,7 @@ pub async fn a_competing_commit_between_read_and_commit_is_replanned(s: &Stores)
 
 /// A batch whose every commit conflicts is given up after `CONFLICT_RETRIES_MAX` retries
 /// (returned as an error for the queue to redeliver) and leaves the projection unchanged.
-pub async fn a_batch_that_always_conflicts_is_given_up_and_changes_nothing(s: &Stores) {
+pub async fn a_batch_that_always_conflicts_is_given_up_and_changes_nothing(s: &Stores, _scale: Scale, _seed: u64) {
     let rng = &mut StdRng::seed_from_u64(37);
     let event = EventId(Ulid::new());
     let q = QuestionId(ulid_at(rng, 0));
@@ -622,11 +551,11 @@ pub async fn a_batch_that_always_conflicts_is_given_up_and_changes_nothing(s: &S
         record(rng, event, q, 2, Body::Voted { voter: VoterId::random(), up: true }),
         record(rng, event, q, 3, Body::Answered { on: true }),
     ];
-    let outrun = AlwaysOutrun { inner: s.projection.clone(), commits: Default::default() };
+    let outrun = Contested::new(s.projection.clone(), Rival::Always);
     let result = aggregator::apply_batch(&outrun, &batch, None).await;
     assert!(matches!(result, Err(StoreError::Unavailable(_))), "expected the batch given up, got {result:?}");
     assert_eq!(
-        outrun.commits.load(std::sync::atomic::Ordering::SeqCst),
+        outrun.commits(),
         aggregator::CONFLICT_RETRIES_MAX + 1,
         "the first commit and one per retry"
     );
