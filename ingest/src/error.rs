@@ -2,11 +2,9 @@
 //! short JSON body. Store failures are logged here and answered with a bare 503, so nothing
 //! internal (and never a secret) reaches a client.
 
-use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::rejection::BytesRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use ledger::ports::StoreError;
-use ledger::IdError;
 
 use crate::rate::Limited;
 
@@ -61,24 +59,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        tracing::error!(%error, "store error while ingesting");
-        ApiError::Unavailable
-    }
-}
-
-impl From<IdError> for ApiError {
-    fn from(error: IdError) -> Self {
-        ApiError::BadRequest(error.to_string())
-    }
-}
-
-impl From<PathRejection> for ApiError {
-    fn from(rejection: PathRejection) -> Self {
-        ApiError::BadRequest(format!("malformed path: {}", rejection.body_text()))
-    }
-}
+http_edge::refusals_from_store_and_ids!(ApiError, "ingesting");
 
 impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> Self {

@@ -4,33 +4,29 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use axum::Json;
 use bytes::Bytes;
+use http_edge::ClientAddr;
 use ledger::limits::QUESTIONS_PER_EVENT_MAX;
 use ledger::ports::EventRow;
 use ledger::retention::{is_live, now_unix};
 use ledger::rules::{asker_name, question_text, RuleError};
 use ledger::secret::{hash_secret, new_secret, secret_matches};
 use ledger::{Asked, Body, EventId, QuestionId, Record, RecordId};
-use http_edge::ClientAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::rate::RateLimiters;
 use crate::voter::{voter, Voter, VoterCookie};
 use crate::IngestState;
+use http_edge::PathParams;
 
 type AppState = State<Arc<IngestState>>;
 type Limits = Extension<Arc<RateLimiters>>;
-
-/// Path parameters, with a malformed path answered as our JSON 400 rather than axum's text.
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
-pub struct PathParams<T>(pub T);
 
 #[derive(Serialize)]
 struct CreatedEvent {

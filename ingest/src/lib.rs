@@ -12,21 +12,13 @@ pub mod rate;
 pub mod voter;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::StatusCode;
-use axum::middleware::{self};
+use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
 use axum::{Extension, Router};
 use ledger::limits::REQUEST_BODY_BYTES_MAX;
 use ledger::ports::{EventStore, LedgerStore, ProjectionReader};
 use parking_lot::Mutex;
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 use ulid::Ulid;
 
 pub use error::ApiError;
@@ -41,10 +33,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/event/{eid}/questions/{secret}/{qid}/toggle/{property}"),
 ];
 
-/// How long a write may take before it is answered with 503. The write may still commit
-/// after that; a retried vote is harmless (a voter's latest choice is what counts), a
-/// retried question may then appear twice.
-pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
+/// How long a write may take before it is answered with 503 (the edge's deadline, shared
+/// with query; see `http_edge::REQUEST_TIMEOUT_MS`).
+pub const REQUEST_TIMEOUT_MS: u64 = http_edge::REQUEST_TIMEOUT_MS;
 
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
@@ -101,35 +92,18 @@ pub struct IngestState {
     pub ids: Arc<IdMinter>,
 }
 
-/// The ingest role as a router. Layers are listed outermost first.
+/// The ingest role as a router, inside the edge both roles share (`http_edge::with_edge`:
+/// request ids, spans, metrics, panics, the deadline). Every response is `no-store`: an
+/// answer may carry a new cookie or a host secret.
 pub fn router(state: IngestState) -> Router {
-    let layers = ServiceBuilder::new()
-        // A request id first, so every log line and the response can name the request
-        // (an id already set by API Gateway or a proxy is kept).
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        // One span per request carrying that id; logs method, path, status and latency.
-        .layer(TraceLayer::new_for_http().make_span_with(|r: &Request| http_edge::request_span("ingest", r)))
-        // Echo the id so a user's bug report can quote it.
-        .layer(PropagateRequestIdLayer::x_request_id())
-        // Outside catch-panic and timeout so it also counts (and marks no-store) the 500s and
-        // 503s those produce.
-        .layer(middleware::from_fn(|r, n| http_edge::observe("ingest", http_edge::NoStore::Always, r, n)))
-        // A bug must cost one request a 500, never the process or a cached error.
-        .layer(CatchPanicLayer::custom(http_edge::panic_response))
-        // A stuck store must not hold connections forever.
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_millis(REQUEST_TIMEOUT_MS),
-        ))
-        // Bodies over 1 KiB are refused while reading them (413), before any parsing.
-        .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
-        // The rate limiters the write handlers check first (one set per router).
-        .layer(Extension(Arc::new(rate::RateLimiters::new(&state.config.rate_limits))));
-    Router::new()
+    let routes = Router::new()
         .route("/api/event", post(handlers::create_event))
         .route("/api/event/{eid}", post(handlers::ask))
         .route("/api/vote/{qid}/{direction}", post(handlers::vote))
         .route("/api/event/{eid}/questions/{secret}/{qid}/toggle/{property}", post(handlers::toggle))
-        .layer(layers)
-        .with_state(Arc::new(state))
+        // Bodies over 1 KiB are refused while reading them (413), before any parsing.
+        .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
+        // The rate limiters the write handlers check first (one set per router).
+        .layer(Extension(Arc::new(rate::RateLimiters::new(&state.config.rate_limits))));
+    http_edge::with_edge(routes, "ingest", http_edge::NoStore::Always).with_state(Arc::new(state))
 }

@@ -276,9 +276,7 @@ impl RateLimiters {
 
     fn by_address(limiter: &Option<Keyed<IpAddr>>, ip: IpAddr, what: Limited) -> Result<(), ApiError> {
         match limiter {
-            Some(l) => {
-                l.check(&http_edge::ClientAddr(ip).key()).map_err(|retry_after_s| limited(what, retry_after_s))
-            }
+            Some(l) => l.check(&http_edge::ClientAddr(ip).key()).map_err(|retry_after_s| limited(what, retry_after_s)),
             None => Ok(()),
         }
     }

@@ -2,11 +2,9 @@
 //! are logged here and answered with a bare 503; no error response is ever cacheable except
 //! a 404 for an event id, which cannot start existing later (ids are minted by ingest).
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use ledger::ports::StoreError;
-use ledger::IdError;
 
 /// How long a 404 for an unknown event may be cached (by the browser and CloudFront).
 pub const UNKNOWN_EVENT_MAX_AGE_S: u32 = 5;
@@ -95,24 +93,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        tracing::error!(%error, "store error while querying");
-        ApiError::Unavailable
-    }
-}
-
-impl From<IdError> for ApiError {
-    fn from(error: IdError) -> Self {
-        ApiError::BadRequest(error.to_string())
-    }
-}
-
-impl From<PathRejection> for ApiError {
-    fn from(rejection: PathRejection) -> Self {
-        ApiError::BadRequest(format!("malformed path: {}", rejection.body_text()))
-    }
-}
+http_edge::refusals_from_store_and_ids!(ApiError, "querying");
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {

@@ -18,7 +18,8 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::handlers::{hosted_event, AppState, PathParams};
+use crate::handlers::{hosted_event, AppState};
+use http_edge::PathParams;
 
 #[derive(Deserialize)]
 pub struct ExportParams {

@@ -19,6 +19,7 @@ use serde::Serialize;
 use crate::error::ApiError;
 use crate::lists::{etag_matches, Rendered, Variant};
 use crate::Shared;
+use http_edge::PathParams;
 
 pub(crate) type AppState = State<Arc<Shared>>;
 
@@ -27,11 +28,6 @@ pub(crate) type AppState = State<Arc<Shared>>;
 pub const TEXTS_CACHE_CONTROL: &str = "max-age=864001, immutable";
 /// An event, once it exists, exists until it expires.
 pub const EVENT_CACHE_CONTROL: &str = "max-age=3600";
-
-/// Path parameters, with a malformed path answered as our JSON 400 rather than axum's text.
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
-pub struct PathParams<T>(pub T);
 
 /// The request's `If-None-Match`, as an extractor: a list request needs only this header,
 /// and taking a whole `HeaderMap` would copy all of them.

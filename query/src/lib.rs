@@ -14,11 +14,8 @@ pub mod lists;
 mod live;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::{self};
+use axum::http::HeaderValue;
 use axum::routing::get;
 use axum::Router;
 use ledger::ports::{EventRow, EventStore, ProjectionReader};
@@ -26,11 +23,6 @@ use ledger::{EventId, QuestionId};
 use metrics_exporter_prometheus::PrometheusHandle;
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
-use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, StreamBudget, STREAM_RETRY_AFTER_S};
 pub use lists::Variant;
@@ -54,9 +46,9 @@ pub const LIVE_ROUTES: &[(&str, &str)] = &[("GET", "/api/live/{eid}"), ("GET", "
 /// API Gateway (on AWS, Lambda metrics and health come from CloudWatch).
 pub const OPS_ROUTES: &[(&str, &str)] = &[("GET", "/healthz"), ("GET", "/metrics")];
 
-/// How long a request may take before it is answered with 503. A stream's body is not
-/// limited by it, only the time to its first byte.
-pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
+/// How long a request may take before it is answered with 503 (the edge's deadline, shared
+/// with ingest). A stream's body is not limited by it, only the time to its first byte.
+pub const REQUEST_TIMEOUT_MS: u64 = http_edge::REQUEST_TIMEOUT_MS;
 /// How many bytes of rendered question texts are kept in memory (each entry weighs its
 /// rendered bytes plus [`CACHE_ENTRY_OVERHEAD_BYTES`]; a text is at most ~1 KiB).
 pub const TEXTS_CACHED_BYTES_MAX: u64 = 32 * 1024 * 1024;
@@ -193,24 +185,6 @@ pub fn router(state: QueryState) -> Router {
         metrics: state.metrics,
         health: state.health,
     });
-    let layers = ServiceBuilder::new()
-        // A request id first, so every log line and the response can name the request
-        // (an id already set by API Gateway or a proxy is kept).
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        // One span per request carrying that id; logs method, route, status and latency.
-        .layer(TraceLayer::new_for_http().make_span_with(|r: &Request| http_edge::request_span("query", r)))
-        // Echo the id so a user's bug report can quote it.
-        .layer(PropagateRequestIdLayer::x_request_id())
-        // Outside catch-panic and timeout so it also counts (and marks no-store) the 500s and
-        // 503s those produce.
-        .layer(middleware::from_fn(|r, n| http_edge::observe("query", http_edge::NoStore::Errors, r, n)))
-        // A bug must cost one request a 500, never the process or a cached error.
-        .layer(CatchPanicLayer::custom(http_edge::panic_response))
-        // A stuck store must not hold connections forever (streams are timed to first byte).
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_millis(REQUEST_TIMEOUT_MS),
-        ));
     // No body-limit layer: every route is a GET and no handler reads a body.
     let mut router = Router::new()
         .route("/api/event/{eid}", get(handlers::event))
@@ -223,7 +197,9 @@ pub fn router(state: QueryState) -> Router {
     if shared.live.is_some() {
         router = router.route("/api/live/{eid}", get(live::guest)).route("/api/live/{eid}/{secret}", get(live::host));
     }
-    router.layer(layers).with_state(shared)
+    // Inside the edge both roles share (`http_edge::with_edge`); reads choose their own
+    // caching when they succeed, so only refusals and failures default to `no-store`.
+    http_edge::with_edge(router, "query", http_edge::NoStore::Errors).with_state(shared)
 }
 
 #[cfg(test)]

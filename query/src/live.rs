@@ -21,17 +21,18 @@ use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use ledger::EventId;
 use http_edge::ClientAddr;
+use ledger::EventId;
 use parking_lot::Mutex;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
 use crate::error::{ApiError, StreamBudget};
-use crate::handlers::{existing_event, hosted_event, AppState, PathParams};
+use crate::handlers::{existing_event, hosted_event, AppState};
 use crate::lists::{wall_clock_ms, Variant};
 use crate::Shared;
+use http_edge::PathParams;
 
 /// The shortest time between two pushes on one stream.
 pub const PUSH_INTERVAL_MIN_MS: u64 = 100;
