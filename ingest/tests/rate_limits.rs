@@ -3,31 +3,23 @@
 //! `Retry-After` and a JSON reason, and nothing is appended, while another address goes on
 //! unaffected; the per-voter ask limit; buckets refill with time.
 
+mod common;
+
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
-use ingest::{IdMinter, IngestConfig, IngestState, Rate, RateLimits};
-use ledger::ports::{EventStore, LedgerStore, ProjectionReader};
-use ledger::{EventId, QuestionId, Record, VoterId};
+use common::App;
 use http_edge::ClientAddr;
-use ledger_sqlite::{Durability, Options, SqliteStore};
+use ingest::{IngestConfig, Rate, RateLimits};
+use ledger::ports::LedgerStore;
+use ledger::{EventId, QuestionId, Record, VoterId};
 use serde_json::{json, Value};
-use tower::ServiceExt;
 
 const A: &str = "192.0.2.1";
 const B: &str = "192.0.2.2";
 const MINUTE: Duration = Duration::from_secs(60);
-
-struct App {
-    router: Router,
-    store: Arc<SqliteStore>,
-    _dir: tempfile::TempDir,
-}
 
 struct Reply {
     status: StatusCode,
@@ -36,20 +28,7 @@ struct Reply {
 }
 
 fn app(rate_limits: RateLimits) -> App {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = SqliteStore::open(
-        dir.path().join("ingest.db"),
-        Options { durability: Durability::Normal, ..Options::default() },
-    )
-    .expect("the store opens");
-    let router = ingest::router(IngestState {
-        events: store.clone() as Arc<dyn EventStore>,
-        ledger: store.clone() as Arc<dyn LedgerStore>,
-        projection: store.clone() as Arc<dyn ProjectionReader>,
-        config: IngestConfig { rate_limits, ..IngestConfig::default() },
-        ids: Arc::new(IdMinter::new()),
-    });
-    App { router, store, _dir: dir }
+    common::app_with(IngestConfig { rate_limits, ..IngestConfig::default() })
 }
 
 fn rate(count: u32, per: Duration, burst: u32) -> Option<Rate> {
@@ -65,10 +44,7 @@ impl App {
         let mut request = request.body(body.into()).expect("a request");
         let ip: IpAddr = from.parse().expect("an address");
         request.extensions_mut().insert(ClientAddr(ip));
-        let response = self.router.clone().oneshot(request).await.expect("the router answers");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.expect("a body").to_bytes();
+        let (status, headers, bytes) = self.respond(request).await;
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         Reply { status, headers, json }
     }

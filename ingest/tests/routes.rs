@@ -1,25 +1,16 @@
 //! The ingest router driven through `oneshot` over the real SQLite store: every route, its
 //! answers, and every way a write is refused (with nothing appended when it is).
 
-use std::sync::Arc;
+mod common;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
-use ingest::{IdMinter, IngestConfig, IngestState};
+use common::App;
+use ingest::IngestConfig;
 use ledger::ports::{EventRow, EventStore, LedgerStore, ProjectionReader};
 use ledger::secret::secret_matches;
 use ledger::{Body as RecordBody, EventId, QuestionId, Record, VoterId};
-use ledger_sqlite::{Durability, Options, SqliteStore};
 use serde_json::{json, Value};
-use tower::ServiceExt;
-
-struct App {
-    router: Router,
-    store: Arc<SqliteStore>,
-    _dir: tempfile::TempDir,
-}
 
 struct Reply {
     status: StatusCode,
@@ -39,33 +30,17 @@ impl Reply {
 }
 
 async fn app() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(
-        dir.path().join("ingest.db"),
-        Options { durability: Durability::Normal, ..Options::default() },
-    )
-    .unwrap();
-    let router = ingest::router(IngestState {
-        events: store.clone() as Arc<dyn EventStore>,
-        ledger: store.clone() as Arc<dyn LedgerStore>,
-        projection: store.clone() as Arc<dyn ProjectionReader>,
-        config: IngestConfig {
-            region: "test".into(),
-            retention: ledger::Retention::from_days(30).expect("30 days"),
-            cookie_secure: true,
-            rate_limits: ingest::RateLimits::default(),
-        },
-        ids: Arc::new(IdMinter::new()),
-    });
-    App { router, store, _dir: dir }
+    common::app_with(IngestConfig {
+        region: "test".into(),
+        retention: ledger::Retention::from_days(30).expect("30 days"),
+        cookie_secure: true,
+        rate_limits: ingest::RateLimits::default(),
+    })
 }
 
 impl App {
     async fn send(&self, request: Request<Body>) -> Reply {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let (status, headers, bytes) = self.respond(request).await;
         let json = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
         if !status.is_success() {
             assert_eq!(headers[header::CACHE_CONTROL], "no-store", "{status} {json}");
