@@ -69,6 +69,15 @@ impl App {
         self.post(&format!("/api/event/{event}"), body, voter).await
     }
 
+    /// An event that expired a second after the epoch, its row lingering (as DynamoDB's TTL
+    /// lets it); its secret is `s`.
+    async fn expired_event(&self) -> EventId {
+        let id = EventId(ulid::Ulid::new());
+        let row = EventRow { id, secret_hash: ledger::secret::hash_secret("s"), expire_unix: 1 };
+        self.store.create_event(&row).await.unwrap();
+        id
+    }
+
     async fn records(&self) -> Vec<Record> {
         self.store.scan(None, None, 10_000).await.unwrap().records
     }
@@ -375,9 +384,7 @@ mod never_panics {
 #[tokio::test]
 async fn an_expired_event_takes_no_more_questions_or_moderation() {
     let app = app().await;
-    let id = EventId(ulid::Ulid::new());
-    let row = EventRow { id, secret_hash: ledger::secret::hash_secret("s"), expire_unix: 1 };
-    app.store.create_event(&row).await.unwrap();
+    let id = app.expired_event().await;
     assert_eq!(app.ask(id, "too late now", None).await.status, StatusCode::NOT_FOUND);
     let toggle = format!("/api/event/{id}/questions/s/{}/toggle/hidden", QuestionId::from_u128(1));
     assert_eq!(app.post(&toggle, "on", None).await.status, StatusCode::NOT_FOUND);
@@ -387,14 +394,7 @@ async fn an_expired_event_takes_no_more_questions_or_moderation() {
 #[tokio::test]
 async fn an_expired_event_takes_no_more_votes() {
     let app = app().await;
-    let event = EventId(ulid::Ulid::new());
-    let row = EventRow {
-        id: event,
-        secret_hash: ledger::secret::hash_secret("s"),
-        // Expired a second after the epoch: the row lingers (as DynamoDB's TTL lets it).
-        expire_unix: 1,
-    };
-    app.store.create_event(&row).await.unwrap();
+    let event = app.expired_event().await;
     let question = QuestionId(ulid::Ulid::new());
     let asker = VoterId::random();
     let asked = Record {

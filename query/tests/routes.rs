@@ -103,8 +103,13 @@ impl App {
     }
 
     async fn event(&mut self) -> EventId {
+        self.event_expiring_at(u64::MAX / 2).await
+    }
+
+    /// A new event whose row expires at `expire_unix` (seconds).
+    async fn event_expiring_at(&mut self, expire_unix: u64) -> EventId {
         let id = EventId(self.id());
-        let row = EventRow { id, secret_hash: hash_secret(SECRET), expire_unix: u64::MAX / 2 };
+        let row = EventRow { id, secret_hash: hash_secret(SECRET), expire_unix };
         self.store.create_event(&row).await.unwrap();
         id
     }
@@ -640,11 +645,7 @@ async fn the_process_over_its_stream_budget_gets_503_for_everyone() {
 async fn a_live_stream_ends_when_its_event_expires_and_gives_its_place_back() {
     let mut app = app_with(stream_budgets(1, 1, 1)).await;
     let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let expiring = EventId(app.id());
-    app.store
-        .create_event(&EventRow { id: expiring, secret_hash: hash_secret(SECRET), expire_unix: now_s + 2 })
-        .await
-        .unwrap();
+    let expiring = app.event_expiring_at(now_s + 2).await;
     let mut body = stream_from(&app, expiring, "127.0.0.2").await;
     assert!(ends_by(&mut body, Instant::now() + Duration::from_secs(5)).await, "the stream outlived its event");
     let ended_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
@@ -814,10 +815,9 @@ mod never_panics {
 
 #[tokio::test]
 async fn an_expired_event_is_unknown_even_while_its_row_lingers() {
-    let app = app().await;
-    let id = EventId(Ulid::new());
-    let row = EventRow { id, secret_hash: hash_secret(SECRET), expire_unix: 1 };
-    app.store.create_event(&row).await.unwrap();
+    let mut app = app().await;
+    // Expired a second after the epoch.
+    let id = app.event_expiring_at(1).await;
     assert_eq!(app.get(&format!("/api/event/{id}")).await.status, StatusCode::NOT_FOUND);
     assert_eq!(app.get(&format!("/api/event/{id}/questions")).await.status, StatusCode::NOT_FOUND);
 }
