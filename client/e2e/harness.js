@@ -103,7 +103,7 @@ export async function startServer() {
     await waitUntilUp(base, child, 30_000);
   } catch (error) {
     child.kill('SIGTERM');
-    throw new Error(`${error.message} (server log: ${logFile})`);
+    throw new Error(`${error.message} (server log: ${logFile})`, { cause: error });
   }
   return {
     base,

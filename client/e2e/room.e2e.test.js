@@ -30,7 +30,6 @@ const env = serverAndBrowser();
 let host;
 let guest;
 let eid;
-let secret;
 const qids = {};
 
 
@@ -81,7 +80,7 @@ test('a host creates an event; a guest asks a 500-character and a short question
   await host.page.goto('/');
   await host.page.click('#create-event');
   await host.page.waitForURL(/\/event\/[0-9A-Z]{26}\/[^/]+$/);
-  [, , eid, secret] = new URL(host.page.url()).pathname.split('/');
+  [, , eid] = new URL(host.page.url()).pathname.split('/');
 
   guest = await person(env.browser, env.server.base, { viewport: { width: 390, height: 520 } });
   await guest.page.goto(`/event/${eid}`);

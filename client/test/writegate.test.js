@@ -107,6 +107,8 @@ describe('the voter write gate', () => {
     await flush();
     expect(b.started).toBe(true);
     expect(gate.held).toBe(false);
+    b.succeed();
+    await expect(rb).resolves.toBe('b');
   });
 
   it('takes the shared lock for the first write only', async () => {
