@@ -11,9 +11,6 @@
 //! the port, which batches writes.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +25,8 @@ use ledger::{EventId, Projection, Record};
 use ledger_dynamodb::{sdk_config, DynamoStore, IfMissing, Tables};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
+
+use crate::roles::ServiceSettings;
 
 /// Segments of a parallel Scan of the whole ledger.
 pub const SCAN_SEGMENTS: i32 = 8;
@@ -45,43 +44,24 @@ pub struct DynamoServeOptions {
     pub create_tables: bool,
     /// Run the local stand-in for the EventBridge Pipe (stream → queue).
     pub local_pipe: bool,
-    /// Stamped on every record ingested here.
-    pub region: String,
-    /// The retention to store if the deployment stores none yet (`--retention-days`, or
-    /// `RETENTION_DAYS`); `None`: the default. Once one is stored, the stored one is used and
-    /// a disagreeing value here only logs a warning.
-    pub retention: Option<ledger::Retention>,
-    pub guest_max_age_s: u32,
-    pub host_max_age_s: u32,
-    pub cookie_secure: bool,
-    /// The built client to serve (`/event/*` falls back to its `index.html`).
-    pub static_dir: Option<PathBuf>,
     /// Long-poll wait of the queue consumer (SQS allows 0..=20 s).
     pub receive_wait_s: i32,
-    /// The write rate limits (`ingest::RateLimits`).
-    pub rate_limits: ingest::RateLimits,
-    /// Who may frame the pages (`--allow-framing`); none by default.
-    pub frame_ancestors: Vec<crate::site::FrameAncestor>,
+    /// What the roles are configured with (as for any store). Its retention is stored if
+    /// the deployment stores none yet; once one is stored, the stored one is used and a
+    /// disagreeing value here only logs a warning.
+    pub service: ServiceSettings,
 }
 
 impl Default for DynamoServeOptions {
     fn default() -> Self {
-        let query = query::QueryConfig::default();
         Self {
             endpoint_url: None,
             tables: Tables::from_env(),
             queue_name: aggregator_queue::queue::QUEUE_NAME_DEFAULT.to_owned(),
             create_tables: false,
             local_pipe: false,
-            region: "local".to_owned(),
-            retention: None,
-            guest_max_age_s: query.guest_max_age_s,
-            host_max_age_s: query.host_max_age_s,
-            cookie_secure: false,
-            static_dir: None,
             receive_wait_s: 20,
-            rate_limits: ingest::RateLimits::default(),
-            frame_ancestors: Vec::new(),
+            service: ServiceSettings::default(),
         }
     }
 }
@@ -144,7 +124,8 @@ impl DynamoBackend {
         };
         // The deployment's stored retention (stored now from `options.retention` if missing).
         let store = Arc::new(
-            DynamoStore::open(dynamodb.clone(), options.tables.clone(), options.retention, IfMissing::Store).await?,
+            DynamoStore::open(dynamodb.clone(), options.tables.clone(), options.service.retention, IfMissing::Store)
+                .await?,
         );
 
         // The consumer folds in this process, so it can tell the query role what changed:
@@ -170,33 +151,24 @@ impl DynamoBackend {
                 sqs.clone(),
                 arn,
                 queue_url.clone(),
-                options.region.clone(),
+                options.service.region.clone(),
             )
             .with_idle_signal(idle_tx);
             tasks.spawn(pipe.run(stop_rx));
             pipe_idle = Some(idle_rx);
         }
 
-        let router = crate::roles::router(
-            store.clone(),
-            hub.clone(),
-            crate::roles::HttpSettings {
-                region: &options.region,
-                retention: store.retention(),
-                cookie_secure: options.cookie_secure,
-                guest_max_age_s: options.guest_max_age_s,
-                host_max_age_s: options.host_max_age_s,
-                static_dir: options.static_dir.as_deref(),
-                health: None,
-                rate_limits: options.rate_limits,
-                frame_ancestors: options.frame_ancestors.clone(),
-            },
-        );
+        let router = crate::roles::router(store.clone(), hub.clone(), &options.service, store.retention(), None);
         Ok(Self { store, router, hub, sqs, queue_url, pipe_idle, stop, tasks })
     }
 
     pub fn router(&self) -> Router {
         self.router.clone()
+    }
+
+    /// Ends every live stream now and refuses new ones (see `Embedded::close_live_streams`).
+    pub fn close_live_streams(&self) {
+        self.hub.close();
     }
 
     pub fn store(&self) -> Arc<DynamoStore> {
@@ -232,26 +204,6 @@ impl DynamoBackend {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
     }
-}
-
-/// Runs the service on `listen` until `shutdown` completes, then drains and stops.
-pub async fn serve(
-    listen: SocketAddr,
-    options: DynamoServeOptions,
-    limits: crate::http_server::ConnectionLimits,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    let backend = DynamoBackend::start(options).await?;
-    let listener = crate::http_server::bind(listen).await?;
-    println!("listening on http://{} (DynamoDB backend)", listener.local_addr()?);
-    // The same edge as embedded mode: deadlines, the connection cap, client addresses, and
-    // live streams ended on the signal.
-    let hub = backend.hub.clone();
-    crate::http_server::serve(listener, backend.router(), limits, shutdown, move || hub.close())
-        .await
-        .context("server failed")?;
-    backend.shutdown().await;
-    Ok(())
 }
 
 /// The DynamoDB store the operator tools (`replay`, `ledger export|import`, `inspect`) use:

@@ -9,11 +9,12 @@ use std::time::Duration;
 use aggregator::tail::Trouble;
 use axum::Router;
 use ledger::ports::{LedgerFeed, ProjectionStore};
-use ledger::Retention;
 use ledger_sqlite::{Durability, Options, SqliteStore};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+use crate::roles::ServiceSettings;
 
 /// `/healthz` turns 503 when the aggregator has failed for longer than this without a
 /// batch going through.
@@ -21,40 +22,21 @@ pub const AGGREGATOR_FAILING_SECONDS_MAX: u64 = 5;
 /// ... or when records wait after its cursor and the cursor has not moved for this long.
 pub const AGGREGATOR_STALLED_SECONDS_MAX: u64 = 10;
 
+/// How often expired events are swept out of the file (the first sweep runs at start, so
+/// a process that was down past an event's expiry removes it at once).
+pub const SWEEP_INTERVAL_SECONDS: u64 = 3_600;
+
 #[derive(Debug, Clone)]
 pub struct EmbeddedConfig {
     pub db: PathBuf,
-    pub region: String,
-    /// The retention a new file is created with; an existing file keeps its own, and a
-    /// different value here is refused. `None`: the file's (the default for a new one).
-    pub retention: Option<Retention>,
     pub durability: Durability,
-    pub guest_max_age_s: u32,
-    pub host_max_age_s: u32,
-    pub cookie_secure: bool,
-    /// The built client to serve (`/event/*` falls back to its `index.html`).
-    pub static_dir: Option<PathBuf>,
-    /// The write rate limits (`ingest::RateLimits`).
-    pub rate_limits: ingest::RateLimits,
-    /// Who may frame the pages (`--allow-framing`); none by default.
-    pub frame_ancestors: Vec<crate::site::FrameAncestor>,
+    /// What the roles are configured with (as for any store).
+    pub service: ServiceSettings,
 }
 
 impl EmbeddedConfig {
     pub fn new(db: impl Into<PathBuf>) -> Self {
-        let query = query::QueryConfig::default();
-        Self {
-            db: db.into(),
-            region: "local".into(),
-            retention: None,
-            durability: Durability::Full,
-            guest_max_age_s: query.guest_max_age_s,
-            host_max_age_s: query.host_max_age_s,
-            cookie_secure: false,
-            static_dir: None,
-            rate_limits: ingest::RateLimits::default(),
-            frame_ancestors: Vec::new(),
-        }
+        Self { db: db.into(), durability: Durability::Full, service: ServiceSettings::default() }
     }
 }
 
@@ -66,12 +48,18 @@ pub struct Embedded {
     caught_up: watch::Receiver<u64>,
     stop_tailer: watch::Sender<bool>,
     tailer: Option<JoinHandle<()>>,
+    sweeper: JoinHandle<()>,
 }
 
 impl Embedded {
+    /// Opens (or creates) the file and starts the roles over it.
     pub async fn start(config: EmbeddedConfig) -> anyhow::Result<Self> {
-        let store =
-            SqliteStore::open(&config.db, Options { durability: config.durability, retention: config.retention })?;
+        let options = Options { durability: config.durability, retention: config.service.retention };
+        Ok(Self::over(SqliteStore::open(&config.db, options)?, &config.service))
+    }
+
+    /// Starts the roles over a store already open (its own retention and durability hold).
+    pub fn over(store: Arc<SqliteStore>, settings: &ServiceSettings) -> Self {
         let retention = store.retention();
         let hub = query::LiveHub::new();
         let (caught_up_tx, caught_up) = watch::channel(0);
@@ -93,22 +81,9 @@ impl Embedded {
             last_move: Mutex::new((0, std::time::Instant::now())),
         });
 
-        let router = crate::roles::router(
-            store.clone(),
-            hub.clone(),
-            crate::roles::HttpSettings {
-                region: &config.region,
-                retention,
-                health: Some(health),
-                cookie_secure: config.cookie_secure,
-                guest_max_age_s: config.guest_max_age_s,
-                host_max_age_s: config.host_max_age_s,
-                static_dir: config.static_dir.as_deref(),
-                rate_limits: config.rate_limits,
-                frame_ancestors: config.frame_ancestors.clone(),
-            },
-        );
-        Ok(Self { store, router, hub, caught_up, stop_tailer, tailer: Some(tailer) })
+        let router = crate::roles::router(store.clone(), hub.clone(), settings, retention, Some(health));
+        let sweeper = tokio::spawn(sweep_every(store.clone(), Duration::from_secs(SWEEP_INTERVAL_SECONDS)));
+        Self { store, router, hub, caught_up, stop_tailer, tailer: Some(tailer), sweeper }
     }
 
     pub fn router(&self) -> Router {
@@ -152,11 +127,25 @@ impl Embedded {
 
     /// Lets the aggregator fold what is committed, then closes the store cleanly.
     pub async fn shutdown(mut self) {
+        self.sweeper.abort();
         let _ = self.stop_tailer.send(true);
         if let Some(t) = self.tailer.take() {
             let _ = t.await;
         }
         self.store.close().await;
+    }
+}
+
+/// Sweeps expired events out of the store now and then every `interval`.
+async fn sweep_every(store: Arc<SqliteStore>, interval: Duration) {
+    let mut every = tokio::time::interval(interval);
+    loop {
+        every.tick().await;
+        match store.sweep_expired(ledger::retention::now_unix()).await {
+            Ok(n) if n > 0 => tracing::info!(rows = n, "expired events swept"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "sweeping expired events failed"),
+        }
     }
 }
 

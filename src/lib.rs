@@ -7,5 +7,7 @@ pub mod embedded;
 pub mod http_server;
 pub mod replay;
 pub mod roles;
+pub mod service;
 pub mod site;
+pub mod store;
 pub mod transfer;

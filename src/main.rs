@@ -3,49 +3,27 @@
 use std::io::{BufReader, IsTerminal};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use ledger::ports::{LedgerStore, ProjectionReader};
 use ledger::EventId;
-use ledger_sqlite::{Durability, Options, SqliteStore};
-use wewerewondering::embedded::{Embedded, EmbeddedConfig};
-use wewerewondering::{demo, dynamodb_backend, http_server, replay, transfer};
+use ledger_sqlite::Durability;
+use wewerewondering::dynamodb_backend::DynamoServeOptions;
+use wewerewondering::embedded::EmbeddedConfig;
+use wewerewondering::roles::ServiceSettings;
+use wewerewondering::service::{self, Service};
+use wewerewondering::store::{Backend, Store, StoreArgs};
+use wewerewondering::{http_server, transfer};
 
-const DB_DEFAULT: &str = "wewerewondering.db";
 /// How long in-flight requests (and live streams) get to finish after a shutdown signal.
 const DRAIN_SECONDS_MAX: u64 = 10;
-/// How often expired events are swept out of the embedded store.
-const SWEEP_INTERVAL_SECONDS: u64 = 3_600;
 
 #[derive(Parser)]
 #[command(name = "wewerewondering", version, about = "Live Q&A for talks and streams, on an event-sourced vote ledger")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Backend {
-    /// One SQLite file (embedded mode)
-    Sqlite,
-    /// DynamoDB tables (names from EVENTS_TABLE, LEDGER_TABLE, QUESTIONS_TABLE, VOTERS_TABLE) and SQS
-    Dynamodb,
-}
-
-/// Where the operator commands find the ledger and the projection.
-#[derive(clap::Args)]
-struct StoreArgs {
-    #[arg(long, value_enum, default_value = "sqlite")]
-    backend: Backend,
-    /// The SQLite file (sqlite backend).
-    #[arg(long, default_value = DB_DEFAULT)]
-    db: PathBuf,
-    /// Another AWS endpoint, e.g. a local emulator (dynamodb backend).
-    #[arg(long)]
-    endpoint_url: Option<String>,
 }
 
 /// The write rate limits (`ingest::RateLimits`): each a RATE `COUNT/UNIT:BURST` (UNIT s,
@@ -241,10 +219,6 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
-fn open(db: &PathBuf) -> anyhow::Result<Arc<SqliteStore>> {
-    Ok(SqliteStore::open(db, Options::default())?)
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     init_tracing();
@@ -271,18 +245,45 @@ async fn main() -> anyhow::Result<()> {
             header_read_timeout,
         } => {
             if let Some(addr) = metrics_listen {
-                // The operator's scraper: its own listener, apart from the public one.
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen on {addr} for metrics"))?;
-                println!("metrics on   http://{}/metrics", listener.local_addr()?);
-                tokio::spawn(async move {
-                    if let Err(error) = axum::serve(listener, wewerewondering::roles::metrics_router()).await {
-                        tracing::error!(%error, "the metrics listener failed");
-                    }
-                });
+                serve_metrics(addr).await?;
             }
-            // One edge for both backends (src/http_server.rs).
+            let static_dir = if static_dir.join("index.html").is_file() {
+                Some(static_dir)
+            } else {
+                tracing::warn!(dir = %static_dir.display(), "no built client there; serving the API only");
+                None
+            };
+            let settings = ServiceSettings {
+                region,
+                retention: retention_days,
+                guest_max_age_s: guest_max_age,
+                host_max_age_s: host_max_age,
+                cookie_secure: secure_cookies,
+                static_dir,
+                rate_limits: rates.limits(),
+                frame_ancestors: allow_framing,
+            };
+            let service = match store.backend {
+                Backend::Sqlite => {
+                    let durability = match durability {
+                        DurabilityArg::Full => Durability::Full,
+                        DurabilityArg::Normal => Durability::Normal,
+                    };
+                    Service::embedded(EmbeddedConfig { db: store.db, durability, service: settings }).await?
+                }
+                Backend::Dynamodb => {
+                    Service::dynamodb(DynamoServeOptions {
+                        endpoint_url: store.endpoint_url,
+                        create_tables,
+                        local_pipe,
+                        receive_wait_s: queue_wait_seconds,
+                        service: settings,
+                        ..DynamoServeOptions::default()
+                    })
+                    .await?
+                }
+            };
+            // One edge and one shutdown policy for both backends (src/http_server.rs, src/service.rs).
             let limits = http_server::ConnectionLimits {
                 header_read_timeout,
                 ..http_server::ConnectionLimits::for_this_process(
@@ -291,226 +292,68 @@ async fn main() -> anyhow::Result<()> {
                     Duration::from_secs(DRAIN_SECONDS_MAX),
                 )
             };
-            let static_dir = if static_dir.join("index.html").is_file() {
-                Some(static_dir)
-            } else {
-                tracing::warn!(dir = %static_dir.display(), "no built client there; serving the API only");
-                None
-            };
-            if store.backend == Backend::Dynamodb {
-                if !no_demo {
-                    eprintln!("note: the demo event is seeded in embedded mode only");
-                }
-                let options = dynamodb_backend::DynamoServeOptions {
-                    endpoint_url: store.endpoint_url,
-                    create_tables,
-                    local_pipe,
-                    receive_wait_s: queue_wait_seconds,
-                    region,
-                    retention: retention_days,
-                    guest_max_age_s: guest_max_age,
-                    host_max_age_s: host_max_age,
-                    cookie_secure: secure_cookies,
-                    static_dir,
-                    rate_limits: rates.limits(),
-                    frame_ancestors: allow_framing,
-                    ..dynamodb_backend::DynamoServeOptions::default()
-                };
-                return dynamodb_backend::serve(listen, options, limits, shutdown_signal()).await;
-            }
-            let config = EmbeddedConfig {
-                db: store.db,
-                region,
-                retention: retention_days,
-                durability: match durability {
-                    DurabilityArg::Full => Durability::Full,
-                    DurabilityArg::Normal => Durability::Normal,
-                },
-                guest_max_age_s: guest_max_age,
-                host_max_age_s: host_max_age,
-                cookie_secure: secure_cookies,
-                static_dir,
-                rate_limits: rates.limits(),
-                frame_ancestors: allow_framing,
-            };
-            serve(listen, config, limits, !no_demo).await
+            service::serve(listen, service, limits, !no_demo, shutdown_signal()).await
         }
         Command::Replay { store, event, repair } => {
-            let hide_bar = !std::io::stderr().is_terminal();
-            let report = match store.backend {
-                Backend::Sqlite => {
-                    let sqlite = open(&store.db)?;
-                    let bar = replay::progress_bar(sqlite.count(event).await?, hide_bar);
-                    let report = replay::replay(sqlite.as_ref(), sqlite.as_ref(), event, repair, &bar).await;
-                    // The fold includes the records the aggregator set aside: say which.
-                    let set_aside = transfer::set_aside_of(sqlite.as_ref(), event, None).await;
-                    sqlite.close().await;
-                    for line in set_aside? {
-                        println!("{line}");
-                    }
-                    report?
-                }
-                Backend::Dynamodb => {
-                    let dynamo = dynamodb_backend::open_store(store.endpoint_url.as_deref()).await?;
-                    let bar = replay::progress_bar(dynamo.count(event).await?, hide_bar);
-                    dynamodb_backend::replay(&dynamo, event, repair, &bar).await?
-                }
-            };
-            println!(
-                "folded {} records into {} questions in {:.3} s ({:.0} records/s)",
-                report.records,
-                report.questions,
-                report.fold_seconds,
-                report.records_per_second()
-            );
-            for d in &report.drift {
-                let show = |q: &Option<ledger::QuestionState>| match q {
-                    Some(q) => format!(
-                        "votes {} answered {} hidden {} text {}",
-                        q.counters.votes,
-                        q.counters.answered_at().is_some(),
-                        q.counters.is_hidden(),
-                        if q.asked.is_some() { "known" } else { "missing" }
-                    ),
-                    None => "absent".into(),
-                };
-                println!("drift {}: projection {} | ledger {}", d.question, show(&d.stored), show(&d.folded));
+            let store = Store::open(&store).await?;
+            let result = replay(&store, event, repair).await;
+            store.close().await;
+            if !result? {
+                std::process::exit(1);
             }
-            if report.drift.is_empty() {
-                println!("no drift");
-                Ok(())
-            } else if report.repaired {
-                println!("repaired {} questions", report.drift.len());
-                Ok(())
-            } else {
-                println!("{} questions drifted (run with --repair to rewrite the projection)", report.drift.len());
-                std::process::exit(1)
-            }
-        }
-        Command::Ledger { command: LedgerCommand::Export { store, event } } => {
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
-            let n = match store.backend {
-                Backend::Sqlite => {
-                    let sqlite = open(&store.db)?;
-                    let n = transfer::export(sqlite.as_ref(), sqlite.as_ref(), event, &mut out).await;
-                    sqlite.close().await;
-                    n?
-                }
-                Backend::Dynamodb => {
-                    let dynamo = dynamodb_backend::open_store(store.endpoint_url.as_deref()).await?;
-                    // The records go to stdout; the progress bar to stderr, when someone watches it.
-                    let bar = if std::io::stderr().is_terminal() {
-                        replay::progress_bar(dynamo.count(event).await?, false)
-                    } else {
-                        replay::progress_bar(0, true)
-                    };
-                    dynamodb_backend::export(&dynamo, event, &mut out, &bar).await?
-                }
-            };
-            eprintln!("exported {n} records");
             Ok(())
         }
-        Command::Ledger { command: LedgerCommand::Import { store } } if store.backend == Backend::Dynamodb => {
-            // The ledger's stream carries what is appended to the aggregator, as for any write.
-            let dynamo = dynamodb_backend::open_store(store.endpoint_url.as_deref()).await?;
-            let stdin = std::io::stdin();
-            let target = transfer::ImportTarget {
-                events: dynamo.as_ref(),
-                ledger: dynamo.as_ref(),
-                projection: dynamo.as_ref(),
-                retention: dynamo.retention(),
-                now_ms: now_ms(),
+        Command::Ledger { command: LedgerCommand::Export { store, event } } => {
+            let store = Store::open(&store).await?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            // The records go to stdout; the progress bar to stderr, when someone watches it.
+            let exported = match store.progress_bar(event, std::io::stderr().is_terminal()).await {
+                Ok(bar) => store.export(event, &mut out, &bar).await,
+                Err(e) => Err(e),
             };
-            let report = transfer::import(&target, &mut BufReader::new(stdin.lock())).await?;
-            import_outcome(&report)
+            store.close().await;
+            eprintln!("exported {} records", exported?);
+            Ok(())
         }
         Command::Ledger { command: LedgerCommand::Import { store } } => {
-            // Import through the embedded service so the aggregator folds what arrives.
-            let app = Embedded::start(EmbeddedConfig::new(store.db)).await?;
+            let store = Store::open(&store).await?;
             let stdin = std::io::stdin();
-            let mut input = BufReader::new(stdin.lock());
-            let store = app.store();
-            let target = transfer::ImportTarget {
-                events: store.as_ref(),
-                ledger: store.as_ref(),
-                projection: store.as_ref(),
-                retention: store.retention(),
-                now_ms: now_ms(),
-            };
-            let result = transfer::import(&target, &mut input).await;
-            let caught_up = app.wait_caught_up().await;
-            app.shutdown().await;
-            let report = result?;
-            caught_up?;
-            import_outcome(&report)
+            let report = store.import(&mut BufReader::new(stdin.lock()), now_ms()).await;
+            store.close().await;
+            import_outcome(&report?)
         }
         Command::Retention { store, set } => {
-            if store.backend == Backend::Dynamodb {
-                let dynamo = dynamodb_backend::open_store(store.endpoint_url.as_deref()).await?;
-                if set.is_some() {
-                    anyhow::bail!(
-                        "changing a DynamoDB deployment's retention would rewrite the expiry of every item; \
-                         it is fixed when the deployment is created"
-                    );
-                }
-                println!("retention: {}", dynamo.retention());
-                return Ok(());
-            }
-            let sqlite = open(&store.db)?;
+            let store = Store::open(&store).await?;
             let result = match set {
                 Some(r) => {
-                    sqlite.set_retention(r).await.map(|_| println!("retention: {r} (every stored row restamped)"))
+                    store.set_retention(r).await.map(|()| println!("retention: {r} (every stored row restamped)"))
                 }
                 None => {
-                    println!("retention: {}", sqlite.retention());
+                    println!("retention: {}", store.retention());
                     Ok(())
                 }
             };
-            sqlite.close().await;
-            Ok(result?)
+            store.close().await;
+            result
         }
         Command::Quarantine { store, ack } => {
-            if store.backend == Backend::Dynamodb {
-                println!("on AWS, records the aggregator cannot fold go to the queue's dead-letter queue (see infra/README.md)");
-                return Ok(());
-            }
-            let sqlite = open(&store.db)?;
-            let result = transfer::quarantine_report(sqlite.as_ref(), ack, &mut std::io::stdout().lock()).await;
-            sqlite.close().await;
+            let store = Store::open(&store).await?;
+            let result = match store.set_aside() {
+                Some(feed) => transfer::quarantine_report(feed, ack, &mut std::io::stdout().lock()).await,
+                None => {
+                    println!("on AWS, records the aggregator cannot fold go to the queue's dead-letter queue (see infra/README.md)");
+                    Ok(())
+                }
+            };
+            store.close().await;
             result
         }
         Command::Inspect { question, store } => {
-            let stdout = std::io::stdout();
-            let agrees = match store.backend {
-                Backend::Sqlite => {
-                    let sqlite = open(&store.db)?;
-                    let agrees = transfer::inspect(
-                        sqlite.as_ref() as &dyn LedgerStore,
-                        sqlite.as_ref() as &dyn ProjectionReader,
-                        question,
-                        &mut stdout.lock(),
-                    )
-                    .await;
-                    let set_aside = transfer::set_aside_of(sqlite.as_ref(), None, Some(question)).await;
-                    sqlite.close().await;
-                    for line in set_aside? {
-                        println!("{line}");
-                    }
-                    agrees?
-                }
-                Backend::Dynamodb => {
-                    let dynamo = dynamodb_backend::open_store(store.endpoint_url.as_deref()).await?;
-                    transfer::inspect(
-                        dynamo.as_ref() as &dyn LedgerStore,
-                        dynamo.as_ref() as &dyn ProjectionReader,
-                        question,
-                        &mut stdout.lock(),
-                    )
-                    .await?
-                }
-            };
-            if !agrees {
+            let store = Store::open(&store).await?;
+            let agrees = inspect(&store, question).await;
+            store.close().await;
+            if !agrees? {
                 std::process::exit(1);
             }
             Ok(())
@@ -518,57 +361,71 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(
-    listen: SocketAddr,
-    config: EmbeddedConfig,
-    limits: http_server::ConnectionLimits,
-    seed_demo: bool,
-) -> anyhow::Result<()> {
-    let app = Embedded::start(config).await?;
-    let listener = http_server::bind(listen).await?;
-    let addr = listener.local_addr()?;
-    if seed_demo {
-        match demo::seed_if_new(&app).await? {
-            Some(d) => {
-                println!("demo event:  guest http://{addr}/event/{}", d.event);
-                println!("             host  http://{addr}/event/{}/{}", d.event, d.secret);
-            }
-            None => println!("demo event:  not seeded (the database is not new; a demo is seeded into a new one only)"),
-        }
-    }
-    println!("listening on http://{addr}");
-
-    let store = app.store();
-    let sweeper = tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(SWEEP_INTERVAL_SECONDS));
-        loop {
-            every.tick().await;
-            let now =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            match store.sweep_expired(now).await {
-                Ok(n) if n > 0 => tracing::info!(rows = n, "expired events swept"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "sweeping expired events failed"),
-            }
+/// The operator's scraper: `/metrics` on its own listener, apart from the public one.
+async fn serve_metrics(addr: SocketAddr) -> anyhow::Result<()> {
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} for metrics"))?;
+    println!("metrics on   http://{}/metrics", listener.local_addr()?);
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, wewerewondering::roles::metrics_router()).await {
+            tracing::error!(%error, "the metrics listener failed");
         }
     });
+    Ok(())
+}
 
-    // On the signal, live streams end at once (their pages reconnect elsewhere or show the
-    // outage) instead of holding the drain open until it times out.
-    let server = http_server::serve(listener, app.router(), limits, shutdown_signal(), || app.close_live_streams());
-    tokio::select! {
-        r = server => r.context("server failed")?,
-        why = app.writer_died() => {
-            // No write can succeed any more: exit non-zero so that a supervisor restarts the
-            // process, rather than answer 503 forever. Acknowledged writes are on disk.
-            sweeper.abort();
-            anyhow::bail!("the ledger writer died ({why}); exiting so that the service is restarted");
+/// `replay`: the fold against the projection, the records the aggregator set aside (the
+/// fold includes them, the projection does not), and the drift. False on unrepaired drift.
+async fn replay(store: &Store, event: Option<EventId>, repair: bool) -> anyhow::Result<bool> {
+    let bar = store.progress_bar(event, std::io::stderr().is_terminal()).await?;
+    let report = store.replay(event, repair, &bar).await;
+    // Named even when the fold fails: a record that cannot be read is what they usually are.
+    if let Some(feed) = store.set_aside() {
+        for line in transfer::set_aside_of(feed, event, None).await? {
+            println!("{line}");
         }
     }
-    sweeper.abort();
-    app.shutdown().await;
-    eprintln!("stopped cleanly");
-    Ok(())
+    let report = report?;
+    println!(
+        "folded {} records into {} questions in {:.3} s ({:.0} records/s)",
+        report.records,
+        report.questions,
+        report.fold_seconds,
+        report.records_per_second()
+    );
+    for d in &report.drift {
+        let show = |q: &Option<ledger::QuestionState>| match q {
+            Some(q) => format!(
+                "votes {} answered {} hidden {} text {}",
+                q.counters.votes,
+                q.counters.answered_at().is_some(),
+                q.counters.is_hidden(),
+                if q.asked.is_some() { "known" } else { "missing" }
+            ),
+            None => "absent".into(),
+        };
+        println!("drift {}: projection {} | ledger {}", d.question, show(&d.stored), show(&d.folded));
+    }
+    if report.drift.is_empty() {
+        println!("no drift");
+    } else if report.repaired {
+        println!("repaired {} questions", report.drift.len());
+    } else {
+        println!("{} questions drifted (run with --repair to rewrite the projection)", report.drift.len());
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// `inspect`: one question's audit trail, and the records of it the aggregator set aside.
+async fn inspect(store: &Store, question: ledger::QuestionId) -> anyhow::Result<bool> {
+    let agrees = transfer::inspect(store.ledger(), store.projection(), question, &mut std::io::stdout().lock()).await;
+    if let Some(feed) = store.set_aside() {
+        for line in transfer::set_aside_of(feed, None, Some(question)).await? {
+            println!("{line}");
+        }
+    }
+    agrees
 }
 
 async fn shutdown_signal() {

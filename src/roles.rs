@@ -1,7 +1,7 @@
 //! The HTTP side of one process, whatever the store: ingest and query merged into one
 //! router over the same store, with the built client beside them.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -11,30 +11,59 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use ledger::ports::{EventStore, LedgerStore, ProjectionReader};
 use http_edge::ClientAddr;
+use ledger::ports::{EventStore, LedgerStore, ProjectionReader};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-/// What the two HTTP roles are configured with.
-pub struct HttpSettings<'a> {
+/// What a serving process is configured with, whatever its store: `serve` fills it from
+/// its flags for either backend.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
     /// Stamped on every record ingested here.
-    pub region: &'a str,
-    pub retention: ledger::Retention,
-    pub cookie_secure: bool,
+    pub region: String,
+    /// The retention a new store is created with (`--retention-days`); an existing store
+    /// keeps its own. `None`: the store's, or the default for a new one.
+    pub retention: Option<ledger::Retention>,
+    /// `Cache-Control: max-age` of the guest list.
     pub guest_max_age_s: u32,
+    /// `Cache-Control: private, max-age` of the host list.
     pub host_max_age_s: u32,
+    /// Mark the voter cookie Secure and send HSTS (when served over HTTPS).
+    pub cookie_secure: bool,
     /// The built client to serve (`/event/*` falls back to its `index.html`).
-    pub static_dir: Option<&'a Path>,
-    /// What `/healthz` checks beyond a store read (embedded mode).
-    pub health: Option<Arc<dyn query::HealthProbe>>,
+    pub static_dir: Option<PathBuf>,
     /// The write rate limits per client address and per voter.
     pub rate_limits: ingest::RateLimits,
-    /// Who may frame the pages (`serve --allow-framing`); HSTS follows `cookie_secure`.
+    /// Who may frame the pages (`serve --allow-framing`); none by default.
     pub frame_ancestors: Vec<crate::site::FrameAncestor>,
 }
 
-pub fn router<S>(store: Arc<S>, hub: query::LiveHub, settings: HttpSettings<'_>) -> Router
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        let query = query::QueryConfig::default();
+        Self {
+            region: "local".into(),
+            retention: None,
+            guest_max_age_s: query.guest_max_age_s,
+            host_max_age_s: query.host_max_age_s,
+            cookie_secure: false,
+            static_dir: None,
+            rate_limits: ingest::RateLimits::default(),
+            frame_ancestors: Vec::new(),
+        }
+    }
+}
+
+/// Ingest and query over `store`, with the built client beside them. `retention` is the
+/// store's own (what it stamps); `health` what `/healthz` checks beyond a store read.
+pub fn router<S>(
+    store: Arc<S>,
+    hub: query::LiveHub,
+    settings: &ServiceSettings,
+    retention: ledger::Retention,
+    health: Option<Arc<dyn query::HealthProbe>>,
+) -> Router
 where
     S: EventStore + LedgerStore + ProjectionReader + 'static,
 {
@@ -43,8 +72,8 @@ where
         ledger: store.clone() as Arc<dyn LedgerStore>,
         projection: store.clone() as Arc<dyn ProjectionReader>,
         config: ingest::IngestConfig {
-            region: settings.region.to_owned(),
-            retention: settings.retention,
+            region: settings.region.clone(),
+            retention,
             cookie_secure: settings.cookie_secure,
             rate_limits: settings.rate_limits,
         },
@@ -60,9 +89,10 @@ where
         },
         live: Some(hub),
         metrics: metrics_handle(),
-        health: settings.health,
+        health,
     });
-    let headers = crate::site::SiteHeaders { hsts: settings.cookie_secure, frame_ancestors: settings.frame_ancestors };
+    let headers =
+        crate::site::SiteHeaders { hsts: settings.cookie_secure, frame_ancestors: settings.frame_ancestors.clone() };
     // The API's protective headers: no sniffing, and nothing a response could run or frame
     // should a browser ever render one.
     let mut api = ingest.merge(query).layer(SetResponseHeaderLayer::overriding(
@@ -73,7 +103,7 @@ where
         api = api.layer(SetResponseHeaderLayer::overriding(name, value));
     }
     // Outermost: `/metrics` on the public listener answers loopback clients only.
-    let router = match settings.static_dir {
+    let router = match &settings.static_dir {
         Some(dir) => api.merge(crate::site::router(dir, &headers)),
         None => api,
     };

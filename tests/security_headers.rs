@@ -17,8 +17,8 @@ use with_client::{send, App};
 
 async fn app(secure: bool, frame_ancestors: Vec<FrameAncestor>) -> App {
     with_client::start(INDEX, |config| {
-        config.cookie_secure = secure;
-        config.frame_ancestors = frame_ancestors;
+        config.service.cookie_secure = secure;
+        config.service.frame_ancestors = frame_ancestors;
     })
     .await
 }

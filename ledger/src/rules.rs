@@ -3,11 +3,11 @@
 //! one never reaches a store. Also the one rule a projection replacement (replay's repair)
 //! must satisfy, which both adapters check before they write.
 
+use crate::fold::{QuestionState, VoterState};
+use crate::ids::{EventId, QuestionId, VoterId};
 use crate::limits::{
     ASKER_NAME_CHARS_MAX, QUESTION_TEXT_CHARS_MAX, QUESTION_WORDS_MIN, RECORD_FUTURE_SKEW_MS_MAX, REGION_CHARS_MAX,
 };
-use crate::fold::{QuestionState, VoterState};
-use crate::ids::{EventId, QuestionId, VoterId};
 use crate::ports::StoreError;
 use crate::record::{Body, Record};
 

@@ -31,7 +31,7 @@ pub async fn start(index: &str, configure: impl FnOnce(&mut EmbeddedConfig)) -> 
     std::fs::write(dist.join("favicon.svg"), "<svg/>").expect("favicon");
     let mut config = EmbeddedConfig::new(dir.path().join("t.db"));
     config.durability = ledger_sqlite::Durability::Normal;
-    config.static_dir = Some(dist);
+    config.service.static_dir = Some(dist);
     configure(&mut config);
     let app = Embedded::start(config).await.expect("the service starts");
     App { router: app.router(), app, _dir: dir }

@@ -9,10 +9,10 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
+use http_edge::ClientAddr;
 use ingest::{IdMinter, IngestConfig, IngestState, RateLimits};
 use lambda_http::request::RequestContext;
 use ledger_dynamodb::DynamoStore;
-use http_edge::ClientAddr;
 
 /// Environment variable with the region stamped on records (Lambda sets `AWS_REGION`).
 pub const REGION_ENV: &str = "AWS_REGION";

@@ -3,10 +3,10 @@
 
 use axum::routing::post;
 use axum::Router;
+use http_edge::ClientAddr;
 use lambda_http::request::LambdaRequest;
 use lambda_http::tower::ServiceExt;
 use lambda_http::{Adapter, Context, LambdaEvent};
-use http_edge::ClientAddr;
 
 fn create_event_request() -> LambdaRequest {
     let path = format!("{}/tests/fixtures/create-event.json", env!("CARGO_MANIFEST_DIR"));
