@@ -6,15 +6,29 @@ mod helpers;
 
 use std::time::Duration;
 
-use helpers::{assert_error, ok_json, spawn_app, Toggle, Vote};
+use helpers::{assert_error, ok_json, spawn_app, Event, TestApp, Toggle, Vote};
 use ledger::{EventId, QuestionId};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-#[tokio::test]
-async fn a_host_creates_an_event_that_guests_can_find() {
+/// The app with a new event.
+async fn app_with_event() -> (TestApp, Event) {
     let app = spawn_app().await;
     let event = app.create_event().await;
+    (app, event)
+}
+
+/// The app with a new event and one question in it, folded into the lists.
+async fn app_with_question(text: &str) -> (TestApp, Event, QuestionId) {
+    let (app, event) = app_with_event().await;
+    let question = app.ask(&event, text).await;
+    app.settled().await;
+    (app, event, question)
+}
+
+#[tokio::test]
+async fn a_host_creates_an_event_that_guests_can_find() {
+    let (app, event) = app_with_event().await;
     assert_eq!(event.secret.len(), 32);
     let found = app.get(&format!("/api/event/{}", event.id)).await;
     assert_eq!(ok_json(found).await, json!({}));
@@ -26,8 +40,7 @@ async fn a_host_creates_an_event_that_guests_can_find() {
 
 #[tokio::test]
 async fn a_question_is_listed_with_its_askers_vote_and_its_text() {
-    let app = spawn_app().await;
-    let event = app.create_event().await;
+    let (app, event) = app_with_event().await;
     let response = app.try_ask(&event.id.to_string(), "  What is an event-sourced ledger? ", Some("Ada")).await;
     let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.starts_with("voter=") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
@@ -48,10 +61,7 @@ async fn a_question_is_listed_with_its_askers_vote_and_its_text() {
 
 #[tokio::test]
 async fn each_guest_has_one_vote_per_question_and_can_take_it_back() {
-    let app = spawn_app().await;
-    let event = app.create_event().await;
-    let question = app.ask(&event, "Will votes be counted once?").await;
-    app.settled().await;
+    let (app, event, question) = app_with_question("Will votes be counted once?").await;
     let bob = app.new_guest();
     let carol = app.new_guest();
 
@@ -82,8 +92,7 @@ async fn each_guest_has_one_vote_per_question_and_can_take_it_back() {
 
 #[tokio::test]
 async fn the_host_moderates_and_guests_see_the_result() {
-    let app = spawn_app().await;
-    let event = app.create_event().await;
+    let (app, event) = app_with_event().await;
     let other = app.create_event().await;
     let rude = app.ask(&event, "A rude question here").await;
     let good = app.ask(&event, "A good question here").await;
@@ -127,8 +136,7 @@ async fn the_host_moderates_and_guests_see_the_result() {
 
 #[tokio::test]
 async fn questions_are_validated_and_bodies_are_limited_to_one_kib() {
-    let app = spawn_app().await;
-    let event = app.create_event().await;
+    let (app, event) = app_with_event().await;
     let eid = event.id.to_string();
     for text in ["", "   ", "one-word", &"many words ".repeat(60)] {
         assert_error(app.try_ask(&eid, text, None).await, StatusCode::BAD_REQUEST).await;
@@ -145,22 +153,20 @@ async fn questions_are_validated_and_bodies_are_limited_to_one_kib() {
 
 #[tokio::test]
 async fn lists_answer_if_none_match_with_304() {
-    let app = spawn_app().await;
-    let event = app.create_event().await;
-    let question = app.ask(&event, "Cached or not cached?").await;
-    app.settled().await;
+    let (app, event, question) = app_with_question("Cached or not cached?").await;
     let path = format!("/api/event/{}/questions", event.id);
     let first = app.get(&path).await;
     assert_eq!(first.headers()["cache-control"], "max-age=2");
     let etag = first.headers()["etag"].to_str().unwrap().to_owned();
 
-    let again = app.http.get(app.url(&path)).header("if-none-match", &etag).send().await.unwrap();
+    let if_none_match = || app.http.get(app.url(&path)).header("if-none-match", &etag).send();
+    let again = if_none_match().await.unwrap();
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
     assert!(again.bytes().await.unwrap().is_empty());
 
     app.new_guest().vote(question, Vote::Up).await;
     app.settled().await;
-    let changed = app.http.get(app.url(&path)).header("if-none-match", &etag).send().await.unwrap();
+    let changed = if_none_match().await.unwrap();
     assert_eq!(changed.status(), StatusCode::OK, "a vote changes the list and its ETag");
     assert_ne!(changed.headers()["etag"].to_str().unwrap(), etag);
 
@@ -191,10 +197,7 @@ async fn next_push(response: &mut reqwest::Response, pending: &mut String) -> Va
 
 #[tokio::test]
 async fn live_streams_push_each_change() {
-    let app = spawn_app().await;
-    let event = app.create_event().await;
-    let question = app.ask(&event, "Is this live?").await;
-    app.settled().await;
+    let (app, event, question) = app_with_question("Is this live?").await;
 
     let mut stream = app.get(&format!("/api/live/{}", event.id)).await;
     assert_eq!(stream.status(), StatusCode::OK);
@@ -223,8 +226,7 @@ async fn live_streams_push_each_change() {
 
 #[tokio::test]
 async fn the_host_exports_every_question_as_json_csv_and_markdown() {
-    let app = spawn_app().await;
-    let event = app.create_event().await;
+    let (app, event) = app_with_event().await;
     let kept = app.ask(&event, "Kept, with \"quotes\" and | pipes").await;
     let hidden = app.ask(&event, "Hidden but still exported").await;
     app.settled().await;
@@ -263,10 +265,7 @@ async fn the_host_exports_every_question_as_json_csv_and_markdown() {
 
 #[tokio::test]
 async fn question_texts_refuse_malformed_and_too_many_ids() {
-    let app = spawn_app().await;
-    let event = app.create_event().await;
-    let question = app.ask(&event, "Text lookups please").await;
-    app.settled().await;
+    let (app, _, question) = app_with_question("Text lookups please").await;
     let unknown = QuestionId::from_u128(11);
     let partial = app.get(&format!("/api/questions/{question},{unknown}")).await;
     assert_eq!(partial.headers()["cache-control"], "max-age=2", "a missing text may appear soon");
@@ -292,10 +291,7 @@ async fn health_and_metrics_are_served() {
 
 #[tokio::test]
 async fn hostile_input_never_breaks_the_service() {
-    let app = spawn_app().await;
-    let event = app.create_event().await;
-    let question = app.ask(&event, "Still standing after this?").await;
-    app.settled().await;
+    let (app, event, question) = app_with_question("Still standing after this?").await;
     let eid = event.id;
     let long = "A".repeat(8_000);
     let gets = [
