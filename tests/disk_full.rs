@@ -5,6 +5,7 @@
 //! without a restart.
 
 mod served;
+mod served_file;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -14,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use rusqlite::OptionalExtension;
 
 /// The tmpfs holding the served file: small enough to fill in seconds.
 const DISK_SIZE: &str = "3m";
@@ -549,8 +549,7 @@ async fn fill_refuse_recover(pace: Pace) {
     served::signal(server.child.id(), "-TERM");
     let status = served::wait_exit(server, Duration::from_secs(30)).await;
     assert!(status.is_some_and(|s| s.success()), "the stop after recovery exited {status:?}\n{}", served::tail(&log));
-    let conn =
-        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open read-only");
+    let conn = served_file::open_read_only(&db);
     let mut stmt = conn.prepare("SELECT text FROM ledger WHERE kind = 0").expect("prepare");
     let stored: BTreeSet<String> =
         stmt.query_map([], |r| r.get::<_, String>(0)).expect("query").map(|t| t.expect("a text")).collect();
@@ -581,11 +580,7 @@ async fn fill_refuse_recover(pace: Pace) {
     assert_eq!(toggles, (0, hidden_records), "(answered, hidden) records vs the toggles acknowledged");
     let events: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0)).expect("count events");
     assert_eq!(events, events_stored, "events stored vs events acknowledged");
-    let cursor: Option<i64> = conn
-        .query_row("SELECT seq FROM cursors WHERE name = 'aggregator'", [], |r| r.get(0))
-        .optional()
-        .expect("read the cursor");
-    let last: Option<i64> = conn.query_row("SELECT max(seq) FROM ledger", [], |r| r.get(0)).expect("read the last seq");
+    let (cursor, last) = served_file::cursor_and_last(&conn);
     assert_eq!(cursor, last, "the aggregator's cursor is not at the ledger's end after the stop");
     drop(conn);
     drop(disk);
@@ -652,8 +647,7 @@ async fn a_group_commit_cut_short_by_a_full_disk_stores_exactly_what_it_acknowle
     store.close().await;
     eprintln!("group commit on a full disk: {} acknowledged, refused {refusals:?}", acknowledged.len());
 
-    let conn =
-        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open read-only");
+    let conn = served_file::open_read_only(&db);
     let mut stmt = conn.prepare("SELECT id FROM ledger").expect("prepare");
     let stored: BTreeSet<[u8; 16]> = stmt
         .query_map([], |r| r.get::<_, Vec<u8>>(0))

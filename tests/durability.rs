@@ -3,16 +3,16 @@
 //! really syncs every commit (a SIGKILL alone cannot tell FULL from NORMAL).
 
 mod served;
+mod served_file;
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ledger::ports::LedgerStore;
 use ledger::{Body, QuestionId, VoterId};
-use rusqlite::OptionalExtension;
 use served::Server;
 use wewerewondering::embedded::{Embedded, EmbeddedConfig};
 use wewerewondering::replay;
@@ -20,6 +20,33 @@ use wewerewondering::replay;
 fn start_server(db: &Path) -> Server {
     served::start(served::binary(), db, None)
 }
+
+/// The served file `name` in a temporary directory, its server logging to `server.log`
+/// beside it, and a client that waits at most 30 s for an answer.
+struct LoggedServer {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    log: PathBuf,
+    server: Server,
+    http: reqwest::Client,
+    base: String,
+}
+
+fn start_logged(name: &str) -> LoggedServer {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (db, log) = (dir.path().join(name), dir.path().join("server.log"));
+    let server = served::start(served::binary(), &db, Some(&log));
+    let base = server.base.clone();
+    LoggedServer { _dir: dir, db, log, server, http: patient_client(), base }
+}
+
+/// A client that waits at most 30 s for an answer.
+fn patient_client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client")
+}
+
+/// The questions the load tests vote on.
+const LOAD_QUESTIONS: [&str; 3] = ["question number 0 please", "question number 1 please", "question number 2 please"];
 
 async fn json(resp: reqwest::Response) -> serde_json::Value {
     assert!(resp.status().is_success(), "unexpected status {}", resp.status());
@@ -70,12 +97,7 @@ async fn sigkill_during_vote_load_loses_no_acknowledged_vote() {
     let http = reqwest::Client::new();
     let base = server.base.clone();
 
-    let (_, qids) = event_with_questions(
-        &http,
-        &base,
-        &["question number 0 please", "question number 1 please", "question number 2 please"],
-    )
-    .await;
+    let (_, qids) = event_with_questions(&http, &base, &LOAD_QUESTIONS).await;
 
     // Each request carries no cookie, so each acknowledged vote is a new voter's up-vote.
     let acked: Arc<Mutex<BTreeSet<VoterId>>> = Arc::default();
@@ -218,7 +240,7 @@ async fn wal_syncs_for_sequential_votes(args: &[&str]) -> usize {
         .arg(env!("CARGO_BIN_EXE_wewerewondering"));
     let server = served::start_with(strace, &db, Some(&log), args);
     let served_by = served::child_of(server.child.id());
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
+    let http = patient_client();
     let base = server.base.clone();
 
     let (_, qids) = event_with_questions(&http, &base, &["is every vote on the disk?"]).await;
@@ -244,18 +266,8 @@ async fn wal_syncs_for_sequential_votes(args: &[&str]) -> usize {
 /// fold of the ledger).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_write_load_exits_cleanly_with_everything_folded() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (db, log) = (dir.path().join("term.db"), dir.path().join("server.log"));
-    let server = served::start(served::binary(), &db, Some(&log));
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-    let base = server.base.clone();
-
-    let (eid, qids) = event_with_questions(
-        &http,
-        &base,
-        &["question number 0 please", "question number 1 please", "question number 2 please"],
-    )
-    .await;
+    let LoggedServer { _dir, db, log, server, http, base } = start_logged("term.db");
+    let (eid, qids) = event_with_questions(&http, &base, &LOAD_QUESTIONS).await;
 
     #[derive(Default)]
     struct Outcomes {
@@ -329,13 +341,8 @@ async fn sigterm_during_write_load_exits_cleanly_with_everything_folded() {
     assert!(outcomes.after_signal > 0, "no request was answered after the signal: nothing was in flight to drain");
 
     // The file as the stopped server left it, read without changing it.
-    let conn =
-        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open read-only");
-    let cursor: Option<i64> = conn
-        .query_row("SELECT seq FROM cursors WHERE name = 'aggregator'", [], |r| r.get(0))
-        .optional()
-        .expect("read the cursor");
-    let last: Option<i64> = conn.query_row("SELECT max(seq) FROM ledger", [], |r| r.get(0)).expect("read the last seq");
+    let conn = served_file::open_read_only(&db);
+    let (cursor, last) = served_file::cursor_and_last(&conn);
     assert_eq!(cursor, last, "the aggregator's cursor is not at the ledger's last record after a graceful stop");
     // Ledger kinds (the schema's): 0 asked, 1 vote; `flag` is a vote's `up`.
     let ids_of = |sql: &str| -> BTreeSet<[u8; 16]> {
@@ -345,20 +352,8 @@ async fn sigterm_during_write_load_exits_cleanly_with_everything_folded() {
     };
     let voted = ids_of("SELECT voter FROM ledger WHERE kind = 1 AND flag = 1");
     let asked = ids_of("SELECT question FROM ledger WHERE kind = 0");
-    let lost_votes: Vec<_> = outcomes.votes.iter().filter(|v| !voted.contains(&v.to_bytes())).collect();
-    assert!(
-        lost_votes.is_empty(),
-        "{} acknowledged votes are not in the ledger, e.g. {:?}",
-        lost_votes.len(),
-        lost_votes.first()
-    );
-    let lost_asks: Vec<_> = outcomes.asks.iter().filter(|q| !asked.contains(&q.to_bytes())).collect();
-    assert!(
-        lost_asks.is_empty(),
-        "{} acknowledged asks are not in the ledger, e.g. {:?}",
-        lost_asks.len(),
-        lost_asks.first()
-    );
+    assert_none_lost("votes", outcomes.votes.iter().filter(|v| !voted.contains(&v.to_bytes())).collect());
+    assert_none_lost("asks", outcomes.asks.iter().filter(|q| !asked.contains(&q.to_bytes())).collect());
     drop(conn);
     eprintln!(
         "SIGTERM under load: {} votes and {} asks acknowledged ({} answered after the signal, {} refused: {:?}); cursor {cursor:?} = last {last:?}",
@@ -377,17 +372,18 @@ async fn sigterm_during_write_load_exits_cleanly_with_everything_folded() {
     store.close().await;
 }
 
+/// Asserts that no acknowledged write of this kind (`what`) is missing from the ledger.
+fn assert_none_lost<T: std::fmt::Debug>(what: &str, lost: Vec<T>) {
+    assert!(lost.is_empty(), "{} acknowledged {what} are not in the ledger, e.g. {:?}", lost.len(), lost.first());
+}
+
 /// A graceful stop folds everything committed before it, however much that is: here more
 /// than one aggregator batch (4,096 records) of votes, appended to the served file by another
 /// process (as `ledger import` does) just before the SIGTERM.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_with_a_backlog_larger_than_a_batch_folds_all_of_it() {
     const BACKLOG: usize = 10_000;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (db, log) = (dir.path().join("backlog.db"), dir.path().join("server.log"));
-    let server = served::start(served::binary(), &db, Some(&log));
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client");
-    let base = server.base.clone();
+    let LoggedServer { _dir, db, log, server, http, base } = start_logged("backlog.db");
     let (eid, qids) = event_with_questions(&http, &base, &["how much is folded at a stop?"]).await;
     let eid: ledger::EventId = eid.parse().expect("an event id");
     let qid: QuestionId = qids[0].parse().expect("a question id");
@@ -418,13 +414,8 @@ async fn sigterm_with_a_backlog_larger_than_a_batch_folds_all_of_it() {
     let status = served::wait_exit(server, Duration::from_secs(30)).await;
     assert!(status.is_some_and(|s| s.success()), "SIGTERM with a backlog: exit {status:?}\n{}", served::tail(&log));
 
-    let conn =
-        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open read-only");
-    let cursor: Option<i64> = conn
-        .query_row("SELECT seq FROM cursors WHERE name = 'aggregator'", [], |r| r.get(0))
-        .optional()
-        .expect("read the cursor");
-    let last: Option<i64> = conn.query_row("SELECT max(seq) FROM ledger", [], |r| r.get(0)).expect("read the last seq");
+    let conn = served_file::open_read_only(&db);
+    let (cursor, last) = served_file::cursor_and_last(&conn);
     let votes: i64 = conn
         .query_row("SELECT votes FROM questions WHERE id = ?1", [qid.to_bytes()], |r| r.get(0))
         .expect("read the question's votes");
