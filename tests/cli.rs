@@ -1,6 +1,8 @@
 //! The operator commands, run as the binary: export, import (idempotent, converging across
 //! regions), replay (drift detection and repair) and inspect.
 
+mod over_http;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -47,7 +49,7 @@ async fn call(app: &Embedded, method: &str, uri: &str, body: &str, voter: Option
 /// One region's activity on a shared event: a question and votes from its own guests.
 async fn region_activity(db: &Path, region: &str, eid: Option<&str>) -> (String, String) {
     let mut config = EmbeddedConfig::new(db);
-    config.region = region.into();
+    config.service.region = region.into();
     let app = Embedded::start(config).await.expect("start");
     let eid = match eid {
         Some(e) => e.to_owned(),
@@ -172,6 +174,25 @@ async fn replay_reports_drift_and_repair_fixes_it() {
     assert!(text.contains("asked by voter") && text.contains("-> votes 6"), "{text}");
 }
 
+/// Polls the list at `list_url` until its first question shows `votes`; `what` is what
+/// never reached the projection if `deadline` passes first.
+async fn wait_for_first_votes(
+    http: &reqwest::Client,
+    list_url: &str,
+    votes: u64,
+    deadline: std::time::Instant,
+    what: &str,
+) {
+    loop {
+        let list = over_http::get_json(http, list_url).await;
+        if list.as_array().and_then(|a| a.first()).and_then(|q| q["votes"].as_u64()) == Some(votes) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what} never reached the projection: {list}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// `serve --backend dynamodb` as an operator runs it against a local emulator: tables and
 /// queue created, the Pipe stand-in on; then `replay` and `ledger export` on the same tables.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,44 +238,14 @@ async fn serve_replay_and_export_against_dynamodb() {
     .await
     .expect("address");
     let http = reqwest::Client::builder().cookie_store(true).build().expect("client");
-    let event: serde_json::Value =
-        http.post(format!("{base}/api/event")).send().await.expect("create").json().await.expect("json");
-    let (eid, secret) = (
-        event["id"].as_str().unwrap_or_else(|| panic!("no event id in {event}")).to_owned(),
-        event["secret"].as_str().unwrap_or_else(|| panic!("no secret in {event}")).to_owned(),
-    );
-    let q: serde_json::Value = http
-        .post(format!("{base}/api/event/{eid}"))
-        .json(&serde_json::json!({ "body": "does the AWS path work?", "asker": null }))
-        .send()
-        .await
-        .expect("ask")
-        .json()
-        .await
-        .expect("json");
-    let qid = q["id"].as_str().expect("qid").to_owned();
+    let (eid, secret, qid) = over_http::event_with_question(&http, &base, "does the AWS path work?").await;
     let list_url = format!("{base}/api/event/{eid}/questions/{secret}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let votes_of = |list: &serde_json::Value| list.as_array().and_then(|a| a.first()).and_then(|q| q["votes"].as_u64());
-    loop {
-        let list: serde_json::Value = http.get(&list_url).send().await.expect("list").json().await.expect("json");
-        if votes_of(&list) == Some(1) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the question never reached the projection: {list}");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    wait_for_first_votes(&http, &list_url, 1, deadline, "the question").await;
     // A second guest votes: the count follows through stream, queue and aggregator.
     let guest = reqwest::Client::builder().cookie_store(true).build().expect("client");
     assert!(guest.post(format!("{base}/api/vote/{qid}/up")).send().await.expect("vote").status().is_success());
-    loop {
-        let list: serde_json::Value = http.get(&list_url).send().await.expect("list").json().await.expect("json");
-        if votes_of(&list) == Some(2) {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "the vote never reached the projection: {list}");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    wait_for_first_votes(&http, &list_url, 2, deadline, "the vote").await;
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
 

@@ -2,6 +2,7 @@
 //! and on Linux every 127.x.y.z is a distinct source, so a guest at 127.0.0.2 is unaffected
 //! while 127.0.0.1 is limited. Also `--metrics-listen`'s own listener.
 
+mod over_http;
 mod served;
 
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
@@ -36,29 +37,10 @@ async fn a_limited_address_gets_429_while_another_goes_on() {
     let base = server.base.clone();
     let (first, second) = (client_from([127, 0, 0, 1]), client_from([127, 0, 0, 2]));
 
-    let event: Value =
-        first.post(format!("{base}/api/event")).send().await.expect("create").json().await.expect("JSON");
-    let eid = event["id"].as_str().expect("an event id").to_owned();
-    let asked: Value = first
-        .post(format!("{base}/api/event/{eid}"))
-        .json(&serde_json::json!({ "body": "Does the limit know who I am?", "asker": null }))
-        .send()
-        .await
-        .expect("ask")
-        .json()
-        .await
-        .expect("JSON");
-    let qid = asked["id"].as_str().expect("a question id").to_owned();
+    let (eid, _, qid) = over_http::event_with_question(&first, &base, "Does the limit know who I am?").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let list: Value = first
-            .get(format!("{base}/api/event/{eid}/questions"))
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("JSON");
+        let list = over_http::get_json(&first, &format!("{base}/api/event/{eid}/questions")).await;
         if list.as_array().is_some_and(|l| !l.is_empty()) {
             break;
         }
