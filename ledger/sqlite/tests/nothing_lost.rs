@@ -175,17 +175,26 @@ async fn a_sweep_removes_only_what_expired_and_in_small_steps() {
     store.close().await;
 }
 
-/// A store in `dir` with two live events.
-async fn two_events(
-    dir: &tempfile::TempDir,
-    ids: &mut Ids,
-) -> (std::path::PathBuf, Arc<SqliteStore>, EventId, EventId) {
+/// A store in a temporary directory with two live events, `a` and `b`, and the ids that
+/// minted them (for the records that follow).
+struct TwoEvents {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    store: Arc<SqliteStore>,
+    ids: Ids,
+    a: EventId,
+    b: EventId,
+}
+
+async fn two_events() -> TwoEvents {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut ids = Ids(0);
     let path = dir.path().join("t.db");
     let store = open(&path, None).expect("open");
     let (a, b) = (EventId(ids.at(NOW_MS)), EventId(ids.at(NOW_MS)));
     event(&store, a).await;
     event(&store, b).await;
-    (path, store, a, b)
+    TwoEvents { _dir: dir, path, store, ids, a, b }
 }
 
 /// Closes `store`, changes its file behind its back with `sql` (as a bad restore, a bug or
@@ -200,9 +209,7 @@ async fn damage(store: Arc<SqliteStore>, path: &std::path::Path, sql: &str) -> A
 
 #[tokio::test]
 async fn an_unreadable_record_is_set_aside_and_every_other_event_keeps_updating() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut ids = Ids(0);
-    let (path, store, a, b) = two_events(&dir, &mut ids).await;
+    let TwoEvents { _dir, path, store, mut ids, a, b } = two_events().await;
     let first = asked(&mut ids, a, NOW_MS + 1);
     let poison = asked(&mut ids, a, NOW_MS + 2);
     let after = asked(&mut ids, b, NOW_MS + 3);
@@ -227,9 +234,7 @@ async fn an_unreadable_record_is_set_aside_and_every_other_event_keeps_updating(
 
 #[tokio::test]
 async fn a_record_the_projection_refuses_is_set_aside_after_bounded_attempts() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut ids = Ids(0);
-    let (path, store, a, b) = two_events(&dir, &mut ids).await;
+    let TwoEvents { _dir, path, store, mut ids, a, b } = two_events().await;
     let q = asked(&mut ids, a, NOW_MS + 1);
     let voter = VoterId(ids.at(NOW_MS));
     let up = Record { id: RecordId(ids.at(NOW_MS + 2)), body: Body::Voted { voter, up: true }, ..q.clone() };

@@ -214,40 +214,40 @@ impl std::fmt::Display for Failure {
     }
 }
 
-#[derive(Debug, Default, Clone)]
-struct Stats {
-    seeds: u64,
-    steps: u64,
-    records_sent: u64,
-    records_acknowledged: u64,
-    appends: u64,
-    bursts: u64,
-    kills: u64,
-    writer_panics: u64,
-    restarts: u64,
-    sweeps_completed: u64,
-    rows_swept: u64,
-    full_checks: u64,
-    tail_batches: u64,
+/// Declares the run's counters once: the struct, and `add`, which sums two runs' counters
+/// field by field.
+macro_rules! counters {
+    ($($field:ident),* $(,)?) => {
+        #[derive(Debug, Default, Clone)]
+        struct Stats {
+            $($field: u64,)*
+        }
+
+        impl Stats {
+            fn add(&mut self, o: &Stats) {
+                $(self.$field += o.$field;)*
+            }
+        }
+    };
 }
 
-impl Stats {
-    fn add(&mut self, o: &Stats) {
-        self.seeds += o.seeds;
-        self.steps += o.steps;
-        self.records_sent += o.records_sent;
-        self.records_acknowledged += o.records_acknowledged;
-        self.appends += o.appends;
-        self.bursts += o.bursts;
-        self.kills += o.kills;
-        self.writer_panics += o.writer_panics;
-        self.restarts += o.restarts;
-        self.sweeps_completed += o.sweeps_completed;
-        self.rows_swept += o.rows_swept;
-        self.full_checks += o.full_checks;
-        self.tail_batches += o.tail_batches;
-    }
+counters!(
+    seeds,
+    steps,
+    records_sent,
+    records_acknowledged,
+    appends,
+    bursts,
+    kills,
+    writer_panics,
+    restarts,
+    sweeps_completed,
+    rows_swept,
+    full_checks,
+    tail_batches,
+);
 
+impl Stats {
     fn summary(&self, plan: &RunPlan, elapsed: Duration) -> String {
         format!(
             "simulation: {} seeds ({}..{}), {} steps each, {:.1} s: {} records sent, {} acknowledged, {} appends, \
