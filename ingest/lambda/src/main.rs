@@ -8,11 +8,7 @@ use ledger_dynamodb::DynamoStore;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .without_time()
-        .init();
+    lambda_logging::init();
     let store = Arc::new(DynamoStore::from_env(None).await?);
     let config = ingest_lambda::config_for(&store);
     lambda_http::run(ingest_lambda::app(store, config)).await

@@ -9,11 +9,7 @@ use ledger_dynamodb::DynamoStore;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .without_time()
-        .init();
+    lambda_logging::init();
     let store = Arc::new(DynamoStore::from_env_read_only(None).await?);
     let config = query_lambda::config_from_env()?;
     lambda_http::run(query_lambda::app(store, config)).await
