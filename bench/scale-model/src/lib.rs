@@ -108,6 +108,25 @@ impl Counter {
         self.events.lock().ok().and_then(|e| e.get(question).cloned())
     }
 
+    /// Counts a put (a `PutItem` request, or a `Put` of a transaction).
+    fn count_put(&self, put: &Value, transactional: bool) {
+        self.count_write(put["TableName"].as_str().unwrap_or(""), &put["Item"], None, &Value::Null, transactional);
+    }
+
+    /// Counts an update (an `UpdateItem` request, or an `Update` of a transaction), with its
+    /// expression's placeholders (#votes) resolved so that "touches votes" is visible.
+    fn count_update(&self, update: &Value, transactional: bool) {
+        let mut expression = update["UpdateExpression"].as_str().unwrap_or("").to_owned();
+        if let Some(names) = update.get("ExpressionAttributeNames").and_then(Value::as_object) {
+            for (alias, name) in names {
+                expression = expression.replace(alias.as_str(), name.as_str().unwrap_or(""));
+            }
+        }
+        let values = update.get("ExpressionAttributeValues").cloned().unwrap_or(Value::Null);
+        let table = update["TableName"].as_str().unwrap_or("");
+        self.count_write(table, &update["Key"], Some(&expression), &values, transactional);
+    }
+
     /// Counts one written item. `values` are the request's expression attribute values.
     fn count_write(&self, table: &str, key_or_item: &Value, update: Option<&str>, values: &Value, transactional: bool) {
         let item_wcu = if transactional { 2 } else { 1 };
@@ -157,57 +176,24 @@ impl Counter {
         let target = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
         let operation = target.rsplit('.').next().unwrap_or("");
         let body: Value = request.body().bytes().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
-        let names = |v: &Value| v.get("ExpressionAttributeNames").cloned().unwrap_or(Value::Null);
-        // Expressions use placeholders (#votes); resolve them so "touches votes" is visible.
-        let resolve = |expression: &str, names: &Value| {
-            let mut out = expression.to_owned();
-            if let Some(map) = names.as_object() {
-                for (alias, name) in map {
-                    out = out.replace(alias.as_str(), name.as_str().unwrap_or(""));
-                }
-            }
-            out
-        };
         match operation {
             "TransactWriteItems" => {
                 for entry in body["TransactItems"].as_array().into_iter().flatten() {
                     if let Some(put) = entry.get("Put") {
-                        self.count_write(
-                            put["TableName"].as_str().unwrap_or(""),
-                            &put["Item"],
-                            None,
-                            &Value::Null,
-                            true,
-                        );
+                        self.count_put(put, true);
                     }
                     if let Some(update) = entry.get("Update") {
-                        let expression = resolve(update["UpdateExpression"].as_str().unwrap_or(""), &names(update));
-                        let values = update.get("ExpressionAttributeValues").cloned().unwrap_or(Value::Null);
-                        self.count_write(
-                            update["TableName"].as_str().unwrap_or(""),
-                            &update["Key"],
-                            Some(&expression),
-                            &values,
-                            true,
-                        );
+                        self.count_update(update, true);
                     }
                 }
                 json!({})
             }
             "UpdateItem" => {
-                let expression = resolve(body["UpdateExpression"].as_str().unwrap_or(""), &names(&body));
-                let values = body.get("ExpressionAttributeValues").cloned().unwrap_or(Value::Null);
-                self.count_write(
-                    body["TableName"].as_str().unwrap_or(""),
-                    &body["Key"],
-                    Some(&expression),
-                    &values,
-                    false,
-                );
+                self.count_update(&body, false);
                 json!({})
             }
             "PutItem" => {
-                self.count_write(body["TableName"].as_str().unwrap_or(""), &body["Item"], None, &Value::Null, false);
+                self.count_put(&body, false);
                 json!({})
             }
             "BatchWriteItem" => {
