@@ -76,22 +76,11 @@ pub(crate) fn sweep_chunk(conn: &Connection, now_unix: u64, from: &SweepPosition
             });
         }
         SweepPosition::Questions { after } => {
-            let from = after.clone().unwrap_or_default();
-            let end: Option<Vec<u8>> = conn
-                .prepare_cached("SELECT id FROM questions WHERE id > ?1 ORDER BY id LIMIT 1 OFFSET ?2")
-                .and_then(|mut q| q.query_row(params![from, SWEEP_CHUNK_ROWS - 1], |r| r.get(0)).optional())
-                .map_err(unavailable)?;
-            let mut delete = conn
-                .prepare_cached(
-                    "DELETE FROM questions WHERE id > ?1 AND (?3 OR id <= ?2) AND expire < ?4 RETURNING id, eid",
-                )
-                .map_err(unavailable)?;
-            let mut rows = delete
-                .query(params![from, end.clone().unwrap_or_default(), end.is_none(), now])
-                .map_err(unavailable)?;
-            while let Some(row) = rows.next().map_err(unavailable)? {
-                step.questions.push((QuestionId::from_bytes(blob16(row, 0)?), EventId::from_bytes(blob16(row, 1)?)));
-            }
+            let questions = &mut step.questions;
+            let end = sweep_by_id(conn, "questions", "id, eid", after, now, |row| {
+                questions.push((QuestionId::from_bytes(blob16(row, 0)?), EventId::from_bytes(blob16(row, 1)?)));
+                Ok(())
+            })?;
             step.removed = step.questions.len() as u64;
             step.next = Some(match end {
                 Some(key) => SweepPosition::Questions { after: Some(key) },
@@ -99,23 +88,43 @@ pub(crate) fn sweep_chunk(conn: &Connection, now_unix: u64, from: &SweepPosition
             });
         }
         SweepPosition::Events { after } => {
-            let from = after.clone().unwrap_or_default();
-            let end: Option<Vec<u8>> = conn
-                .prepare_cached("SELECT id FROM events WHERE id > ?1 ORDER BY id LIMIT 1 OFFSET ?2")
-                .and_then(|mut q| q.query_row(params![from, SWEEP_CHUNK_ROWS - 1], |r| r.get(0)).optional())
-                .map_err(unavailable)?;
-            let mut delete = conn
-                .prepare_cached("DELETE FROM events WHERE id > ?1 AND (?3 OR id <= ?2) AND expire < ?4 RETURNING id")
-                .map_err(unavailable)?;
-            let mut rows = delete
-                .query(params![from, end.clone().unwrap_or_default(), end.is_none(), now])
-                .map_err(unavailable)?;
-            while let Some(row) = rows.next().map_err(unavailable)? {
-                step.events.push(EventId::from_bytes(blob16(row, 0)?));
-            }
+            let events = &mut step.events;
+            let end = sweep_by_id(conn, "events", "id", after, now, |row| {
+                events.push(EventId::from_bytes(blob16(row, 0)?));
+                Ok(())
+            })?;
             step.removed = step.events.len() as u64;
             step.next = end.map(|key| SweepPosition::Events { after: Some(key) });
         }
     }
     Ok(step)
+}
+
+/// One step through a table keyed by `id` (`questions`, `events`): deletes the expired rows
+/// among the next [`SWEEP_CHUNK_ROWS`] after `after`, handing each deleted row's `returning`
+/// columns to `deleted`. Returns the step's last key (`None`: the step reached the table's end).
+fn sweep_by_id(
+    conn: &Connection,
+    table: &'static str,
+    returning: &'static str,
+    after: &Option<Vec<u8>>,
+    now: i64,
+    mut deleted: impl FnMut(&rusqlite::Row<'_>) -> StoreResult<()>,
+) -> StoreResult<Option<Vec<u8>>> {
+    let from = after.clone().unwrap_or_default();
+    let end: Option<Vec<u8>> = conn
+        .prepare_cached(&format!("SELECT id FROM {table} WHERE id > ?1 ORDER BY id LIMIT 1 OFFSET ?2"))
+        .and_then(|mut q| q.query_row(params![from, SWEEP_CHUNK_ROWS - 1], |r| r.get(0)).optional())
+        .map_err(unavailable)?;
+    let mut delete = conn
+        .prepare_cached(&format!(
+            "DELETE FROM {table} WHERE id > ?1 AND (?3 OR id <= ?2) AND expire < ?4 RETURNING {returning}"
+        ))
+        .map_err(unavailable)?;
+    let mut rows =
+        delete.query(params![from, end.clone().unwrap_or_default(), end.is_none(), now]).map_err(unavailable)?;
+    while let Some(row) = rows.next().map_err(unavailable)? {
+        deleted(row)?;
+    }
+    Ok(end)
 }
