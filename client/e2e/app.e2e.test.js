@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
-import { log, person, screenshot, seriousViolations, serverAndBrowser } from './harness.js';
+import { askAsGuest, log, person, screenshot, seriousViolations, serverAndBrowser } from './harness.js';
 
 const Q1 = 'How does the ledger survive duplicate deliveries?';
 const Q2 = 'What happens when two regions disagree about a count?';
@@ -43,18 +43,6 @@ async function expectVotes(page, qid, votes, timeout = 5_000) {
 async function assertAccessible(page, name) {
   const violations = await seriousViolations(page);
   assert.deepEqual(violations, [], `${name}: serious or critical accessibility violations`);
-}
-
-async function ask(page, text, name = '') {
-  await page.click('#ask-open');
-  await page.locator('#ask-dialog').waitFor({ state: 'visible' });
-  await page.fill('#ask-text', text);
-  await page.fill('#ask-name', name);
-  await page.click('#ask-submit');
-  await page.locator('#ask-dialog').waitFor({ state: 'hidden' });
-  const item = question(page, text);
-  await item.waitFor();
-  return item.getAttribute('data-qid');
 }
 
 test('the start page creates an event and opens its host view', async () => {
@@ -99,9 +87,9 @@ test('two guests ask questions; the limits are shown before sending', async () =
   await alice.page.click('#ask-cancel');
   await alice.page.locator('#ask-dialog').waitFor({ state: 'hidden' });
 
-  qids.q1 = await ask(alice.page, Q1, 'Alice');
-  qids.q2 = await ask(bob.page, Q2);
-  qids.q3 = await ask(bob.page, Q3, 'Bob');
+  qids.q1 = await askAsGuest(alice.page, Q1, 'Alice');
+  qids.q2 = await askAsGuest(bob.page, Q2);
+  qids.q3 = await askAsGuest(bob.page, Q3, 'Bob');
 
   // The asker holds the first vote, and sees it as theirs.
   assert.equal(await question(alice.page, Q1).getAttribute('data-voted'), 'true');

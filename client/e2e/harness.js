@@ -158,6 +158,23 @@ export async function person(browser, base, { viewport = { width: 1280, height: 
   return { context, page, errors };
 }
 
+/**
+ * A guest asks `text` (signed `name`, or anonymously) through the page's dialog and waits
+ * until the question is listed; resolves to its id. The list item is found by the text's
+ * first 60 characters, which a long question's item shows too.
+ */
+export async function askAsGuest(page, text, name = '') {
+  await page.click('#ask-open');
+  await page.locator('#ask-dialog').waitFor({ state: 'visible' });
+  await page.fill('#ask-text', text);
+  await page.fill('#ask-name', name);
+  await page.click('#ask-submit');
+  await page.locator('#ask-dialog').waitFor({ state: 'hidden' });
+  const item = page.locator('li[data-qid]', { hasText: text.slice(0, 60) });
+  await item.waitFor();
+  return item.getAttribute('data-qid');
+}
+
 const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
 /** Runs axe-core on the page; returns the serious and critical violations. */

@@ -5,7 +5,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { log, person, screenshot, seriousViolations, serverAndBrowser } from './harness.js';
+import { askAsGuest, log, person, screenshot, seriousViolations, serverAndBrowser } from './harness.js';
 
 /** The server's limit is 500 characters; this question uses all of them. */
 const QUESTION_CHARS_MAX = 500;
@@ -35,18 +35,6 @@ const qids = {};
 
 function question(page, qid) {
   return page.locator(`li[data-qid="${qid}"]`);
-}
-
-async function ask(page, text, name = '') {
-  await page.click('#ask-open');
-  await page.locator('#ask-dialog').waitFor({ state: 'visible' });
-  await page.fill('#ask-text', text);
-  await page.fill('#ask-name', name);
-  await page.click('#ask-submit');
-  await page.locator('#ask-dialog').waitFor({ state: 'hidden' });
-  const item = page.locator('li[data-qid]', { hasText: text.slice(0, 60) });
-  await item.waitFor();
-  return item.getAttribute('data-qid');
 }
 
 /** Waits until the presenter's layout has settled (the text is fitted after a resize). */
@@ -85,8 +73,8 @@ test('a host creates an event; a guest asks a 500-character and a short question
   guest = await person(env.browser, env.server.base, { viewport: { width: 390, height: 520 } });
   await guest.page.goto(`/event/${eid}`);
   assert.equal(LONG.length, QUESTION_CHARS_MAX);
-  qids.long = await ask(guest.page, LONG, 'Grace');
-  qids.short = await ask(guest.page, SHORT);
+  qids.long = await askAsGuest(guest.page, LONG, 'Grace');
+  qids.short = await askAsGuest(guest.page, SHORT);
   // A second voter puts the long question on top.
   const other = await person(env.browser, env.server.base);
   await other.page.goto(`/event/${eid}`);

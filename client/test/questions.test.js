@@ -22,6 +22,9 @@ const D = '01HZZZ0003DDDDDDDDDDDDDDDD';
 
 const none = { voted: new Set(), pending: new Map(), busy: new Set() };
 
+/** A server list entry: `qid` with `votes`, not hidden, plus any `more` fields. */
+const entry = (qid, votes, more = {}) => ({ qid, votes, hidden: false, ...more });
+
 describe('ulidTimeMs', () => {
   it('decodes the time of a ULID', () => {
     expect(ulidTimeMs('01ARZ3NDEKTSV4RRFFQ69G5FAV')).toBe(Date.UTC(2016, 6, 30, 23, 54, 10, 259));
@@ -36,7 +39,7 @@ describe('ulidTimeMs', () => {
 
 describe('merging live updates with local votes', () => {
   it('shows a fresh local up-vote on top of the server count', () => {
-    const server = [{ qid: A, votes: 3, hidden: false }];
+    const server = [entry(A, 3)];
     const pending = recordVote(new Map(), A, 3, true, 1_000);
     const [q] = mergeQuestions(server, { voted: new Set([A]), pending, busy: new Set([A]) });
     expect(q.votes).toBe(4);
@@ -47,7 +50,7 @@ describe('merging live updates with local votes', () => {
 
   it('does not count the local vote twice once the server has it', () => {
     const pending = recordVote(new Map(), A, 3, true, 1_000);
-    const server = [{ qid: A, votes: 4, hidden: false }];
+    const server = [entry(A, 4)];
     const settled = settlePending(pending, server, 1_100);
     expect(settled.has(A)).toBe(false);
     const [q] = mergeQuestions(server, { ...none, voted: new Set([A]), pending: settled });
@@ -59,7 +62,7 @@ describe('merging live updates with local votes', () => {
 
   it('keeps the local vote while updates still carry the old count', () => {
     const pending = recordVote(new Map(), A, 3, true, 1_000);
-    const server = [{ qid: A, votes: 3, hidden: false }];
+    const server = [entry(A, 3)];
     const settled = settlePending(pending, server, 1_500);
     expect(settled).toBe(pending);
     expect(mergeQuestions(server, { ...none, pending: settled })[0].votes).toBe(4);
@@ -67,7 +70,7 @@ describe('merging live updates with local votes', () => {
 
   it('trusts the server after a pending vote grew stale', () => {
     const pending = recordVote(new Map(), A, 3, true, 1_000);
-    const server = [{ qid: A, votes: 3, hidden: false }];
+    const server = [entry(A, 3)];
     const settled = settlePending(pending, server, 1_000 + PENDING_VOTE_MS_MAX + 1);
     expect(settled.size).toBe(0);
     expect(mergeQuestions(server, { ...none, pending: settled })[0].votes).toBe(3);
@@ -77,15 +80,15 @@ describe('merging live updates with local votes', () => {
     let pending = recordVote(new Map(), A, 3, true, 1_000);
     pending = recordVote(pending, A, 3, false, 1_200);
     expect(pending.has(A)).toBe(false);
-    expect(mergeQuestions([{ qid: A, votes: 3, hidden: false }], { ...none, pending })[0].votes).toBe(3);
+    expect(mergeQuestions([entry(A, 3)], { ...none, pending })[0].votes).toBe(3);
   });
 
   it('shows a retraction immediately and never a negative count', () => {
     const pending = recordVote(new Map(), A, 0, false, 1_000);
-    const [q] = mergeQuestions([{ qid: A, votes: 0, hidden: false }], { ...none, pending });
+    const [q] = mergeQuestions([entry(A, 0)], { ...none, pending });
     expect(q.votes).toBe(0);
     const retract = recordVote(new Map(), B, 5, false, 1_000);
-    expect(mergeQuestions([{ qid: B, votes: 5, hidden: false }], { ...none, pending: retract })[0].votes).toBe(4);
+    expect(mergeQuestions([entry(B, 5)], { ...none, pending: retract })[0].votes).toBe(4);
   });
 
   it('does not modify the maps it is given', () => {
@@ -96,10 +99,7 @@ describe('merging live updates with local votes', () => {
   });
 
   it('marks questions voted from the remembered set and keeps the server order', () => {
-    const server = [
-      { qid: B, votes: 5, hidden: false },
-      { qid: A, votes: 2, hidden: false, answered: 1700000000 },
-    ];
+    const server = [entry(B, 5), entry(A, 2, { answered: 1700000000 })];
     const merged = mergeQuestions(server, { ...none, voted: new Set([A]) });
     expect(merged.map((q) => [q.qid, q.voted, q.rank, q.answered])).toEqual([
       [B, false, 0, null],
@@ -110,12 +110,12 @@ describe('merging live updates with local votes', () => {
 
 describe('ordering', () => {
   const server = [
-    { qid: B, votes: 9, hidden: false },
-    { qid: D, votes: 4, hidden: false },
-    { qid: A, votes: 3, hidden: false },
-    { qid: C, votes: 7, hidden: false, answered: 200 },
-    { qid: '01HZZZ0004EEEEEEEEEEEEEEEE', votes: 1, hidden: false, answered: 300 },
-    { qid: '01HZZZ0005FFFFFFFFFFFFFFFF', votes: 8, hidden: true },
+    entry(B, 9),
+    entry(D, 4),
+    entry(A, 3),
+    entry(C, 7, { answered: 200 }),
+    entry('01HZZZ0004EEEEEEEEEEEEEEEE', 1, { answered: 300 }),
+    entry('01HZZZ0005FFFFFFFFFFFFFFFF', 8, { hidden: true }),
   ];
   const merged = mergeQuestions(server, none);
 
@@ -143,18 +143,10 @@ describe('ordering', () => {
 });
 
 describe('changes while paused', () => {
-  const shown = [
-    { qid: A, votes: 3, hidden: false },
-    { qid: B, votes: 1, hidden: false },
-    { qid: C, votes: 1, hidden: false },
-  ];
+  const shown = [entry(A, 3), entry(B, 1), entry(C, 1)];
 
   it('counts new, removed and changed questions', () => {
-    const latest = [
-      { qid: A, votes: 4, hidden: false },
-      { qid: B, votes: 1, hidden: false, answered: 10 },
-      { qid: D, votes: 1, hidden: false },
-    ];
+    const latest = [entry(A, 4), entry(B, 1, { answered: 10 }), entry(D, 1)];
     // A changed votes, B answered, D new, C gone.
     expect(countChanges(shown, latest)).toBe(4);
   });
@@ -196,19 +188,11 @@ describe('timeAgo', () => {
 });
 
 describe('removals do not wait for a paused reader', () => {
-  const shown = [
-    { qid: A, votes: 5, hidden: false },
-    { qid: B, votes: 3, hidden: false },
-    { qid: C, votes: 1, hidden: false },
-  ];
+  const shown = [entry(A, 5), entry(B, 3), entry(C, 1)];
 
   it('drops at once a question the guest list no longer holds (the host hid it)', () => {
     // B hidden (absent from a guest's list), C gained votes and moved up, D is new.
-    const latest = [
-      { qid: C, votes: 9, hidden: false },
-      { qid: A, votes: 5, hidden: false },
-      { qid: D, votes: 1, hidden: false },
-    ];
+    const latest = [entry(C, 9), entry(A, 5), entry(D, 1)];
     const next = applyRemovals(shown, latest);
     // B is gone; the order, C's count and D wait for the reader.
     expect(next).toEqual([shown[0], shown[2]]);
@@ -216,11 +200,7 @@ describe('removals do not wait for a paused reader', () => {
   });
 
   it('marks hidden at once what a host list now marks hidden, leaving the rest as shown', () => {
-    const latest = [
-      { qid: A, votes: 6, hidden: false },
-      { qid: B, votes: 3, hidden: true },
-      { qid: C, votes: 1, hidden: false, answered: 1_700_000_000 },
-    ];
+    const latest = [entry(A, 6), entry(B, 3, { hidden: true }), entry(C, 1, { answered: 1_700_000_000 })];
     const next = applyRemovals(shown, latest);
     expect(next).toEqual([shown[0], { ...shown[1], hidden: true }, shown[2]]);
     expect(sectionQuestions(mergeQuestions(next, none), 'top').open.map((q) => q.qid)).toEqual([A, C]);

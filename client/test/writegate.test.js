@@ -17,25 +17,44 @@ function manualWrite(name) {
 /** Lets every queued promise callback run. */
 const flush = () => new Promise((resolve) => setTimeout(resolve, 0));
 
+/** A fresh gate (no cookie known) given one manual write per name, after it sent what it would. */
+async function queued(names) {
+  const gate = createWriteGate();
+  const writes = names.map(manualWrite);
+  const results = writes.map((w) => gate.run(w.run));
+  await flush();
+  return { gate, writes, results };
+}
+
 describe('the voter write gate', () => {
-  it('holds a second write until the first has settled, while no cookie is known', async () => {
-    const gate = createWriteGate();
-    const a = manualWrite('a');
-    const b = manualWrite('b');
-    const ra = gate.run(a.run);
-    const rb = gate.run(b.run);
-    await flush();
-    expect(a.started).toBe(true);
-    expect(b.started).toBe(false);
+  // While no cookie is known, queued writes go one at a time: each failed one (it brought
+  // no cookie) lets the next go alone, and the first success releases the one after it.
+  it.each([
+    { name: 'holds a second write until the first has settled, while no cookie is known', failures: 0 },
+    { name: 'lets the next write go first alone when the first fails, and reports the failure', failures: 1 },
+  ])('$name', async ({ failures }) => {
+    const names = ['a', 'b', 'c'].slice(0, failures + 2);
+    const { gate, writes, results } = await queued(names);
+    // Only the writes up to `last` have been sent.
+    const sentUpTo = (last) => writes.map((_, i) => i <= last);
+    for (let i = 0; i < failures; i += 1) {
+      expect(writes.map((w) => w.started)).toEqual(sentUpTo(i));
+      writes[i].fail();
+      await expect(results[i]).rejects.toThrow(`${names[i]} failed`);
+      await flush();
+      expect(gate.held).toBe(false);
+    }
+    const [first, next] = [failures, failures + 1];
+    expect(writes.map((w) => w.started)).toEqual(sentUpTo(first));
     expect(gate.held).toBe(false);
 
-    a.succeed();
-    await expect(ra).resolves.toBe('a');
+    writes[first].succeed();
+    await expect(results[first]).resolves.toBe(names[first]);
     await flush();
     expect(gate.held).toBe(true);
-    expect(b.started).toBe(true);
-    b.succeed();
-    await expect(rb).resolves.toBe('b');
+    expect(writes[next].started).toBe(true);
+    writes[next].succeed();
+    await expect(results[next]).resolves.toBe(names[next]);
   });
 
   it('sends writes concurrently once one has succeeded', async () => {
@@ -55,12 +74,10 @@ describe('the voter write gate', () => {
   });
 
   it('releases every waiting write together when the first succeeds', async () => {
-    const gate = createWriteGate();
-    const [a, b, c] = ['a', 'b', 'c'].map(manualWrite);
-    gate.run(a.run);
-    const rb = gate.run(b.run);
-    const rc = gate.run(c.run);
-    await flush();
+    const {
+      writes: [a, b, c],
+      results: [, rb, rc],
+    } = await queued(['a', 'b', 'c']);
     expect([a.started, b.started, c.started]).toEqual([true, false, false]);
 
     a.succeed();
@@ -73,28 +90,6 @@ describe('the voter write gate', () => {
     await expect(rb).resolves.toBe('b');
   });
 
-  it('lets the next write go first alone when the first fails, and reports the failure', async () => {
-    const gate = createWriteGate();
-    const [a, b, c] = ['a', 'b', 'c'].map(manualWrite);
-    const ra = gate.run(a.run);
-    const rb = gate.run(b.run);
-    const rc = gate.run(c.run);
-    await flush();
-    a.fail();
-    await expect(ra).rejects.toThrow('a failed');
-    await flush();
-    expect(gate.held).toBe(false);
-    // A failed write brought no cookie: b goes alone, c still waits.
-    expect([b.started, c.started]).toEqual([true, false]);
-
-    b.succeed();
-    await expect(rb).resolves.toBe('b');
-    await flush();
-    expect(gate.held).toBe(true);
-    expect(c.started).toBe(true);
-    c.succeed();
-    await expect(rc).resolves.toBe('c');
-  });
 
   it('treats a write that throws before returning a promise as a failed write', async () => {
     const gate = createWriteGate();
