@@ -9,6 +9,7 @@
 //! time and each one that still fails is set aside with its reason
 //! ([`LedgerFeed::quarantine`]), so every other record, of every event, keeps flowing.
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,16 @@ const IDLE_POLL_MS: u64 = 500;
 /// How many times a batch that fails other than by unavailability is tried whole before
 /// its records are folded one by one and the failing ones set aside.
 pub const POISON_ATTEMPTS_MAX: u32 = 3;
+
+/// The pauses between tries while the store keeps failing: from [`RETRY_PAUSE_MS`] doubling
+/// to [`RETRY_PAUSE_MS_MAX`], without end (the aggregator never gives up; `/healthz` reports it).
+fn retry_pauses() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(RETRY_PAUSE_MS))
+        .with_max_delay(Duration::from_millis(RETRY_PAUSE_MS_MAX))
+        .without_max_times()
+        .build()
+}
 
 /// The aggregator is failing: since when (the first failure in a row), and the last error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,13 +183,13 @@ impl Tailer {
         };
         let mut state = TailState::at(cursor);
         self.caught_up.send_replace(cursor);
-        let mut pause_ms = RETRY_PAUSE_MS;
+        let mut pauses = retry_pauses();
         loop {
             // Register interest before reading so an append during the read is not missed.
             let woken = self.appended.notified();
             match self.step(&mut state, ledger::retention::now_unix()).await {
                 Step::Advanced { cursor, events, .. } => {
-                    pause_ms = RETRY_PAUSE_MS;
+                    pauses = retry_pauses();
                     self.trouble.send_if_modified(|t| t.take().is_some());
                     // Announce first: whoever waits for the cursor must find the caches
                     // of the changed events already invalidated.
@@ -198,10 +209,9 @@ impl Tailer {
                         return;
                     }
                     tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(pause_ms)) => {}
+                        _ = tokio::time::sleep(pauses.next().unwrap_or(Duration::from_millis(RETRY_PAUSE_MS_MAX))) => {}
                         _ = shutdown.changed() => {}
                     }
-                    pause_ms = (pause_ms * 2).min(RETRY_PAUSE_MS_MAX);
                     continue;
                 }
                 Step::Idle => {
@@ -224,5 +234,17 @@ impl Tailer {
             Some(t) => t.error = error,
             None => *t = Some(Trouble { since: Instant::now(), error }),
         });
+    }
+}
+
+#[cfg(test)]
+mod pause_tests {
+    use super::*;
+
+    #[test]
+    fn retry_pauses_double_from_the_first_to_the_cap_and_never_run_out() {
+        let pauses: Vec<u64> = retry_pauses().take(12).map(|d| d.as_millis() as u64).collect();
+        assert_eq!(&pauses[..6], &[200, 400, 800, 1_600, 3_200, 5_000]);
+        assert!(pauses[6..].iter().all(|&p| p == RETRY_PAUSE_MS_MAX), "{pauses:?}");
     }
 }

@@ -46,6 +46,7 @@ pub mod stream;
 // The SDK whose client this adapter takes, for hosts that need no other AWS dependency.
 pub use aws_sdk_dynamodb;
 
+use backon::{BackoffBuilder, ExponentialBuilder};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -77,7 +78,7 @@ pub use crate::settings::IfMissing;
 pub const SDK_ATTEMPTS_MAX: u32 = 6;
 /// How many rounds of unprocessed BatchGet/BatchWrite keys are retried before giving up.
 pub const UNPROCESSED_RETRIES_MAX: u32 = 10;
-/// First backoff before retrying unprocessed keys; doubles each round, full jitter.
+/// First backoff before retrying unprocessed keys; doubles each round, jittered.
 const UNPROCESSED_BACKOFF_MS_FIRST: u64 = 25;
 /// Largest backoff between rounds of unprocessed keys.
 const UNPROCESSED_BACKOFF_MS_MAX: u64 = 2_000;
@@ -178,17 +179,28 @@ impl DynamoStore {
     }
 }
 
-async fn backoff_unprocessed(round: &mut u32, what: &str) -> StoreResult<()> {
-    *round += 1;
-    if *round > UNPROCESSED_RETRIES_MAX {
+/// The pauses before each retry of a batch's unprocessed part: exponential from
+/// [`UNPROCESSED_BACKOFF_MS_FIRST`] to [`UNPROCESSED_BACKOFF_MS_MAX`], jittered, at most
+/// [`UNPROCESSED_RETRIES_MAX`] of them.
+pub(crate) fn unprocessed_pauses() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(UNPROCESSED_BACKOFF_MS_FIRST))
+        .with_max_delay(Duration::from_millis(UNPROCESSED_BACKOFF_MS_MAX))
+        .with_max_times(UNPROCESSED_RETRIES_MAX as usize)
+        .with_jitter()
+        .build()
+}
+
+/// Waits the next of `pauses` before a retry of unprocessed items, or gives up (the store
+/// is overloaded: the caller answers unavailable) when there is none left.
+async fn pause_for_unprocessed(pauses: &mut impl Iterator<Item = Duration>, what: &str) -> StoreResult<()> {
+    let Some(pause) = pauses.next() else {
         return Err(StoreError::Unavailable(format!(
             "{what}: items still unprocessed after {UNPROCESSED_RETRIES_MAX} retries"
         )));
-    }
-    tracing::debug!(what, round = *round, "unprocessed items (throttled); retrying them");
-    let cap = (UNPROCESSED_BACKOFF_MS_FIRST << (*round).min(10)).min(UNPROCESSED_BACKOFF_MS_MAX);
-    let pause = rand::random::<u64>() % (cap + 1);
-    tokio::time::sleep(Duration::from_millis(pause.max(1))).await;
+    };
+    tracing::debug!(what, ?pause, "unprocessed items (throttled); retrying them");
+    tokio::time::sleep(pause).await;
     Ok(())
 }
 
@@ -265,5 +277,20 @@ impl DynamoStore {
     /// The deployment's retention, as stored (every expiry this store stamps).
     pub fn retention(&self) -> Retention {
         self.retention
+    }
+}
+
+#[cfg(test)]
+mod pause_tests {
+    use super::*;
+
+    #[test]
+    fn unprocessed_items_are_retried_a_bounded_number_of_times_with_bounded_pauses() {
+        let pauses: Vec<Duration> = unprocessed_pauses().collect();
+        assert_eq!(pauses.len(), UNPROCESSED_RETRIES_MAX as usize);
+        let first = Duration::from_millis(UNPROCESSED_BACKOFF_MS_FIRST);
+        let cap = Duration::from_millis(UNPROCESSED_BACKOFF_MS_MAX);
+        assert!(pauses.iter().all(|&p| p >= first && p <= cap * 2), "jittered, within bounds: {pauses:?}");
+        assert!(pauses[pauses.len() - 1] >= cap, "the last pauses reach the cap: {pauses:?}");
     }
 }

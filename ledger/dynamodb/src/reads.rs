@@ -142,7 +142,7 @@ impl DynamoStore {
         let mut found = Vec::new();
         for chunk in keys.chunks(BATCH_GET_KEYS_MAX) {
             let mut pending = chunk.to_vec();
-            let mut round = 0;
+            let mut pauses = unprocessed_pauses();
             while !pending.is_empty() {
                 let mut request = KeysAndAttributes::builder().set_keys(Some(pending)).consistent_read(consistent);
                 if let Some(p) = projection {
@@ -164,7 +164,7 @@ impl DynamoStore {
                 }
                 pending = out.unprocessed_keys.and_then(|mut u| u.remove(table)).map(|ka| ka.keys).unwrap_or_default();
                 if !pending.is_empty() {
-                    backoff_unprocessed(&mut round, "batch-get").await?;
+                    pause_for_unprocessed(&mut pauses, "batch-get").await?;
                 }
             }
         }
@@ -176,7 +176,7 @@ impl DynamoStore {
     pub async fn batch_write(&self, table: &str, requests: Vec<WriteRequest>) -> StoreResult<()> {
         for chunk in requests.chunks(BATCH_WRITE_ITEMS_MAX) {
             let mut pending = chunk.to_vec();
-            let mut round = 0;
+            let mut pauses = unprocessed_pauses();
             while !pending.is_empty() {
                 let out = self
                     .client
@@ -187,7 +187,7 @@ impl DynamoStore {
                     .map_err(|e| store_error("batch-write items", e))?;
                 pending = out.unprocessed_items.and_then(|mut u| u.remove(table)).unwrap_or_default();
                 if !pending.is_empty() {
-                    backoff_unprocessed(&mut round, "batch-write").await?;
+                    pause_for_unprocessed(&mut pauses, "batch-write").await?;
                 }
             }
         }
