@@ -2,7 +2,19 @@
 //! packed into transactions with their counter deltas, counter shards and their roll-up,
 //! text and moderation), each write conditional as design §4 describes.
 
-use super::*;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use ledger::ports::{Commit, StoreError, StoreResult};
+use ledger::{EventId, ProjectionChange, QuestionChange, QuestionId, Record, VoterChange};
+
+use crate::item::{
+    a_shard_version, number_attr, question_key, record_to_item, shard_from_item, shard_key, shard_to_item, string_attr,
+    voter_to_item, ShardState, A_EVENT, A_REC, A_TEXT, A_VER, A_VOTES, A_WHO,
+};
+use crate::schema::{LEDGER_SORT_KEY, TRANSACT_ITEMS_MAX, TTL_ATTRIBUTE};
+use crate::{is_condition_failed, store_error, DynamoStore, UNPROCESSED_RETRIES_MAX};
 
 impl DynamoStore {
     /// One record put if its key is free: `true` if written, `false` if a record with its id
@@ -116,7 +128,7 @@ impl DynamoStore {
         put = if was.ver == 0 {
             put.condition_expression("attribute_not_exists(#ver)")
         } else {
-            put.condition_expression("#ver = :ver").expression_attribute_values(":ver", n(was.ver))
+            put.condition_expression("#ver = :ver").expression_attribute_values(":ver", number_attr(was.ver))
         };
         let put = put.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
         Ok(TransactWriteItem::builder().put(put).build())
@@ -165,9 +177,9 @@ impl DynamoStore {
                 .expression_attribute_names("#votes", A_VOTES)
                 .expression_attribute_names("#eid", A_EVENT)
                 .expression_attribute_names("#exp", TTL_ATTRIBUTE)
-                .expression_attribute_values(":sum", n(sum))
-                .expression_attribute_values(":eid", s(q.event))
-                .expression_attribute_values(":exp", n(self.expire(q.event)));
+                .expression_attribute_values(":sum", number_attr(sum))
+                .expression_attribute_values(":eid", string_attr(q.event))
+                .expression_attribute_values(":exp", number_attr(self.expire(q.event)));
             for (k, shard) in shards.iter().enumerate() {
                 if shard.ver == 0 {
                     continue;
@@ -175,7 +187,7 @@ impl DynamoStore {
                 let (name, value) = (format!("#sv{k}"), format!(":sv{k}"));
                 update = update
                     .expression_attribute_names(&name, a_shard_version(k as u32))
-                    .expression_attribute_values(&value, n(shard.ver));
+                    .expression_attribute_values(&value, number_attr(shard.ver));
                 set.push(format!("{name} = {value}"));
                 at_least.push(format!("(attribute_not_exists({name}) OR {name} <= {value})"));
                 newer.push(format!("attribute_not_exists({name}) OR {name} < {value}"));
@@ -258,10 +270,10 @@ impl DynamoStore {
             .expression_attribute_names("#exp", TTL_ATTRIBUTE)
             .expression_attribute_names("#votes", A_VOTES)
             .expression_attribute_values(":v", AttributeValue::Bool(stamp.value))
-            .expression_attribute_values(":at", s(stamp.at))
-            .expression_attribute_values(":eid", s(q.event))
-            .expression_attribute_values(":exp", n(self.expire(q.event)))
-            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":at", string_attr(stamp.at))
+            .expression_attribute_values(":eid", string_attr(q.event))
+            .expression_attribute_values(":exp", number_attr(self.expire(q.event)))
+            .expression_attribute_values(":zero", number_attr(0))
             .send()
             .await;
         match result {
@@ -289,7 +301,9 @@ pub(crate) fn voter_put(table: &str, v: &VoterChange, expire: u64) -> StoreResul
         .expression_attribute_names("#rec", A_REC);
     put = match v.expected {
         None => put.condition_expression("attribute_not_exists(#rec)"),
-        Some(rec) => put.condition_expression("#rec = :expected").expression_attribute_values(":expected", s(rec)),
+        Some(rec) => {
+            put.condition_expression("#rec = :expected").expression_attribute_values(":expected", string_attr(rec))
+        }
     };
     let put = put.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
     Ok(TransactWriteItem::builder().put(put).build())
@@ -311,16 +325,18 @@ pub(crate) fn question_update(
         .expression_attribute_names("#eid", A_EVENT)
         .expression_attribute_names("#exp", TTL_ATTRIBUTE)
         .expression_attribute_names("#votes", A_VOTES)
-        .expression_attribute_values(":eid", s(q.event))
-        .expression_attribute_values(":exp", n(expire))
-        .expression_attribute_values(":delta", n(delta));
+        .expression_attribute_values(":eid", string_attr(q.event))
+        .expression_attribute_values(":exp", number_attr(expire))
+        .expression_attribute_values(":delta", number_attr(delta));
     if let (true, Some(asked)) = (fill_asked, &q.asked) {
         set.push("#text = if_not_exists(#text, :text)");
-        update =
-            update.expression_attribute_names("#text", A_TEXT).expression_attribute_values(":text", s(&asked.text));
+        update = update
+            .expression_attribute_names("#text", A_TEXT)
+            .expression_attribute_values(":text", string_attr(&asked.text));
         if let Some(who) = &asked.who {
             set.push("#who = if_not_exists(#who, :who)");
-            update = update.expression_attribute_names("#who", A_WHO).expression_attribute_values(":who", s(who));
+            update =
+                update.expression_attribute_names("#who", A_WHO).expression_attribute_values(":who", string_attr(who));
         }
     }
     update.update_expression(format!("SET {} ADD #votes :delta", set.join(", ")))

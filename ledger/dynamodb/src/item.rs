@@ -44,11 +44,13 @@ pub(crate) fn a_shard_version(k: u32) -> String {
     format!("sv{k}")
 }
 
-pub(crate) fn s(value: impl ToString) -> AttributeValue {
+/// A string attribute.
+pub(crate) fn string_attr(value: impl ToString) -> AttributeValue {
     AttributeValue::S(value.to_string())
 }
 
-pub(crate) fn n(value: impl ToString) -> AttributeValue {
+/// A number attribute (DynamoDB carries numbers as decimal strings).
+pub(crate) fn number_attr(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
@@ -108,10 +110,10 @@ pub fn ledger_partition(event: EventId, shard: u32) -> String {
 
 pub fn event_to_item(event: &EventRow) -> Item {
     HashMap::from([
-        (EVENTS_KEY.to_owned(), s(event.id)),
+        (EVENTS_KEY.to_owned(), string_attr(event.id)),
         (A_SECRET_HASH.to_owned(), AttributeValue::B(event.secret_hash.to_vec().into())),
-        (A_WHEN.to_owned(), n(event.id.timestamp_ms())),
-        (TTL_ATTRIBUTE.to_owned(), n(event.expire_unix)),
+        (A_WHEN.to_owned(), number_attr(event.id.timestamp_ms())),
+        (TTL_ATTRIBUTE.to_owned(), number_attr(event.expire_unix)),
     ])
 }
 
@@ -128,24 +130,24 @@ pub fn event_from_item(item: &Item) -> Result<EventRow, StoreError> {
 /// A record as a ledger item, its expiry that of its event (`Retention::expire_of`).
 pub fn record_to_item(record: &Record, shards: u32, retention: Retention) -> Item {
     let mut item = HashMap::from([
-        (LEDGER_PARTITION_KEY.to_owned(), s(ledger_partition(record.event, shard_of(record.id, shards)))),
-        (LEDGER_SORT_KEY.to_owned(), s(record.id)),
-        (A_EVENT.to_owned(), s(record.event)),
-        (A_QUESTION.to_owned(), s(record.question)),
-        (A_REGION.to_owned(), s(&record.region)),
-        (A_KIND.to_owned(), s(record.body.kind())),
-        (TTL_ATTRIBUTE.to_owned(), n(retention.expire_of(record.event))),
+        (LEDGER_PARTITION_KEY.to_owned(), string_attr(ledger_partition(record.event, shard_of(record.id, shards)))),
+        (LEDGER_SORT_KEY.to_owned(), string_attr(record.id)),
+        (A_EVENT.to_owned(), string_attr(record.event)),
+        (A_QUESTION.to_owned(), string_attr(record.question)),
+        (A_REGION.to_owned(), string_attr(&record.region)),
+        (A_KIND.to_owned(), string_attr(record.body.kind())),
+        (TTL_ATTRIBUTE.to_owned(), number_attr(retention.expire_of(record.event))),
     ]);
     match &record.body {
         Body::Asked(asked) => {
-            item.insert(A_TEXT.to_owned(), s(&asked.text));
+            item.insert(A_TEXT.to_owned(), string_attr(&asked.text));
             if let Some(who) = &asked.who {
-                item.insert(A_WHO.to_owned(), s(who));
+                item.insert(A_WHO.to_owned(), string_attr(who));
             }
-            item.insert(A_VOTER.to_owned(), s(asked.voter));
+            item.insert(A_VOTER.to_owned(), string_attr(asked.voter));
         }
         Body::Voted { voter, up } => {
-            item.insert(A_VOTER.to_owned(), s(voter));
+            item.insert(A_VOTER.to_owned(), string_attr(voter));
             item.insert(A_UP.to_owned(), AttributeValue::Bool(*up));
         }
         Body::Answered { on } | Body::Hidden { on } => {
@@ -220,37 +222,40 @@ pub fn text_from_item(item: &Item) -> Result<Option<QuestionText>, StoreError> {
 pub fn question_to_item(question: &QuestionState, retention: Retention) -> Item {
     let c = &question.counters;
     let mut item = HashMap::from([
-        (QUESTIONS_KEY.to_owned(), s(c.id)),
-        (A_EVENT.to_owned(), s(c.event)),
-        (A_VOTES.to_owned(), n(c.votes)),
-        (TTL_ATTRIBUTE.to_owned(), n(retention.expire_of(c.event))),
+        (QUESTIONS_KEY.to_owned(), string_attr(c.id)),
+        (A_EVENT.to_owned(), string_attr(c.event)),
+        (A_VOTES.to_owned(), number_attr(c.votes)),
+        (TTL_ATTRIBUTE.to_owned(), number_attr(retention.expire_of(c.event))),
     ]);
     if let Some(asked) = &question.asked {
-        item.insert(A_TEXT.to_owned(), s(&asked.text));
+        item.insert(A_TEXT.to_owned(), string_attr(&asked.text));
         if let Some(who) = &asked.who {
-            item.insert(A_WHO.to_owned(), s(who));
+            item.insert(A_WHO.to_owned(), string_attr(who));
         }
     }
     if let Some(a) = c.answered {
         item.insert(A_ANSWERED.to_owned(), AttributeValue::Bool(a.value));
-        item.insert(A_ANSWERED_AT.to_owned(), s(a.at));
+        item.insert(A_ANSWERED_AT.to_owned(), string_attr(a.at));
     }
     if let Some(h) = c.hidden {
         item.insert(A_HIDDEN.to_owned(), AttributeValue::Bool(h.value));
-        item.insert(A_HIDDEN_AT.to_owned(), s(h.at));
+        item.insert(A_HIDDEN_AT.to_owned(), string_attr(h.at));
     }
     item
 }
 
 pub fn voter_key(question: QuestionId, voter: VoterId) -> Item {
-    HashMap::from([(VOTERS_PARTITION_KEY.to_owned(), s(question)), (VOTERS_SORT_KEY.to_owned(), s(voter))])
+    HashMap::from([
+        (VOTERS_PARTITION_KEY.to_owned(), string_attr(question)),
+        (VOTERS_SORT_KEY.to_owned(), string_attr(voter)),
+    ])
 }
 
 pub fn voter_to_item(question: QuestionId, voter: VoterId, state: VoterState, expire: u64) -> Item {
     let mut item = voter_key(question, voter);
     item.insert(A_UP.to_owned(), AttributeValue::Bool(state.up));
-    item.insert(A_REC.to_owned(), s(state.rec));
-    item.insert(TTL_ATTRIBUTE.to_owned(), n(expire));
+    item.insert(A_REC.to_owned(), string_attr(state.rec));
+    item.insert(TTL_ATTRIBUTE.to_owned(), number_attr(expire));
     item
 }
 
@@ -262,8 +267,8 @@ pub fn voter_from_item(item: &Item) -> Result<((QuestionId, VoterId), VoterState
 /// A counter shard's key in `voters`.
 pub fn shard_key(question: QuestionId, shard: u32) -> Item {
     HashMap::from([
-        (VOTERS_PARTITION_KEY.to_owned(), s(question)),
-        (VOTERS_SORT_KEY.to_owned(), s(format!("{}{shard}", crate::schema::COUNTER_SHARD_PREFIX))),
+        (VOTERS_PARTITION_KEY.to_owned(), string_attr(question)),
+        (VOTERS_SORT_KEY.to_owned(), string_attr(format!("{}{shard}", crate::schema::COUNTER_SHARD_PREFIX))),
     ])
 }
 
@@ -277,9 +282,9 @@ pub struct ShardState {
 
 pub fn shard_to_item(question: QuestionId, shard: u32, state: ShardState, expire: u64) -> Item {
     let mut item = shard_key(question, shard);
-    item.insert(A_PART.to_owned(), n(state.part));
-    item.insert(A_VER.to_owned(), n(state.ver));
-    item.insert(TTL_ATTRIBUTE.to_owned(), n(expire));
+    item.insert(A_PART.to_owned(), number_attr(state.part));
+    item.insert(A_VER.to_owned(), number_attr(state.ver));
+    item.insert(TTL_ATTRIBUTE.to_owned(), number_attr(expire));
     item
 }
 
@@ -298,7 +303,7 @@ pub fn shard_from_item(item: &Item) -> Result<Option<(QuestionId, u32, ShardStat
 }
 
 pub fn question_key(question: QuestionId) -> Item {
-    HashMap::from([(QUESTIONS_KEY.to_owned(), s(question))])
+    HashMap::from([(QUESTIONS_KEY.to_owned(), string_attr(question))])
 }
 
 #[cfg(test)]
@@ -337,9 +342,9 @@ mod tests {
             8,
             Retention::DEFAULT,
         );
-        item.insert(A_ON.to_owned(), s("yes"));
+        item.insert(A_ON.to_owned(), string_attr("yes"));
         assert!(matches!(record_from_item(&item), Err(StoreError::Corrupt(_))));
-        item.insert(A_KIND.to_owned(), s("deleted"));
+        item.insert(A_KIND.to_owned(), string_attr("deleted"));
         assert!(matches!(record_from_item(&item), Err(StoreError::Corrupt(_))));
     }
 

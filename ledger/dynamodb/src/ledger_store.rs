@@ -1,7 +1,18 @@
 //! The event and ledger ports: events by key, conditional appends, and ledger scans (one
 //! event's shards or the whole table) with their continuation tokens.
 
-use super::*;
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::Select;
+use futures::{StreamExt, TryStreamExt};
+use ledger::ports::{EventRow, EventStore, LedgerStore, ScanPage, ScanToken, StoreError, StoreResult};
+use ledger::{EventId, Record};
+
+use crate::item::{event_from_item, event_to_item, ledger_partition, record_from_item, string_attr};
+use crate::reads::{page_limit, SCAN_PAGE_LIMIT};
+use crate::schema::{EVENTS_KEY, LEDGER_PARTITION_KEY, LEDGER_SORT_KEY};
+use crate::{is_condition_failed, store_error, DynamoStore, APPEND_PUTS_IN_FLIGHT_MAX};
 
 #[async_trait]
 impl EventStore for DynamoStore {
@@ -29,7 +40,7 @@ impl EventStore for DynamoStore {
             .client
             .get_item()
             .table_name(&self.tables.events)
-            .key(EVENTS_KEY, s(id))
+            .key(EVENTS_KEY, string_attr(id))
             .consistent_read(true)
             .send()
             .await
@@ -88,8 +99,8 @@ impl LedgerStore for DynamoStore {
                                 shard.parse().map_err(|_| StoreError::Rejected("malformed scan token".into()))?;
                             let start = (!last.is_empty()).then(|| {
                                 HashMap::from([
-                                    (LEDGER_PARTITION_KEY.to_owned(), s(ledger_partition(event, shard))),
-                                    (LEDGER_SORT_KEY.to_owned(), s(last)),
+                                    (LEDGER_PARTITION_KEY.to_owned(), string_attr(ledger_partition(event, shard))),
+                                    (LEDGER_SORT_KEY.to_owned(), string_attr(last)),
                                 ])
                             });
                             (shard, start)
@@ -125,8 +136,8 @@ impl LedgerStore for DynamoStore {
                     None => None,
                     Some(t) => match parse_token(t)? {
                         ('a', pk, id) => Some(HashMap::from([
-                            (LEDGER_PARTITION_KEY.to_owned(), s(pk)),
-                            (LEDGER_SORT_KEY.to_owned(), s(id)),
+                            (LEDGER_PARTITION_KEY.to_owned(), string_attr(pk)),
+                            (LEDGER_SORT_KEY.to_owned(), string_attr(id)),
                         ])),
                         _ => return Err(StoreError::Rejected("scan token of another scan".into())),
                     },
@@ -176,7 +187,7 @@ impl LedgerStore for DynamoStore {
                         .table_name(&self.tables.ledger)
                         .key_condition_expression("#pk = :pk")
                         .expression_attribute_names("#pk", LEDGER_PARTITION_KEY)
-                        .expression_attribute_values(":pk", s(ledger_partition(event, shard)))
+                        .expression_attribute_values(":pk", string_attr(ledger_partition(event, shard)))
                         .select(Select::Count)
                         .into_paginator()
                         .send();

@@ -46,31 +46,17 @@ pub mod stream;
 // The SDK whose client this adapter takes, for hosts that need no other AWS dependency.
 pub use aws_sdk_dynamodb;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, KeysAndAttributes, Put, PutRequest, Select, TransactWriteItem, Update, WriteRequest,
-};
 use aws_sdk_dynamodb::Client;
-use futures::{StreamExt, TryStreamExt};
-use ledger::ports::{
-    Commit, EventRow, EventStore, LedgerStore, ProjectionReader, ProjectionStore, QuestionText, ScanPage, ScanToken,
-    StoreError, StoreResult,
-};
-use ledger::{
-    EventId, ProjectionChange, QuestionChange, QuestionCounters, QuestionId, QuestionState, Record, Retention,
-    VoterChange, VoterId, VoterState,
-};
-use rustc_hash::FxHashMap;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use ledger::ports::{StoreError, StoreResult};
+use ledger::Retention;
 
-use crate::item::*;
-use crate::reads::{page_limit, SCAN_PAGE_LIMIT};
+use crate::reads::SCAN_PAGE_LIMIT;
 use crate::schema::*;
 pub use crate::settings::IfMissing;
 

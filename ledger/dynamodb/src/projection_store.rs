@@ -1,7 +1,23 @@
 //! The projection ports: the aggregator's side (voter states, the conditional commit,
 //! questions for replay, the blind replacement) and the read side (`top`, questions, texts).
 
-use super::*;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
+use ledger::ports::{Commit, ProjectionReader, ProjectionStore, QuestionText, StoreError, StoreResult};
+use ledger::{
+    EventId, ProjectionChange, QuestionCounters, QuestionId, QuestionState, VoterChange, VoterId, VoterState,
+};
+use rustc_hash::FxHashMap;
+
+use crate::item::{
+    a_shard_version, counters_from_item, number_attr, question_from_item, question_key, question_to_item,
+    shard_from_item, shard_key, shard_to_item, text_from_item, voter_from_item, voter_key, voter_to_item, ShardState,
+    A_ANSWERED, A_ANSWERED_AT, A_EVENT, A_HIDDEN, A_HIDDEN_AT, A_TEXT, A_WHO,
+};
+use crate::schema::QUESTIONS_KEY;
+use crate::{store_error, DynamoStore};
 
 #[async_trait]
 impl ProjectionStore for DynamoStore {
@@ -135,7 +151,7 @@ impl ProjectionStore for DynamoStore {
             for k in 0..self.tables.counter_shards {
                 let ver = old_shards.get(&(q.counters.id, k)).map_or(0, |s| s.ver) + 1;
                 let part = if k == 0 { q.counters.votes as i64 } else { 0 };
-                item.insert(a_shard_version(k), n(ver));
+                item.insert(a_shard_version(k), number_attr(ver));
                 let put = PutRequest::builder()
                     .set_item(Some(shard_to_item(q.counters.id, k, ShardState { part, ver }, expire)))
                     .build();

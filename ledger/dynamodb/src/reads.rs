@@ -2,7 +2,17 @@
 //! index, a question's voters, whole-table scans, and BatchGetItem/BatchWriteItem with their
 //! unprocessed parts retried.
 
-use super::*;
+use std::collections::HashSet;
+
+use aws_sdk_dynamodb::types::{KeysAndAttributes, WriteRequest};
+use ledger::ports::{StoreError, StoreResult};
+use ledger::{EventId, QuestionId, Record};
+
+use crate::item::{ledger_partition, record_from_item, string_attr, Item};
+use crate::schema::{
+    BATCH_GET_KEYS_MAX, BATCH_WRITE_ITEMS_MAX, LEDGER_PARTITION_KEY, TOP_INDEX, TOP_PARTITION_KEY, VOTERS_PARTITION_KEY,
+};
+use crate::{pause_for_unprocessed, store_error, unprocessed_pauses, DynamoStore};
 
 impl DynamoStore {
     /// One shard of one event's ledger records, every page, for parallel export and replay.
@@ -62,7 +72,7 @@ impl DynamoStore {
             .consistent_read(consistent)
             .key_condition_expression("#pk = :pk")
             .expression_attribute_names("#pk", LEDGER_PARTITION_KEY)
-            .expression_attribute_values(":pk", s(ledger_partition(event, shard)))
+            .expression_attribute_values(":pk", string_attr(ledger_partition(event, shard)))
             .set_exclusive_start_key(start)
             .limit(page_limit(limit))
             .send()
@@ -81,7 +91,7 @@ impl DynamoStore {
             .index_name(TOP_INDEX)
             .key_condition_expression("#eid = :eid")
             .expression_attribute_names("#eid", TOP_PARTITION_KEY)
-            .expression_attribute_values(":eid", s(event))
+            .expression_attribute_values(":eid", string_attr(event))
             .into_paginator()
             .items()
             .send()
@@ -111,7 +121,7 @@ impl DynamoStore {
             .consistent_read(true)
             .key_condition_expression("#qid = :qid")
             .expression_attribute_names("#qid", VOTERS_PARTITION_KEY)
-            .expression_attribute_values(":qid", s(question))
+            .expression_attribute_values(":qid", string_attr(question))
             .into_paginator()
             .items()
             .send()

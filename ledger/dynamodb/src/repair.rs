@@ -207,7 +207,7 @@ impl DynamoStore {
                         part: if k == 0 { f.counters.votes as i64 } else { 0 },
                         ver: was.map_or(0, |s| s.ver) + 1,
                     };
-                    item.insert(a_shard_version(k), n(next.ver));
+                    item.insert(a_shard_version(k), number_attr(next.ver));
                     items.push(put_if(
                         &self.tables.voters,
                         shard_to_item(question, k, next, expire),
@@ -296,7 +296,9 @@ fn voter_as_read(was: Option<VoterState>) -> Condition {
     let names = HashMap::from([("#rec".to_owned(), A_REC.to_owned())]);
     match was {
         None => ("attribute_not_exists(#rec)".to_owned(), names, None),
-        Some(state) => ("#rec = :rec".to_owned(), names, Some(HashMap::from([(":rec".to_owned(), s(state.rec))]))),
+        Some(state) => {
+            ("#rec = :rec".to_owned(), names, Some(HashMap::from([(":rec".to_owned(), string_attr(state.rec))])))
+        }
     }
 }
 
@@ -304,7 +306,9 @@ fn shard_as_read(was: Option<ShardState>) -> Condition {
     let names = HashMap::from([("#ver".to_owned(), A_VER.to_owned())]);
     match was {
         None => ("attribute_not_exists(#ver)".to_owned(), names, None),
-        Some(state) => ("#ver = :ver".to_owned(), names, Some(HashMap::from([(":ver".to_owned(), n(state.ver))]))),
+        Some(state) => {
+            ("#ver = :ver".to_owned(), names, Some(HashMap::from([(":ver".to_owned(), number_attr(state.ver))])))
+        }
     }
 }
 

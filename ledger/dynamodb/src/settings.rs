@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::Client;
 use ledger::ports::{StoreError, StoreResult};
 use ledger::Retention;
 
-use crate::item::{n, s};
+use crate::item::{number_attr, string_attr};
 use crate::schema::{EVENTS_KEY, RETENTION_DAYS_ATTRIBUTE, RETENTION_DAYS_ENV, RETENTION_ITEM_KEY};
 use crate::{is_condition_failed, store_error, Tables};
 
@@ -52,7 +52,7 @@ pub async fn stored_retention(client: &Client, tables: &Tables) -> StoreResult<O
     let out = client
         .get_item()
         .table_name(&tables.events)
-        .key(EVENTS_KEY, s(RETENTION_ITEM_KEY))
+        .key(EVENTS_KEY, string_attr(RETENTION_ITEM_KEY))
         .consistent_read(true)
         .send()
         .await
@@ -75,8 +75,8 @@ pub async fn store_retention_if_missing(client: &Client, tables: &Tables, wanted
     let result = client
         .put_item()
         .table_name(&tables.events)
-        .item(EVENTS_KEY, s(RETENTION_ITEM_KEY))
-        .item(RETENTION_DAYS_ATTRIBUTE, n(wanted.days()))
+        .item(EVENTS_KEY, string_attr(RETENTION_ITEM_KEY))
+        .item(RETENTION_DAYS_ATTRIBUTE, number_attr(wanted.days()))
         .condition_expression("attribute_not_exists(#id)")
         .expression_attribute_names("#id", EVENTS_KEY)
         .send()
@@ -99,8 +99,8 @@ pub async fn set_retention(client: &Client, tables: &Tables, retention: Retentio
     client
         .put_item()
         .table_name(&tables.events)
-        .item(EVENTS_KEY, s(RETENTION_ITEM_KEY))
-        .item(RETENTION_DAYS_ATTRIBUTE, n(retention.days()))
+        .item(EVENTS_KEY, string_attr(RETENTION_ITEM_KEY))
+        .item(RETENTION_DAYS_ATTRIBUTE, number_attr(retention.days()))
         .send()
         .await
         .map_err(|e| store_error("store the retention", e))?;
