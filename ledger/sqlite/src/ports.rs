@@ -1,0 +1,211 @@
+//! The storage ports over the SQLite file: writes go to the single writer thread
+//! (`writer.rs`), hot reads to the in-memory mirror the writer keeps, the rest to a pooled
+//! reader connection.
+
+use async_trait::async_trait;
+use ledger::ports::{
+    Commit, EventRow, EventStore, LedgerStore, ProjectionReader, ProjectionStore, QuestionText, ScanPage, ScanToken,
+    StoreError, StoreResult,
+};
+use ledger::{
+    AskedView, BatchPlan, EventId, ProjectionChange, QuestionCounters, QuestionId, QuestionState, Record, VoterId,
+    VoterState,
+};
+use rusqlite::{params, OptionalExtension};
+use rustc_hash::FxHashMap;
+
+use crate::rows::{blob16, corrupt, record_from_row, LEDGER_COLUMNS};
+use crate::shared::counters_from_row;
+use crate::writer::Command;
+use crate::{unavailable, SqliteStore};
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn create_event(&self, event: &EventRow) -> StoreResult<()> {
+        let row = event.clone();
+        self.send(|reply| Command::CreateEvent { row, reply }).await
+    }
+
+    async fn event(&self, id: EventId) -> StoreResult<Option<EventRow>> {
+        if let Some(row) = self.shared.events.read().get(&id) {
+            return Ok(Some(row.clone()));
+        }
+        let found = self
+            .read(move |c| {
+                c.query_row("SELECT secret_hash, expire FROM events WHERE id = ?1", params![id.to_bytes()], |r| {
+                    Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+                })
+                .optional()
+                .map_err(unavailable)
+            })
+            .await?;
+        let Some((hash, expire)) = found else { return Ok(None) };
+        let secret_hash = hash.try_into().map_err(|_| corrupt(format!("secret hash of event {id}")))?;
+        let row = EventRow { id, secret_hash, expire_unix: expire as u64 };
+        // Events never change once created, so a found one can be remembered for good.
+        self.shared.events.write().insert(id, row.clone());
+        Ok(Some(row))
+    }
+}
+
+#[async_trait]
+impl LedgerStore for SqliteStore {
+    async fn append(&self, records: &[Record]) -> StoreResult<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let records = records.to_vec();
+        self.send(|reply| Command::Append { records, reply }).await
+    }
+
+    async fn scan(&self, event: Option<EventId>, after: Option<ScanToken>, limit: usize) -> StoreResult<ScanPage> {
+        let after: u64 = match after {
+            None => 0,
+            Some(ScanToken(t)) => t.parse().map_err(|_| StoreError::Rejected(format!("bad scan token {t:?}")))?,
+        };
+        let limit = limit.clamp(1, ledger::limits::SCAN_PAGE_RECORDS_MAX);
+        let rows = self
+            .read(move |c| {
+                let (sql, mut stmt);
+                match event {
+                    Some(_) => {
+                        sql = format!(
+                            "SELECT {LEDGER_COLUMNS} FROM ledger WHERE event = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+                        );
+                    }
+                    None => {
+                        sql = format!(
+                            "SELECT {LEDGER_COLUMNS} FROM ledger WHERE seq > ?2 AND ?1 IS NULL ORDER BY seq LIMIT ?3"
+                        );
+                    }
+                }
+                stmt = c.prepare_cached(&sql).map_err(unavailable)?;
+                let mut rows = stmt
+                    .query(params![event.map(|e| e.to_bytes()), after as i64, limit as i64])
+                    .map_err(unavailable)?;
+                let mut out = Vec::with_capacity(limit);
+                while let Some(row) = rows.next().map_err(unavailable)? {
+                    out.push(record_from_row(row)?);
+                }
+                Ok(out)
+            })
+            .await?;
+        let next = if rows.len() == limit { rows.last().map(|(seq, _)| ScanToken(seq.to_string())) } else { None };
+        Ok(ScanPage { records: rows.into_iter().map(|(_, r)| r).collect(), next })
+    }
+
+    async fn count(&self, event: Option<EventId>) -> StoreResult<u64> {
+        self.read(move |c| {
+            let n: i64 = match event {
+                Some(e) => {
+                    c.query_row("SELECT COUNT(*) FROM ledger WHERE event = ?1", params![e.to_bytes()], |r| r.get(0))
+                }
+                None => c.query_row("SELECT COUNT(*) FROM ledger", [], |r| r.get(0)),
+            }
+            .map_err(unavailable)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ProjectionStore for SqliteStore {
+    async fn voters(
+        &self,
+        keys: &[(QuestionId, VoterId)],
+    ) -> StoreResult<FxHashMap<(QuestionId, VoterId), VoterState>> {
+        let keys = keys.to_vec();
+        self.read(move |c| crate::rows::read_voters(c, &keys)).await
+    }
+
+    async fn resolve_and_commit(&self, plan: &BatchPlan, cursor: Option<u64>) -> StoreResult<Option<ProjectionChange>> {
+        let plan = plan.clone();
+        self.send(|reply| Command::Fold { plan, cursor, reply }).await.map(Some)
+    }
+
+    async fn commit(&self, change: &ProjectionChange, cursor: Option<u64>) -> StoreResult<Commit> {
+        let change = change.clone();
+        self.send(|reply| Command::Commit { change, cursor, reply }).await
+    }
+
+    async fn cursor(&self) -> StoreResult<u64> {
+        self.read(|c| {
+            c.query_row("SELECT seq FROM cursors WHERE name = 'aggregator'", [], |r| r.get::<_, i64>(0))
+                .optional()
+                .map(|s| s.unwrap_or(0) as u64)
+                .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn questions(&self, event: Option<EventId>) -> StoreResult<Vec<QuestionState>> {
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT id, eid, votes, answered, answered_at, hidden, hidden_at, text, who FROM questions
+                     WHERE ?1 IS NULL OR eid = ?1 ORDER BY id",
+                )
+                .map_err(unavailable)?;
+            let mut rows = stmt.query(params![event.map(|e| e.to_bytes())]).map_err(unavailable)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(unavailable)? {
+                let counters = counters_from_row(row, 0)?;
+                let text: Option<String> = row.get(7).map_err(corrupt)?;
+                let who: Option<String> = row.get(8).map_err(corrupt)?;
+                out.push(QuestionState { counters, asked: text.map(|text| AskedView { text, who }) });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn replace(
+        &self,
+        event: Option<EventId>,
+        questions: &[QuestionState],
+        voters: &[((QuestionId, VoterId), VoterState)],
+    ) -> StoreResult<()> {
+        ledger::rules::check_replacement(event, questions, voters)?;
+        let (questions, voters) = (questions.to_vec(), voters.to_vec());
+        self.send(|reply| Command::Replace { event, questions, voters, reply }).await
+    }
+}
+
+#[async_trait]
+impl ProjectionReader for SqliteStore {
+    async fn event_questions(&self, event: EventId) -> StoreResult<Vec<QuestionCounters>> {
+        let m = self.shared.counters.read();
+        Ok(m.by_event
+            .get(&event)
+            .map(|ids| ids.iter().filter_map(|id| m.questions.get(id).copied()).collect())
+            .unwrap_or_default())
+    }
+
+    async fn question(&self, id: QuestionId) -> StoreResult<Option<QuestionCounters>> {
+        Ok(self.shared.counters.read().questions.get(&id).copied())
+    }
+
+    async fn question_texts(&self, ids: &[QuestionId]) -> StoreResult<Vec<QuestionText>> {
+        let ids = ids.to_vec();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached("SELECT eid, text, who FROM questions WHERE id = ?1 AND text IS NOT NULL")
+                .map_err(unavailable)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let found = stmt
+                    .query_row(params![id.to_bytes()], |r| {
+                        Ok((blob16(r, 0), r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?))
+                    })
+                    .optional()
+                    .map_err(unavailable)?;
+                if let Some((event, text, who)) = found {
+                    out.push(QuestionText { id, event: EventId::from_bytes(event?), text, who });
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
