@@ -1,13 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import {
-  PRESENTER_FONT_PX_MIN,
-  QR_PX_MAX,
-  QR_PX_MIN,
-  largestFit,
-  largestFontPx,
-  linesThatFit,
-  qrCodePx,
-} from '../src/lib/presenterlayout.js';
+import * as layout from '../src/lib/presenterlayout.js';
+
+const { PRESENTER_FONT_PX_MIN, QR_PX_MAX, QR_PX_MIN, largestFit, largestFontPx, linesThatFit, qrCodePx } = layout;
 
 describe('the QR code in the presenter view', () => {
   it('takes a share of the shorter side, within its bounds', () => {
