@@ -304,7 +304,7 @@ pub async fn replay(
         let mut by_event: BTreeMap<EventId, Vec<ledger::QuestionId>> = BTreeMap::new();
         for d in &report.drift {
             if let Some(q) = d.stored.as_ref().or(d.folded.as_ref()) {
-                by_event.entry(q.counters.event).or_default().push(d.question);
+                by_event.entry(q.standing.event).or_default().push(d.question);
             }
         }
         for (event, questions) in by_event {
@@ -424,7 +424,7 @@ mod tests {
         // folds their votes: nothing they committed is reverted.
         let mut lost = ProjectionStore::questions(backend.store().as_ref(), Some(event)).await.expect("questions");
         for q in &mut lost {
-            q.counters.votes = 0;
+            q.standing.votes = 0;
         }
         ProjectionStore::replace(backend.store().as_ref(), Some(event), &lost, &[]).await.expect("make it drift");
         let voting = async {

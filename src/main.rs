@@ -397,9 +397,9 @@ async fn replay(store: &Store, event: Option<EventId>, repair: bool) -> anyhow::
         let show = |q: &Option<ledger::QuestionState>| match q {
             Some(q) => format!(
                 "votes {} answered {} hidden {} text {}",
-                q.counters.votes,
-                q.counters.answered_at().is_some(),
-                q.counters.is_hidden(),
+                q.standing.votes,
+                q.standing.answered_at().is_some(),
+                q.standing.is_hidden(),
                 if q.asked.is_some() { "known" } else { "missing" }
             ),
             None => "absent".into(),

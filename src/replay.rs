@@ -79,23 +79,23 @@ pub fn compare(stored: &[QuestionState], folded: &[QuestionState]) -> Vec<Drift>
         let s = stored.get(i);
         let f = folded.get(j);
         match (s, f) {
-            (Some(s), Some(f)) if s.counters.id == f.counters.id => {
+            (Some(s), Some(f)) if s.standing.id == f.standing.id => {
                 if s != f {
-                    drift.push(Drift { question: s.counters.id, stored: Some(s.clone()), folded: Some(f.clone()) });
+                    drift.push(Drift { question: s.standing.id, stored: Some(s.clone()), folded: Some(f.clone()) });
                 }
                 i += 1;
                 j += 1;
             }
-            (Some(s), Some(f)) if s.counters.id < f.counters.id => {
-                drift.push(Drift { question: s.counters.id, stored: Some(s.clone()), folded: None });
+            (Some(s), Some(f)) if s.standing.id < f.standing.id => {
+                drift.push(Drift { question: s.standing.id, stored: Some(s.clone()), folded: None });
                 i += 1;
             }
             (Some(s), None) => {
-                drift.push(Drift { question: s.counters.id, stored: Some(s.clone()), folded: None });
+                drift.push(Drift { question: s.standing.id, stored: Some(s.clone()), folded: None });
                 i += 1;
             }
             (_, Some(f)) => {
-                drift.push(Drift { question: f.counters.id, stored: None, folded: Some(f.clone()) });
+                drift.push(Drift { question: f.standing.id, stored: None, folded: Some(f.clone()) });
                 j += 1;
             }
             (None, None) => break,
@@ -130,9 +130,9 @@ pub async fn reconcile(
     repair: bool,
 ) -> StoreResult<ReplayReport> {
     let folded_sorted: Vec<_> =
-        folded.sorted().into_iter().filter(|q| event.is_none_or(|e| q.counters.event == e)).collect();
+        folded.sorted().into_iter().filter(|q| event.is_none_or(|e| q.standing.event == e)).collect();
     let mut stored = projection.questions(event).await?;
-    stored.sort_by_key(|q| q.counters.id);
+    stored.sort_by_key(|q| q.standing.id);
     let drift = compare(&stored, &folded_sorted);
     let repaired = repair && !drift.is_empty();
     if repaired {

@@ -11,7 +11,7 @@ use ledger::limits::{QUESTIONS_PER_EVENT_MAX, RECORD_FUTURE_SKEW_MS_MAX, SCAN_PA
 use ledger::ndjson::{self, Line};
 use ledger::ports::{EventRow, EventStore, LedgerFeed, LedgerStore, ProjectionReader};
 use ledger::retention::is_live;
-use ledger::{rules, Body, EventId, Projection, QuestionId, Record, Retention};
+use ledger::{rules, EventId, Projection, QuestionId, Record, RecordBody, Retention};
 
 /// How many imported records go into one append.
 const IMPORT_BATCH_RECORDS: usize = 2_000;
@@ -307,17 +307,17 @@ pub async fn inspect(
     for r in &records {
         fold.apply(r);
         let what = match &r.body {
-            Body::Asked(a) => {
+            RecordBody::Asked(a) => {
                 format!("asked by voter {} ({}): {:?}", a.voter, a.who.as_deref().unwrap_or("anonymous"), a.text)
             }
-            Body::Voted { voter, up } => format!("voter {voter} votes {}", if *up { "up" } else { "down" }),
-            Body::Answered { on } => format!("host marks {}answered", if *on { "" } else { "not " }),
-            Body::Hidden { on } => format!("host {}", if *on { "hides it" } else { "unhides it" }),
+            RecordBody::Voted { voter, up } => format!("voter {voter} votes {}", if *up { "up" } else { "down" }),
+            RecordBody::Answered { on } => format!("host marks {}answered", if *on { "" } else { "not " }),
+            RecordBody::Hidden { on } => format!("host {}", if *on { "hides it" } else { "unhides it" }),
         };
-        let votes = fold.question(question).map_or(0, |q| q.counters.votes);
+        let votes = fold.question(question).map_or(0, |q| q.standing.votes);
         writeln!(out, "{}  {}  [{}]  {what}  -> votes {votes}", time_of(r.id.timestamp_ms()), r.id, r.region)?;
     }
-    let folded = fold.question(question).map(|q| q.counters);
+    let folded = fold.question(question).map(|q| q.standing);
     writeln!(
         out,
         "stored projection: votes {}, answered {}, hidden {}",

@@ -77,7 +77,7 @@ async fn projection_of(db: &Path) -> StoreResult<Vec<ledger::QuestionState>> {
     let store = ledger_sqlite::SqliteStore::open(db, ledger_sqlite::Options::default())?;
     let mut qs = store.questions(None).await?;
     store.close().await;
-    qs.sort_by_key(|q| q.counters.id);
+    qs.sort_by_key(|q| q.standing.id);
     Ok(qs)
 }
 
@@ -118,7 +118,7 @@ async fn export_import_is_idempotent_and_two_regions_converge() {
     let (pa, pb) = (projection_of(&a).await.expect("a"), projection_of(&b).await.expect("b"));
     assert_eq!(pa, pb, "both regions fold the same records into the same projection");
     assert_eq!(pa.len(), 2);
-    assert!(pa.iter().all(|q| q.counters.votes == 6), "asker plus five voters each: {pa:?}");
+    assert!(pa.iter().all(|q| q.standing.votes == 6), "asker plus five voters each: {pa:?}");
 
     let replayed = bin(&["replay", "--db", a.to_str().expect("path")], None);
     assert!(replayed.status.success(), "{}", String::from_utf8_lossy(&replayed.stdout));
@@ -281,7 +281,13 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64
 }
 
-fn record_at(ms: u64, n: u128, eid: ledger::EventId, qid: ledger::QuestionId, body: ledger::Body) -> ledger::Record {
+fn record_at(
+    ms: u64,
+    n: u128,
+    eid: ledger::EventId,
+    qid: ledger::QuestionId,
+    body: ledger::RecordBody,
+) -> ledger::Record {
     ledger::Record {
         id: ledger::RecordId(ulid::Ulid::from_parts(ms, n)),
         event: eid,
@@ -293,21 +299,21 @@ fn record_at(ms: u64, n: u128, eid: ledger::EventId, qid: ledger::QuestionId, bo
 
 #[tokio::test]
 async fn import_applies_the_rules_of_ingest_and_names_every_refused_line() {
-    use ledger::{Asked, Body, EventId, QuestionId, VoterId};
+    use ledger::{Asked, EventId, QuestionId, RecordBody, VoterId};
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("t.db");
     let now = now_ms();
     let eid = EventId(ulid::Ulid::from_parts(now - 60_000, 1));
     let qid = QuestionId(ulid::Ulid::from_parts(now - 50_000, 1));
     let voter = VoterId::from_u128(5);
-    let asked = |text: &str| Body::Asked(Asked { text: text.into(), who: None, voter });
+    let asked = |text: &str| RecordBody::Asked(Asked { text: text.into(), who: None, voter });
     let good = record_at(now - 50_000, 2, eid, qid, asked("what is good?"));
     let records = vec![
         good.clone(),
         // The record: an id at the end of time would win every later toggle.
         ledger::Record {
             id: "7ZZZZZZZZZZZZZZZZZZZZZZZZZ".parse().expect("id"),
-            ..record_at(now, 0, eid, qid, Body::Answered { on: true })
+            ..record_at(now, 0, eid, qid, RecordBody::Answered { on: true })
         },
         record_at(now - 40_000, 3, eid, QuestionId::from_u128(1), asked("one")),
         record_at(
@@ -318,8 +324,14 @@ async fn import_applies_the_rules_of_ingest_and_names_every_refused_line() {
             asked(&"long ".repeat(101)),
         ),
         // The same question in another event.
-        record_at(now - 30_000, 5, EventId(ulid::Ulid::from_parts(now - 60_000, 2)), qid, Body::Hidden { on: true }),
-        record_at(now - 20_000, 6, eid, qid, Body::Voted { voter: VoterId::from_u128(6), up: true }),
+        record_at(
+            now - 30_000,
+            5,
+            EventId(ulid::Ulid::from_parts(now - 60_000, 2)),
+            qid,
+            RecordBody::Hidden { on: true },
+        ),
+        record_at(now - 20_000, 6, eid, qid, RecordBody::Voted { voter: VoterId::from_u128(6), up: true }),
     ];
     let out = bin(&["ledger", "import", "--db", db.to_str().expect("path")], Some(&import_file(eid, &records)));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -341,12 +353,12 @@ async fn import_applies_the_rules_of_ingest_and_names_every_refused_line() {
         String::from_utf8_lossy(&export.stdout)
     );
     let pa = projection_of(&db).await.expect("projection");
-    assert_eq!((pa.len(), pa[0].counters.votes, pa[0].counters.answered_at()), (1, 2, None));
+    assert_eq!((pa.len(), pa[0].standing.votes, pa[0].standing.answered_at()), (1, 2, None));
 }
 
 #[tokio::test]
 async fn import_refuses_the_records_of_an_expired_event() {
-    use ledger::{Asked, Body, EventId, QuestionId, VoterId};
+    use ledger::{Asked, EventId, QuestionId, RecordBody, VoterId};
     let dir = tempfile::tempdir().expect("temp dir");
     let db = dir.path().join("t.db");
     let now = now_ms();
@@ -360,7 +372,7 @@ async fn import_refuses_the_records_of_an_expired_event() {
                 i,
                 old,
                 q,
-                Body::Asked(Asked { text: "old and gone?".into(), who: None, voter: VoterId::from_u128(1) }),
+                RecordBody::Asked(Asked { text: "old and gone?".into(), who: None, voter: VoterId::from_u128(1) }),
             )
         })
         .collect();

@@ -597,7 +597,7 @@ async fn fill_refuse_recover(pace: Pace) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_commit_cut_short_by_a_full_disk_stores_exactly_what_it_acknowledged() {
     use ledger::ports::LedgerStore;
-    use ledger::{Asked, Body, EventId, QuestionId, Record, RecordId, VoterId};
+    use ledger::{Asked, EventId, QuestionId, Record, RecordBody, RecordId, VoterId};
 
     const APPENDS: usize = 4_096;
     let outside = tempfile::tempdir().expect("temp dir");
@@ -611,7 +611,7 @@ async fn a_group_commit_cut_short_by_a_full_disk_stores_exactly_what_it_acknowle
             event,
             question: QuestionId(ulid::Ulid::new()),
             region: "test".into(),
-            body: Body::Asked(Asked {
+            body: RecordBody::Asked(Asked {
                 text: long_text(&format!("append {n}")),
                 who: None,
                 voter: VoterId(ulid::Ulid::new()),

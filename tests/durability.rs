@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ledger::ports::LedgerStore;
-use ledger::{Body, QuestionId, VoterId};
+use ledger::{QuestionId, RecordBody, VoterId};
 use served::Server;
 use wewerewondering::embedded::{Embedded, EmbeddedConfig};
 use wewerewondering::replay;
@@ -136,7 +136,7 @@ async fn sigkill_during_vote_load_loses_no_acknowledged_vote() {
     loop {
         let page = store.scan(None, after, 10_000).await.expect("scan");
         for r in &page.records {
-            if let Body::Voted { voter, up: true } = r.body {
+            if let RecordBody::Voted { voter, up: true } = r.body {
                 in_ledger.insert(voter);
             }
         }

@@ -16,7 +16,7 @@ use ledger::ports::EventRow;
 use ledger::retention::{is_live, now_unix};
 use ledger::rules::{asker_name, question_text, RuleError};
 use ledger::secret::{hash_secret, new_secret, secret_matches};
-use ledger::{Asked, Body, EventId, QuestionId, Record, RecordId};
+use ledger::{Asked, EventId, QuestionId, Record, RecordBody, RecordId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -92,7 +92,7 @@ pub async fn ask(
         event,
         question,
         region: state.config.region.clone(),
-        body: Body::Asked(Asked { text, who, voter: voter_id }),
+        body: RecordBody::Asked(Asked { text, who, voter: voter_id }),
     };
     state.ledger.append(std::slice::from_ref(&record)).await?;
     metrics::counter!("questions_asked_total").increment(1);
@@ -153,7 +153,7 @@ pub async fn vote(
         event: counters.event,
         question,
         region: state.config.region.clone(),
-        body: Body::Voted { voter: voter_id, up },
+        body: RecordBody::Voted { voter: voter_id, up },
     };
     state.ledger.append(std::slice::from_ref(&record)).await?;
     metrics::counter!("votes_total", "direction" => if up { "up" } else { "down" }).increment(1);
@@ -199,8 +199,8 @@ pub async fn toggle(
     }
     let id = RecordId(state.ids.next()?);
     let body = match property {
-        Property::Hidden => Body::Hidden { on },
-        Property::Answered => Body::Answered { on },
+        Property::Hidden => RecordBody::Hidden { on },
+        Property::Answered => RecordBody::Answered { on },
     };
     let record = Record { id, event, question, region: state.config.region.clone(), body };
     state.ledger.append(std::slice::from_ref(&record)).await?;

@@ -9,7 +9,7 @@ use common::App;
 use ingest::IngestConfig;
 use ledger::ports::{EventRow, EventStore, LedgerStore, ProjectionReader};
 use ledger::secret::secret_matches;
-use ledger::{Body as RecordBody, EventId, QuestionId, Record, VoterId};
+use ledger::{EventId, QuestionId, Record, RecordBody, VoterId};
 use serde_json::{json, Value};
 
 struct Reply {

@@ -2,7 +2,7 @@
 //! realistic mix: one event, 1,000 questions, 100,000 voters, mostly votes, some retractions.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ledger::{Asked, Body, EventId, Projection, QuestionId, Record, RecordId, VoterId};
+use ledger::{Asked, EventId, Projection, QuestionId, Record, RecordBody, RecordId, VoterId};
 use ulid::Ulid;
 
 fn records(n: usize) -> Vec<Record> {
@@ -20,10 +20,10 @@ fn records(n: usize) -> Vec<Record> {
             let question = QuestionId(Ulid::from_parts(1_700_000_000_000, (r % 1_000) as u128));
             let voter = VoterId(Ulid((r >> 10) as u128 % 100_000));
             let body = match i % 1_000 {
-                0 => Body::Asked(Asked { text: "a question of some length?".into(), who: None, voter }),
-                1 => Body::Answered { on: true },
-                2 => Body::Hidden { on: false },
-                k => Body::Voted { voter, up: k % 10 != 0 },
+                0 => RecordBody::Asked(Asked { text: "a question of some length?".into(), who: None, voter }),
+                1 => RecordBody::Answered { on: true },
+                2 => RecordBody::Hidden { on: false },
+                k => RecordBody::Voted { voter, up: k % 10 != 0 },
             };
             Record {
                 id: RecordId(Ulid::from_parts(1_700_000_000_000 + i as u64, 0)),

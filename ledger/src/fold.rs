@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap;
 
 use crate::ids::{EventId, QuestionId, RecordId, VoterId};
-use crate::record::{Body, Record};
+use crate::record::{Record, RecordBody};
 
 /// A value with the id of the record that set it; the higher id wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,9 +68,10 @@ pub struct AskedView {
     pub who: Option<String>,
 }
 
-/// A question's mutable state: what the `top` index holds.
+/// Where a question stands: its votes and the moderation flags (answered, hidden) with the
+/// record that set each, what the `top` index holds and the ranking reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct QuestionCounters {
+pub struct QuestionStanding {
     pub id: QuestionId,
     pub event: EventId,
     pub votes: u64,
@@ -78,7 +79,7 @@ pub struct QuestionCounters {
     pub hidden: Option<Stamped<bool>>,
 }
 
-impl QuestionCounters {
+impl QuestionStanding {
     pub fn new(id: QuestionId, event: EventId) -> Self {
         Self { id, event, votes: 0, answered: None, hidden: None }
     }
@@ -103,7 +104,7 @@ impl QuestionCounters {
 /// Everything the fold knows about a question.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuestionState {
-    pub counters: QuestionCounters,
+    pub standing: QuestionStanding,
     /// `None` until the `asked` record arrives (a vote may come first).
     pub asked: Option<AskedView>,
 }
@@ -166,11 +167,11 @@ impl Projection {
         record: &Record,
     ) -> &'q mut QuestionState {
         let question = questions.entry(record.question).or_insert_with(|| QuestionState {
-            counters: QuestionCounters::new(record.question, record.event),
+            standing: QuestionStanding::new(record.question, record.event),
             asked: None,
         });
         debug_assert_eq!(
-            question.counters.event, record.event,
+            question.standing.event, record.event,
             "record {} names another event for question {}",
             record.id, record.question
         );
@@ -180,20 +181,20 @@ impl Projection {
     /// Applies everything about a record except its vote, which it returns.
     fn apply_non_vote(question: &mut QuestionState, record: &Record) -> Option<PendingVote> {
         let (voter, up) = match &record.body {
-            Body::Asked(asked) => {
+            RecordBody::Asked(asked) => {
                 question.asked.get_or_insert_with(|| AskedView { text: asked.text.clone(), who: asked.who.clone() });
                 (asked.voter, true)
             }
-            Body::Voted { voter, up } => (*voter, *up),
-            Body::Answered { on } => {
-                if let Some(next) = lww(question.counters.answered, Stamped { value: *on, at: record.id }) {
-                    question.counters.answered = Some(next);
+            RecordBody::Voted { voter, up } => (*voter, *up),
+            RecordBody::Answered { on } => {
+                if let Some(next) = lww(question.standing.answered, Stamped { value: *on, at: record.id }) {
+                    question.standing.answered = Some(next);
                 }
                 return None;
             }
-            Body::Hidden { on } => {
-                if let Some(next) = lww(question.counters.hidden, Stamped { value: *on, at: record.id }) {
-                    question.counters.hidden = Some(next);
+            RecordBody::Hidden { on } => {
+                if let Some(next) = lww(question.standing.hidden, Stamped { value: *on, at: record.id }) {
+                    question.standing.hidden = Some(next);
                 }
                 return None;
             }
@@ -223,7 +224,7 @@ impl Projection {
         let question = Self::question_mut(&mut self.questions, record);
         if let Some(vote) = Self::apply_non_vote(question, record) {
             let delta = Self::apply_vote(&mut self.voters[voter_partition(vote.question, vote.voter)], vote);
-            question.counters.add_votes(delta);
+            question.standing.add_votes(delta);
         }
     }
 
@@ -255,7 +256,7 @@ impl Projection {
     /// The questions sorted by id: a canonical form for comparing projections.
     pub fn sorted(&self) -> Vec<QuestionState> {
         let mut all: Vec<_> = self.questions.values().cloned().collect();
-        all.sort_by_key(|q| q.counters.id);
+        all.sort_by_key(|q| q.standing.id);
         all
     }
 }
@@ -321,18 +322,18 @@ impl BatchPlan {
                 hidden: None,
             });
             let vote = match &record.body {
-                Body::Asked(asked) => {
+                RecordBody::Asked(asked) => {
                     q.asked.get_or_insert_with(|| AskedView { text: asked.text.clone(), who: asked.who.clone() });
                     Some((asked.voter, true))
                 }
-                Body::Voted { voter, up } => Some((*voter, *up)),
-                Body::Answered { on } => {
+                RecordBody::Voted { voter, up } => Some((*voter, *up)),
+                RecordBody::Answered { on } => {
                     if let Some(next) = lww(q.answered, Stamped { value: *on, at: record.id }) {
                         q.answered = Some(next);
                     }
                     None
                 }
-                Body::Hidden { on } => {
+                RecordBody::Hidden { on } => {
                     if let Some(next) = lww(q.hidden, Stamped { value: *on, at: record.id }) {
                         q.hidden = Some(next);
                     }
@@ -385,7 +386,7 @@ mod tests {
     use crate::record::Asked;
     use ulid::Ulid;
 
-    fn rec(id: u128, body: Body) -> Record {
+    fn rec(id: u128, body: RecordBody) -> Record {
         Record {
             id: RecordId(Ulid(id)),
             event: EventId(Ulid(1)),
@@ -399,33 +400,33 @@ mod tests {
     fn repeated_and_older_votes_change_nothing() {
         let v = VoterId(Ulid(9));
         let mut p = Projection::new();
-        p.apply(&rec(10, Body::Voted { voter: v, up: true }));
-        p.apply(&rec(11, Body::Voted { voter: v, up: true }));
-        p.apply(&rec(5, Body::Voted { voter: v, up: false }));
-        assert_eq!(p.question(QuestionId(Ulid(2))).unwrap().counters.votes, 1);
-        p.apply(&rec(12, Body::Voted { voter: v, up: false }));
-        assert_eq!(p.question(QuestionId(Ulid(2))).unwrap().counters.votes, 0);
+        p.apply(&rec(10, RecordBody::Voted { voter: v, up: true }));
+        p.apply(&rec(11, RecordBody::Voted { voter: v, up: true }));
+        p.apply(&rec(5, RecordBody::Voted { voter: v, up: false }));
+        assert_eq!(p.question(QuestionId(Ulid(2))).unwrap().standing.votes, 1);
+        p.apply(&rec(12, RecordBody::Voted { voter: v, up: false }));
+        assert_eq!(p.question(QuestionId(Ulid(2))).unwrap().standing.votes, 0);
     }
 
     #[test]
     fn vote_before_asked_counts_and_asked_fills_text() {
         let mut p = Projection::new();
-        p.apply(&rec(20, Body::Voted { voter: VoterId(Ulid(7)), up: true }));
+        p.apply(&rec(20, RecordBody::Voted { voter: VoterId(Ulid(7)), up: true }));
         let asked = Asked { text: "why though".into(), who: None, voter: VoterId(Ulid(8)) };
-        p.apply(&rec(3, Body::Asked(asked)));
+        p.apply(&rec(3, RecordBody::Asked(asked)));
         let q = p.question(QuestionId(Ulid(2))).unwrap();
-        assert_eq!(q.counters.votes, 2);
+        assert_eq!(q.standing.votes, 2);
         assert_eq!(q.asked.as_ref().unwrap().text, "why though");
     }
 
     #[test]
     fn moderation_is_last_writer_wins() {
         let mut p = Projection::new();
-        p.apply(&rec(30, Body::Answered { on: true }));
-        p.apply(&rec(20, Body::Answered { on: false }));
-        p.apply(&rec(40, Body::Hidden { on: true }));
-        p.apply(&rec(41, Body::Hidden { on: false }));
-        let c = p.question(QuestionId(Ulid(2))).unwrap().counters;
+        p.apply(&rec(30, RecordBody::Answered { on: true }));
+        p.apply(&rec(20, RecordBody::Answered { on: false }));
+        p.apply(&rec(40, RecordBody::Hidden { on: true }));
+        p.apply(&rec(41, RecordBody::Hidden { on: false }));
+        let c = p.question(QuestionId(Ulid(2))).unwrap().standing;
         assert_eq!(c.answered_at(), Some(RecordId(Ulid(30))));
         assert!(!c.is_hidden());
     }
@@ -435,8 +436,8 @@ mod tests {
         let v = VoterId(Ulid(9));
         let q = QuestionId(Ulid(2));
         let plan = BatchPlan::from_records(&[
-            rec(10, Body::Voted { voter: v, up: true }),
-            rec(12, Body::Voted { voter: v, up: false }),
+            rec(10, RecordBody::Voted { voter: v, up: true }),
+            rec(12, RecordBody::Voted { voter: v, up: false }),
         ]);
         let mut stored = FxHashMap::default();
         stored.insert((q, v), VoterState { up: true, rec: RecordId(Ulid(11)) });

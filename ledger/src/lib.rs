@@ -16,9 +16,9 @@ pub mod rules;
 pub mod secret;
 
 pub use fold::{
-    lww, vote_transition, AskedView, BatchPlan, Projection, ProjectionChange, QuestionChange, QuestionCounters,
+    lww, vote_transition, AskedView, BatchPlan, Projection, ProjectionChange, QuestionChange, QuestionStanding,
     QuestionState, Stamped, VoterChange, VoterState,
 };
 pub use ids::{EventId, IdError, QuestionId, RecordId, VoterId};
-pub use record::{Asked, Body, Record};
+pub use record::{Asked, Record, RecordBody};
 pub use retention::Retention;

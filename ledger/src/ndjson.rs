@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{EventId, QuestionId, RecordId, VoterId};
-use crate::record::{Asked, Body, Record};
+use crate::record::{Asked, Record, RecordBody};
 use crate::secret::SecretHash;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,16 +55,16 @@ impl From<&Record> for RecordLine {
             on: None,
         };
         match &r.body {
-            Body::Asked(a) => {
+            RecordBody::Asked(a) => {
                 line.text = Some(a.text.clone());
                 line.who = a.who.clone();
                 line.voter = Some(a.voter);
             }
-            Body::Voted { voter, up } => {
+            RecordBody::Voted { voter, up } => {
                 line.voter = Some(*voter);
                 line.up = Some(*up);
             }
-            Body::Answered { on } | Body::Hidden { on } => line.on = Some(*on),
+            RecordBody::Answered { on } | RecordBody::Hidden { on } => line.on = Some(*on),
         }
         line
     }
@@ -76,16 +76,17 @@ impl TryFrom<RecordLine> for Record {
     fn try_from(l: RecordLine) -> Result<Self, Self::Error> {
         let missing = |field| LineError::Missing { id: l.id, kind: l.kind.clone(), field };
         let body = match l.kind.as_str() {
-            "asked" => Body::Asked(Asked {
+            "asked" => RecordBody::Asked(Asked {
                 text: l.text.clone().ok_or_else(|| missing("text"))?,
                 who: l.who.clone(),
                 voter: l.voter.ok_or_else(|| missing("voter"))?,
             }),
-            "vote" => {
-                Body::Voted { voter: l.voter.ok_or_else(|| missing("voter"))?, up: l.up.ok_or_else(|| missing("up"))? }
-            }
-            "answered" => Body::Answered { on: l.on.ok_or_else(|| missing("on"))? },
-            "hidden" => Body::Hidden { on: l.on.ok_or_else(|| missing("on"))? },
+            "vote" => RecordBody::Voted {
+                voter: l.voter.ok_or_else(|| missing("voter"))?,
+                up: l.up.ok_or_else(|| missing("up"))?,
+            },
+            "answered" => RecordBody::Answered { on: l.on.ok_or_else(|| missing("on"))? },
+            "hidden" => RecordBody::Hidden { on: l.on.ok_or_else(|| missing("on"))? },
             _ => return Err(LineError::UnknownKind { id: l.id, kind: l.kind }),
         };
         Ok(Record { id: l.id, event: l.event, question: l.question, region: l.region, body })
@@ -174,16 +175,16 @@ mod tests {
         };
         let voter = VoterId::random();
         for body in [
-            Body::Asked(Asked { text: "what now?".into(), who: Some("Ann".into()), voter }),
-            Body::Voted { voter, up: false },
-            Body::Answered { on: true },
-            Body::Hidden { on: false },
+            RecordBody::Asked(Asked { text: "what now?".into(), who: Some("Ann".into()), voter }),
+            RecordBody::Voted { voter, up: false },
+            RecordBody::Answered { on: true },
+            RecordBody::Hidden { on: false },
         ] {
             let r = base(body);
             assert_eq!(parse_line(&to_line(&r)), Ok(r));
         }
         assert!(matches!(parse_line("{}"), Err(LineError::Json(_))));
-        let mut l = RecordLine::from(&base(Body::Hidden { on: true }));
+        let mut l = RecordLine::from(&base(RecordBody::Hidden { on: true }));
         l.on = None;
         let s = serde_json::to_string(&l).unwrap();
         assert!(matches!(parse_line(&s), Err(LineError::Missing { field: "on", .. })));
@@ -201,7 +202,7 @@ mod tests {
             event,
             question: QuestionId(Ulid::new()),
             region: "r".into(),
-            body: Body::Hidden { on: true },
+            body: RecordBody::Hidden { on: true },
         };
         assert_eq!(parse_any(&to_line(&record)), Ok(Line::Record(record)));
         assert!(matches!(parse_any("[1]"), Err(LineError::Json(_))));

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use rustc_hash::FxHashMap;
 
-use crate::fold::{BatchPlan, ProjectionChange, QuestionCounters, QuestionState, VoterState};
+use crate::fold::{BatchPlan, ProjectionChange, QuestionStanding, QuestionState, VoterState};
 use crate::ids::{EventId, QuestionId, VoterId};
 use crate::record::Record;
 use crate::secret::SecretHash;
@@ -163,8 +163,8 @@ pub trait ProjectionStore: Send + Sync {
 #[async_trait]
 pub trait ProjectionReader: Send + Sync {
     /// One event's questions with their counters: the `top` index, every page of it.
-    async fn event_questions(&self, event: EventId) -> StoreResult<Vec<QuestionCounters>>;
-    async fn question(&self, id: QuestionId) -> StoreResult<Option<QuestionCounters>>;
+    async fn event_questions(&self, event: EventId) -> StoreResult<Vec<QuestionStanding>>;
+    async fn question(&self, id: QuestionId) -> StoreResult<Option<QuestionStanding>>;
     /// The texts of those of `ids` that exist (missing ones are simply absent).
     async fn question_texts(&self, ids: &[QuestionId]) -> StoreResult<Vec<QuestionText>>;
 }

@@ -6,7 +6,7 @@
 
 use std::cmp::Ordering;
 
-use crate::fold::QuestionCounters;
+use crate::fold::QuestionStanding;
 
 /// How many open questions are ordered strictly by votes before age starts to count.
 pub const OPEN_BY_VOTES_COUNT: usize = 5;
@@ -14,19 +14,19 @@ pub const OPEN_BY_VOTES_COUNT: usize = 5;
 const MINUTE_MS: f64 = 60_000.0;
 
 /// The trending score of an open question past the top few.
-pub fn trending_score(q: &QuestionCounters, now_ms: u64) -> f64 {
+pub fn trending_score(q: &QuestionStanding, now_ms: u64) -> f64 {
     let age_minutes = now_ms.saturating_sub(q.id.timestamp_ms()) as f64 / MINUTE_MS;
     q.votes as f64 / (age_minutes + 1.0)
 }
 
-fn by_votes(a: &QuestionCounters, b: &QuestionCounters) -> Ordering {
+fn by_votes(a: &QuestionStanding, b: &QuestionStanding) -> Ordering {
     b.votes.cmp(&a.votes).then(a.id.cmp(&b.id))
 }
 
 /// Ranks `questions` in place.
-pub fn rank(questions: &mut [QuestionCounters], now_ms: u64) {
+pub fn rank(questions: &mut [QuestionStanding], now_ms: u64) {
     // Bucket first: 0 open, 1 answered, 2 hidden (hidden wins over answered).
-    let bucket = |q: &QuestionCounters| {
+    let bucket = |q: &QuestionStanding| {
         if q.is_hidden() {
             2
         } else if q.answered_at().is_some() {
@@ -57,9 +57,9 @@ mod tests {
 
     const MIN: u64 = 60_000;
 
-    fn q(asked_ms: u64, seq: u16, votes: u64) -> QuestionCounters {
+    fn q(asked_ms: u64, seq: u16, votes: u64) -> QuestionStanding {
         let id = QuestionId(Ulid::from_parts(asked_ms, seq as u128));
-        QuestionCounters { votes, ..QuestionCounters::new(id, EventId(Ulid(1))) }
+        QuestionStanding { votes, ..QuestionStanding::new(id, EventId(Ulid(1))) }
     }
 
     #[test]

@@ -11,11 +11,11 @@ pub struct Record {
     pub question: QuestionId,
     /// Where the record was ingested; replicas fold records from every region alike.
     pub region: String,
-    pub body: Body,
+    pub body: RecordBody,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Body {
+pub enum RecordBody {
     /// The question was asked; it counts as the asker's up-vote.
     Asked(Asked),
     /// A voter's current choice for the question.
@@ -33,14 +33,14 @@ pub struct Asked {
     pub voter: VoterId,
 }
 
-impl Body {
+impl RecordBody {
     /// The ledger's name for this kind of record (also its NDJSON `kind`).
     pub fn kind(&self) -> &'static str {
         match self {
-            Body::Asked(_) => "asked",
-            Body::Voted { .. } => "vote",
-            Body::Answered { .. } => "answered",
-            Body::Hidden { .. } => "hidden",
+            RecordBody::Asked(_) => "asked",
+            RecordBody::Voted { .. } => "vote",
+            RecordBody::Answered { .. } => "answered",
+            RecordBody::Hidden { .. } => "hidden",
         }
     }
 }

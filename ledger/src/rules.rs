@@ -9,7 +9,7 @@ use crate::limits::{
     ASKER_NAME_CHARS_MAX, QUESTION_TEXT_CHARS_MAX, QUESTION_WORDS_MIN, RECORD_FUTURE_SKEW_MS_MAX, REGION_CHARS_MAX,
 };
 use crate::ports::StoreError;
-use crate::record::{Body, Record};
+use crate::record::{Record, RecordBody};
 
 /// Why a record (or the text of one) is refused. The messages are the API's 400 reasons.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,7 +71,7 @@ pub fn check_record(record: &Record, now_ms: u64) -> Result<(), RuleError> {
     if record.region.is_empty() || record.region.chars().count() > REGION_CHARS_MAX {
         return Err(RuleError::BadRegion);
     }
-    if let Body::Asked(asked) = &record.body {
+    if let RecordBody::Asked(asked) = &record.body {
         if record.question.0 > record.id.0 {
             return Err(RuleError::AskedBeforeQuestion);
         }
@@ -94,10 +94,10 @@ pub fn check_replacement(
     voters: &[((QuestionId, VoterId), VoterState)],
 ) -> Result<(), StoreError> {
     let Some(event) = event else { return Ok(()) };
-    if let Some(q) = questions.iter().find(|q| q.counters.event != event) {
-        return Err(StoreError::Rejected(format!("question {} is not of event {event}", q.counters.id)));
+    if let Some(q) = questions.iter().find(|q| q.standing.event != event) {
+        return Err(StoreError::Rejected(format!("question {} is not of event {event}", q.standing.id)));
     }
-    let ids: std::collections::HashSet<QuestionId> = questions.iter().map(|q| q.counters.id).collect();
+    let ids: std::collections::HashSet<QuestionId> = questions.iter().map(|q| q.standing.id).collect();
     if let Some(((question, voter), _)) = voters.iter().find(|((question, _), _)| !ids.contains(question)) {
         return Err(StoreError::Rejected(format!(
             "voter {voter} of question {question}, which the replacement of event {event} does not hold"
@@ -121,7 +121,7 @@ mod tests {
             event: EventId(Ulid::from_parts(NOW_MS - 1_000, 1)),
             question: QuestionId(Ulid::from_parts(NOW_MS - 10, 1)),
             region: "local".into(),
-            body: Body::Asked(Asked { text: text.into(), who: who.map(Into::into), voter: VoterId(Ulid(9)) }),
+            body: RecordBody::Asked(Asked { text: text.into(), who: who.map(Into::into), voter: VoterId(Ulid(9)) }),
         }
     }
 

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use ledger::{
-    Asked, AskedView, BatchPlan, Body, EventId, Projection, QuestionCounters, QuestionId, QuestionState, Record,
+    Asked, AskedView, BatchPlan, EventId, Projection, QuestionId, QuestionStanding, QuestionState, Record, RecordBody,
     RecordId, Stamped, VoterId, VoterState,
 };
 use proptest::prelude::*;
@@ -34,10 +34,10 @@ fn arb_records() -> impl Strategy<Value = Vec<Record>> {
             .map(|(id, (q, v, k))| {
                 let voter = VoterId(Ulid(100 + v as u128));
                 let body = match k {
-                    0 => Body::Asked(Asked { text: format!("q{q}"), who: Some(format!("w{q}")), voter }),
-                    1..=4 => Body::Voted { voter, up: k % 2 == 0 },
-                    5 | 6 => Body::Answered { on: k == 5 },
-                    _ => Body::Hidden { on: v % 2 == 0 },
+                    0 => RecordBody::Asked(Asked { text: format!("q{q}"), who: Some(format!("w{q}")), voter }),
+                    1..=4 => RecordBody::Voted { voter, up: k % 2 == 0 },
+                    5 | 6 => RecordBody::Answered { on: k == 5 },
+                    _ => RecordBody::Hidden { on: v % 2 == 0 },
                 };
                 Record {
                     id: RecordId(Ulid(id)),
@@ -63,24 +63,24 @@ fn oracle(records: &[Record]) -> (Vec<QuestionState>, BTreeMap<(QuestionId, Vote
     let newer = |held: Option<RecordId>, id: RecordId| held.is_none_or(|held| held < id);
     for r in records {
         let q = questions.entry(r.question).or_insert_with(|| QuestionState {
-            counters: QuestionCounters { id: r.question, event: r.event, votes: 0, answered: None, hidden: None },
+            standing: QuestionStanding { id: r.question, event: r.event, votes: 0, answered: None, hidden: None },
             asked: None,
         });
         let choice = match &r.body {
-            Body::Asked(asked) => {
+            RecordBody::Asked(asked) => {
                 q.asked = Some(AskedView { text: asked.text.clone(), who: asked.who.clone() });
                 Some((asked.voter, true))
             }
-            Body::Voted { voter, up } => Some((*voter, *up)),
-            Body::Answered { on } => {
-                if newer(q.counters.answered.map(|a| a.at), r.id) {
-                    q.counters.answered = Some(Stamped { value: *on, at: r.id });
+            RecordBody::Voted { voter, up } => Some((*voter, *up)),
+            RecordBody::Answered { on } => {
+                if newer(q.standing.answered.map(|a| a.at), r.id) {
+                    q.standing.answered = Some(Stamped { value: *on, at: r.id });
                 }
                 None
             }
-            Body::Hidden { on } => {
-                if newer(q.counters.hidden.map(|h| h.at), r.id) {
-                    q.counters.hidden = Some(Stamped { value: *on, at: r.id });
+            RecordBody::Hidden { on } => {
+                if newer(q.standing.hidden.map(|h| h.at), r.id) {
+                    q.standing.hidden = Some(Stamped { value: *on, at: r.id });
                 }
                 None
             }
@@ -93,7 +93,7 @@ fn oracle(records: &[Record]) -> (Vec<QuestionState>, BTreeMap<(QuestionId, Vote
         }
     }
     for q in questions.values_mut() {
-        q.counters.votes = latest.iter().filter(|((question, _), s)| *question == q.counters.id && s.up).count() as u64;
+        q.standing.votes = latest.iter().filter(|((question, _), s)| *question == q.standing.id && s.up).count() as u64;
     }
     (questions.into_values().collect(), latest)
 }
@@ -134,16 +134,16 @@ impl Stored {
             let q = self
                 .questions
                 .entry(c.question)
-                .or_insert_with(|| QuestionState { counters: QuestionCounters::new(c.question, c.event), asked: None });
+                .or_insert_with(|| QuestionState { standing: QuestionStanding::new(c.question, c.event), asked: None });
             if q.asked.is_none() {
                 q.asked = c.asked;
             }
-            q.counters.add_votes(c.votes_delta);
-            if let Some(a) = c.answered.filter(|a| q.counters.answered.is_none_or(|held| held.at < a.at)) {
-                q.counters.answered = Some(a);
+            q.standing.add_votes(c.votes_delta);
+            if let Some(a) = c.answered.filter(|a| q.standing.answered.is_none_or(|held| held.at < a.at)) {
+                q.standing.answered = Some(a);
             }
-            if let Some(h) = c.hidden.filter(|h| q.counters.hidden.is_none_or(|held| held.at < h.at)) {
-                q.counters.hidden = Some(h);
+            if let Some(h) = c.hidden.filter(|h| q.standing.hidden.is_none_or(|held| held.at < h.at)) {
+                q.standing.hidden = Some(h);
             }
         }
     }
@@ -218,21 +218,22 @@ proptest! {
 fn the_oracle_counts_latest_choices_by_hand() {
     let (e, q) = (EventId(Ulid(9)), QuestionId(Ulid(1_000)));
     let (ann, bob, cat) = (VoterId(Ulid(100)), VoterId(Ulid(101)), VoterId(Ulid(102)));
-    let rec = |id: u128, body: Body| Record { id: RecordId(Ulid(id)), event: e, question: q, region: "r".into(), body };
+    let rec =
+        |id: u128, body: RecordBody| Record { id: RecordId(Ulid(id)), event: e, question: q, region: "r".into(), body };
     let records = [
-        rec(50, Body::Voted { voter: bob, up: true }),
-        rec(10, Body::Asked(Asked { text: "why so?".into(), who: None, voter: ann })),
-        rec(40, Body::Voted { voter: ann, up: false }),
-        rec(30, Body::Voted { voter: cat, up: true }),
-        rec(20, Body::Voted { voter: cat, up: false }),
-        rec(60, Body::Answered { on: true }),
-        rec(55, Body::Answered { on: false }),
-        rec(70, Body::Hidden { on: false }),
-        rec(50, Body::Voted { voter: bob, up: true }),
+        rec(50, RecordBody::Voted { voter: bob, up: true }),
+        rec(10, RecordBody::Asked(Asked { text: "why so?".into(), who: None, voter: ann })),
+        rec(40, RecordBody::Voted { voter: ann, up: false }),
+        rec(30, RecordBody::Voted { voter: cat, up: true }),
+        rec(20, RecordBody::Voted { voter: cat, up: false }),
+        rec(60, RecordBody::Answered { on: true }),
+        rec(55, RecordBody::Answered { on: false }),
+        rec(70, RecordBody::Hidden { on: false }),
+        rec(50, RecordBody::Voted { voter: bob, up: true }),
     ];
     let (questions, voters) = oracle(&records);
     assert_eq!(questions.len(), 1);
-    let c = questions[0].counters;
+    let c = questions[0].standing;
     // Ann retracted at 40 (after asking at 10); Bob is up (twice delivered); Cat's latest (30) is up.
     assert_eq!(c.votes, 2);
     assert_eq!(c.answered, Some(Stamped { value: true, at: RecordId(Ulid(60)) }));
@@ -243,5 +244,5 @@ fn the_oracle_counts_latest_choices_by_hand() {
 
     // A vote before (or without) the `asked` record: the question exists, counted, no text.
     let (questions, _) = oracle(&records[..1]);
-    assert_eq!((questions[0].counters.votes, questions[0].asked.clone()), (1, None));
+    assert_eq!((questions[0].standing.votes, questions[0].asked.clone()), (1, None));
 }

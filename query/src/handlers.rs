@@ -18,10 +18,10 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::lists::{etag_matches, Rendered, Variant};
-use crate::Shared;
+use crate::QueryContext;
 use http_edge::PathParams;
 
-pub(crate) type AppState = State<Arc<Shared>>;
+pub(crate) type AppState = State<Arc<QueryContext>>;
 
 /// Question texts never change: cache them for ten days (the original's choice, kept so
 /// CloudFront behaves the same), and let browsers skip revalidation entirely.
@@ -42,13 +42,13 @@ impl<S: Send + Sync> FromRequestParts<S> for IfNoneMatch {
 }
 
 /// The event named by a path, which must exist.
-pub(crate) async fn existing_event(shared: &Shared, eid: &str) -> Result<EventRow, ApiError> {
+pub(crate) async fn existing_event(shared: &QueryContext, eid: &str) -> Result<EventRow, ApiError> {
     let id: EventId = eid.parse()?;
     shared.event(id).await
 }
 
 /// The event named by a path, which must exist and have this host secret.
-pub(crate) async fn hosted_event(shared: &Shared, eid: &str, secret: &str) -> Result<EventRow, ApiError> {
+pub(crate) async fn hosted_event(shared: &QueryContext, eid: &str, secret: &str) -> Result<EventRow, ApiError> {
     let row = existing_event(shared, eid).await?;
     if !secret_matches(secret, &row.secret_hash) {
         return Err(ApiError::WrongSecret);

@@ -128,7 +128,7 @@ pub(crate) fn text_cache(bytes_max: u64) -> TextCache {
 }
 
 /// The state the handlers share: the ports plus the in-memory caches.
-pub(crate) struct Shared {
+pub(crate) struct QueryContext {
     pub events: Arc<dyn EventStore>,
     pub projection: Arc<dyn ProjectionReader>,
     pub live: Option<LiveHub>,
@@ -145,7 +145,7 @@ pub(crate) struct Shared {
     pub host_cache_control: HeaderValue,
 }
 
-impl Shared {
+impl QueryContext {
     /// The event's row, from memory when it was seen before. An expired event is unknown
     /// even while its row lingers (DynamoDB deletes expired items only eventually).
     pub async fn event(&self, id: EventId) -> Result<EventRow, ApiError> {
@@ -168,7 +168,7 @@ impl Shared {
 /// The query role as a router. Layers are listed outermost first.
 pub fn router(state: QueryState) -> Router {
     let max_age = |value: String| HeaderValue::try_from(value).unwrap_or(HeaderValue::from_static("no-store"));
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(QueryContext {
         lists: lists::ListCache::new(state.live.as_ref().map(LiveHub::announcements), LISTS_CACHED_BYTES_MAX),
         texts: text_cache(TEXTS_CACHED_BYTES_MAX),
         streams: Arc::new(live::StreamBudgets::new(

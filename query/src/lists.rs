@@ -221,7 +221,7 @@ mod tests {
     use std::sync::Arc;
 
     use ledger::ports::{QuestionText, StoreResult};
-    use ledger::QuestionCounters;
+    use ledger::QuestionStanding;
 
     use super::*;
 
@@ -233,12 +233,12 @@ mod tests {
 
     #[async_trait::async_trait]
     impl ProjectionReader for CountingReader {
-        async fn event_questions(&self, event: EventId) -> StoreResult<Vec<QuestionCounters>> {
+        async fn event_questions(&self, event: EventId) -> StoreResult<Vec<QuestionStanding>> {
             self.reads.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            Ok(vec![QuestionCounters::new(QuestionId::from_u128(1), event)])
+            Ok(vec![QuestionStanding::new(QuestionId::from_u128(1), event)])
         }
-        async fn question(&self, _: QuestionId) -> StoreResult<Option<QuestionCounters>> {
+        async fn question(&self, _: QuestionId) -> StoreResult<Option<QuestionStanding>> {
             Ok(None)
         }
         async fn question_texts(&self, _: &[QuestionId]) -> StoreResult<Vec<QuestionText>> {
@@ -281,10 +281,10 @@ mod tests {
 
     #[async_trait::async_trait]
     impl ProjectionReader for WideReader {
-        async fn event_questions(&self, event: EventId) -> StoreResult<Vec<QuestionCounters>> {
-            Ok((0..40u128).map(|i| QuestionCounters::new(QuestionId::from_u128(i + 1), event)).collect())
+        async fn event_questions(&self, event: EventId) -> StoreResult<Vec<QuestionStanding>> {
+            Ok((0..40u128).map(|i| QuestionStanding::new(QuestionId::from_u128(i + 1), event)).collect())
         }
-        async fn question(&self, _: QuestionId) -> StoreResult<Option<QuestionCounters>> {
+        async fn question(&self, _: QuestionId) -> StoreResult<Option<QuestionStanding>> {
             Ok(None)
         }
         async fn question_texts(&self, _: &[QuestionId]) -> StoreResult<Vec<QuestionText>> {

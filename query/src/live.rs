@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use crate::error::{ApiError, StreamBudget};
 use crate::handlers::{existing_event, hosted_event, AppState};
 use crate::lists::{wall_clock_ms, Variant};
-use crate::Shared;
+use crate::QueryContext;
 use http_edge::PathParams;
 
 /// The shortest time between two pushes on one stream.
@@ -325,7 +325,7 @@ pub async fn host(
 }
 
 struct LiveStream {
-    shared: Arc<Shared>,
+    shared: Arc<QueryContext>,
     event: EventId,
     variant: Variant,
     subscription: Subscription,
@@ -372,7 +372,7 @@ async fn expiry(expire_unix: u64) {
 }
 
 fn open(
-    shared: Arc<Shared>,
+    shared: Arc<QueryContext>,
     client: ClientAddr,
     event: EventId,
     expire_unix: u64,

@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 use http_edge::ClientAddr;
 use ledger::ports::{EventRow, EventStore, LedgerStore, ProjectionReader, StoreError, StoreResult};
 use ledger::secret::hash_secret;
-use ledger::{Asked, Body as RecordBody, EventId, QuestionId, Record, RecordId, VoterId};
+use ledger::{Asked, EventId, QuestionId, Record, RecordBody, RecordId, VoterId};
 use ledger_sqlite::{Durability, Options, SqliteStore};
 use query::{LiveHub, QueryConfig, QueryState};
 use serde_json::{json, Value};
@@ -64,7 +64,8 @@ async fn app_with(config: QueryConfig) -> App {
     )
     .unwrap();
     let hub = LiveHub::new();
-    let router = query::router(QueryState { config, live: Some(hub.clone()), ..bare_state(store.clone(), store.clone()) });
+    let router =
+        query::router(QueryState { config, live: Some(hub.clone()), ..bare_state(store.clone(), store.clone()) });
     App { router, store, hub, ids: ulid::Generator::new(), _dir: dir }
 }
 
@@ -721,10 +722,10 @@ impl EventStore for Down {
 
 #[async_trait::async_trait]
 impl ProjectionReader for Down {
-    async fn event_questions(&self, _: EventId) -> StoreResult<Vec<ledger::QuestionCounters>> {
+    async fn event_questions(&self, _: EventId) -> StoreResult<Vec<ledger::QuestionStanding>> {
         down()
     }
-    async fn question(&self, _: QuestionId) -> StoreResult<Option<ledger::QuestionCounters>> {
+    async fn question(&self, _: QuestionId) -> StoreResult<Option<ledger::QuestionStanding>> {
         down()
     }
     async fn question_texts(&self, _: &[QuestionId]) -> StoreResult<Vec<ledger::ports::QuestionText>> {

@@ -123,8 +123,8 @@ async fn two_regions_converge_to_the_replay_of_the_union() {
 
     let mut east_projection = east.store.questions(Some(event)).await.expect("east projection");
     let mut west_projection = west.store.questions(Some(event)).await.expect("west projection");
-    east_projection.sort_by_key(|q| q.counters.id);
-    west_projection.sort_by_key(|q| q.counters.id);
+    east_projection.sort_by_key(|q| q.standing.id);
+    west_projection.sort_by_key(|q| q.standing.id);
     assert_eq!(east_projection, west_projection, "{context}: the regions' projections differ");
 
     let mut replay = Projection::new();

@@ -8,7 +8,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodbstreams::Client as StreamsClient;
 use aws_sdk_sqs::Client as SqsClient;
 use ledger::ports::{LedgerStore, ProjectionReader, ProjectionStore};
-use ledger::{Body, EventId, QuestionId, RecordId};
+use ledger::{EventId, QuestionId, RecordBody, RecordId};
 use ledger_conformance::{assert_projection_is_fold, delivery, history, moto_endpoint, Scale, Stores};
 use ledger_dynamodb::stream::record_from_stream_json;
 use ledger_dynamodb::{fresh_tables, sdk_config, DynamoStore};
@@ -30,7 +30,7 @@ fn the_pipe_message_fixture_is_a_ledger_record() {
     let record = record_from_stream_json(&fixture("pipe-stream-record.json"))
         .expect("fixture parses")
         .expect("an INSERT carries a record");
-    assert!(matches!(record.body, Body::Voted { up: true, .. }), "got {record:?}");
+    assert!(matches!(record.body, RecordBody::Voted { up: true, .. }), "got {record:?}");
     assert_eq!(record.region, "eu-north-1");
     let event: SqsEvent = serde_json::from_str(&fixture("sqs-event.json")).expect("SQS event fixture parses");
     assert_eq!(event.records.len(), 7);

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_types::body::SdkBody;
-use ledger::{Asked, Body, EventId, QuestionId, Record, RecordId, VoterId};
+use ledger::{Asked, EventId, QuestionId, Record, RecordBody, RecordId, VoterId};
 use ledger_dynamodb::aws_sdk_dynamodb;
 use ledger_dynamodb::schema::{PARTITION_WCU_PER_S_MAX, TRANSACT_ITEMS_MAX};
 use ledger_dynamodb::{DynamoStore, Tables};
@@ -291,7 +291,7 @@ fn fixture() -> (EventId, QuestionId, Record) {
         event,
         question,
         region: "us-east-1".into(),
-        body: Body::Asked(Asked { text: "The hot question?".into(), who: None, voter: VoterId::random() }),
+        body: RecordBody::Asked(Asked { text: "The hot question?".into(), who: None, voter: VoterId::random() }),
     };
     (event, question, asked)
 }
@@ -304,7 +304,7 @@ fn votes(event: EventId, question: QuestionId, second: u64, n: u64) -> Vec<Recor
             event,
             question,
             region: "us-east-1".into(),
-            body: Body::Voted { voter: VoterId::random(), up: true },
+            body: RecordBody::Voted { voter: VoterId::random(), up: true },
         })
         .collect()
 }

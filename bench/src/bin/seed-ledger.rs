@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use ledger::ports::{EventRow, EventStore, LedgerStore};
-use ledger::{Asked, Body, EventId, QuestionId, Record, RecordId, VoterId};
+use ledger::{Asked, EventId, QuestionId, Record, RecordBody, RecordId, VoterId};
 use rand::{Rng, SeedableRng};
 use ulid::Ulid;
 use wewerewondering::embedded::{Embedded, EmbeddedConfig};
@@ -53,14 +53,14 @@ async fn main() -> anyhow::Result<()> {
         let id = RecordId(Ulid::from_parts(now_ms + i as u64 / 1_000, i as u128));
         let voter = VoterId(Ulid(rng.gen_range(0..args.voters)));
         let (question, body) = if i < args.questions {
-            (questions[i], Body::Asked(Asked { text: format!("seeded question number {i}?"), who: None, voter }))
+            (questions[i], RecordBody::Asked(Asked { text: format!("seeded question number {i}?"), who: None, voter }))
         } else {
             let q = questions[rng.gen_range(0..questions.len())];
             match rng.gen_range(0..100) {
-                0 => (q, Body::Answered { on: rng.gen() }),
-                1 => (q, Body::Hidden { on: rng.gen_bool(0.2) }),
-                2..=9 => (q, Body::Voted { voter, up: false }),
-                _ => (q, Body::Voted { voter, up: true }),
+                0 => (q, RecordBody::Answered { on: rng.gen() }),
+                1 => (q, RecordBody::Hidden { on: rng.gen_bool(0.2) }),
+                2..=9 => (q, RecordBody::Voted { voter, up: false }),
+                _ => (q, RecordBody::Voted { voter, up: true }),
             }
         };
         batch.push(Record { id, event, question, region: "bench".into(), body });

@@ -17,7 +17,7 @@ use ledger::ports::{
 };
 use ledger::secret::hash_secret;
 use ledger::{
-    Asked, BatchPlan, Body, EventId, Projection, QuestionCounters, QuestionId, QuestionState, Record, RecordId,
+    Asked, BatchPlan, EventId, Projection, QuestionId, QuestionStanding, QuestionState, Record, RecordBody, RecordId,
     VoterId, VoterState,
 };
 use rand::rngs::StdRng;
@@ -135,7 +135,7 @@ fn ulid_at(rng: &mut impl Rng, offset_ms: u64) -> Ulid {
     Ulid::from_parts(now_ms() + offset_ms, rng.gen())
 }
 
-fn record(rng: &mut impl Rng, event: EventId, question: QuestionId, offset_ms: u64, body: Body) -> Record {
+fn record(rng: &mut impl Rng, event: EventId, question: QuestionId, offset_ms: u64, body: RecordBody) -> Record {
     Record { id: RecordId(ulid_at(rng, offset_ms)), event, question, region: "conformance".into(), body }
 }
 
@@ -149,15 +149,15 @@ pub fn history(rng: &mut impl Rng, event: EventId, scale: Scale) -> Vec<Record> 
         let who = (i % 2 == 0).then(|| format!("Asker {i}"));
         let asked = Asked { text: format!("Question number {i}, why?"), who, voter: voters[i % voters.len()] };
         let offset = rng.gen_range(0..1_000);
-        records.push(record(rng, event, q, offset, Body::Asked(asked)));
+        records.push(record(rng, event, q, offset, RecordBody::Asked(asked)));
     }
     while records.len() < scale.records {
         let q = questions[rng.gen_range(0..questions.len())];
         let offset = rng.gen_range(0..60_000);
         let body = match rng.gen_range(0..10) {
-            0 => Body::Answered { on: rng.gen_bool(0.7) },
-            1 => Body::Hidden { on: rng.gen_bool(0.3) },
-            _ => Body::Voted { voter: voters[rng.gen_range(0..voters.len())], up: rng.gen_bool(0.7) },
+            0 => RecordBody::Answered { on: rng.gen_bool(0.7) },
+            1 => RecordBody::Hidden { on: rng.gen_bool(0.3) },
+            _ => RecordBody::Voted { voter: voters[rng.gen_range(0..voters.len())], up: rng.gen_bool(0.7) },
         };
         records.push(record(rng, event, q, offset, body));
     }
@@ -186,19 +186,19 @@ pub async fn assert_projection_is_fold(s: &Stores, event: EventId, records: &[Re
     for r in records {
         fold.apply(r);
     }
-    let expected: Vec<QuestionState> = fold.sorted().into_iter().filter(|q| q.counters.event == event).collect();
+    let expected: Vec<QuestionState> = fold.sorted().into_iter().filter(|q| q.standing.event == event).collect();
     let mut stored = must("read the projection's questions", s.projection.questions(Some(event)).await);
-    stored.sort_by_key(|q| q.counters.id);
+    stored.sort_by_key(|q| q.standing.id);
     assert_eq!(stored, expected, "{context}: stored questions differ from the pure fold");
     let mut counters = must("read the event's counters", s.reader.event_questions(event).await);
     counters.sort_by_key(|c| c.id);
-    let expected_counters: Vec<QuestionCounters> = expected.iter().map(|q| q.counters).collect();
+    let expected_counters: Vec<QuestionStanding> = expected.iter().map(|q| q.standing).collect();
     assert_eq!(counters, expected_counters, "{context}: the event's list differs from the pure fold");
     let keys: BTreeSet<(QuestionId, VoterId)> = records
         .iter()
         .filter_map(|r| match &r.body {
-            Body::Asked(a) => Some((r.question, a.voter)),
-            Body::Voted { voter, .. } => Some((r.question, *voter)),
+            RecordBody::Asked(a) => Some((r.question, a.voter)),
+            RecordBody::Voted { voter, .. } => Some((r.question, *voter)),
             _ => None,
         })
         .collect();
@@ -243,18 +243,20 @@ pub async fn append_and_read_back(s: &Stores, _scale: Scale, _seed: u64) {
             event,
             q,
             0,
-            Body::Asked(Asked { text: "Who? — naïve “quotes” 🎉".into(), who: Some("Zoë".into()), voter }),
+            RecordBody::Asked(Asked {
+                text: "Who? — naïve “quotes” 🎉".into(), who: Some("Zoë".into()), voter
+            }),
         ),
-        record(rng, event, q, 1, Body::Voted { voter: VoterId::random(), up: true }),
-        record(rng, event, q, 2, Body::Voted { voter, up: false }),
-        record(rng, event, q, 3, Body::Answered { on: true }),
-        record(rng, event, q, 4, Body::Hidden { on: false }),
+        record(rng, event, q, 1, RecordBody::Voted { voter: VoterId::random(), up: true }),
+        record(rng, event, q, 2, RecordBody::Voted { voter, up: false }),
+        record(rng, event, q, 3, RecordBody::Answered { on: true }),
+        record(rng, event, q, 4, RecordBody::Hidden { on: false }),
         record(
             rng,
             event,
             QuestionId(Ulid::new()),
             5,
-            Body::Asked(Asked { text: "No name here".into(), who: None, voter }),
+            RecordBody::Asked(Asked { text: "No name here".into(), who: None, voter }),
         ),
     ];
     must("append one record", s.ledger.append(&records[..1]).await);
@@ -299,11 +301,11 @@ pub async fn an_append_never_overwrites_a_stored_record(s: &Stores, _scale: Scal
     let event = EventId(Ulid::new());
     let q = QuestionId(Ulid::new());
     let voter = VoterId::random();
-    let first = record(rng, event, q, 0, Body::Voted { voter, up: true });
-    let impostor = Record { body: Body::Hidden { on: true }, region: "impostor".into(), ..first.clone() };
-    let bystander = record(rng, event, q, 1, Body::Voted { voter: VoterId::random(), up: true });
-    let twin = record(rng, event, q, 2, Body::Answered { on: true });
-    let twin_impostor = Record { body: Body::Answered { on: false }, ..twin.clone() };
+    let first = record(rng, event, q, 0, RecordBody::Voted { voter, up: true });
+    let impostor = Record { body: RecordBody::Hidden { on: true }, region: "impostor".into(), ..first.clone() };
+    let bystander = record(rng, event, q, 1, RecordBody::Voted { voter: VoterId::random(), up: true });
+    let twin = record(rng, event, q, 2, RecordBody::Answered { on: true });
+    let twin_impostor = Record { body: RecordBody::Answered { on: false }, ..twin.clone() };
     must("append the first record", s.ledger.append(std::slice::from_ref(&first)).await);
     must(
         "append another record under a stored id, among others",
@@ -323,7 +325,7 @@ pub async fn reads_past_one_page(s: &Stores, scale: Scale, _seed: u64) {
     let event = EventId(Ulid::new());
     let q = QuestionId(Ulid::new());
     let records: Vec<Record> = (0..scale.paging_records)
-        .map(|i| record(rng, event, q, i as u64, Body::Voted { voter: VoterId::random(), up: true }))
+        .map(|i| record(rng, event, q, i as u64, RecordBody::Voted { voter: VoterId::random(), up: true }))
         .collect();
     must("append", s.ledger.append(&records).await);
     let mut seen = Vec::new();
@@ -358,11 +360,12 @@ pub async fn unknown_questions_and_early_votes(s: &Stores, _scale: Scale, _seed:
     assert!(must("texts of unknown ids", s.reader.question_texts(&[unknown]).await).is_empty());
     assert!(must("list an unknown event", s.reader.event_questions(event).await).is_empty());
     let asker = VoterId::random();
-    let asked = record(rng, event, q, 0, Body::Asked(Asked { text: "Late arrival?".into(), who: None, voter: asker }));
+    let asked =
+        record(rng, event, q, 0, RecordBody::Asked(Asked { text: "Late arrival?".into(), who: None, voter: asker }));
     let early = [
-        record(rng, event, q, 10, Body::Voted { voter: VoterId::random(), up: true }),
-        record(rng, event, q, 11, Body::Voted { voter: VoterId::random(), up: true }),
-        record(rng, event, q, 12, Body::Answered { on: true }),
+        record(rng, event, q, 10, RecordBody::Voted { voter: VoterId::random(), up: true }),
+        record(rng, event, q, 11, RecordBody::Voted { voter: VoterId::random(), up: true }),
+        record(rng, event, q, 12, RecordBody::Answered { on: true }),
     ];
     deliver(s, &[early.to_vec()], "apply votes before their question").await;
     let counters = must("read the question", s.reader.question(q).await);
@@ -390,7 +393,7 @@ pub async fn a_stale_commit_is_a_conflict_and_changes_nothing(s: &Stores, _scale
     let records: Vec<Record> = voters
         .iter()
         .enumerate()
-        .map(|(i, &v)| record(rng, event, q, i as u64, Body::Voted { voter: v, up: true }))
+        .map(|(i, &v)| record(rng, event, q, i as u64, RecordBody::Voted { voter: v, up: true }))
         .collect();
     let plan = BatchPlan::from_records(&records);
     let stale = plan.resolve(&Default::default());
@@ -413,8 +416,8 @@ pub async fn a_commit_is_all_or_nothing_across_questions(s: &Stores, _scale: Sca
     let fresh_q = QuestionId(ulid_at(rng, 0));
     let stale_q = QuestionId(ulid_at(rng, 1));
     let (u, w) = (VoterId::random(), VoterId::random());
-    let fresh = record(rng, event, fresh_q, 2, Body::Voted { voter: u, up: true });
-    let stale = record(rng, event, stale_q, 3, Body::Voted { voter: w, up: true });
+    let fresh = record(rng, event, fresh_q, 2, RecordBody::Voted { voter: u, up: true });
+    let stale = record(rng, event, stale_q, 3, RecordBody::Voted { voter: w, up: true });
     let change = BatchPlan::from_records([&fresh, &stale]).resolve(&Default::default());
     assert_eq!(change.questions.len(), 2, "the change must touch both questions");
     // Meanwhile w's vote on the second question is committed: the change's view of it is stale.
@@ -517,18 +520,14 @@ pub async fn a_competing_commit_between_read_and_commit_is_replanned(s: &Stores,
     let batch: Vec<Record> = voters
         .iter()
         .enumerate()
-        .map(|(i, &v)| record(rng, event, q, 1 + i as u64, Body::Voted { voter: v, up: true }))
+        .map(|(i, &v)| record(rng, event, q, 1 + i as u64, RecordBody::Voted { voter: v, up: true }))
         .collect();
-    let competing = vec![record(rng, event, q, 10, Body::Voted { voter: voters[0], up: false })];
+    let competing = vec![record(rng, event, q, 10, RecordBody::Voted { voter: voters[0], up: false })];
     let interloper =
         Contested::new(s.projection.clone(), Rival::Once(tokio::sync::Mutex::new(Some(competing.clone()))));
     let applied = must("apply the batch", aggregator::apply_batch(&interloper, &batch, None).await);
     assert!(applied.conflicts >= 1, "the competing commit did not make the batch conflict: {applied:?}");
-    assert_eq!(
-        interloper.commits(),
-        applied.conflicts + 1,
-        "one commit per conflict, and the last one applied"
-    );
+    assert_eq!(interloper.commits(), applied.conflicts + 1, "one commit per conflict, and the last one applied");
     let mut all = batch.clone();
     all.extend(competing);
     assert_projection_is_fold(s, event, &all, "a competing commit between read and commit").await;
@@ -547,18 +546,20 @@ pub async fn a_batch_that_always_conflicts_is_given_up_and_changes_nothing(s: &S
     let q = QuestionId(ulid_at(rng, 0));
     let asker = VoterId::random();
     let batch = vec![
-        record(rng, event, q, 1, Body::Asked(Asked { text: "Will this ever land?".into(), who: None, voter: asker })),
-        record(rng, event, q, 2, Body::Voted { voter: VoterId::random(), up: true }),
-        record(rng, event, q, 3, Body::Answered { on: true }),
+        record(
+            rng,
+            event,
+            q,
+            1,
+            RecordBody::Asked(Asked { text: "Will this ever land?".into(), who: None, voter: asker }),
+        ),
+        record(rng, event, q, 2, RecordBody::Voted { voter: VoterId::random(), up: true }),
+        record(rng, event, q, 3, RecordBody::Answered { on: true }),
     ];
     let outrun = Contested::new(s.projection.clone(), Rival::Always);
     let result = aggregator::apply_batch(&outrun, &batch, None).await;
     assert!(matches!(result, Err(StoreError::Unavailable(_))), "expected the batch given up, got {result:?}");
-    assert_eq!(
-        outrun.commits(),
-        aggregator::CONFLICT_RETRIES_MAX + 1,
-        "the first commit and one per retry"
-    );
+    assert_eq!(outrun.commits(), aggregator::CONFLICT_RETRIES_MAX + 1, "the first commit and one per retry");
     assert_eq!(must("read the question", s.reader.question(q).await), None, "a given-up batch changed the projection");
     assert!(must("list the event", s.reader.event_questions(event).await).is_empty());
     assert!(must("read the asker", s.projection.voters(&[(q, asker)]).await).is_empty());
@@ -611,9 +612,9 @@ pub async fn a_crowd_on_one_question(s: &Stores, scale: Scale, seed: u64) {
     let q = QuestionId(Ulid::new());
     let voters: Vec<VoterId> = (0..scale.crowd_voters).map(|_| VoterId::random()).collect();
     let asked = Asked { text: "The crowd's question?".into(), who: None, voter: voters[0] };
-    let mut records = vec![record(rng, event, q, 0, Body::Asked(asked))];
+    let mut records = vec![record(rng, event, q, 0, RecordBody::Asked(asked))];
     for (i, &voter) in voters.iter().enumerate() {
-        records.push(record(rng, event, q, 10 + i as u64, Body::Voted { voter, up: true }));
+        records.push(record(rng, event, q, 10 + i as u64, RecordBody::Voted { voter, up: true }));
     }
     let context = format!("a crowd on one question (CONFORMANCE_SEED={seed})");
     let (first, second) = records.split_at(records.len() * 2 / 3);
@@ -625,7 +626,7 @@ pub async fn a_crowd_on_one_question(s: &Stores, scale: Scale, seed: u64) {
         .iter()
         .step_by(3)
         .enumerate()
-        .map(|(i, &voter)| record(rng, event, q, 100_000 + i as u64, Body::Voted { voter, up: false }))
+        .map(|(i, &voter)| record(rng, event, q, 100_000 + i as u64, RecordBody::Voted { voter, up: false }))
         .collect();
     deliver(s, &[retractions.clone(), records.clone()], &context).await;
     records.extend(retractions);
@@ -645,7 +646,7 @@ pub async fn replace_restores_a_fold(s: &Stores, scale: Scale, seed: u64) {
     deliver(s, &delivery(rng, &records, scale.batch_records_max), &context).await;
     deliver(s, std::slice::from_ref(&others), &context).await;
     // Drift: records the projection has but the ledger (the truth) does not.
-    let truth: Vec<Record> = records.iter().filter(|r| !matches!(r.body, Body::Hidden { .. })).cloned().collect();
+    let truth: Vec<Record> = records.iter().filter(|r| !matches!(r.body, RecordBody::Hidden { .. })).cloned().collect();
     let mut fold = Projection::new();
     for r in &truth {
         fold.apply(r);
@@ -654,8 +655,8 @@ pub async fn replace_restores_a_fold(s: &Stores, scale: Scale, seed: u64) {
     let mut voters = BTreeMap::new();
     for r in &truth {
         let voter = match &r.body {
-            Body::Asked(a) => a.voter,
-            Body::Voted { voter, .. } => *voter,
+            RecordBody::Asked(a) => a.voter,
+            RecordBody::Voted { voter, .. } => *voter,
             _ => continue,
         };
         if let Some(state) = fold.voter(r.question, voter) {
@@ -690,10 +691,10 @@ pub async fn replace_refuses_what_is_not_of_its_event(s: &Stores, scale: Scale, 
     for r in records.iter().chain(&others) {
         fold.apply(r);
     }
-    let foreign = fold.sorted().into_iter().find(|q| q.counters.event == other).expect("the other event has questions");
+    let foreign = fold.sorted().into_iter().find(|q| q.standing.event == other).expect("the other event has questions");
     let refused = s.projection.replace(Some(event), std::slice::from_ref(&foreign), &[]).await;
     assert!(matches!(refused, Err(StoreError::Rejected(_))), "{context}: another event's question: {refused:?}");
-    let voter = ((foreign.counters.id, VoterId(Ulid::new())), VoterState { up: true, rec: RecordId(Ulid::new()) });
+    let voter = ((foreign.standing.id, VoterId(Ulid::new())), VoterState { up: true, rec: RecordId(Ulid::new()) });
     let refused = s.projection.replace(Some(event), &[], &[voter]).await;
     assert!(matches!(refused, Err(StoreError::Rejected(_))), "{context}: a voter of a question not held: {refused:?}");
     assert_projection_is_fold(s, event, &records, &context).await;
@@ -737,14 +738,14 @@ pub async fn write_retention_fixture(s: &Stores) -> RetentionFixture {
             event,
             question,
             region: "conformance".into(),
-            body: Body::Asked(Asked { text: "When does this expire?".into(), who: None, voter: voters[0] }),
+            body: RecordBody::Asked(Asked { text: "When does this expire?".into(), who: None, voter: voters[0] }),
         },
         Record {
             id: RecordId(at(3 * 86_400_000, rng)),
             event,
             question,
             region: "conformance".into(),
-            body: Body::Voted { voter: voters[1], up: true },
+            body: RecordBody::Voted { voter: voters[1], up: true },
         },
     ];
     let row = EventRow { id: event, secret_hash: hash_secret("retention"), expire_unix: RETENTION_CHECK_EXPIRE_UNIX };

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use ledger::ports::{EventRow, QuestionText, StoreError};
 use ledger::{
-    Asked, AskedView, Body, EventId, QuestionCounters, QuestionId, QuestionState, Record, RecordId, Retention, Stamped,
-    VoterId, VoterState,
+    Asked, AskedView, EventId, QuestionId, QuestionStanding, QuestionState, Record, RecordBody, RecordId, Retention,
+    Stamped, VoterId, VoterState,
 };
 
 use crate::schema::{
@@ -139,18 +139,18 @@ pub fn record_to_item(record: &Record, shards: u32, retention: Retention) -> Ite
         (TTL_ATTRIBUTE.to_owned(), number_attr(retention.expire_of(record.event))),
     ]);
     match &record.body {
-        Body::Asked(asked) => {
+        RecordBody::Asked(asked) => {
             item.insert(A_TEXT.to_owned(), string_attr(&asked.text));
             if let Some(who) = &asked.who {
                 item.insert(A_WHO.to_owned(), string_attr(who));
             }
             item.insert(A_VOTER.to_owned(), string_attr(asked.voter));
         }
-        Body::Voted { voter, up } => {
+        RecordBody::Voted { voter, up } => {
             item.insert(A_VOTER.to_owned(), string_attr(voter));
             item.insert(A_UP.to_owned(), AttributeValue::Bool(*up));
         }
-        Body::Answered { on } | Body::Hidden { on } => {
+        RecordBody::Answered { on } | RecordBody::Hidden { on } => {
             item.insert(A_ON.to_owned(), AttributeValue::Bool(*on));
         }
     }
@@ -160,14 +160,14 @@ pub fn record_to_item(record: &Record, shards: u32, retention: Retention) -> Ite
 /// A ledger item (from a Query, a Scan or a stream record's NewImage) as a record.
 pub fn record_from_item(item: &Item) -> Result<Record, StoreError> {
     let body = match get_s(item, A_KIND)? {
-        "asked" => Body::Asked(Asked {
+        "asked" => RecordBody::Asked(Asked {
             text: get_s(item, A_TEXT)?.to_owned(),
             who: opt_s(item, A_WHO)?.map(str::to_owned),
             voter: get_id(item, A_VOTER)?,
         }),
-        "vote" => Body::Voted { voter: get_id(item, A_VOTER)?, up: get_bool(item, A_UP)? },
-        "answered" => Body::Answered { on: get_bool(item, A_ON)? },
-        "hidden" => Body::Hidden { on: get_bool(item, A_ON)? },
+        "vote" => RecordBody::Voted { voter: get_id(item, A_VOTER)?, up: get_bool(item, A_UP)? },
+        "answered" => RecordBody::Answered { on: get_bool(item, A_ON)? },
+        "hidden" => RecordBody::Hidden { on: get_bool(item, A_ON)? },
         other => return Err(corrupt(&format!("unknown record kind `{other}`"), item)),
     };
     Ok(Record {
@@ -187,8 +187,8 @@ fn stamp_from_item(item: &Item, value: &str, at: &str) -> Result<Option<Stamped<
 }
 
 /// A question item (or its `top` projection) as counters.
-pub fn counters_from_item(item: &Item) -> Result<QuestionCounters, StoreError> {
-    Ok(QuestionCounters {
+pub fn standing_from_item(item: &Item) -> Result<QuestionStanding, StoreError> {
+    Ok(QuestionStanding {
         id: get_id(item, QUESTIONS_KEY)?,
         event: get_id(item, A_EVENT)?,
         votes: get_u64(item, A_VOTES)?,
@@ -202,7 +202,7 @@ pub fn question_from_item(item: &Item) -> Result<QuestionState, StoreError> {
         Some(text) => Some(AskedView { text: text.to_owned(), who: opt_s(item, A_WHO)?.map(str::to_owned) }),
         None => None,
     };
-    Ok(QuestionState { counters: counters_from_item(item)?, asked })
+    Ok(QuestionState { standing: standing_from_item(item)?, asked })
 }
 
 /// The text of a question item, if its `asked` record has been folded in.
@@ -220,7 +220,7 @@ pub fn text_from_item(item: &Item) -> Result<Option<QuestionText>, StoreError> {
 
 /// A whole question item, as `replace` writes it.
 pub fn question_to_item(question: &QuestionState, retention: Retention) -> Item {
-    let c = &question.counters;
+    let c = &question.standing;
     let mut item = HashMap::from([
         (QUESTIONS_KEY.to_owned(), string_attr(c.id)),
         (A_EVENT.to_owned(), string_attr(c.event)),
@@ -315,11 +315,11 @@ mod tests {
     fn records_round_trip_and_bad_items_are_corrupt() {
         let voter = VoterId::random();
         for body in [
-            Body::Asked(Asked { text: "why so?".into(), who: Some("Ann".into()), voter }),
-            Body::Asked(Asked { text: "why not?".into(), who: None, voter }),
-            Body::Voted { voter, up: false },
-            Body::Answered { on: true },
-            Body::Hidden { on: false },
+            RecordBody::Asked(Asked { text: "why so?".into(), who: Some("Ann".into()), voter }),
+            RecordBody::Asked(Asked { text: "why not?".into(), who: None, voter }),
+            RecordBody::Voted { voter, up: false },
+            RecordBody::Answered { on: true },
+            RecordBody::Hidden { on: false },
         ] {
             let r = Record {
                 id: RecordId(Ulid::new()),
@@ -337,7 +337,7 @@ mod tests {
                 event: EventId(Ulid::new()),
                 question: QuestionId(Ulid::new()),
                 region: "x".into(),
-                body: Body::Hidden { on: true },
+                body: RecordBody::Hidden { on: true },
             },
             8,
             Retention::DEFAULT,

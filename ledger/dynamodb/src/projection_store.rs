@@ -7,13 +7,13 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
 use ledger::ports::{Commit, ProjectionReader, ProjectionStore, QuestionText, StoreError, StoreResult};
 use ledger::{
-    EventId, ProjectionChange, QuestionCounters, QuestionId, QuestionState, VoterChange, VoterId, VoterState,
+    EventId, ProjectionChange, QuestionId, QuestionStanding, QuestionState, VoterChange, VoterId, VoterState,
 };
 use rustc_hash::FxHashMap;
 
 use crate::item::{
-    a_shard_version, counters_from_item, number_attr, question_from_item, question_key, question_to_item,
-    shard_from_item, shard_key, shard_to_item, text_from_item, voter_from_item, voter_key, voter_to_item, ShardState,
+    a_shard_version, number_attr, question_from_item, question_key, question_to_item, shard_from_item, shard_key,
+    shard_to_item, standing_from_item, text_from_item, voter_from_item, voter_key, voter_to_item, ShardState,
     A_ANSWERED, A_ANSWERED_AT, A_EVENT, A_HIDDEN, A_HIDDEN_AT, A_TEXT, A_WHO,
 };
 use crate::schema::QUESTIONS_KEY;
@@ -93,7 +93,7 @@ impl ProjectionStore for DynamoStore {
                     .top_items(event)
                     .await?
                     .iter()
-                    .map(|i| counters_from_item(i).map(|c| question_key(c.id)))
+                    .map(|i| standing_from_item(i).map(|c| question_key(c.id)))
                     .collect::<StoreResult<Vec<_>>>()?;
                 self.batch_get(&self.tables.questions, keys, true, None, &[]).await?
             }
@@ -114,13 +114,13 @@ impl ProjectionStore for DynamoStore {
     ) -> StoreResult<()> {
         ledger::rules::check_replacement(event, questions, voters)?;
         let events: HashMap<QuestionId, EventId> =
-            questions.iter().map(|q| (q.counters.id, q.counters.event)).collect();
+            questions.iter().map(|q| (q.standing.id, q.standing.event)).collect();
         // What is stored now in scope, to delete what the new projection lacks.
         let old_questions = self.questions(event).await?;
         let old_voter_items = match event {
             None => self.scan_all(&self.tables.voters).await?,
             Some(_) => {
-                let mut ids: Vec<QuestionId> = old_questions.iter().map(|q| q.counters.id).collect();
+                let mut ids: Vec<QuestionId> = old_questions.iter().map(|q| q.standing.id).collect();
                 ids.extend(events.keys().copied());
                 ids.sort();
                 ids.dedup();
@@ -147,13 +147,13 @@ impl ProjectionStore for DynamoStore {
         let mut shard_puts = Vec::new();
         for q in questions {
             let mut item = question_to_item(q, self.retention);
-            let expire = self.expire(q.counters.event);
+            let expire = self.expire(q.standing.event);
             for k in 0..self.tables.counter_shards {
-                let ver = old_shards.get(&(q.counters.id, k)).map_or(0, |s| s.ver) + 1;
-                let part = if k == 0 { q.counters.votes as i64 } else { 0 };
+                let ver = old_shards.get(&(q.standing.id, k)).map_or(0, |s| s.ver) + 1;
+                let part = if k == 0 { q.standing.votes as i64 } else { 0 };
                 item.insert(a_shard_version(k), number_attr(ver));
                 let put = PutRequest::builder()
-                    .set_item(Some(shard_to_item(q.counters.id, k, ShardState { part, ver }, expire)))
+                    .set_item(Some(shard_to_item(q.standing.id, k, ShardState { part, ver }, expire)))
                     .build();
                 shard_puts.push(
                     WriteRequest::builder().put_request(put.map_err(|e| StoreError::Rejected(e.to_string()))?).build(),
@@ -184,8 +184,8 @@ impl ProjectionStore for DynamoStore {
         self.batch_write(&self.tables.questions, puts).await?;
         self.batch_write(&self.tables.voters, voter_puts).await?;
         let mut deletes = Vec::new();
-        for q in old_questions.iter().filter(|q| !events.contains_key(&q.counters.id)) {
-            let del = DeleteRequest::builder().set_key(Some(question_key(q.counters.id))).build();
+        for q in old_questions.iter().filter(|q| !events.contains_key(&q.standing.id)) {
+            let del = DeleteRequest::builder().set_key(Some(question_key(q.standing.id))).build();
             deletes.push(
                 WriteRequest::builder().delete_request(del.map_err(|e| StoreError::Rejected(e.to_string()))?).build(),
             );
@@ -218,11 +218,11 @@ impl ProjectionStore for DynamoStore {
 
 #[async_trait]
 impl ProjectionReader for DynamoStore {
-    async fn event_questions(&self, event: EventId) -> StoreResult<Vec<QuestionCounters>> {
-        self.top_items(event).await?.iter().map(counters_from_item).collect()
+    async fn event_questions(&self, event: EventId) -> StoreResult<Vec<QuestionStanding>> {
+        self.top_items(event).await?.iter().map(standing_from_item).collect()
     }
 
-    async fn question(&self, id: QuestionId) -> StoreResult<Option<QuestionCounters>> {
+    async fn question(&self, id: QuestionId) -> StoreResult<Option<QuestionStanding>> {
         let out = self
             .client
             .get_item()
@@ -231,7 +231,7 @@ impl ProjectionReader for DynamoStore {
             .send()
             .await
             .map_err(|e| store_error("read a question", e))?;
-        out.item.as_ref().map(counters_from_item).transpose()
+        out.item.as_ref().map(standing_from_item).transpose()
     }
 
     async fn question_texts(&self, ids: &[QuestionId]) -> StoreResult<Vec<QuestionText>> {

@@ -204,7 +204,7 @@ impl DynamoStore {
                 for k in 0..shards {
                     let was = stored.shards.get(&k).copied();
                     let next = ShardState {
-                        part: if k == 0 { f.counters.votes as i64 } else { 0 },
+                        part: if k == 0 { f.standing.votes as i64 } else { 0 },
                         ver: was.map_or(0, |s| s.ver) + 1,
                     };
                     item.insert(a_shard_version(k), number_attr(next.ver));

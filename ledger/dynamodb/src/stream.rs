@@ -120,7 +120,7 @@ pub fn record_from_stream_value(value: &Value) -> Result<Option<Record>, StreamE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ledger::{Body, EventId, QuestionId, RecordId, VoterId};
+    use ledger::{EventId, QuestionId, RecordBody, RecordId, VoterId};
     use serde_json::json;
     use ulid::Ulid;
 
@@ -131,7 +131,7 @@ mod tests {
             event: EventId(Ulid::new()),
             question: QuestionId(Ulid::new()),
             region: "us-east-1".into(),
-            body: Body::Voted { voter: VoterId::random(), up: true },
+            body: RecordBody::Voted { voter: VoterId::random(), up: true },
         };
         let item = crate::item::record_to_item(&record, 8, ledger::Retention::DEFAULT);
         let image = item_to_json(&item);

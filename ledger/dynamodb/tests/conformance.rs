@@ -6,7 +6,7 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::types::AttributeValue;
 use ledger::ports::{EventRow, EventStore, LedgerStore};
 use ledger::secret::hash_secret;
-use ledger::{Asked, Body, EventId, QuestionId, Record, RecordId, VoterId};
+use ledger::{Asked, EventId, QuestionId, Record, RecordBody, RecordId, VoterId};
 use ledger_conformance::{conformance_tests, moto_endpoint, Scale, Stores};
 use ledger_dynamodb::item::{ledger_partition, shard_of};
 use ledger_dynamodb::{fresh_tables, DynamoStore};
@@ -62,7 +62,7 @@ async fn every_item_carries_its_expiry() {
         event,
         question: q,
         region: "test".into(),
-        body: Body::Asked(Asked { text: "Does it expire?".into(), who: None, voter }),
+        body: RecordBody::Asked(Asked { text: "Does it expire?".into(), who: None, voter }),
     };
     store.append(std::slice::from_ref(&asked)).await.expect("append");
     aggregator::apply_batch(store.as_ref(), std::slice::from_ref(&asked), None).await.expect("apply");
@@ -119,7 +119,7 @@ async fn roll_ups_only_move_forward() {
         event,
         question: q,
         region: "test".into(),
-        body: Body::Asked(Asked { text: "Forward only?".into(), who: None, voter: VoterId::random() }),
+        body: RecordBody::Asked(Asked { text: "Forward only?".into(), who: None, voter: VoterId::random() }),
     }];
     for _ in 0..5 {
         records.push(Record {
@@ -127,7 +127,7 @@ async fn roll_ups_only_move_forward() {
             event,
             question: q,
             region: "test".into(),
-            body: Body::Voted { voter: VoterId::random(), up: true },
+            body: RecordBody::Voted { voter: VoterId::random(), up: true },
         });
     }
     aggregator::apply_batch(store.as_ref(), &records, None).await.expect("apply");

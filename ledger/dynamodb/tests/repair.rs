@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use ledger::ports::{LedgerStore, ProjectionReader, ProjectionStore};
-use ledger::{Asked, Body, EventId, Projection, QuestionId, Record, RecordId, VoterId};
+use ledger::{Asked, EventId, Projection, QuestionId, Record, RecordBody, RecordId, VoterId};
 use ledger_conformance::{assert_projection_is_fold, moto_endpoint, Stores};
 use ledger_dynamodb::{fresh_tables, DynamoStore, Tables};
 use ulid::Ulid;
@@ -14,7 +14,7 @@ fn at(ms: u64) -> Ulid {
     Ulid::from_parts(ledger::retention::now_unix() * 1_000 + ms, rand::random())
 }
 
-fn record(event: EventId, question: QuestionId, ms: u64, body: Body) -> Record {
+fn record(event: EventId, question: QuestionId, ms: u64, body: RecordBody) -> Record {
     Record { id: RecordId(at(ms)), event, question, region: "test".into(), body }
 }
 
@@ -36,13 +36,13 @@ async fn repair_with_a_commit_in_between(store: Arc<DynamoStore>) {
     let (q, q2) = (QuestionId(at(1)), QuestionId(at(2)));
     let voters: Vec<VoterId> = (0..5).map(|_| VoterId::random()).collect();
     let asked = |q: QuestionId, ms, text: &str| {
-        record(event, q, ms, Body::Asked(Asked { text: text.into(), who: None, voter: voters[0] }))
+        record(event, q, ms, RecordBody::Asked(Asked { text: text.into(), who: None, voter: voters[0] }))
     };
     let mut history = vec![asked(q, 3, "Will the repair keep this?"), asked(q2, 4, "And this one?")];
     for (i, &v) in voters.iter().enumerate().skip(1) {
-        history.push(record(event, q, 10 + i as u64, Body::Voted { voter: v, up: true }));
+        history.push(record(event, q, 10 + i as u64, RecordBody::Voted { voter: v, up: true }));
     }
-    history.push(record(event, q2, 20, Body::Answered { on: true }));
+    history.push(record(event, q2, 20, RecordBody::Answered { on: true }));
     // The projection lost the last vote on q and the answered flag of q2.
     let projected: Vec<Record> =
         history.iter().filter(|r| r.id != history[5].id && r.id != history[6].id).cloned().collect();
@@ -52,9 +52,9 @@ async fn repair_with_a_commit_in_between(store: Arc<DynamoStore>) {
     // Between the repair's reads and its writes, guests act and the aggregator commits: a
     // retraction by a counted voter, a new voter, and q2 hidden.
     let late = vec![
-        record(event, q, 30, Body::Voted { voter: voters[1], up: false }),
-        record(event, q, 31, Body::Voted { voter: VoterId::random(), up: true }),
-        record(event, q2, 32, Body::Hidden { on: true }),
+        record(event, q, 30, RecordBody::Voted { voter: voters[1], up: false }),
+        record(event, q, 31, RecordBody::Voted { voter: VoterId::random(), up: true }),
+        record(event, q2, 32, RecordBody::Hidden { on: true }),
     ];
     let (aggregator_store, late_records) = (store.clone(), late.clone());
     let repaired = store
@@ -108,10 +108,10 @@ async fn a_repair_removes_and_restores_questions() {
     let (kept, lost, phantom) = (QuestionId(at(1)), QuestionId(at(2)), QuestionId(at(3)));
     let voter = VoterId::random();
     let ledger = vec![
-        record(event, kept, 5, Body::Voted { voter, up: true }),
-        record(event, lost, 6, Body::Voted { voter, up: true }),
+        record(event, kept, 5, RecordBody::Voted { voter, up: true }),
+        record(event, lost, 6, RecordBody::Voted { voter, up: true }),
     ];
-    let ghost = record(event, phantom, 7, Body::Voted { voter, up: true });
+    let ghost = record(event, phantom, 7, RecordBody::Voted { voter, up: true });
     // The projection has the phantom (never in the ledger) and lacks `lost`.
     store.append(&ledger).await.expect("append");
     let projected = vec![ledger[0].clone(), ghost];

@@ -31,7 +31,7 @@ use tokio::sync::{oneshot, Notify};
 
 pub use crate::schema::SCHEMA_VERSION;
 use crate::settings::{check_cursor, settle_retention};
-use crate::shared::{load_mirror, Shared, RECENT_RECORDS_MAX};
+use crate::shared::{load_mirror, StoreState, RECENT_RECORDS_MAX};
 use crate::sweep::SweepPosition;
 use crate::writer::Command;
 
@@ -78,7 +78,7 @@ pub struct SqliteStore {
     writer: Mutex<Option<SyncSender<Command>>>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
     checkpointer: Mutex<Option<Checkpointer>>,
-    shared: Arc<Shared>,
+    shared: Arc<StoreState>,
 }
 
 /// Most idle read-only connections kept for reuse; a burst of reads opens more, and closes
@@ -134,7 +134,7 @@ struct Checkpointer {
     thread: JoinHandle<()>,
 }
 
-fn spawn_checkpointer(path: &Path, durability: Durability, shared: Arc<Shared>) -> StoreResult<Checkpointer> {
+fn spawn_checkpointer(path: &Path, durability: Durability, shared: Arc<StoreState>) -> StoreResult<Checkpointer> {
     let conn = Connection::open(path).map_err(|e| open_error(path, e))?;
     configure(&conn, durability).map_err(|e| open_error(path, e))?;
     let (stop, stopped) = sync_channel::<()>(1);
@@ -172,7 +172,7 @@ impl SqliteStore {
         schema::migrate(&mut conn).map_err(|e| open_error(&path, e))?;
         let retention = settle_retention(&conn, &path, options.retention)?;
         check_cursor(&conn, &path)?;
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(StoreState {
             counters: RwLock::new(load_mirror(&path)?),
             events: RwLock::new(FxHashMap::default()),
             appended: Arc::new(Notify::new()),
@@ -373,7 +373,7 @@ pub(crate) fn unavailable(e: rusqlite::Error) -> StoreError {
 
 #[cfg(test)]
 mod tests {
-    use ledger::{Body, EventId, QuestionId, RecordId, VoterId};
+    use ledger::{EventId, QuestionId, RecordBody, RecordId, VoterId};
     use ulid::Ulid;
 
     use super::*;
@@ -440,7 +440,7 @@ mod tests {
             event: EventId(Ulid(1)),
             question: QuestionId(Ulid(2)),
             region: "test".into(),
-            body: Body::Voted { voter: VoterId(Ulid(3)), up: true },
+            body: RecordBody::Voted { voter: VoterId(Ulid(3)), up: true },
         };
         let started = std::time::Instant::now();
         store.append(&[vote]).await.expect("committed once the lock was released");

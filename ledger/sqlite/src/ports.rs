@@ -8,14 +8,14 @@ use ledger::ports::{
     StoreError, StoreResult,
 };
 use ledger::{
-    AskedView, BatchPlan, EventId, ProjectionChange, QuestionCounters, QuestionId, QuestionState, Record, VoterId,
+    AskedView, BatchPlan, EventId, ProjectionChange, QuestionId, QuestionStanding, QuestionState, Record, VoterId,
     VoterState,
 };
 use rusqlite::{params, OptionalExtension};
 use rustc_hash::FxHashMap;
 
 use crate::rows::{blob16, corrupt, record_from_row, LEDGER_COLUMNS};
-use crate::shared::counters_from_row;
+use crate::shared::standing_from_row;
 use crate::writer::Command;
 use crate::{unavailable, SqliteStore};
 
@@ -150,10 +150,10 @@ impl ProjectionStore for SqliteStore {
             let mut rows = stmt.query(params![event.map(|e| e.to_bytes())]).map_err(unavailable)?;
             let mut out = Vec::new();
             while let Some(row) = rows.next().map_err(unavailable)? {
-                let counters = counters_from_row(row, 0)?;
+                let standing = standing_from_row(row, 0)?;
                 let text: Option<String> = row.get(7).map_err(corrupt)?;
                 let who: Option<String> = row.get(8).map_err(corrupt)?;
-                out.push(QuestionState { counters, asked: text.map(|text| AskedView { text, who }) });
+                out.push(QuestionState { standing, asked: text.map(|text| AskedView { text, who }) });
             }
             Ok(out)
         })
@@ -174,7 +174,7 @@ impl ProjectionStore for SqliteStore {
 
 #[async_trait]
 impl ProjectionReader for SqliteStore {
-    async fn event_questions(&self, event: EventId) -> StoreResult<Vec<QuestionCounters>> {
+    async fn event_questions(&self, event: EventId) -> StoreResult<Vec<QuestionStanding>> {
         let m = self.shared.counters.read();
         Ok(m.by_event
             .get(&event)
@@ -182,7 +182,7 @@ impl ProjectionReader for SqliteStore {
             .unwrap_or_default())
     }
 
-    async fn question(&self, id: QuestionId) -> StoreResult<Option<QuestionCounters>> {
+    async fn question(&self, id: QuestionId) -> StoreResult<Option<QuestionStanding>> {
         Ok(self.shared.counters.read().questions.get(&id).copied())
     }
 

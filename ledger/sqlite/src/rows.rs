@@ -2,7 +2,7 @@
 //! blobs, so blob order is id order (LWW conditions compare them in SQL).
 
 use ledger::ports::StoreError;
-use ledger::{Asked, Body, EventId, QuestionId, Record, RecordId, Stamped, VoterId, VoterState};
+use ledger::{Asked, EventId, QuestionId, Record, RecordBody, RecordId, Stamped, VoterId, VoterState};
 use rusqlite::OptionalExtension;
 use rusqlite::Row;
 use rustc_hash::FxHashMap;
@@ -62,7 +62,7 @@ pub fn record_from_row(row: &Row<'_>) -> Result<(u64, Record), StoreError> {
     let need_voter = || voter.ok_or_else(|| corrupt(format!("record {id} lacks its voter")));
     let need_flag = || flag.map(|f| f != 0).ok_or_else(|| corrupt(format!("record {id} lacks its flag")));
     let body = match kind {
-        KIND_ASKED => Body::Asked(Asked {
+        KIND_ASKED => RecordBody::Asked(Asked {
             text: row
                 .get::<_, Option<String>>(8)
                 .map_err(corrupt)?
@@ -70,9 +70,9 @@ pub fn record_from_row(row: &Row<'_>) -> Result<(u64, Record), StoreError> {
             who: row.get(9).map_err(corrupt)?,
             voter: need_voter()?,
         }),
-        KIND_VOTE => Body::Voted { voter: need_voter()?, up: need_flag()? },
-        KIND_ANSWERED => Body::Answered { on: need_flag()? },
-        KIND_HIDDEN => Body::Hidden { on: need_flag()? },
+        KIND_VOTE => RecordBody::Voted { voter: need_voter()?, up: need_flag()? },
+        KIND_ANSWERED => RecordBody::Answered { on: need_flag()? },
+        KIND_HIDDEN => RecordBody::Hidden { on: need_flag()? },
         other => return Err(corrupt(format!("record {id} has unknown kind {other}"))),
     };
     Ok((seq as u64, Record { id, event, question, region, body }))
@@ -84,10 +84,10 @@ pub type RecordColumns<'a> = (i64, Option<[u8; 16]>, Option<bool>, Option<&'a st
 
 pub fn record_columns(r: &Record) -> RecordColumns<'_> {
     match &r.body {
-        Body::Asked(a) => (KIND_ASKED, Some(a.voter.to_bytes()), None, Some(&a.text), a.who.as_deref()),
-        Body::Voted { voter, up } => (KIND_VOTE, Some(voter.to_bytes()), Some(*up), None, None),
-        Body::Answered { on } => (KIND_ANSWERED, None, Some(*on), None, None),
-        Body::Hidden { on } => (KIND_HIDDEN, None, Some(*on), None, None),
+        RecordBody::Asked(a) => (KIND_ASKED, Some(a.voter.to_bytes()), None, Some(&a.text), a.who.as_deref()),
+        RecordBody::Voted { voter, up } => (KIND_VOTE, Some(voter.to_bytes()), Some(*up), None, None),
+        RecordBody::Answered { on } => (KIND_ANSWERED, None, Some(*on), None, None),
+        RecordBody::Hidden { on } => (KIND_HIDDEN, None, Some(*on), None, None),
     }
 }
 

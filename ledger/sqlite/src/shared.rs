@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ledger::ports::{EventRow, StoreError, StoreResult};
-use ledger::{EventId, QuestionCounters, QuestionId, Record, Retention};
+use ledger::{EventId, QuestionId, QuestionStanding, Record, Retention};
 use parking_lot::{Mutex, RwLock};
 use rusqlite::Connection;
 use rustc_hash::FxHashMap;
@@ -21,8 +21,10 @@ use crate::{open_error, open_reader};
 /// then folds them without reading back what was just written.
 pub(crate) const RECENT_RECORDS_MAX: usize = 16_384;
 
-/// What the writer thread shares with readers.
-pub(crate) struct Shared {
+/// The store's state in memory, shared by the writer thread (which updates it from the rows
+/// it commits) and every reader: the mirror, the latest appends, the retention, the reader
+/// pool and the writer's health.
+pub(crate) struct StoreState {
     pub(crate) counters: RwLock<Mirror>,
     pub(crate) events: RwLock<FxHashMap<EventId, EventRow>>,
     pub(crate) appended: Arc<Notify>,
@@ -32,7 +34,7 @@ pub(crate) struct Shared {
     pub(crate) retention_days: std::sync::atomic::AtomicU64,
     /// The `now` of the latest sweep (Unix seconds, 0 before the first): events that expired
     /// before it are gone, and a fold of their records that arrives later (read before the
-    /// sweep, or still in [`Shared::recent`]) stores nothing for them.
+    /// sweep, or still in [`StoreState::recent`]) stores nothing for them.
     pub(crate) swept_before: std::sync::atomic::AtomicU64,
     /// Idle read-only connections, least recently used first, with when each was returned.
     pub(crate) readers: Mutex<std::collections::VecDeque<(Connection, std::time::Instant)>>,
@@ -46,12 +48,12 @@ pub(crate) struct Shared {
 
 #[derive(Default)]
 pub(crate) struct Mirror {
-    pub(crate) questions: FxHashMap<QuestionId, QuestionCounters>,
+    pub(crate) questions: FxHashMap<QuestionId, QuestionStanding>,
     pub(crate) by_event: FxHashMap<EventId, Vec<QuestionId>>,
 }
 
 impl Mirror {
-    pub(crate) fn upsert(&mut self, c: QuestionCounters) {
+    pub(crate) fn upsert(&mut self, c: QuestionStanding) {
         if self.questions.insert(c.id, c).is_none() {
             self.by_event.entry(c.event).or_default().push(c.id);
         }
@@ -68,7 +70,7 @@ impl Mirror {
     }
 }
 
-impl Shared {
+impl StoreState {
     /// The records after `seq` from memory, if memory holds them without a gap (another
     /// process may append to the same file; then the ledger itself is read).
     pub(crate) fn recent_after(&self, seq: u64, limit: usize) -> Option<Vec<(u64, Record)>> {
@@ -193,14 +195,14 @@ pub(crate) fn load_mirror(path: &Path) -> StoreResult<Mirror> {
     let mut rows = stmt.query([]).map_err(|e| StoreError::Unavailable(e.to_string()))?;
     let mut mirror = Mirror::default();
     while let Some(row) = rows.next().map_err(|e| StoreError::Unavailable(e.to_string()))? {
-        mirror.upsert(counters_from_row(row, 0)?);
+        mirror.upsert(standing_from_row(row, 0)?);
     }
     Ok(mirror)
 }
 
 /// Reads (id, eid, votes, answered, answered_at, hidden, hidden_at) starting at column `at`.
-pub(crate) fn counters_from_row(row: &rusqlite::Row<'_>, at: usize) -> StoreResult<QuestionCounters> {
-    Ok(QuestionCounters {
+pub(crate) fn standing_from_row(row: &rusqlite::Row<'_>, at: usize) -> StoreResult<QuestionStanding> {
+    Ok(QuestionStanding {
         id: QuestionId::from_bytes(blob16(row, at)?),
         event: EventId::from_bytes(blob16(row, at + 1)?),
         votes: row.get::<_, i64>(at + 2).map_err(corrupt)?.max(0) as u64,

@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 
 use ledger::ports::{Commit, EventRow, StoreError, StoreResult};
 use ledger::{
-    BatchPlan, EventId, ProjectionChange, QuestionCounters, QuestionId, QuestionState, Record, Retention, VoterId,
+    BatchPlan, EventId, ProjectionChange, QuestionId, QuestionStanding, QuestionState, Record, Retention, VoterId,
     VoterState,
 };
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use crate::rows::{corrupt, opt_blob16, record_columns, stamp};
-use crate::shared::Shared;
+use crate::shared::StoreState;
 use crate::sweep::{sweep_chunk, SweepPosition, SweepStep};
 
 /// Most commands folded into one transaction; bounds the latency of the first in line.
@@ -86,8 +86,8 @@ enum Done {
     /// The rows actually inserted (duplicates skipped), with their sequence numbers.
     Appended(Vec<(u64, Record)>),
     EventCreated(EventRow),
-    Committed(Vec<QuestionCounters>),
-    Folded(ProjectionChange, Vec<QuestionCounters>),
+    Committed(Vec<QuestionStanding>),
+    Folded(ProjectionChange, Vec<QuestionStanding>),
     Conflict,
     Replaced,
     Swept(SweepStep),
@@ -102,9 +102,9 @@ fn unavailable(e: rusqlite::Error) -> StoreError {
 
 /// The writer thread's body. A panic inside a group (a bug) rolls that group back, answers
 /// its callers with errors, and ends the thread with the store marked failed: every later
-/// write is refused at once and whoever watches [`Shared::writer_failed`] (the `serve`
+/// write is refused at once and whoever watches [`StoreState::writer_failed`] (the `serve`
 /// command, `/healthz`) learns of it. Nothing is left half-alive.
-pub(crate) fn run(conn: Connection, queue: Receiver<Command>, shared: Arc<Shared>) {
+pub(crate) fn run(conn: Connection, queue: Receiver<Command>, shared: Arc<StoreState>) {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_groups(conn, queue, &shared)));
     if let Err(panic) = outcome {
         let message = panic
@@ -117,7 +117,7 @@ pub(crate) fn run(conn: Connection, queue: Receiver<Command>, shared: Arc<Shared
     }
 }
 
-fn run_groups(mut conn: Connection, queue: Receiver<Command>, shared: &Shared) {
+fn run_groups(mut conn: Connection, queue: Receiver<Command>, shared: &StoreState) {
     let mut busy = false;
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
@@ -152,7 +152,7 @@ fn run_groups(mut conn: Connection, queue: Receiver<Command>, shared: &Shared) {
     }
 }
 
-fn execute_group(conn: &mut Connection, group: Vec<Command>, shared: &Shared) {
+fn execute_group(conn: &mut Connection, group: Vec<Command>, shared: &StoreState) {
     let started = Instant::now();
     metrics::histogram!("sqlite_writer_group_commands").record(group.len() as f64);
     let mut results: Vec<StoreResult<Done>> = Vec::with_capacity(group.len());
@@ -201,7 +201,7 @@ fn execute_group(conn: &mut Connection, group: Vec<Command>, shared: &Shared) {
 pub(crate) enum Effect<'a> {
     None,
     Event(&'a EventRow),
-    Counters(&'a [QuestionCounters]),
+    Counters(&'a [QuestionStanding]),
     Reload,
     Appended(&'a [(u64, Record)]),
     Swept { questions: &'a [(QuestionId, EventId)], events: &'a [EventId] },
@@ -255,7 +255,7 @@ fn reply_err(cmd: Command, e: StoreError) {
     reply(cmd, Err(e))
 }
 
-fn execute(conn: &Connection, cmd: &Command, shared: &Shared) -> StoreResult<Done> {
+fn execute(conn: &Connection, cmd: &Command, shared: &StoreState) -> StoreResult<Done> {
     match cmd {
         Command::Append { records, .. } => append(conn, records, shared).map(Done::Appended),
         Command::CreateEvent { row, .. } => create_event(conn, row).map(|_| Done::EventCreated(row.clone())),
@@ -288,7 +288,7 @@ fn execute(conn: &Connection, cmd: &Command, shared: &Shared) -> StoreResult<Don
     }
 }
 
-fn append(conn: &Connection, records: &[Record], shared: &Shared) -> StoreResult<Vec<(u64, Record)>> {
+fn append(conn: &Connection, records: &[Record], shared: &StoreState) -> StoreResult<Vec<(u64, Record)>> {
     let mut insert = conn
         .prepare_cached(
             "INSERT OR IGNORE INTO ledger (id, event, question, region, kind, voter, flag, text, who, expire)
@@ -330,7 +330,7 @@ fn create_event(conn: &Connection, row: &EventRow) -> StoreResult<()> {
     Ok(())
 }
 
-fn commit(conn: &Connection, change: &ProjectionChange, cursor: Option<u64>, shared: &Shared) -> StoreResult<Done> {
+fn commit(conn: &Connection, change: &ProjectionChange, cursor: Option<u64>, shared: &StoreState) -> StoreResult<Done> {
     // Each voter write carries its own condition, so checking and writing is one statement:
     // a first vote inserts only if nothing is stored, a later one updates only if the stored
     // record is still the one the change was planned against.
@@ -408,9 +408,9 @@ fn commit(conn: &Connection, change: &ProjectionChange, cursor: Option<u64>, sha
                     q.votes_delta,
                 ],
                 |row| {
-                    Ok((|| -> StoreResult<QuestionCounters> {
+                    Ok((|| -> StoreResult<QuestionStanding> {
                         let event = EventId::from_bytes(crate::rows::blob16(row, 0)?);
-                        Ok(QuestionCounters {
+                        Ok(QuestionStanding {
                             id: q.question,
                             event,
                             votes: row.get::<_, i64>(1).map_err(corrupt)? as u64,
@@ -441,7 +441,7 @@ fn replace(
     event: Option<EventId>,
     questions: &[QuestionState],
     voters: &[((QuestionId, VoterId), VoterState)],
-    shared: &Shared,
+    shared: &StoreState,
 ) -> StoreResult<()> {
     match event {
         Some(e) => {
@@ -462,7 +462,7 @@ fn replace(
         .map_err(unavailable)?;
     let mut events = rustc_hash::FxHashMap::default();
     for q in questions {
-        let c = &q.counters;
+        let c = &q.standing;
         events.insert(c.id, c.event);
         put_q
             .execute(params![

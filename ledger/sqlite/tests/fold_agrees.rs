@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use ledger::ports::{LedgerStore, ProjectionReader, ProjectionStore};
-use ledger::{Asked, Body, EventId, Projection, QuestionId, Record, RecordId, VoterId};
+use ledger::{Asked, EventId, Projection, QuestionId, Record, RecordBody, RecordId, VoterId};
 use ledger_sqlite::{Durability, Options, SqliteStore};
 use proptest::prelude::*;
 use ulid::Ulid;
@@ -22,10 +22,10 @@ fn arb_record() -> impl Strategy<Value = Record> {
     (1u128..=60, 0u8..3, 0u8..4, 0u8..8).prop_map(|(id, q, v, k)| {
         let voter = VoterId(Ulid(100 + v as u128));
         let body = match k {
-            0 => Body::Asked(Asked { text: format!("question {q} text"), who: None, voter }),
-            1..=4 => Body::Voted { voter, up: k % 2 == 1 },
-            5 | 6 => Body::Answered { on: k == 5 },
-            _ => Body::Hidden { on: id % 2 == 0 },
+            0 => RecordBody::Asked(Asked { text: format!("question {q} text"), who: None, voter }),
+            1..=4 => RecordBody::Voted { voter, up: k % 2 == 1 },
+            5 | 6 => RecordBody::Answered { on: k == 5 },
+            _ => RecordBody::Hidden { on: id % 2 == 0 },
         };
         Record {
             // The record id's low bits carry the question, so one id is always one record.
@@ -78,8 +78,8 @@ proptest! {
             prop_assert_eq!(&stored, &expected, "seed {}", order);
             // The in-memory mirror the hot paths read must equal what is on disk.
             for q in &expected {
-                let mirrored = s.question(q.counters.id).await.expect("question");
-                prop_assert_eq!(mirrored, Some(q.counters));
+                let mirrored = s.question(q.standing.id).await.expect("question");
+                prop_assert_eq!(mirrored, Some(q.standing));
             }
             Ok(())
         })?;
@@ -96,7 +96,7 @@ async fn reopening_keeps_everything_and_appends_are_idempotent() {
         event: EventId(Ulid::new()),
         question: QuestionId(Ulid::new()),
         region: "here".into(),
-        body: Body::Asked(Asked { text: "is it durable?".into(), who: Some("Ann".into()), voter }),
+        body: RecordBody::Asked(Asked { text: "is it durable?".into(), who: Some("Ann".into()), voter }),
     };
     {
         let s = SqliteStore::open(&path, Options::default()).expect("open");

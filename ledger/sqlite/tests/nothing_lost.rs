@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use aggregator::tail::{Step, TailState, Tailer};
 use ledger::ports::{EventRow, EventStore, LedgerFeed, LedgerStore, ProjectionReader, ProjectionStore, StoreError};
-use ledger::{Asked, Body, EventId, QuestionId, Record, RecordId, Retention, VoterId};
+use ledger::{Asked, EventId, QuestionId, Record, RecordBody, RecordId, Retention, VoterId};
 use ledger_sqlite::{Durability, Options, SqliteStore};
 use tokio::sync::{broadcast, watch, Notify};
 use ulid::Ulid;
@@ -46,7 +46,7 @@ fn asked(ids: &mut Ids, event: EventId, ms: u64) -> Record {
         event,
         question,
         region: "test".into(),
-        body: Body::Asked(Asked { text: "what now then?".into(), who: None, voter: VoterId(ids.at(ms)) }),
+        body: RecordBody::Asked(Asked { text: "what now then?".into(), who: None, voter: VoterId(ids.at(ms)) }),
     }
 }
 
@@ -157,7 +157,7 @@ async fn a_sweep_removes_only_what_expired_and_in_small_steps() {
         for _ in 0..2_500 {
             records.push(Record {
                 id: RecordId(ids.at(ms)),
-                body: Body::Voted { voter: VoterId(ids.at(ms)), up: true },
+                body: RecordBody::Voted { voter: VoterId(ids.at(ms)), up: true },
                 ..q.clone()
             });
         }
@@ -237,13 +237,13 @@ async fn a_record_the_projection_refuses_is_set_aside_after_bounded_attempts() {
     let TwoEvents { _dir, path, store, mut ids, a, b } = two_events().await;
     let q = asked(&mut ids, a, NOW_MS + 1);
     let voter = VoterId(ids.at(NOW_MS));
-    let up = Record { id: RecordId(ids.at(NOW_MS + 2)), body: Body::Voted { voter, up: true }, ..q.clone() };
+    let up = Record { id: RecordId(ids.at(NOW_MS + 2)), body: RecordBody::Voted { voter, up: true }, ..q.clone() };
     store.append(&[q.clone(), up]).await.expect("append");
     assert!(fold_all(&store, NOW_MS).await.is_empty());
     // A projection damaged by hand: the count no longer includes that voter's vote.
     let store = damage(store, &path, "UPDATE questions SET votes = 0").await;
     // Their retraction would take the count below zero: the store refuses it every time.
-    let down = Record { id: RecordId(ids.at(NOW_MS + 3)), body: Body::Voted { voter, up: false }, ..q.clone() };
+    let down = Record { id: RecordId(ids.at(NOW_MS + 3)), body: RecordBody::Voted { voter, up: false }, ..q.clone() };
     let other = asked(&mut ids, b, NOW_MS + 4);
     store.append(&[down.clone(), other]).await.expect("append");
     let failures = fold_all(&store, NOW_MS).await;

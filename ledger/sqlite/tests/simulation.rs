@@ -62,7 +62,7 @@ use std::time::{Duration, Instant};
 
 use aggregator::tail::{Step, TailState, Tailer};
 use ledger::ports::{EventRow, EventStore, LedgerFeed, LedgerStore, ProjectionReader, ProjectionStore, ScanToken};
-use ledger::{Asked, Body, EventId, Projection, QuestionId, QuestionState, Record, RecordId, Retention, VoterId};
+use ledger::{Asked, EventId, Projection, QuestionId, QuestionState, Record, RecordBody, RecordId, Retention, VoterId};
 use ledger_sqlite::{Durability, Options, SqliteStore};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -630,21 +630,21 @@ impl Sim {
             self.model.questions.push((question, event));
             let who = self.rng.gen_bool(0.3).then(|| format!("guest {}", self.rng.gen_range(0..100)));
             let text = format!("question {} of the simulation?", self.model.questions.len());
-            let body = Body::Asked(Asked { text, who, voter });
+            let body = RecordBody::Asked(Asked { text, who, voter });
             return self.record(event, question, body);
         }
         let (question, event) = *questions.choose(&mut self.rng).expect("not empty");
         let body = if roll < 75 {
-            Body::Voted { voter, up: self.rng.gen_bool(0.7) }
+            RecordBody::Voted { voter, up: self.rng.gen_bool(0.7) }
         } else if self.rng.gen_bool(0.5) {
-            Body::Answered { on: self.rng.gen_bool(0.6) }
+            RecordBody::Answered { on: self.rng.gen_bool(0.6) }
         } else {
-            Body::Hidden { on: self.rng.gen_bool(0.5) }
+            RecordBody::Hidden { on: self.rng.gen_bool(0.5) }
         };
         self.record(event, question, body)
     }
 
-    fn record(&mut self, event: EventId, question: QuestionId, body: Body) -> Record {
+    fn record(&mut self, event: EventId, question: QuestionId, body: RecordBody) -> Record {
         let record = Record { id: RecordId(self.mint()), event, question, region: "sim".into(), body };
         self.model.sent_order.push(record.id);
         self.model.sent.insert(record.id, Attempt { record: record.clone(), high_water_before: self.model.high_water });
@@ -1080,29 +1080,29 @@ impl Sim {
         let folded: BTreeMap<QuestionId, QuestionState> = reference
             .sorted()
             .into_iter()
-            .filter(|q| self.model.fate(q.counters.event) == Fate::Kept)
-            .map(|q| (q.counters.id, q))
+            .filter(|q| self.model.fate(q.standing.event) == Fate::Kept)
+            .map(|q| (q.standing.id, q))
             .collect();
         let stored_all = store.questions(None).await.map_err(|e| unavailable("questions", e))?;
         let mut stored = BTreeMap::new();
         for q in stored_all {
-            let event = q.counters.event;
+            let event = q.standing.event;
             if !self.model.expiry.contains_key(&event) {
                 return Err((
                     "projection = fold",
-                    format!("question {} of event {event}, which the simulation never made", q.counters.id),
+                    format!("question {} of event {event}, which the simulation never made", q.standing.id),
                 ));
             }
             match self.model.fate(event) {
                 Fate::Kept => {
-                    stored.insert(q.counters.id, q);
+                    stored.insert(q.standing.id, q);
                 }
                 Fate::Gone => {
                     return Err((
                         "projection = fold",
                         format!(
                             "question {} of event {event} (expired {}) is still in the projection after a sweep at {} removed its records: {q:?}",
-                            q.counters.id,
+                            q.standing.id,
                             self.model.retention.expire_of(event),
                             self.model.sweep_completed
                         ),
@@ -1120,7 +1120,7 @@ impl Sim {
                 ));
             }
             let mirrored = store.question(*id).await.map_err(|e| unavailable("question", e))?;
-            if mirrored != f.map(|q| q.counters) {
+            if mirrored != f.map(|q| q.standing) {
                 return Err((
                     "projection = fold",
                     format!("question {id}: the in-memory mirror says {mirrored:?}, the fold {f:?}"),
@@ -1132,7 +1132,7 @@ impl Sim {
         let texts: BTreeMap<QuestionId, (EventId, String, Option<String>)> =
             texts.into_iter().map(|t| (t.id, (t.event, t.text, t.who))).collect();
         for (id, q) in &folded {
-            let expected = q.asked.as_ref().map(|a| (q.counters.event, a.text.clone(), a.who.clone()));
+            let expected = q.asked.as_ref().map(|a| (q.standing.event, a.text.clone(), a.who.clone()));
             if texts.get(id) != expected.as_ref() {
                 return Err((
                     "projection = fold",
@@ -1161,7 +1161,7 @@ impl Sim {
             match fate {
                 Fate::Kept => {
                     let expected: Vec<_> =
-                        folded.values().filter(|q| q.counters.event == row.id).map(|q| q.counters).collect();
+                        folded.values().filter(|q| q.standing.event == row.id).map(|q| q.standing).collect();
                     if listed != expected {
                         return Err((
                             "projection = fold",
