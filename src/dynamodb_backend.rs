@@ -426,7 +426,8 @@ mod tests {
         for q in &mut lost {
             q.standing.votes = 0;
         }
-        ProjectionStore::replace(backend.store().as_ref(), Some(event), &lost, &[]).await.expect("make it drift");
+        let replacement = ledger::ports::Replacement::new(Some(event), &lost, &[]).expect("one event's questions");
+        ProjectionStore::replace(backend.store().as_ref(), &replacement).await.expect("make it drift");
         let voting = async {
             for _ in 0..3 {
                 let (status, _, body) = call(&app, "POST", &format!("/api/vote/{qid}/up"), None).await;

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use ledger::limits::SCAN_PAGE_RECORDS_MAX;
-use ledger::ports::{LedgerStore, ProjectionStore, StoreResult};
+use ledger::ports::{LedgerStore, ProjectionStore, Replacement, StoreResult};
 use ledger::{EventId, Projection, QuestionId, QuestionState};
 
 /// One question whose stored state differs from the fold's.
@@ -137,7 +137,7 @@ pub async fn reconcile(
     let repaired = repair && !drift.is_empty();
     if repaired {
         let voters: Vec<_> = folded.voters().collect();
-        projection.replace(event, &folded_sorted, &voters).await?;
+        projection.replace(&Replacement::new(event, &folded_sorted, &voters)?).await?;
     }
     Ok(ReplayReport { records, questions: folded_sorted.len(), drift, repaired, fold_seconds })
 }

@@ -151,12 +151,44 @@ pub trait ProjectionStore: Send + Sync {
     /// Every question of the projection (or of one event), with text where known, for replay.
     async fn questions(&self, event: Option<EventId>) -> StoreResult<Vec<QuestionState>>;
     /// Replaces the projection (or one event's part of it) with a fold's result.
-    async fn replace(
-        &self,
+    async fn replace(&self, replacement: &Replacement<'_>) -> StoreResult<()>;
+}
+
+/// A fold's result to write over the projection, or over one event's part of it: the
+/// questions and the voter states. Built only by [`Replacement::new`], which applies
+/// `rules::check_replacement`, so no adapter can be handed one that reaches outside its scope.
+#[derive(Debug, Clone, Copy)]
+pub struct Replacement<'a> {
+    event: Option<EventId>,
+    questions: &'a [QuestionState],
+    voters: &'a [((QuestionId, VoterId), VoterState)],
+}
+
+impl<'a> Replacement<'a> {
+    /// The replacement of one event's projection (`Some`) or of all of it (`None`); refused
+    /// (`StoreError::Rejected`) if it holds a question of another event or a voter state of
+    /// a question it does not hold.
+    pub fn new(
         event: Option<EventId>,
-        questions: &[QuestionState],
-        voters: &[((QuestionId, VoterId), VoterState)],
-    ) -> StoreResult<()>;
+        questions: &'a [QuestionState],
+        voters: &'a [((QuestionId, VoterId), VoterState)],
+    ) -> StoreResult<Self> {
+        crate::rules::check_replacement(event, questions, voters)?;
+        Ok(Self { event, questions, voters })
+    }
+
+    /// The event whose part is replaced (`None`: the whole projection).
+    pub fn event(&self) -> Option<EventId> {
+        self.event
+    }
+
+    pub fn questions(&self) -> &'a [QuestionState] {
+        self.questions
+    }
+
+    pub fn voters(&self) -> &'a [((QuestionId, VoterId), VoterState)] {
+        self.voters
+    }
 }
 
 /// The read side of the projection, for query (lists, texts) and ingest (does it exist).

@@ -169,4 +169,23 @@ mod tests {
         r.question = QuestionId(Ulid::from_parts(NOW_MS, 0));
         assert_eq!(check_record(&r, NOW_MS), Err(RuleError::AskedBeforeQuestion));
     }
+
+    #[test]
+    fn a_replacement_holds_only_its_events_questions_and_their_voters() {
+        use crate::fold::{QuestionStanding, QuestionState, VoterState};
+        use crate::ports::{Replacement, StoreError};
+        let (event, other) = (EventId(Ulid(1)), EventId(Ulid(2)));
+        let question = |id: u128, event: EventId| QuestionState {
+            standing: QuestionStanding::new(QuestionId(Ulid(id)), event),
+            asked: None,
+        };
+        let mine = [question(10, event)];
+        let theirs = [question(20, other)];
+        let vote = |q: u128| ((QuestionId(Ulid(q)), VoterId(Ulid(7))), VoterState { up: true, rec: RecordId(Ulid(8)) });
+        assert!(Replacement::new(Some(event), &mine, &[vote(10)]).is_ok());
+        assert!(Replacement::new(None, &theirs, &[vote(20)]).is_ok(), "the whole projection holds every event");
+        let refused = |r: Result<Replacement<'_>, StoreError>| matches!(r, Err(StoreError::Rejected(_)));
+        assert!(refused(Replacement::new(Some(event), &theirs, &[])), "another event's question");
+        assert!(refused(Replacement::new(Some(event), &mine, &[vote(20)])), "a voter of a question not held");
+    }
 }

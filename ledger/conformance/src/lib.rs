@@ -13,12 +13,12 @@ use std::fmt::Display;
 use std::sync::Arc;
 
 use ledger::ports::{
-    Commit, EventRow, EventStore, LedgerStore, ProjectionReader, ProjectionStore, ScanToken, StoreError,
+    Commit, EventRow, EventStore, LedgerStore, ProjectionReader, ProjectionStore, Replacement, ScanToken, StoreError,
 };
 use ledger::secret::hash_secret;
 use ledger::{
     Asked, BatchPlan, EventId, Projection, QuestionId, QuestionStanding, QuestionState, Record, RecordBody, RecordId,
-    VoterId, VoterState,
+    VoterId,
 };
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -107,7 +107,6 @@ macro_rules! conformance_tests {
             duplicate_and_out_of_order_delivery,
             concurrent_aggregators,
             replace_restores_a_fold,
-            replace_refuses_what_is_not_of_its_event,
             a_crowd_on_one_question
         );
     };
@@ -498,13 +497,8 @@ impl ProjectionStore for Contested {
     async fn questions(&self, event: Option<EventId>) -> Result<Vec<QuestionState>, StoreError> {
         self.inner.questions(event).await
     }
-    async fn replace(
-        &self,
-        event: Option<EventId>,
-        questions: &[QuestionState],
-        voters: &[((QuestionId, VoterId), ledger::VoterState)],
-    ) -> Result<(), StoreError> {
-        self.inner.replace(event, questions, voters).await
+    async fn replace(&self, replacement: &Replacement<'_>) -> Result<(), StoreError> {
+        self.inner.replace(replacement).await
     }
 }
 
@@ -664,41 +658,16 @@ pub async fn replace_restores_a_fold(s: &Stores, scale: Scale, seed: u64) {
         }
     }
     let voters: Vec<_> = voters.into_iter().collect();
-    must("replace", s.projection.replace(Some(event), &questions, &voters).await);
+    let replacement = must("a replacement of one event", Replacement::new(Some(event), &questions, &voters));
+    must("replace", s.projection.replace(&replacement).await);
     assert_projection_is_fold(s, event, &truth, &context).await;
     assert_projection_is_fold(s, bystander, &others, &format!("{context}: another event")).await;
     // An empty fold removes the event's projection entirely.
-    must("replace with nothing", s.projection.replace(Some(event), &[], &[]).await);
+    must("replace with nothing", s.projection.replace(&must("nothing", Replacement::new(Some(event), &[], &[]))).await);
     assert!(
         must("list", s.reader.event_questions(event).await).is_empty(),
         "{context}: replace with nothing left questions"
     );
-}
-
-/// `replace` scoped to one event refuses a question of another event, or a voter state of a
-/// question it does not hold, and changes nothing: written in its scope, either would land
-/// outside what it deletes first.
-pub async fn replace_refuses_what_is_not_of_its_event(s: &Stores, scale: Scale, seed: u64) {
-    let rng = &mut StdRng::seed_from_u64(seed);
-    let (event, other) = (EventId(Ulid::new()), EventId(Ulid::new()));
-    let small = Scale { records: 12, questions: 2, ..scale };
-    let records = history(rng, event, small);
-    let others = history(rng, other, small);
-    let context = format!("replace refusal (CONFORMANCE_SEED={seed})");
-    deliver(s, std::slice::from_ref(&records), &context).await;
-    deliver(s, std::slice::from_ref(&others), &context).await;
-    let mut fold = Projection::new();
-    for r in records.iter().chain(&others) {
-        fold.apply(r);
-    }
-    let foreign = fold.sorted().into_iter().find(|q| q.standing.event == other).expect("the other event has questions");
-    let refused = s.projection.replace(Some(event), std::slice::from_ref(&foreign), &[]).await;
-    assert!(matches!(refused, Err(StoreError::Rejected(_))), "{context}: another event's question: {refused:?}");
-    let voter = ((foreign.standing.id, VoterId(Ulid::new())), VoterState { up: true, rec: RecordId(Ulid::new()) });
-    let refused = s.projection.replace(Some(event), &[], &[voter]).await;
-    assert!(matches!(refused, Err(StoreError::Rejected(_))), "{context}: a voter of a question not held: {refused:?}");
-    assert_projection_is_fold(s, event, &records, &context).await;
-    assert_projection_is_fold(s, other, &others, &format!("{context}: the other event")).await;
 }
 
 /// The retention check's store retention: a store opened with this many days must stamp

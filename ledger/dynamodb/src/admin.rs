@@ -10,22 +10,14 @@ use aws_sdk_dynamodb::Client;
 use ledger::ports::StoreError;
 
 use crate::schema::*;
-use crate::{store_error, Tables};
+use crate::{invalid_request, store_error, Tables};
 
 fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement, StoreError> {
-    KeySchemaElement::builder()
-        .attribute_name(name)
-        .key_type(kind)
-        .build()
-        .map_err(|e| StoreError::Rejected(e.to_string()))
+    KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(invalid_request)
 }
 
 fn attr(name: &str, kind: ScalarAttributeType) -> Result<AttributeDefinition, StoreError> {
-    AttributeDefinition::builder()
-        .attribute_name(name)
-        .attribute_type(kind)
-        .build()
-        .map_err(|e| StoreError::Rejected(e.to_string()))
+    AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build().map_err(invalid_request)
 }
 
 /// Creates each of the four tables that does not exist yet (on-demand billing, TTL on
@@ -69,7 +61,7 @@ pub async fn create_tables(client: &Client, tables: &Tables) -> Result<Vec<Strin
                     .stream_enabled(true)
                     .stream_view_type(StreamViewType::NewImage)
                     .build()
-                    .map_err(|e| StoreError::Rejected(e.to_string()))?,
+                    .map_err(invalid_request)?,
             );
         }
         if name == tables.questions {
@@ -83,7 +75,7 @@ pub async fn create_tables(client: &Client, tables: &Tables) -> Result<Vec<Strin
                 .key_schema(key(TOP_SORT_KEY, Range)?)
                 .projection(projection)
                 .build()
-                .map_err(|e| StoreError::Rejected(e.to_string()))?;
+                .map_err(invalid_request)?;
             request = request.global_secondary_indexes(index);
         }
         match request.send().await {
@@ -97,7 +89,7 @@ pub async fn create_tables(client: &Client, tables: &Tables) -> Result<Vec<Strin
             .enabled(true)
             .attribute_name(TTL_ATTRIBUTE)
             .build()
-            .map_err(|e| StoreError::Rejected(e.to_string()))?;
+            .map_err(invalid_request)?;
         client
             .update_time_to_live()
             .table_name(name)

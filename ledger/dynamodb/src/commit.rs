@@ -14,7 +14,7 @@ use crate::item::{
     voter_to_item, ShardState, A_EVENT, A_REC, A_TEXT, A_VER, A_VOTES, A_WHO,
 };
 use crate::schema::{LEDGER_SORT_KEY, TRANSACT_ITEMS_MAX, TTL_ATTRIBUTE};
-use crate::{is_condition_failed, store_error, DynamoStore, UNPROCESSED_RETRIES_MAX};
+use crate::{condition_held, invalid_request, is_condition_failed, store_error, DynamoStore, UNPROCESSED_RETRIES_MAX};
 
 impl DynamoStore {
     /// One record put if its key is free: `true` if written, `false` if a record with its id
@@ -29,11 +29,7 @@ impl DynamoStore {
             .expression_attribute_names("#id", LEDGER_SORT_KEY)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(store_error("append a record", e)),
-        }
+        condition_held(result, "append a record")
     }
 
     pub(crate) fn expire(&self, event: EventId) -> u64 {
@@ -104,7 +100,7 @@ impl DynamoStore {
             } else {
                 let update = question_update(&self.tables.questions, q, delta, expire, unit.first)
                     .build()
-                    .map_err(|e| StoreError::Rejected(e.to_string()))?;
+                    .map_err(invalid_request)?;
                 items.push(TransactWriteItem::builder().update(update).build());
             }
         }
@@ -130,7 +126,7 @@ impl DynamoStore {
         } else {
             put.condition_expression("#ver = :ver").expression_attribute_values(":ver", number_attr(was.ver))
         };
-        let put = put.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let put = put.build().map_err(invalid_request)?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
@@ -305,7 +301,7 @@ pub(crate) fn voter_put(table: &str, v: &VoterChange, expire: u64) -> StoreResul
             put.condition_expression("#rec = :expected").expression_attribute_values(":expected", string_attr(rec))
         }
     };
-    let put = put.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
+    let put = put.build().map_err(invalid_request)?;
     Ok(TransactWriteItem::builder().put(put).build())
 }
 

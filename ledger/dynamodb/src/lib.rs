@@ -190,6 +190,26 @@ async fn pause_for_unprocessed(pauses: &mut impl Iterator<Item = Duration>, what
     Ok(())
 }
 
+/// A request the SDK's builder refused (a required field missing): a bug here, reported as
+/// a rejected operation rather than a panic.
+pub(crate) fn invalid_request(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Rejected(e.to_string())
+}
+
+/// Whether a conditional write went through: `Ok(true)` if it was applied, `Ok(false)` if
+/// its condition did not hold (nothing was written), an error otherwise.
+pub(crate) fn condition_held<T, E, R>(result: Result<T, SdkError<E, R>>, what: &str) -> StoreResult<bool>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failed(&e) => Ok(false),
+        Err(e) => Err(store_error(what, e)),
+    }
+}
+
 pub(crate) fn is_condition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException")
 }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
-use ledger::ports::{Commit, ProjectionReader, ProjectionStore, QuestionText, StoreError, StoreResult};
+use ledger::ports::{Commit, ProjectionReader, ProjectionStore, QuestionText, Replacement, StoreError, StoreResult};
 use ledger::{
     EventId, ProjectionChange, QuestionId, QuestionStanding, QuestionState, VoterChange, VoterId, VoterState,
 };
@@ -17,7 +17,7 @@ use crate::item::{
     A_ANSWERED, A_ANSWERED_AT, A_EVENT, A_HIDDEN, A_HIDDEN_AT, A_TEXT, A_WHO,
 };
 use crate::schema::QUESTIONS_KEY;
-use crate::{store_error, DynamoStore};
+use crate::{invalid_request, store_error, DynamoStore};
 
 #[async_trait]
 impl ProjectionStore for DynamoStore {
@@ -106,13 +106,8 @@ impl ProjectionStore for DynamoStore {
     /// leftovers deleted). Safe only while no aggregator commits: on a live stack whatever it
     /// commits between the caller's read of the ledger and these writes is overwritten.
     /// `replay --repair` uses [`DynamoStore::repair`] instead (`repair.rs`).
-    async fn replace(
-        &self,
-        event: Option<EventId>,
-        questions: &[QuestionState],
-        voters: &[((QuestionId, VoterId), VoterState)],
-    ) -> StoreResult<()> {
-        ledger::rules::check_replacement(event, questions, voters)?;
+    async fn replace(&self, replacement: &Replacement<'_>) -> StoreResult<()> {
+        let (event, questions, voters) = (replacement.event(), replacement.questions(), replacement.voters());
         let events: HashMap<QuestionId, EventId> =
             questions.iter().map(|q| (q.standing.id, q.standing.event)).collect();
         // What is stored now in scope, to delete what the new projection lacks.
@@ -155,14 +150,10 @@ impl ProjectionStore for DynamoStore {
                 let put = PutRequest::builder()
                     .set_item(Some(shard_to_item(q.standing.id, k, ShardState { part, ver }, expire)))
                     .build();
-                shard_puts.push(
-                    WriteRequest::builder().put_request(put.map_err(|e| StoreError::Rejected(e.to_string()))?).build(),
-                );
+                shard_puts.push(WriteRequest::builder().put_request(put.map_err(invalid_request)?).build());
             }
             let put = PutRequest::builder().set_item(Some(item)).build();
-            puts.push(
-                WriteRequest::builder().put_request(put.map_err(|e| StoreError::Rejected(e.to_string()))?).build(),
-            );
+            puts.push(WriteRequest::builder().put_request(put.map_err(invalid_request)?).build());
         }
         let mut voter_puts = Vec::with_capacity(voters.len());
         let mut kept_voters = HashSet::with_capacity(voters.len());
@@ -175,9 +166,7 @@ impl ProjectionStore for DynamoStore {
             kept_voters.insert((question, voter));
             let put =
                 PutRequest::builder().set_item(Some(voter_to_item(question, voter, state, self.expire(event)))).build();
-            voter_puts.push(
-                WriteRequest::builder().put_request(put.map_err(|e| StoreError::Rejected(e.to_string()))?).build(),
-            );
+            voter_puts.push(WriteRequest::builder().put_request(put.map_err(invalid_request)?).build());
         }
         // Write the new state first, then delete leftovers: readers never see an empty list.
         self.batch_write(&self.tables.voters, shard_puts).await?;
@@ -186,30 +175,20 @@ impl ProjectionStore for DynamoStore {
         let mut deletes = Vec::new();
         for q in old_questions.iter().filter(|q| !events.contains_key(&q.standing.id)) {
             let del = DeleteRequest::builder().set_key(Some(question_key(q.standing.id))).build();
-            deletes.push(
-                WriteRequest::builder().delete_request(del.map_err(|e| StoreError::Rejected(e.to_string()))?).build(),
-            );
+            deletes.push(WriteRequest::builder().delete_request(del.map_err(invalid_request)?).build());
         }
         self.batch_write(&self.tables.questions, deletes).await?;
         let mut deletes = Vec::new();
         for key in old_voter_keys {
             if !kept_voters.contains(&key) {
                 let del = DeleteRequest::builder().set_key(Some(voter_key(key.0, key.1))).build();
-                deletes.push(
-                    WriteRequest::builder()
-                        .delete_request(del.map_err(|e| StoreError::Rejected(e.to_string()))?)
-                        .build(),
-                );
+                deletes.push(WriteRequest::builder().delete_request(del.map_err(invalid_request)?).build());
             }
         }
         for &(q, k) in old_shards.keys() {
             if !events.contains_key(&q) || k >= self.tables.counter_shards {
                 let del = DeleteRequest::builder().set_key(Some(shard_key(q, k))).build();
-                deletes.push(
-                    WriteRequest::builder()
-                        .delete_request(del.map_err(|e| StoreError::Rejected(e.to_string()))?)
-                        .build(),
-                );
+                deletes.push(WriteRequest::builder().delete_request(del.map_err(invalid_request)?).build());
             }
         }
         self.batch_write(&self.tables.voters, deletes).await

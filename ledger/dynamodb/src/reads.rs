@@ -5,14 +5,14 @@
 use std::collections::HashSet;
 
 use aws_sdk_dynamodb::types::{KeysAndAttributes, WriteRequest};
-use ledger::ports::{StoreError, StoreResult};
+use ledger::ports::StoreResult;
 use ledger::{EventId, QuestionId, Record};
 
 use crate::item::{ledger_partition, record_from_item, string_attr, Item};
 use crate::schema::{
     BATCH_GET_KEYS_MAX, BATCH_WRITE_ITEMS_MAX, LEDGER_PARTITION_KEY, TOP_INDEX, TOP_PARTITION_KEY, VOTERS_PARTITION_KEY,
 };
-use crate::{pause_for_unprocessed, store_error, unprocessed_pauses, DynamoStore};
+use crate::{invalid_request, pause_for_unprocessed, store_error, unprocessed_pauses, DynamoStore};
 
 impl DynamoStore {
     /// One shard of one event's ledger records, every page, for parallel export and replay.
@@ -161,7 +161,7 @@ impl DynamoStore {
                 for (alias, name) in names {
                     request = request.expression_attribute_names(*alias, *name);
                 }
-                let request = request.build().map_err(|e| StoreError::Rejected(e.to_string()))?;
+                let request = request.build().map_err(invalid_request)?;
                 let out = self
                     .client
                     .batch_get_item()

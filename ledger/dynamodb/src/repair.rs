@@ -33,7 +33,7 @@ use ledger::{EventId, Projection, QuestionId, QuestionState, VoterId, VoterState
 
 use crate::item::*;
 use crate::schema::*;
-use crate::{is_condition_failed, store_error, DynamoStore, APPEND_PUTS_IN_FLIGHT_MAX};
+use crate::{condition_held, invalid_request, store_error, DynamoStore, APPEND_PUTS_IN_FLIGHT_MAX};
 
 /// How many rounds a repair reads, folds and writes the questions a concurrent commit changed
 /// before it gives up (the operator runs it again).
@@ -262,11 +262,7 @@ impl DynamoStore {
             .set_expression_attribute_values(values)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(store_error("repair a voter", e)),
-        }
+        condition_held(result, "repair a voter")
     }
 
     async fn delete_voter(&self, question: QuestionId, voter: VoterId, was: VoterState) -> StoreResult<bool> {
@@ -281,11 +277,7 @@ impl DynamoStore {
             .set_expression_attribute_values(values)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(store_error("repair a voter", e)),
-        }
+        condition_held(result, "repair a voter")
     }
 }
 
@@ -350,7 +342,7 @@ fn put_if(table: &str, item: Item, (condition, names, values): Condition) -> Sto
         .set_expression_attribute_names(Some(names))
         .set_expression_attribute_values(values)
         .build()
-        .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        .map_err(invalid_request)?;
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
@@ -362,6 +354,6 @@ fn delete_if(table: &str, key: Item, (condition, names, values): Condition) -> S
         .set_expression_attribute_names(Some(names))
         .set_expression_attribute_values(values)
         .build()
-        .map_err(|e| StoreError::Rejected(e.to_string()))?;
+        .map_err(invalid_request)?;
     Ok(TransactWriteItem::builder().delete(delete).build())
 }

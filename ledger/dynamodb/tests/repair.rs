@@ -28,7 +28,9 @@ async fn drifted(store: &DynamoStore, event: EventId, records: &[Record], projec
         fold.apply(r);
     }
     let voters: Vec<_> = fold.voters().collect();
-    store.replace(Some(event), &fold.sorted(), &voters).await.expect("make it drift");
+    let questions = fold.sorted();
+    let replacement = ledger::ports::Replacement::new(Some(event), &questions, &voters).expect("one event's fold");
+    store.replace(&replacement).await.expect("make it drift");
 }
 
 async fn repair_with_a_commit_in_between(store: Arc<DynamoStore>) {

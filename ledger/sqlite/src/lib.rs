@@ -291,12 +291,7 @@ impl SqliteStore {
     /// The highest sequence number in the ledger's rows (0 when empty). The aggregator has
     /// folded everything once its cursor is at least this.
     pub async fn last_seq(&self) -> StoreResult<u64> {
-        self.read(|c| {
-            c.query_row("SELECT COALESCE(MAX(seq), 0) FROM ledger", [], |r| r.get::<_, i64>(0))
-                .map(|s| s.max(0) as u64)
-                .map_err(unavailable)
-        })
-        .await
+        self.read_number("SELECT COALESCE(MAX(seq), 0) FROM ledger").await
     }
 
     /// The highest sequence number ever handed out: never decreases, even when the newest
@@ -307,12 +302,13 @@ impl SqliteStore {
 
     /// How many rows the aggregator set aside that no operator has acknowledged yet.
     pub async fn unacknowledged_quarantined(&self) -> StoreResult<u64> {
-        self.read(|c| {
-            c.query_row("SELECT count(*) FROM quarantine WHERE acknowledged = 0", [], |r| r.get::<_, i64>(0))
-                .map(|n| n.max(0) as u64)
-                .map_err(unavailable)
-        })
-        .await
+        self.read_number("SELECT count(*) FROM quarantine WHERE acknowledged = 0").await
+    }
+
+    /// The one number a query answers (negative ones read as 0), on a reader connection.
+    async fn read_number(&self, sql: &'static str) -> StoreResult<u64> {
+        self.read(move |c| c.query_row(sql, [], |r| r.get::<_, i64>(0)).map(|n| n.max(0) as u64).map_err(unavailable))
+            .await
     }
 
     async fn send<T>(&self, make: impl FnOnce(writer::Reply<T>) -> Command) -> StoreResult<T> {

@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use ledger::ports::{
-    Commit, EventRow, EventStore, LedgerStore, ProjectionReader, ProjectionStore, QuestionText, ScanPage, ScanToken,
-    StoreError, StoreResult,
+    Commit, EventRow, EventStore, LedgerStore, ProjectionReader, ProjectionStore, QuestionText, Replacement, ScanPage,
+    ScanToken, StoreError, StoreResult,
 };
 use ledger::{
     AskedView, BatchPlan, EventId, ProjectionChange, QuestionId, QuestionStanding, QuestionState, Record, VoterId,
@@ -160,14 +160,9 @@ impl ProjectionStore for SqliteStore {
         .await
     }
 
-    async fn replace(
-        &self,
-        event: Option<EventId>,
-        questions: &[QuestionState],
-        voters: &[((QuestionId, VoterId), VoterState)],
-    ) -> StoreResult<()> {
-        ledger::rules::check_replacement(event, questions, voters)?;
-        let (questions, voters) = (questions.to_vec(), voters.to_vec());
+    async fn replace(&self, replacement: &Replacement<'_>) -> StoreResult<()> {
+        let (event, questions, voters) =
+            (replacement.event(), replacement.questions().to_vec(), replacement.voters().to_vec());
         self.send(|reply| Command::Replace { event, questions, voters, reply }).await
     }
 }
