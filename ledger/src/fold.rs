@@ -121,18 +121,19 @@ fn voter_partition(question: QuestionId, voter: VoterId) -> usize {
     (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 52) as usize % VOTER_PARTITIONS
 }
 
-type VoterMap = FxHashMap<(QuestionId, VoterId), VoterState>;
+/// Voter states by question and voter: what the fold keeps and a store hands the aggregator.
+pub type VoterStates = FxHashMap<(QuestionId, VoterId), VoterState>;
 
 /// The pure fold over any set of records.
 #[derive(Debug, Clone)]
 pub struct Projection {
     questions: FxHashMap<QuestionId, QuestionState>,
-    voters: Vec<VoterMap>,
+    voters: Vec<VoterStates>,
 }
 
 impl Default for Projection {
     fn default() -> Self {
-        Self { questions: FxHashMap::default(), voters: vec![VoterMap::default(); VOTER_PARTITIONS] }
+        Self { questions: FxHashMap::default(), voters: vec![VoterStates::default(); VOTER_PARTITIONS] }
     }
 }
 
@@ -156,7 +157,7 @@ impl Projection {
         Self {
             questions: FxHashMap::with_capacity_and_hasher(records / 256 + 16, Default::default()),
             voters: (0..VOTER_PARTITIONS)
-                .map(|_| VoterMap::with_capacity_and_hasher(per_partition, Default::default()))
+                .map(|_| VoterStates::with_capacity_and_hasher(per_partition, Default::default()))
                 .collect(),
         }
     }
@@ -203,7 +204,7 @@ impl Projection {
     }
 
     /// Records a vote in its voter's state; returns how the question's count moves.
-    fn apply_vote(voters: &mut VoterMap, vote: PendingVote) -> i64 {
+    fn apply_vote(voters: &mut VoterStates, vote: PendingVote) -> i64 {
         use std::collections::hash_map::Entry;
         match voters.entry((vote.question, vote.voter)) {
             Entry::Occupied(mut held) => match vote_transition(Some(*held.get()), vote.state) {
@@ -358,7 +359,7 @@ impl BatchPlan {
 
     /// Combines the plan with the stored voter states (as read, possibly missing) into the
     /// change to commit. Votes that are not newer than what is stored drop out here.
-    pub fn resolve(&self, stored: &FxHashMap<(QuestionId, VoterId), VoterState>) -> ProjectionChange {
+    pub fn resolve(&self, stored: &VoterStates) -> ProjectionChange {
         let mut questions = self.questions.clone();
         let mut voters = Vec::new();
         for (&(question, voter), &incoming) in &self.votes {

@@ -17,7 +17,7 @@ pub mod secret;
 
 pub use fold::{
     lww, vote_transition, AskedView, BatchPlan, Projection, ProjectionChange, QuestionChange, QuestionStanding,
-    QuestionState, Stamped, VoterChange, VoterState,
+    QuestionState, Stamped, VoterChange, VoterState, VoterStates,
 };
 pub use ids::{EventId, IdError, QuestionId, RecordId, VoterId};
 pub use record::{Asked, Record, RecordBody};

@@ -4,9 +4,8 @@
 //! table, a row or an attribute name.
 
 use async_trait::async_trait;
-use rustc_hash::FxHashMap;
 
-use crate::fold::{BatchPlan, ProjectionChange, QuestionStanding, QuestionState, VoterState};
+use crate::fold::{BatchPlan, ProjectionChange, QuestionStanding, QuestionState, VoterState, VoterStates};
 use crate::ids::{EventId, QuestionId, VoterId};
 use crate::record::Record;
 use crate::secret::SecretHash;
@@ -126,8 +125,7 @@ pub enum Commit {
 #[async_trait]
 pub trait ProjectionStore: Send + Sync {
     /// The stored states of these voters; missing keys have none yet.
-    async fn voters(&self, keys: &[(QuestionId, VoterId)])
-        -> StoreResult<FxHashMap<(QuestionId, VoterId), VoterState>>;
+    async fn voters(&self, keys: &[(QuestionId, VoterId)]) -> StoreResult<VoterStates>;
     /// Commits a change atomically: all voter conditions hold and everything is applied, or
     /// nothing is and the answer is `Conflict`. (DynamoDB: atomic up to 99 voter writes, one
     /// transaction; a larger change commits in several, and on a conflict the re-plan skips

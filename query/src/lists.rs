@@ -225,18 +225,21 @@ mod tests {
 
     use super::*;
 
-    /// Counts list reads; each read takes a while, as a DynamoDB Query would.
+    /// A projection of `questions` questions per event that counts its list reads, each
+    /// taking `read_ms`, as a DynamoDB Query would.
     #[derive(Default)]
-    struct CountingReader {
+    struct StubReader {
+        questions: u128,
+        read_ms: u64,
         reads: AtomicUsize,
     }
 
     #[async_trait::async_trait]
-    impl ProjectionReader for CountingReader {
+    impl ProjectionReader for StubReader {
         async fn event_questions(&self, event: EventId) -> StoreResult<Vec<QuestionStanding>> {
             self.reads.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            Ok(vec![QuestionStanding::new(QuestionId::from_u128(1), event)])
+            tokio::time::sleep(std::time::Duration::from_millis(self.read_ms)).await;
+            Ok((0..self.questions).map(|i| QuestionStanding::new(QuestionId::from_u128(i + 1), event)).collect())
         }
         async fn question(&self, _: QuestionId) -> StoreResult<Option<QuestionStanding>> {
             Ok(None)
@@ -250,7 +253,7 @@ mod tests {
     async fn concurrent_misses_share_one_read_and_a_change_forces_the_next() {
         let hub = tokio::sync::broadcast::channel(16).0;
         let cache = Arc::new(ListCache::new(Some(hub.subscribe()), 1024 * 1024));
-        let reader = Arc::new(CountingReader::default());
+        let reader = Arc::new(StubReader { questions: 1, read_ms: 20, ..StubReader::default() });
         let event = EventId::from_u128(42);
         let gets: Vec<_> = (0..16)
             .map(|_| {
@@ -276,30 +279,16 @@ mod tests {
         assert_eq!(reader.reads.load(Ordering::SeqCst), 3, "another event's change does not matter");
     }
 
-    /// Every event has 40 questions: each rendered list is a few KiB.
-    struct WideReader;
-
-    #[async_trait::async_trait]
-    impl ProjectionReader for WideReader {
-        async fn event_questions(&self, event: EventId) -> StoreResult<Vec<QuestionStanding>> {
-            Ok((0..40u128).map(|i| QuestionStanding::new(QuestionId::from_u128(i + 1), event)).collect())
-        }
-        async fn question(&self, _: QuestionId) -> StoreResult<Option<QuestionStanding>> {
-            Ok(None)
-        }
-        async fn question_texts(&self, _: &[QuestionId]) -> StoreResult<Vec<QuestionText>> {
-            Ok(Vec::new())
-        }
-    }
-
     #[tokio::test]
     async fn the_list_cache_stays_within_its_byte_budget() {
         const BUDGET: u64 = 128 * 1024;
         let cache = ListCache::new(None, BUDGET);
+        // Every event has 40 questions: each rendered list is a few KiB.
+        let wide = StubReader { questions: 40, ..StubReader::default() };
         let mut rendered_bytes = 0;
         for event in 0..200u128 {
             for variant in [Variant::Guest, Variant::Host] {
-                let list = cache.get(&WideReader, EventId::from_u128(event), variant).await.unwrap();
+                let list = cache.get(&wide, EventId::from_u128(event), variant).await.unwrap();
                 rendered_bytes += list.body.len() as u64;
                 assert!(cache.weight() <= BUDGET, "{} bytes held", cache.weight());
             }

@@ -7,9 +7,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
 use ledger::ports::{Commit, ProjectionReader, ProjectionStore, QuestionText, Replacement, StoreError, StoreResult};
 use ledger::{
-    EventId, ProjectionChange, QuestionId, QuestionStanding, QuestionState, VoterChange, VoterId, VoterState,
+    EventId, ProjectionChange, QuestionId, QuestionStanding, QuestionState, VoterChange, VoterId, VoterStates,
 };
-use rustc_hash::FxHashMap;
 
 use crate::item::{
     a_shard_version, number_attr, question_from_item, question_key, question_to_item, shard_from_item, shard_key,
@@ -21,10 +20,7 @@ use crate::{invalid_request, store_error, DynamoStore};
 
 #[async_trait]
 impl ProjectionStore for DynamoStore {
-    async fn voters(
-        &self,
-        keys: &[(QuestionId, VoterId)],
-    ) -> StoreResult<FxHashMap<(QuestionId, VoterId), VoterState>> {
+    async fn voters(&self, keys: &[(QuestionId, VoterId)]) -> StoreResult<VoterStates> {
         let keys = keys.iter().map(|&(q, v)| voter_key(q, v)).collect();
         // Strongly consistent: a stale read would only cost a conflict and a retry, but why pay it.
         let items = self.batch_get(&self.tables.voters, keys, true, None, &[]).await?;

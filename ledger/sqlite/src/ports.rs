@@ -9,10 +9,9 @@ use ledger::ports::{
 };
 use ledger::{
     AskedView, BatchPlan, EventId, ProjectionChange, QuestionId, QuestionStanding, QuestionState, Record, VoterId,
-    VoterState,
+    VoterStates,
 };
 use rusqlite::{params, OptionalExtension};
-use rustc_hash::FxHashMap;
 
 use crate::rows::{blob16, corrupt, record_from_row, LEDGER_COLUMNS};
 use crate::shared::standing_from_row;
@@ -111,10 +110,7 @@ impl LedgerStore for SqliteStore {
 
 #[async_trait]
 impl ProjectionStore for SqliteStore {
-    async fn voters(
-        &self,
-        keys: &[(QuestionId, VoterId)],
-    ) -> StoreResult<FxHashMap<(QuestionId, VoterId), VoterState>> {
+    async fn voters(&self, keys: &[(QuestionId, VoterId)]) -> StoreResult<VoterStates> {
         let keys = keys.to_vec();
         self.read(move |c| crate::rows::read_voters(c, &keys)).await
     }

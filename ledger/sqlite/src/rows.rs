@@ -2,7 +2,7 @@
 //! blobs, so blob order is id order (LWW conditions compare them in SQL).
 
 use ledger::ports::StoreError;
-use ledger::{Asked, EventId, QuestionId, Record, RecordBody, RecordId, Stamped, VoterId, VoterState};
+use ledger::{Asked, EventId, QuestionId, Record, RecordBody, RecordId, Stamped, VoterId, VoterState, VoterStates};
 use rusqlite::OptionalExtension;
 use rusqlite::Row;
 use rustc_hash::FxHashMap;
@@ -92,10 +92,7 @@ pub fn record_columns(r: &Record) -> RecordColumns<'_> {
 }
 
 /// The stored states of these voters (missing keys have none yet).
-pub fn read_voters(
-    conn: &rusqlite::Connection,
-    keys: &[(QuestionId, VoterId)],
-) -> Result<FxHashMap<(QuestionId, VoterId), VoterState>, StoreError> {
+pub fn read_voters(conn: &rusqlite::Connection, keys: &[(QuestionId, VoterId)]) -> Result<VoterStates, StoreError> {
     let unavailable = |e: rusqlite::Error| StoreError::Unavailable(e.to_string());
     let mut stmt =
         conn.prepare_cached("SELECT up, rec FROM voters WHERE voter = ?1 AND qid = ?2").map_err(unavailable)?;

@@ -70,10 +70,10 @@ pub(crate) fn sweep_chunk(conn: &Connection, now_unix: u64, from: &SweepPosition
                 )
                 .and_then(|mut d| d.execute(params![v0, q0, v1, q1, end.is_none(), now]))
                 .map_err(unavailable)? as u64;
-            step.next = Some(match end {
-                Some(key) => SweepPosition::Voters { after: Some(key) },
-                None => SweepPosition::Questions { after: None },
-            });
+            step.next =
+                Some(end.map_or(SweepPosition::Questions { after: None }, |key| SweepPosition::Voters {
+                    after: Some(key),
+                }));
         }
         SweepPosition::Questions { after } => {
             let questions = &mut step.questions;
@@ -82,10 +82,10 @@ pub(crate) fn sweep_chunk(conn: &Connection, now_unix: u64, from: &SweepPosition
                 Ok(())
             })?;
             step.removed = step.questions.len() as u64;
-            step.next = Some(match end {
-                Some(key) => SweepPosition::Questions { after: Some(key) },
-                None => SweepPosition::Events { after: None },
-            });
+            step.next =
+                Some(end.map_or(SweepPosition::Events { after: None }, |key| SweepPosition::Questions {
+                    after: Some(key),
+                }));
         }
         SweepPosition::Events { after } => {
             let events = &mut step.events;
