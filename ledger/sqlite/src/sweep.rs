@@ -71,9 +71,7 @@ pub(crate) fn sweep_chunk(conn: &Connection, now_unix: u64, from: &SweepPosition
                 .and_then(|mut d| d.execute(params![v0, q0, v1, q1, end.is_none(), now]))
                 .map_err(unavailable)? as u64;
             step.next =
-                Some(end.map_or(SweepPosition::Questions { after: None }, |key| SweepPosition::Voters {
-                    after: Some(key),
-                }));
+                Some(go_on(end, |after| SweepPosition::Voters { after }, SweepPosition::Questions { after: None }));
         }
         SweepPosition::Questions { after } => {
             let questions = &mut step.questions;
@@ -83,9 +81,7 @@ pub(crate) fn sweep_chunk(conn: &Connection, now_unix: u64, from: &SweepPosition
             })?;
             step.removed = step.questions.len() as u64;
             step.next =
-                Some(end.map_or(SweepPosition::Events { after: None }, |key| SweepPosition::Questions {
-                    after: Some(key),
-                }));
+                Some(go_on(end, |after| SweepPosition::Questions { after }, SweepPosition::Events { after: None }));
         }
         SweepPosition::Events { after } => {
             let events = &mut step.events;
@@ -98,6 +94,16 @@ pub(crate) fn sweep_chunk(conn: &Connection, now_unix: u64, from: &SweepPosition
         }
     }
     Ok(step)
+}
+
+/// Where a sweep goes on after a step through one table that ended at `end`: that table
+/// again after `end`, or `next` (the following table, from its start) once the step
+/// reached the table's end.
+fn go_on<K>(end: Option<K>, same: impl FnOnce(Option<K>) -> SweepPosition, next: SweepPosition) -> SweepPosition {
+    match end {
+        Some(key) => same(Some(key)),
+        None => next,
+    }
 }
 
 /// One step through a table keyed by `id` (`questions`, `events`): deletes the expired rows
