@@ -1,6 +1,7 @@
 //! The ingest Lambda binary: table names from `EVENTS_TABLE`, `LEDGER_TABLE`,
 //! `QUESTIONS_TABLE`, `VOTERS_TABLE`; the retention is the deployment's stored one (stored
-//! from `RETENTION_DAYS`, or the default, when none is stored yet).
+//! from `RETENTION_DAYS`, or the default, when none is stored yet); the values of the
+//! CloudFront origin header it accepts from `ORIGIN_VERIFY_SECRETS` (required).
 
 use std::sync::Arc;
 
@@ -9,7 +10,8 @@ use ledger_dynamodb::DynamoStore;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_logging::init();
+    let origin = http_edge::OriginVerify::from_env()?;
     let store = Arc::new(DynamoStore::from_env(None).await?);
     let config = ingest_lambda::config_for(&store);
-    lambda_http::run(ingest_lambda::app(store, config)).await
+    lambda_http::run(ingest_lambda::behind_cloudfront(ingest_lambda::app(store, config), origin)).await
 }

@@ -1,7 +1,8 @@
 //! The query Lambda binary: table names from `EVENTS_TABLE`, `QUESTIONS_TABLE` (and the
 //! others, unused here), list `max-age`s from `GUEST_MAX_AGE_S` / `HOST_MAX_AGE_S`. The
 //! retention is read from the deployment (this role never writes `events`, so a missing one
-//! is assumed from `RETENTION_DAYS`, not stored).
+//! is assumed from `RETENTION_DAYS`, not stored). The values of the CloudFront origin header
+//! it accepts come from `ORIGIN_VERIFY_SECRETS` (required).
 
 use std::sync::Arc;
 
@@ -10,7 +11,8 @@ use ledger_dynamodb::DynamoStore;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_logging::init();
+    let origin = http_edge::OriginVerify::from_env()?;
     let store = Arc::new(DynamoStore::from_env_read_only(None).await?);
     let config = query_lambda::config_from_env()?;
-    lambda_http::run(query_lambda::app(store, config)).await
+    lambda_http::run(query_lambda::behind_cloudfront(query_lambda::app(store, config), origin)).await
 }
