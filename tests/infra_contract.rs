@@ -533,8 +533,10 @@ fn the_functions_are_the_workspace_lambda_binaries() {
         Some(true),
         "infra/cargo-lambda.toml must build from the whole workspace"
     );
-    let enabled: BTreeSet<String> = build_config["build"]["features"]
-        .as_array()
+    // No binary may need a feature the configuration leaves off (none needs one today).
+    let enabled: BTreeSet<String> = build_config["build"]
+        .get("features")
+        .and_then(|features| features.as_array())
         .map(|features| features.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect())
         .unwrap_or_default();
 
@@ -884,4 +886,197 @@ fn the_aggregator_reserves_its_concurrency_and_ingest_and_query_are_capped() {
     }
     // Lambda keeps 100 of an account's concurrency unreserved; the default quota is 1,000.
     assert!(total <= 900, "the default reservations ({total}) do not fit a default account");
+}
+
+/// The CloudFront distribution's API origin.
+fn api_origin(template: &Template) -> &Value {
+    let config = &template.resource("Distribution")["Properties"]["DistributionConfig"];
+    as_list(&config["Origins"])
+        .into_iter()
+        .find(|origin| origin["Id"].as_str() == Some("api"))
+        .unwrap_or_else(|| panic!("the distribution has no api origin"))
+}
+
+#[test]
+fn the_http_functions_require_the_origin_secret_cloudfront_sends() {
+    let template = Template::load();
+    // CloudFront adds the header the Lambda hosts check, with the secret parameter's value.
+    let headers = as_list(&api_origin(&template)["OriginCustomHeaders"]);
+    let header = headers
+        .iter()
+        .find(|h| {
+            h["HeaderName"].as_str().map(str::to_ascii_lowercase).as_deref() == Some(http_edge::ORIGIN_VERIFY_HEADER)
+        })
+        .unwrap_or_else(|| panic!("CloudFront does not send {}", http_edge::ORIGIN_VERIFY_HEADER));
+    let secret = template.referenced_parameter(&header["HeaderValue"]).expect("the header's value is a parameter");
+    let parameter = &template.doc["Parameters"][secret];
+    assert_eq!(parameter["NoEcho"].as_bool(), Some(true), "{secret} is shown in the console");
+    assert!(parameter["Default"].is_null(), "{secret} has a default anyone can read");
+    let min_length: usize = scalar(&parameter["MinLength"]).and_then(|m| m.parse().ok()).expect("a MinLength");
+    assert!(min_length >= http_edge::ORIGIN_VERIFY_MIN_LEN, "{secret} may be shorter than the hosts accept");
+    // The hosts split the accepted values on commas: the pattern's characters exclude it.
+    let pattern = scalar(&parameter["AllowedPattern"]).expect("an AllowedPattern");
+    let class = pattern
+        .split_once('[')
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .map(|(class, _)| class)
+        .unwrap_or_else(|| panic!("{secret}'s pattern is not one character class: {pattern}"));
+    assert!(!class.contains(',') && !class.starts_with('^'), "{secret} may contain the separator: {pattern}");
+
+    // Both HTTP functions read the accepted values from the variable the hosts read; during a
+    // rotation, the previous value too. The aggregator answers no HTTP and gets none.
+    for name in ["IngestFunction", "QueryFunction"] {
+        let value = &template.resource(name)["Properties"]["Environment"]["Variables"][http_edge::ORIGIN_VERIFY_ENV];
+        let Some(("If", Value::Sequence(branches))) = intrinsic(value) else {
+            panic!("{name} has no {} from the secret: {value:?}", http_edge::ORIGIN_VERIFY_ENV)
+        };
+        assert_eq!(template.referenced_parameter(&branches[2]), Some(secret), "{name} accepts another value");
+        let Some(("Join", Value::Sequence(join))) = intrinsic(&branches[1]) else {
+            panic!("{name}: the rotation branch is not a join: {:?}", branches[1])
+        };
+        assert_eq!(join[0].as_str(), Some(","), "{name}: the hosts split on commas");
+        let joined: Vec<_> = as_list(&join[1]).into_iter().map(|v| template.referenced_parameter(v)).collect();
+        assert_eq!(joined, vec![Some(secret), Some("OriginVerifySecretPrevious")], "{name}: the rotation's two values");
+    }
+    let aggregator = &template.resource("AggregatorFunction")["Properties"]["Environment"]["Variables"];
+    assert!(aggregator[http_edge::ORIGIN_VERIFY_ENV].is_null(), "the aggregator gets the origin secret");
+}
+
+#[test]
+fn one_hostname_serves_every_region_and_the_voter_cookie_is_host_only() {
+    let template = Template::load();
+    // One distribution, in the home stack only: CloudFront refuses an alias attached twice.
+    let distribution = template.resource("Distribution");
+    assert_eq!(distribution["Condition"].as_str(), Some("IsPrimaryRegion"), "every region would create one");
+    assert_eq!(template.doc["Conditions"]["IsPrimaryRegion"], template.doc["Conditions"]["OwnsGlobalTables"]);
+    // Its API origin is the shared name every region's stack gives its API.
+    let Some(("If", Value::Sequence(branches))) = intrinsic(&api_origin(&template)["DomainName"]) else {
+        panic!("the api origin is not the shared API name")
+    };
+    assert_eq!(branches[0].as_str(), Some("HasApiDomain"));
+    assert_eq!(template.referenced_parameter(&branches[1]), Some("ApiDomainName"));
+    let domain = &template.resource("ApiDomain")["Properties"];
+    assert!(references(&domain["DomainName"], "ApiDomainName"));
+    let record = &template.resource("ApiLatencyRecord")["Properties"];
+    assert!(references(&record["Name"], "ApiDomainName"));
+    assert!(references(&record["Region"], "AWS::Region"), "latency-routed per region");
+    assert!(references(&record["HealthCheckId"], "RegionHealthCheck"), "health-checked");
+
+    // The voter cookie names no Domain, so it belongs to the one site hostname whichever
+    // region's API answers behind it; it names Path=/ so every API route receives it.
+    let cookie = ingest::voter::voter_cookie(ledger::VoterId::random(), 60, true);
+    let cookie = cookie.to_str().expect("a text cookie").to_ascii_lowercase();
+    assert!(!cookie.contains("domain="), "the voter cookie is bound to a domain: {cookie}");
+    assert!(cookie.contains("path=/"), "{cookie}");
+}
+
+#[test]
+fn every_ledger_write_in_the_adapter_is_a_conditional_put() {
+    // IAM cannot require a condition expression (DynamoDB's condition keys cover attributes,
+    // leading keys, return values and Select, not ConditionExpression), so ingest's
+    // `dynamodb:PutItem` on the ledger is as safe as the code that issues it: every write to
+    // the ledger table in the adapter must be a PutItem that only creates.
+    let dir = root().join("ledger/dynamodb/src");
+    let mut puts = 0;
+    for entry in std::fs::read_dir(&dir).expect("the adapter's sources") {
+        let path = entry.expect("a directory entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).expect("a source file");
+        for call in
+            [".put_item()", ".update_item()", ".delete_item()", ".batch_write_item()", ".transact_write_items()"]
+        {
+            for (at, _) in source.match_indices(call) {
+                // The builder chain up to its send.
+                let chain = &source[at..];
+                let chain = &chain[..chain.find(".send()").unwrap_or(chain.len())];
+                if !chain.contains("tables.ledger") {
+                    continue;
+                }
+                let file = path.display();
+                assert_eq!(call, ".put_item()", "{file}: {call} on the ledger (records are immutable)");
+                assert!(
+                    chain.contains(".condition_expression(\"attribute_not_exists("),
+                    "{file}: a ledger PutItem without attribute_not_exists could overwrite a record"
+                );
+                puts += 1;
+            }
+        }
+    }
+    assert!(puts >= 1, "found no ledger append in the adapter; has it moved?");
+    // Batches cannot be conditional: the role must not allow one anywhere.
+    for (action, _) in schema::IAM_INGEST {
+        assert_ne!(*action, "dynamodb:BatchWriteItem", "ingest may write unconditionally in batches");
+    }
+}
+
+#[test]
+fn the_pipe_may_only_read_the_ledger_stream_and_send_to_its_queues() {
+    let template = Template::load();
+    let role = template.resource("PipeRole");
+    assert!(role["Properties"]["ManagedPolicyArns"].is_null(), "the Pipe's role attaches managed policies");
+    let mut granted = BTreeSet::new();
+    for policy in as_list(&role["Properties"]["Policies"]) {
+        for statement in as_list(&policy["PolicyDocument"]["Statement"]) {
+            assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+            for action in strings(&statement["Action"]) {
+                for resource in as_list(&statement["Resource"]) {
+                    let target = match (get_att(resource), intrinsic(resource)) {
+                        (Some((logical, attribute)), _) => format!("{logical}.{attribute}"),
+                        // The home stack's own stream, or the replica's named by a parameter.
+                        (None, Some(("If", _))) => "ledger stream".to_owned(),
+                        _ => panic!("unexpected resource {resource:?}"),
+                    };
+                    granted.insert((action.clone(), target));
+                }
+            }
+        }
+    }
+    let expected: BTreeSet<(String, String)> = [
+        ("dynamodb:DescribeStream", "ledger stream"),
+        ("dynamodb:GetRecords", "ledger stream"),
+        ("dynamodb:GetShardIterator", "ledger stream"),
+        ("dynamodb:ListStreams", "ledger stream"),
+        ("sqs:SendMessage", "AggregatorQueue.Arn"),
+        ("sqs:SendMessage", "PipeDeadLetterQueue.Arn"),
+    ]
+    .iter()
+    .map(|(a, r)| ((*a).to_owned(), (*r).to_owned()))
+    .collect();
+    assert_eq!(granted, expected, "PipeRole");
+}
+
+#[test]
+fn the_lambda_binaries_are_stripped_and_still_unwind() {
+    let manifest = read_toml(Path::new("Cargo.toml"));
+    let profiles = &manifest["profile"];
+    let lambda = profiles.get("lambda").and_then(|p| p.as_table()).expect("Cargo.toml has [profile.lambda]");
+    assert_eq!(lambda.get("inherits").and_then(|v| v.as_str()), Some("release"));
+    assert!(
+        matches!(lambda.get("strip"), Some(toml::Value::Boolean(true)))
+            || lambda.get("strip").and_then(|v| v.as_str()) == Some("symbols"),
+        "the lambda profile keeps symbols"
+    );
+    assert!(
+        matches!(lambda.get("debug"), Some(toml::Value::Boolean(false)))
+            || lambda.get("debug").and_then(|v| v.as_str()) == Some("none"),
+        "the lambda profile keeps debug info"
+    );
+    assert_eq!(lambda.get("codegen-units").and_then(|v| v.as_integer()), Some(1));
+    assert!(lambda
+        .get("lto")
+        .is_some_and(|v| v.as_bool() == Some(true) || v.as_str().is_some_and(|s| s == "fat" || s == "thin")));
+    // A handler's panic costs one request a 500 (the edge catches it); `abort` would end the
+    // process and every request in flight. cargo-lambda's --release injects `abort` into a
+    // release profile that names no strategy, so release names it too.
+    let release_panic = profiles["release"].get("panic").and_then(|v| v.as_str());
+    assert_eq!(release_panic, Some("unwind"), "[profile.release] must name panic = \"unwind\"");
+    assert_eq!(lambda.get("panic").and_then(|v| v.as_str()).or(release_panic), Some("unwind"));
+    let build = read_toml(Path::new("infra/cargo-lambda.toml"));
+    assert_eq!(
+        build["build"].get("profile").and_then(|v| v.as_str()),
+        Some("lambda"),
+        "sam build uses another profile"
+    );
 }

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 const infra = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-function fakeRepo() {
+function fakeRepo({ distribution = 'E123' } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'upload-client-'));
   mkdirSync(join(dir, 'infra'));
   cpSync(join(infra, 'upload-client'), join(dir, 'infra', 'upload-client'));
@@ -27,7 +27,7 @@ function fakeRepo() {
 echo "$*" >> "${log}"
 case "$*" in
   *SiteBucketName*) echo site-bucket ;;
-  *DistributionId*) echo E123 ;;
+  *DistributionId*) echo ${distribution} ;;
 esac
 `);
   chmodSync(join(bin, 'aws'), 0o755);
@@ -63,4 +63,14 @@ test('refuses to run without a client build', () => {
   const repo = fakeRepo();
   execFileSync('rm', ['-r', join(repo.dir, 'client', 'dist')]);
   assert.throws(() => run(repo, ['qa-stack']), /index.html is missing/);
+});
+
+test("another region's stack (no distribution) uploads its failover copy without invalidating", () => {
+  // The AWS CLI prints None for an output the stack does not have.
+  const repo = fakeRepo({ distribution: 'None' });
+  const out = run(repo, ['qa-stack', 'eu-west-1']);
+  const calls = readFileSync(repo.log, 'utf8').trim().split('\n');
+  assert.ok(calls.some((c) => c.includes('s3 cp') && c.includes('s3://site-bucket/index.html')), calls.join('\n'));
+  assert.ok(!calls.some((c) => c.includes('create-invalidation')), calls.join('\n'));
+  assert.match(out, /failover copy/);
 });
