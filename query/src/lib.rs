@@ -7,6 +7,7 @@
 //! [`router`] is the whole role as an axum [`Router`]; `serve` and the Lambda binary both
 //! host it unchanged.
 
+mod deltas;
 mod error;
 mod export;
 mod handlers;

@@ -7,6 +7,7 @@
 //! a render that raced with a change is simply never valid, whichever finished first.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::HeaderValue;
@@ -34,23 +35,33 @@ pub enum Variant {
     Host,
 }
 
-/// One list as sent: the body and its strong ETag.
+/// One list as sent: its items, the body and its strong ETag.
 #[derive(Clone)]
 pub struct Rendered {
+    /// The list's items in rank order (what live-stream deltas are computed from).
+    pub items: Arc<[ListItem]>,
     pub body: Bytes,
     pub etag: HeaderValue,
     /// When the render began (nanoseconds since the cache's epoch).
     started_ns: u64,
 }
 
+impl Rendered {
+    /// A render made outside the cache, for tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(items: Arc<[ListItem]>, body: Bytes) -> Self {
+        Self { etag: etag(&body), items, body, started_ns: 0 }
+    }
+}
+
 /// An item of a list, as the original API spells it.
-#[derive(Serialize)]
-struct ListItem {
-    qid: QuestionId,
-    votes: u64,
-    hidden: bool,
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListItem {
+    pub qid: QuestionId,
+    pub votes: u64,
+    pub hidden: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    answered: Option<u64>,
+    pub answered: Option<u64>,
 }
 
 /// Weighs a cached list by its rendered bytes (body and ETag).
@@ -59,7 +70,8 @@ pub struct ListBytes;
 
 impl Weighter<(EventId, Variant), Rendered> for ListBytes {
     fn weight(&self, _: &(EventId, Variant), list: &Rendered) -> u64 {
-        let bytes = list.body.len().saturating_add(list.etag.len());
+        let items = list.items.len().saturating_mul(std::mem::size_of::<ListItem>());
+        let bytes = list.body.len().saturating_add(list.etag.len()).saturating_add(items);
         u64::try_from(bytes).unwrap_or(u64::MAX).saturating_add(crate::CACHE_ENTRY_OVERHEAD_BYTES)
     }
 }
@@ -154,8 +166,8 @@ impl ListCache {
             Err(guard) => Some(guard),
         };
         let started_ns = self.now_ns();
-        let body = render(projection, event, variant, wall_clock_ms()).await?;
-        let rendered = Rendered { etag: etag(&body), body, started_ns };
+        let (items, body) = render(projection, event, variant, wall_clock_ms()).await?;
+        let rendered = Rendered { items, etag: etag(&body), body, started_ns };
         match guard {
             Some(guard) => {
                 let _ = guard.insert(rendered.clone());
@@ -166,19 +178,19 @@ impl ListCache {
     }
 }
 
-/// Reads and ranks an event's questions and renders them as the list's JSON.
+/// Reads and ranks an event's questions: the list's items and its JSON.
 pub async fn render(
     projection: &dyn ProjectionReader,
     event: EventId,
     variant: Variant,
     now_ms: u64,
-) -> Result<Bytes, StoreError> {
+) -> Result<(Arc<[ListItem]>, Bytes), StoreError> {
     let mut questions = projection.event_questions(event).await?;
     if variant == Variant::Guest {
         questions.retain(|q| !q.is_hidden());
     }
     rank(&mut questions, now_ms);
-    let items: Vec<ListItem> = questions
+    let items: Arc<[ListItem]> = questions
         .iter()
         .map(|q| ListItem {
             qid: q.id,
@@ -187,7 +199,8 @@ pub async fn render(
             answered: q.answered_at().map(|at| at.unix_seconds()),
         })
         .collect();
-    serde_json::to_vec(&items).map(Bytes::from).map_err(|e| StoreError::Corrupt(format!("cannot render a list: {e}")))
+    let body = serde_json::to_vec(&items[..]).map_err(|e| StoreError::Corrupt(format!("cannot render a list: {e}")))?;
+    Ok((items, Bytes::from(body)))
 }
 
 /// A strong ETag: the first 128 bits of the body's SHA-256, quoted.

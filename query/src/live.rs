@@ -1,7 +1,15 @@
 //! Live lists over Server-Sent Events (embedded mode only). A stream sends the current list
 //! on connect and again whenever the aggregator announces a change of its event. Bursts are
-//! coalesced: at most one push per [`PUSH_INTERVAL_MIN_MS`], and since each push renders the
-//! list as it is then, the last push of a burst always carries the latest state.
+//! coalesced: at most one push per [`PUSH_INTERVAL_MIN_MS`] (a guest's delta stream: per
+//! [`GUEST_DELTA_INTERVAL_MIN_MS`]), and since each push renders the list as it is then,
+//! the last push of a burst always carries the latest state.
+//!
+//! A delta stream (`?deltas=1`, design §7) sends the whole list once, then only what
+//! changed. Each event keeps, while it has streams, the versions of its two lists (guest and
+//! host) with the last [`DELTAS_KEPT`] deltas: whichever stream first sees a new render
+//! makes the new version and renders its delta once; every other stream of the event sends
+//! the same bytes, or the deltas it missed, or the whole list if it fell further behind.
+//! When the hub closes, every stream sends a last `restarting` event and ends.
 //!
 //! Each event with open streams has its own wake-up channel in the [`LiveHub`], so a change
 //! wakes only the streams of its event. Streams are admitted within three budgets (per
@@ -9,7 +17,7 @@
 //! when their event expires or when the hub is closed (the process is shutting down).
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
@@ -22,20 +30,29 @@ use axum::http::HeaderValue;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use http_edge::ClientAddr;
+use ledger::ports::StoreError;
 use ledger::EventId;
 use parking_lot::Mutex;
+use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
+use crate::deltas::Delta;
 use crate::error::{ApiError, StreamBudget};
+use crate::export::QueryParams;
 use crate::handlers::{existing_event, hosted_event, AppState};
-use crate::lists::{wall_clock_ms, Variant};
+use crate::lists::{wall_clock_ms, ListItem, Rendered, Variant};
 use crate::QueryContext;
 use http_edge::PathParams;
 
 /// The shortest time between two pushes on one stream.
 pub const PUSH_INTERVAL_MIN_MS: u64 = 100;
+/// The shortest time between two pushes on a guest's delta stream: at most two a second
+/// (a phone on a venue's Wi-Fi), while hosts and presenters keep [`PUSH_INTERVAL_MIN_MS`].
+pub const GUEST_DELTA_INTERVAL_MIN_MS: u64 = 500;
+/// How many deltas each event keeps per list for streams that fell behind.
+pub const DELTAS_KEPT: usize = 64;
 /// How often an idle stream sends a comment, so proxies keep it open.
 pub const KEEP_ALIVE_S: u64 = 15;
 /// How long to wait before trying again when the store failed to render a push.
@@ -69,6 +86,8 @@ struct HubInner {
 struct Topic {
     wake: watch::Sender<()>,
     streams: usize,
+    /// The versions of the event's lists its delta streams share.
+    versions: Arc<ListVersions>,
     /// How often a stream of this event was woken by a change (see [`LiveHub::stream_wakes`]).
     wakes: Arc<AtomicU64>,
 }
@@ -136,17 +155,18 @@ impl LiveHub {
             return None;
         }
         self.start_fanout();
-        let (changes, wakes) = {
+        let (changes, versions, wakes) = {
             let mut topics = self.inner.topics.lock();
             let topic = topics.entry(event).or_insert_with(|| Topic {
                 wake: watch::channel(()).0,
                 streams: 0,
+                versions: Arc::default(),
                 wakes: Arc::new(AtomicU64::new(0)),
             });
             topic.streams += 1;
-            (topic.wake.subscribe(), topic.wakes.clone())
+            (topic.wake.subscribe(), topic.versions.clone(), topic.wakes.clone())
         };
-        Some(Subscription { hub: self.inner.clone(), event, changes, wakes })
+        Some(Subscription { hub: self.inner.clone(), event, changes, versions, wakes })
     }
 
     /// Starts the task that passes announcements on to the events' channels, once. Its
@@ -197,6 +217,7 @@ struct Subscription {
     hub: Arc<HubInner>,
     event: EventId,
     changes: watch::Receiver<()>,
+    versions: Arc<ListVersions>,
     wakes: Arc<AtomicU64>,
 }
 
@@ -223,6 +244,76 @@ impl Drop for Subscription {
                 topic.remove();
             }
         }
+    }
+}
+
+/// The versions of one event's two lists, shared by its delta streams.
+#[derive(Default)]
+struct ListVersions {
+    guest: Mutex<Versions>,
+    host: Mutex<Versions>,
+}
+
+impl ListVersions {
+    fn of(&self, variant: Variant) -> &Mutex<Versions> {
+        match variant {
+            Variant::Guest => &self.guest,
+            Variant::Host => &self.host,
+        }
+    }
+}
+
+/// One list's latest version and the deltas that led to it.
+#[derive(Default)]
+struct Versions {
+    /// The latest version (0: none yet).
+    seq: u64,
+    etag: Option<HeaderValue>,
+    items: Option<Arc<[ListItem]>>,
+    /// The latest version's `list` message.
+    whole: String,
+    /// `(seq, message)`: the `delta` messages of the last [`DELTAS_KEPT`] versions.
+    deltas: VecDeque<(u64, String)>,
+}
+
+/// What a delta stream must send to reach the latest version.
+#[derive(Debug, PartialEq, Eq)]
+enum CatchUp {
+    Nothing,
+    /// The `delta` messages it missed, oldest first.
+    Deltas(Vec<String>),
+    /// The `list` message: it has none yet, or missed more than the kept deltas.
+    Whole(String),
+}
+
+impl Versions {
+    /// Makes `rendered` the latest version if it differs from it (rendering its delta once),
+    /// then says what a stream that has seen version `seen` must be sent, and the version
+    /// it then has.
+    fn catch_up(&mut self, rendered: &Rendered, seen: Option<u64>) -> Result<(CatchUp, u64), serde_json::Error> {
+        if self.etag.as_ref() != Some(&rendered.etag) {
+            let seq = self.seq + 1;
+            if let Some(old) = &self.items {
+                let delta = Delta::between(old, &rendered.items, seq);
+                self.deltas.push_back((seq, serde_json::to_string(&delta)?));
+                if self.deltas.len() > DELTAS_KEPT {
+                    self.deltas.pop_front();
+                }
+            }
+            let list = std::str::from_utf8(&rendered.body).map_err(serde::ser::Error::custom)?;
+            self.whole = format!(r#"{{"seq":{seq},"list":{list}}}"#);
+            self.seq = seq;
+            self.etag = Some(rendered.etag.clone());
+            self.items = Some(rendered.items.clone());
+        }
+        let catch_up = match seen {
+            Some(seen) if seen == self.seq => CatchUp::Nothing,
+            Some(seen) if self.deltas.front().is_some_and(|(first, _)| *first <= seen + 1) => CatchUp::Deltas(
+                self.deltas.iter().filter(|(seq, _)| *seq > seen).map(|(_, message)| message.clone()).collect(),
+            ),
+            _ => CatchUp::Whole(self.whole.clone()),
+        };
+        Ok((catch_up, self.seq))
     }
 }
 
@@ -304,32 +395,57 @@ impl Drop for StreamPermit {
 
 type LiveResponse = Response;
 
-/// `GET /api/live/{eid}`: the guest list, live.
+/// The live routes' query string: `deltas=1` asks for a delta stream.
+#[derive(Debug, Default, Deserialize)]
+pub struct LiveQuery {
+    #[serde(default)]
+    deltas: Option<u8>,
+}
+
+impl LiveQuery {
+    fn deltas(&self) -> Result<bool, ApiError> {
+        match self.deltas {
+            None | Some(0) => Ok(false),
+            Some(1) => Ok(true),
+            Some(_) => Err(ApiError::BadRequest("deltas must be 0 or 1".into())),
+        }
+    }
+}
+
+/// `GET /api/live/{eid}[?deltas=1]`: the guest list, live.
 pub async fn guest(
     State(shared): AppState,
     client: ClientAddr,
     PathParams(eid): PathParams<String>,
+    QueryParams(query): QueryParams<LiveQuery>,
 ) -> Result<LiveResponse, ApiError> {
     let row = existing_event(&shared, &eid).await?;
-    open(shared, client, row.id, row.expire_unix, Variant::Guest)
+    open(shared, client, row.id, row.expire_unix, Variant::Guest, query.deltas()?)
 }
 
-/// `GET /api/live/{eid}/{secret}`: the host list, live.
+/// `GET /api/live/{eid}/{secret}[?deltas=1]`: the host list, live.
 pub async fn host(
     State(shared): AppState,
     client: ClientAddr,
     PathParams((eid, secret)): PathParams<(String, String)>,
+    QueryParams(query): QueryParams<LiveQuery>,
 ) -> Result<LiveResponse, ApiError> {
     let row = hosted_event(&shared, &eid, &secret).await?;
-    open(shared, client, row.id, row.expire_unix, Variant::Host)
+    open(shared, client, row.id, row.expire_unix, Variant::Host, query.deltas()?)
 }
 
 struct LiveStream {
     shared: Arc<QueryContext>,
     event: EventId,
     variant: Variant,
+    /// A delta stream (`deltas=1`): the version it has sent (`None` before the first).
+    delta: Option<Option<u64>>,
     subscription: Subscription,
     end: StreamEnd,
+    /// Messages rendered and not yet sent (a delta stream catching up sends several).
+    queue: VecDeque<Event>,
+    /// The hub closed: the `restarting` message is queued and the stream ends after it.
+    ending: bool,
     /// When the last push was sent (`None` before the first).
     pushed_at: Option<Instant>,
     /// The ETag of the last list pushed: a render that equals it is not pushed again.
@@ -346,14 +462,22 @@ struct StreamEnd {
     expire_unix: u64,
 }
 
+/// Why a stream ends.
+enum Ended {
+    /// The hub closed (the process is shutting down): the client should reconnect.
+    Closed,
+    /// The event expired: there is nothing left to stream.
+    Expired,
+}
+
 impl StreamEnd {
-    /// `work`'s output, or `None` if the stream must end first.
-    async fn unless_ended<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
+    /// `work`'s output, or why the stream must end first.
+    async fn unless_ended<T>(&mut self, work: impl Future<Output = T>) -> Result<T, Ended> {
         tokio::select! {
-            output = work => Some(output),
+            output = work => Ok(output),
             // An error means the hub itself is gone: end as well.
-            _ = self.closed.wait_for(|closed| *closed) => None,
-            () = expiry(self.expire_unix) => None,
+            _ = self.closed.wait_for(|closed| *closed) => Err(Ended::Closed),
+            () = expiry(self.expire_unix) => Err(Ended::Expired),
         }
     }
 }
@@ -377,6 +501,7 @@ fn open(
     event: EventId,
     expire_unix: u64,
     variant: Variant,
+    deltas: bool,
 ) -> Result<LiveResponse, ApiError> {
     let hub = shared.live.as_ref().ok_or(ApiError::NotAvailable)?;
     let permit = shared.streams.admit(client, event).map_err(|budget| {
@@ -391,8 +516,11 @@ fn open(
         shared,
         event,
         variant,
+        delta: deltas.then_some(None),
         subscription,
         end,
+        queue: VecDeque::new(),
+        ending: false,
         pushed_at: None,
         pushed_etag: None,
         retry: false,
@@ -402,52 +530,136 @@ fn open(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(KEEP_ALIVE_S))).into_response())
 }
 
-/// The stream's next message, or `None` to end it (the hub closed, the event expired).
+/// The stream's next message, or `None` to end it (after `restarting` when the hub closed;
+/// at once when the event expired).
 async fn next_push(mut s: LiveStream) -> Option<(Result<Event, Infallible>, LiveStream)> {
     loop {
-        if let Some(pushed_at) = s.pushed_at {
-            if s.retry {
-                let pause = pushed_at + Duration::from_millis(RETRY_PAUSE_MS);
-                s.end.unless_ended(tokio::time::sleep_until(pause)).await?;
-            } else {
-                s.end.unless_ended(s.subscription.changed()).await??;
-                let interval = pushed_at + Duration::from_millis(PUSH_INTERVAL_MIN_MS);
-                s.end.unless_ended(tokio::time::sleep_until(interval)).await?;
-            }
+        if let Some(message) = s.queue.pop_front() {
+            return Some((Ok(message), s));
         }
-        // Whatever arrived meanwhile is covered by the render below.
-        s.subscription.mark_seen();
-        let rendered = s.end.unless_ended(s.shared.lists.get(s.shared.projection.as_ref(), s.event, s.variant)).await?;
-        s.pushed_at = Some(Instant::now());
-        let push = match rendered {
-            // A late or repeated wake-up that changed nothing is not pushed again.
-            Ok(rendered) if !s.retry && s.pushed_etag.as_ref() == Some(&rendered.etag) => continue,
-            Ok(rendered) => match std::str::from_utf8(&rendered.body) {
-                Ok(json) => {
-                    s.retry = false;
-                    s.pushed_etag = Some(rendered.etag);
-                    Event::default().data(json)
-                }
-                Err(_) => {
-                    s.retry = true;
-                    Event::default().comment("unavailable")
-                }
+        if s.ending {
+            return None;
+        }
+        match next_render(&mut s).await {
+            Err(Ended::Closed) => {
+                s.ending = true;
+                s.queue.push_back(Event::default().event("restarting").data("{}"));
+            }
+            Err(Ended::Expired) => return None,
+            Ok(Ok(rendered)) => match s.delta {
+                Some(seen) => queue_catch_up(&mut s, &rendered, seen),
+                None => queue_whole(&mut s, rendered),
             },
             // Already logged by the error conversion; the stream stays open and tries again.
-            Err(error) => {
+            Ok(Err(error)) => {
                 let _ = ApiError::from(error);
                 s.retry = true;
-                Event::default().comment("unavailable")
+                s.queue.push_back(Event::default().comment("unavailable"));
             }
-        };
-        return Some((Ok(push), s));
+        }
+    }
+}
+
+/// Waits until the stream should push (the first push at once; then after a change and the
+/// stream's interval, or after a pause when the last push failed) and renders its list.
+async fn next_render(s: &mut LiveStream) -> Result<Result<Rendered, StoreError>, Ended> {
+    if let Some(pushed_at) = s.pushed_at {
+        if s.retry {
+            let pause = pushed_at + Duration::from_millis(RETRY_PAUSE_MS);
+            s.end.unless_ended(tokio::time::sleep_until(pause)).await?;
+        } else {
+            s.end.unless_ended(s.subscription.changed()).await?.ok_or(Ended::Closed)?;
+            let interval = match (s.delta, s.variant) {
+                (Some(_), Variant::Guest) => GUEST_DELTA_INTERVAL_MIN_MS,
+                _ => PUSH_INTERVAL_MIN_MS,
+            };
+            s.end.unless_ended(tokio::time::sleep_until(pushed_at + Duration::from_millis(interval))).await?;
+        }
+    }
+    // Whatever arrived meanwhile is covered by the render below.
+    s.subscription.mark_seen();
+    let rendered = s.end.unless_ended(s.shared.lists.get(s.shared.projection.as_ref(), s.event, s.variant)).await?;
+    s.pushed_at = Some(Instant::now());
+    Ok(rendered)
+}
+
+/// A whole-list stream: the list, unless it is the one pushed last.
+fn queue_whole(s: &mut LiveStream, rendered: Rendered) {
+    // A late or repeated wake-up that changed nothing is not pushed again.
+    if !s.retry && s.pushed_etag.as_ref() == Some(&rendered.etag) {
+        return;
+    }
+    match std::str::from_utf8(&rendered.body) {
+        Ok(json) => {
+            s.retry = false;
+            s.queue.push_back(Event::default().data(json));
+            s.pushed_etag = Some(rendered.etag);
+        }
+        Err(_) => {
+            s.retry = true;
+            s.queue.push_back(Event::default().comment("unavailable"));
+        }
+    }
+}
+
+/// A delta stream: whatever brings it from the version it has to the latest.
+fn queue_catch_up(s: &mut LiveStream, rendered: &Rendered, seen: Option<u64>) {
+    let caught_up = s.subscription.versions.of(s.variant).lock().catch_up(rendered, seen);
+    match caught_up {
+        Ok((catch_up, seq)) => {
+            s.retry = false;
+            s.delta = Some(Some(seq));
+            match catch_up {
+                CatchUp::Nothing => {}
+                CatchUp::Deltas(deltas) => {
+                    s.queue.extend(deltas.into_iter().map(|delta| Event::default().event("delta").data(delta)));
+                }
+                CatchUp::Whole(list) => s.queue.push_back(Event::default().event("list").data(list)),
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, "cannot render a list version");
+            s.retry = true;
+            s.queue.push_back(Event::default().comment("unavailable"));
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use ledger::QuestionId;
 
     use super::*;
+
+    /// A render of a list whose question 1 has `votes` votes.
+    fn rendered(votes: u64) -> Rendered {
+        let items: Arc<[ListItem]> =
+            Arc::from(vec![ListItem { qid: QuestionId::from_u128(1), votes, hidden: false, answered: None }]);
+        let body = bytes::Bytes::from(serde_json::to_vec(&items[..]).expect("json"));
+        Rendered::for_test(items, body)
+    }
+
+    #[test]
+    fn a_stream_gets_the_whole_list_first_then_the_deltas_it_missed_or_the_list_again() {
+        let mut versions = Versions::default();
+        let (first, seq) = versions.catch_up(&rendered(1), None).expect("render");
+        assert!(matches!(first, CatchUp::Whole(ref list) if list.starts_with(r#"{"seq":1,"list":[{"#)), "{first:?}");
+        assert_eq!(versions.catch_up(&rendered(1), Some(seq)).expect("render"), (CatchUp::Nothing, 1));
+        // Two new versions; a stream at version 1 gets both deltas, in order, rendered once.
+        versions.catch_up(&rendered(2), Some(1)).expect("render");
+        let (missed, seq) = versions.catch_up(&rendered(3), Some(1)).expect("render");
+        assert_eq!(seq, 3);
+        let CatchUp::Deltas(deltas) = missed else { panic!("{missed:?}") };
+        assert_eq!(deltas.len(), 2);
+        assert!(deltas[0].starts_with(r#"{"seq":2,"#) && deltas[1].starts_with(r#"{"seq":3,"#), "{deltas:?}");
+        // A stream further behind than the kept deltas gets the whole list again.
+        for votes in 4..(4 + DELTAS_KEPT as u64) {
+            versions.catch_up(&rendered(votes), Some(votes - 1)).expect("render");
+        }
+        assert_eq!(versions.deltas.len(), DELTAS_KEPT, "the kept deltas are bounded");
+        let (behind, _) = versions.catch_up(&rendered(3 + DELTAS_KEPT as u64), Some(1)).expect("render");
+        assert!(matches!(behind, CatchUp::Whole(_)), "{behind:?}");
+    }
 
     #[test]
     fn budgets_count_per_client_per_event_and_in_total_and_give_back_on_drop() {

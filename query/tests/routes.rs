@@ -345,13 +345,20 @@ fn sse_data(message: &str) -> Option<Value> {
     (!data.is_empty()).then(|| serde_json::from_str(&data.join("\n")).unwrap())
 }
 
-/// Reads SSE `data:` payloads from a streaming body until `count` arrived.
-async fn next_data(body: &mut Body, pending: &mut String) -> Value {
+/// One SSE message's event name (`message` when it names none) and the JSON of its data.
+fn sse_message(message: &str) -> Option<(String, Value)> {
+    let name = message.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or("message");
+    sse_data(message).map(|data| (name.to_owned(), data))
+}
+
+/// Reads the next SSE message with data from a streaming body: its name, its JSON and the
+/// size of its text.
+async fn next_message(body: &mut Body, pending: &mut String) -> (String, Value, usize) {
     loop {
         if let Some(end) = pending.find("\n\n") {
             let message: String = pending.drain(..end + 2).collect();
-            if let Some(data) = sse_data(&message) {
-                return data;
+            if let Some((name, data)) = sse_message(&message) {
+                return (name, data, message.len());
             }
             continue;
         }
@@ -364,6 +371,11 @@ async fn next_data(body: &mut Body, pending: &mut String) -> Value {
             pending.push_str(std::str::from_utf8(&data).unwrap());
         }
     }
+}
+
+/// Reads SSE `data:` payloads from a streaming body: the next one.
+async fn next_data(body: &mut Body, pending: &mut String) -> Value {
+    next_message(body, pending).await.1
 }
 
 #[tokio::test]
@@ -519,6 +531,97 @@ async fn a_burst_of_changes_is_coalesced_into_pushes_at_most_every_100_ms() {
     // Each push renders the list as it is then: counts never go back, and end on the latest.
     assert!(counts.windows(2).all(|w| w[0].as_u64() <= w[1].as_u64()), "{counts:?}");
     assert_eq!(*counts.last().unwrap(), &json!(1 + CHANGES));
+}
+
+#[tokio::test]
+async fn a_delta_stream_sends_the_list_once_then_only_what_changed() {
+    let (mut app, event) = app_and_event().await;
+    let first = app.ask(event, "the first question here", None).await;
+    let second = app.ask(event, "the second question here", None).await;
+    let third = app.ask(event, "the third question here", None).await;
+    app.votes(event, first, 3).await;
+    app.votes(event, second, 2).await;
+    let mut body = app.open(&format!("/api/live/{event}?deltas=1")).await.into_body();
+    let mut pending = String::new();
+    let (name, list, list_bytes) = next_message(&mut body, &mut pending).await;
+    assert_eq!(name, "list");
+    let seq = list["seq"].as_u64().expect("a version");
+    let order: Vec<&str> = list["list"].as_array().unwrap().iter().map(|q| q["qid"].as_str().unwrap()).collect();
+    assert_eq!(order, [first.to_string(), second.to_string(), third.to_string()]);
+
+    // Five votes lift the third question to the top: one changed item and one move.
+    app.votes(event, third, 5).await;
+    let (name, delta, delta_bytes) = next_message(&mut body, &mut pending).await;
+    assert_eq!(name, "delta");
+    assert_eq!(
+        delta,
+        json!({"seq": seq + 1, "set": [{"qid": third.to_string(), "votes": 6, "hidden": false}], "mv": [[third.to_string(), null]]})
+    );
+    assert!(delta_bytes < list_bytes, "a delta ({delta_bytes} B) is smaller than the list ({list_bytes} B)");
+
+    // Hiding one takes it off the guest list: a deletion, nothing else.
+    app.moderate(event, second, RecordBody::Hidden { on: true }).await;
+    let (name, delta, _) = next_message(&mut body, &mut pending).await;
+    assert_eq!((name.as_str(), delta), ("delta", json!({"seq": seq + 2, "del": [second.to_string()]})));
+
+    // The host's delta stream keeps hidden questions, and the plain stream still sends lists.
+    let mut host = app.open(&format!("/api/live/{event}/{SECRET}?deltas=1")).await.into_body();
+    let (name, list, _) = next_message(&mut host, &mut String::new()).await;
+    assert_eq!((name.as_str(), list["list"].as_array().unwrap().len()), ("list", 3));
+    let mut plain = app.open(&format!("/api/live/{event}")).await.into_body();
+    let (name, list, _) = next_message(&mut plain, &mut String::new()).await;
+    assert_eq!((name.as_str(), list.as_array().map(Vec::len)), ("message", Some(2)));
+    assert_eq!(app.get(&format!("/api/live/{event}?deltas=2")).await.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_guests_delta_stream_pushes_at_most_twice_a_second_and_a_hosts_ten_times() {
+    let (mut app, event) = app_and_event().await;
+    let question = app.ask(event, "a popular question here", None).await;
+    let mut guest = app.open(&format!("/api/live/{event}?deltas=1")).await.into_body();
+    let mut host = app.open(&format!("/api/live/{event}/{SECRET}?deltas=1")).await.into_body();
+    let (mut guest_pending, mut host_pending) = (String::new(), String::new());
+    next_message(&mut guest, &mut guest_pending).await;
+    next_message(&mut host, &mut host_pending).await;
+    // A vote every 20 ms for 1.5 s.
+    let started = Instant::now();
+    let burst = async {
+        while started.elapsed() < Duration::from_millis(1_500) {
+            app.votes(event, question, 1).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let deadline = started + Duration::from_millis(2_200);
+    let (_, (_, guest_pushes), (_, host_pushes)) =
+        tokio::join!(burst, read_until(&mut guest, deadline), read_until(&mut host, deadline));
+    let gaps = |pushes: &[(Instant, Value)]| -> Vec<u128> {
+        pushes.windows(2).map(|w| (w[1].0 - w[0].0).as_millis()).collect()
+    };
+    let (guest_gaps, host_gaps) = (gaps(&guest_pushes), gaps(&host_pushes));
+    // Arrival times jitter a little around the send times; the intervals are 500 and 100 ms.
+    assert!(guest_gaps.iter().all(|&gap| gap >= 450), "guest pushes too close: {guest_gaps:?}");
+    assert!(guest_pushes.len() >= 2 && guest_pushes.len() <= 6, "{} guest pushes", guest_pushes.len());
+    assert!(host_gaps.iter().all(|&gap| gap >= 80), "host pushes too close: {host_gaps:?}");
+    assert!(host_pushes.len() > 2 * guest_pushes.len(), "{} host, {} guest", host_pushes.len(), guest_pushes.len());
+    // Every delta follows the one before it.
+    let seqs: Vec<u64> = guest_pushes.iter().map(|(_, d)| d["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "{seqs:?}");
+}
+
+#[tokio::test]
+async fn every_stream_says_restarting_before_it_ends_when_the_hub_closes() {
+    let (app, event) = app_and_event().await;
+    let mut plain = app.open(&format!("/api/live/{event}")).await.into_body();
+    let mut delta = app.open(&format!("/api/live/{event}?deltas=1")).await.into_body();
+    let (mut plain_pending, mut delta_pending) = (String::new(), String::new());
+    next_message(&mut plain, &mut plain_pending).await;
+    next_message(&mut delta, &mut delta_pending).await;
+    app.hub.close();
+    for (body, pending) in [(&mut plain, &mut plain_pending), (&mut delta, &mut delta_pending)] {
+        let (name, data, _) = next_message(body, pending).await;
+        assert_eq!((name.as_str(), data), ("restarting", json!({})));
+        assert!(ends_by(body, Instant::now() + Duration::from_secs(1)).await, "the stream went on after restarting");
+    }
 }
 
 fn stream_budgets(per_client: u32, per_event: u32, total: u32) -> QueryConfig {
