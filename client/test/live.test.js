@@ -12,12 +12,25 @@ class FakeEventSource {
     this.url = url;
     this.readyState = FakeEventSource.CONNECTING;
     this.closed = false;
+    this.listeners = new Map();
     FakeEventSource.instances.push(this);
   }
 
+  addEventListener(type, listener) {
+    this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener]);
+  }
+
+  /** An unnamed message (`data:` only), as a server without deltas sends the whole list. */
   message(list) {
     this.readyState = FakeEventSource.OPEN;
     this.onmessage({ data: typeof list === 'string' ? list : JSON.stringify(list) });
+  }
+
+  /** A named event (`event: type`), its payload sent as JSON unless it is a string. */
+  emit(type, payload) {
+    this.readyState = FakeEventSource.OPEN;
+    const event = { type, data: typeof payload === 'string' ? payload : JSON.stringify(payload) };
+    (this.listeners.get(type) ?? []).forEach((listener) => listener(event));
   }
 
   fail(readyState) {
@@ -51,7 +64,7 @@ function manualTimers() {
   };
 }
 
-function harness({ EventSource = FakeEventSource, responses = [] } = {}) {
+function harness({ EventSource = FakeEventSource, responses = [], secret = null } = {}) {
   FakeEventSource.instances = [];
   const timers = manualTimers();
   const lists = [];
@@ -66,7 +79,7 @@ function harness({ EventSource = FakeEventSource, responses = [] } = {}) {
   };
   const live = connectLive({
     eid: 'E',
-    secret: null,
+    secret,
     etag: '"v0"',
     onList: (list) => lists.push(list),
     onState: (state) => states.push(state),
@@ -81,7 +94,7 @@ describe('live updates', () => {
   it('delivers Server-Sent Events lists and reports them live', () => {
     const h = harness();
     const es = FakeEventSource.instances[0];
-    expect(es.url).toBe('/api/live/E');
+    expect(es.url).toBe('/api/live/E?deltas=1');
     es.message([{ qid: 'Q', votes: 1, hidden: false }]);
     es.message('not json');
     expect(h.lists).toEqual([[{ qid: 'Q', votes: 1, hidden: false }]]);
@@ -168,5 +181,182 @@ describe('live updates', () => {
     await flush();
     expect(h.states.at(-1)).toBe('polling');
     expect(h.timers.delays()).toEqual([2_500]);
+  });
+});
+
+const q = (qid, votes) => ({ qid, votes, hidden: false });
+const latest = (instances = FakeEventSource.instances) => instances.at(-1);
+
+describe('the delta live stream', () => {
+  it('asks for deltas on the guest and the host stream', () => {
+    harness();
+    expect(latest().url).toBe('/api/live/E?deltas=1');
+    harness({ secret: 's/cr t' });
+    expect(latest().url).toBe('/api/live/E/s%2Fcr%20t?deltas=1');
+  });
+
+  it('shows the list of a `list` event, then each delta applied to it', () => {
+    const h = harness();
+    const es = latest();
+    es.emit('list', { seq: 7, list: [q('a', 5), q('b', 4), q('c', 3)] });
+    expect(h.lists).toEqual([[q('a', 5), q('b', 4), q('c', 3)]]);
+    expect(h.states).toEqual(['connecting', 'live']);
+
+    es.emit('delta', { seq: 8, set: [q('c', 6)], mv: [['c', null]] });
+    es.emit('delta', { seq: 9, del: ['b'], set: [q('n', 0)] });
+    es.emit('delta', { seq: 10 });
+    expect(h.lists.slice(1)).toEqual([
+      [q('c', 6), q('a', 5), q('b', 4)],
+      [q('c', 6), q('a', 5), q('n', 0)],
+      [q('c', 6), q('a', 5), q('n', 0)],
+    ]);
+    expect(FakeEventSource.instances).toHaveLength(1);
+    expect(es.closed).toBe(false);
+  });
+
+  it('on a gap closes the stream and opens it again at once, then shows its fresh list', () => {
+    const h = harness();
+    const first = latest();
+    first.emit('list', { seq: 7, list: [q('a', 1)] });
+    first.emit('delta', { seq: 9, set: [q('a', 3)] }); // 8 was missed
+    expect(first.closed).toBe(true);
+    expect(FakeEventSource.instances).toHaveLength(2);
+    expect(h.timers.delays()).toEqual([]); // at once, not after a pause
+    expect(h.lists).toEqual([[q('a', 1)]]); // the delta was not applied
+
+    const second = latest();
+    expect(second.url).toBe('/api/live/E?deltas=1');
+    second.emit('list', { seq: 9, list: [q('a', 3)] });
+    second.emit('delta', { seq: 10, set: [q('a', 4)] });
+    expect(h.lists.slice(1)).toEqual([[q('a', 3)], [q('a', 4)]]);
+    // A resync is not a lost connection: the status stays "Live" throughout.
+    expect(h.states).toEqual(['connecting', 'live']);
+  });
+
+  it('treats a delta from the past (reordered or repeated) as a gap', () => {
+    const h = harness();
+    latest().emit('list', { seq: 7, list: [q('a', 1)] });
+    latest().emit('delta', { seq: 8, set: [q('a', 2)] });
+    latest().emit('delta', { seq: 8, set: [q('a', 2)] });
+    expect(FakeEventSource.instances).toHaveLength(2);
+    expect(FakeEventSource.instances[0].closed).toBe(true);
+    latest().emit('list', { seq: 8, list: [q('a', 2)] });
+    latest().emit('delta', { seq: 9, set: [q('a', 3)] });
+    latest().emit('delta', { seq: 8, set: [q('a', 2)] }); // arrived late
+    expect(FakeEventSource.instances).toHaveLength(3);
+    expect(h.lists).toEqual([[q('a', 1)], [q('a', 2)], [q('a', 2)], [q('a', 3)]]);
+  });
+
+  it('resyncs on a delta before any list, an unreadable one, or one that does not fit the list', () => {
+    const h = harness();
+    latest().emit('delta', { seq: 1, set: [q('a', 1)] });
+    expect(FakeEventSource.instances).toHaveLength(2);
+
+    // Each time a delta fits in between, so each resync is at once.
+    latest().emit('list', { seq: 1, list: [q('a', 1)] });
+    latest().emit('delta', { seq: 2 });
+    latest().emit('delta', 'not json');
+    expect(FakeEventSource.instances).toHaveLength(3);
+
+    latest().emit('list', { seq: 1, list: [q('a', 1)] });
+    latest().emit('delta', { seq: 2 });
+    latest().emit('delta', { seq: 3, mv: [['x', null]] }); // x is not in the list
+    expect(FakeEventSource.instances).toHaveLength(4);
+    expect(h.lists.filter((list) => list.length !== 1 || list[0].votes !== 1)).toEqual([]);
+    expect(h.timers.delays()).toEqual([]);
+  });
+
+  it('skips an unreadable list; the delta after it resyncs', () => {
+    const h = harness();
+    latest().emit('list', { seq: 1, list: [q('a', 1)] });
+    latest().emit('list', { seq: 2, list: 'nope' });
+    expect(h.lists).toEqual([[q('a', 1)]]);
+    latest().emit('delta', { seq: 3, set: [q('a', 3)] });
+    expect(FakeEventSource.instances).toHaveLength(2);
+    expect(h.lists).toEqual([[q('a', 1)]]);
+  });
+
+  it('waits the growing pause before resyncing again when no delta fitted since the last resync', () => {
+    const h = harness();
+    latest().emit('list', { seq: 1, list: [] });
+    latest().emit('delta', { seq: 5 });
+    expect(FakeEventSource.instances).toHaveLength(2); // the first resync: at once
+    latest().emit('list', { seq: 6, list: [] });
+    latest().emit('delta', { seq: 9 });
+    expect(FakeEventSource.instances).toHaveLength(2); // the second waits
+    expect(h.timers.delays()).toEqual([2_500]);
+    h.timers.runAll();
+    expect(FakeEventSource.instances).toHaveLength(3);
+    latest().emit('list', { seq: 9, list: [] });
+    latest().emit('delta', { seq: 9 });
+    expect(h.timers.delays()).toEqual([5_000]); // and the third longer
+    h.timers.runAll();
+    expect(FakeEventSource.instances).toHaveLength(4);
+    // A delta that fits ends the streak: the next gap resyncs at once again.
+    latest().emit('list', { seq: 9, list: [] });
+    latest().emit('delta', { seq: 10 });
+    latest().emit('delta', { seq: 12 });
+    expect(FakeEventSource.instances).toHaveLength(5);
+    expect(h.timers.delays()).toEqual([]);
+  });
+
+  it('a stream the browser reconnected starts again from its new list', () => {
+    const h = harness();
+    const es = latest();
+    es.emit('list', { seq: 40, list: [q('a', 1)] });
+    es.fail(FakeEventSource.CONNECTING);
+    expect(h.states.at(-1)).toBe('reconnecting');
+    // A restarted server numbers its versions afresh.
+    es.emit('list', { seq: 1, list: [q('b', 1)] });
+    es.emit('delta', { seq: 2, set: [q('b', 2)] });
+    expect(h.lists.slice(1)).toEqual([[q('b', 1)], [q('b', 2)]]);
+    expect(h.states.at(-1)).toBe('live');
+    expect(FakeEventSource.instances).toHaveLength(1);
+  });
+
+  it('on `restarting` says "reconnecting" at once and reopens the stream after the usual pause', () => {
+    const h = harness();
+    const first = latest();
+    first.emit('list', { seq: 3, list: [q('a', 1)] });
+    first.emit('restarting', {});
+    expect(first.closed).toBe(true);
+    expect(h.states).toEqual(['connecting', 'live', 'reconnecting']);
+    expect(FakeEventSource.instances).toHaveLength(1);
+    expect(h.timers.delays()).toEqual([2_500]);
+    expect(h.requests).toEqual([]); // no polling in between: the stream comes back
+
+    h.timers.runAll();
+    expect(FakeEventSource.instances).toHaveLength(2);
+    const second = latest();
+    expect(second.url).toBe('/api/live/E?deltas=1');
+    expect(h.states.at(-1)).toBe('reconnecting'); // until the new stream delivers
+    second.emit('list', { seq: 1, list: [q('a', 1), q('b', 0)] });
+    expect(h.states.at(-1)).toBe('live');
+    expect(h.lists.at(-1)).toEqual([q('a', 1), q('b', 0)]);
+  });
+
+  it('pauses longer after each restart that did not come back', () => {
+    const h = harness();
+    latest().emit('list', { seq: 1, list: [] });
+    latest().emit('restarting', {});
+    h.timers.runAll();
+    latest().emit('restarting', {});
+    expect(h.timers.delays()).toEqual([5_000]);
+  });
+
+  it('ignores what a closed stream still delivers', () => {
+    const h = harness();
+    const first = latest();
+    first.emit('list', { seq: 1, list: [q('a', 1)] });
+    first.emit('delta', { seq: 3 }); // gap: first is closed, second opened
+    first.emit('list', { seq: 9, list: [q('z', 9)] });
+    first.emit('delta', { seq: 10 });
+    first.message([q('z', 9)]);
+    first.emit('restarting', {});
+    expect(h.lists).toEqual([[q('a', 1)]]);
+    expect(FakeEventSource.instances).toHaveLength(2);
+    expect(h.timers.delays()).toEqual([]);
+    h.live.close();
+    expect(latest().closed).toBe(true);
   });
 });

@@ -64,8 +64,14 @@ export function listUrl(eid, secret) {
     : `/api/event/${enc(eid)}/questions`;
 }
 
+/**
+ * The live stream, asked for in its delta form (design §7, `deltas=1`): a whole list on
+ * connect, then only what changed (see deltas.js). A server without it ignores the query
+ * and sends whole lists, which live.js takes as well.
+ */
 export function liveUrl(eid, secret) {
-  return secret ? `/api/live/${enc(eid)}/${enc(secret)}` : `/api/live/${enc(eid)}`;
+  const path = secret ? `/api/live/${enc(eid)}/${enc(secret)}` : `/api/live/${enc(eid)}`;
+  return `${path}?deltas=1`;
 }
 
 export function exportUrl(eid, secret, format) {

@@ -8,8 +8,19 @@
 // EventSource hides the HTTP status of a failed connection, so when one closes for good
 // the list route is asked once to find out why: if the list works, the live route is
 // what is missing, and polling takes over.
+//
+// The stream is asked for with deltas (design §7, `deltas=1`): a `list` event carries the
+// whole list at a version `seq`, each `delta` event what changed to reach the next
+// version (applied by deltas.js). A delta that is not the next version (missed or out of
+// order), cannot be read or does not fit the list held is a gap: the stream is closed and
+// opened again at once, which starts with a fresh `list` (if that happens again before a
+// delta fits, the reopening waits the growing pause, so a confused server is not hammered).
+// A `restarting` event says the server is shutting down: the page says "Reconnecting" at
+// once, and the stream is opened again after the usual pause. Unnamed messages holding a
+// whole list (a server without deltas) are taken as before.
 
 import { ApiError, fetchList as defaultFetchList, liveUrl } from './api.js';
+import { DeltaMismatch, applyDelta, isGap, readDelta, readList } from './deltas.js';
 
 export const POLL_MS = 2_500;
 
@@ -43,6 +54,8 @@ export function connectLive({ eid, secret, etag = null, onList, onState, deps = 
   let source = null;
   let timer = null;
   let failures = 0;
+  /** Resyncs after gaps since a delta last fitted. */
+  let resyncs = 0;
   let currentEtag = etag;
   let state = null;
 
@@ -61,8 +74,13 @@ export function connectLive({ eid, secret, etag = null, onList, onState, deps = 
     }, ms);
   }
 
+  /** The pause before the `n`th retry in a row: the poll interval, doubling, at most RETRY_MS_MAX. */
+  function growingPause(n) {
+    return Math.min(RETRY_MS_MAX, pollMs * 2 ** Math.max(0, n - 1));
+  }
+
   function backoffMs() {
-    return Math.min(RETRY_MS_MAX, pollMs * 2 ** Math.max(0, failures - 1));
+    return growingPause(failures);
   }
 
   /** Returns true when the error ends the connection for good. */
@@ -84,29 +102,89 @@ export function connectLive({ eid, secret, etag = null, onList, onState, deps = 
     onList(result.list);
   }
 
-  function startEvents() {
+  /** Parses an event's data; undefined when it is not JSON. */
+  function parse(data) {
+    try {
+      return JSON.parse(data);
+    } catch {
+      return undefined;
+    }
+  }
+
+  function received(list) {
+    failures = 0;
+    setState('live');
+    onList(list);
+  }
+
+  /**
+   * Opens the stream. `quietly`: a resync after a gap, which leaves the state shown as it
+   * is (the list on screen is only as old as the gap).
+   */
+  function startEvents({ quietly = false } = {}) {
     if (!EventSourceImpl) {
       poll();
       return;
     }
-    setState(state === 'reconnecting' ? 'reconnecting' : 'connecting');
+    if (!quietly) setState(state === 'reconnecting' ? 'reconnecting' : 'connecting');
     const es = new EventSourceImpl(liveUrl(eid, secret));
     source = es;
+    // The delta stream's list and its version; a stream (and each of the browser's own
+    // reconnections of it) starts with a `list`, so they belong to this source.
+    let held = null;
+    let seq = null;
+    const current = () => !closed && source === es;
+
     es.onmessage = (message) => {
-      if (closed) return;
-      let list;
-      try {
-        list = JSON.parse(message.data);
-      } catch {
-        return; // A malformed message is skipped; the next one carries the whole list.
-      }
+      if (!current()) return;
+      const list = parse(message.data);
+      // A malformed message is skipped; the next one carries the whole list.
       if (!Array.isArray(list)) return;
-      failures = 0;
-      setState('live');
-      onList(list);
+      received(list);
     };
+    es.addEventListener('list', (message) => {
+      if (!current()) return;
+      const read = readList(parse(message.data));
+      if (read === null) {
+        // Skipped; a delta cannot follow it, so the next one resyncs.
+        held = null;
+        seq = null;
+        return;
+      }
+      held = read.list;
+      seq = read.seq;
+      received(held);
+    });
+    es.addEventListener('delta', (message) => {
+      if (!current()) return;
+      const delta = readDelta(parse(message.data));
+      if (delta === null || isGap(seq, delta)) {
+        resync(es);
+        return;
+      }
+      let next;
+      try {
+        next = applyDelta(held, delta);
+      } catch (error) {
+        if (!(error instanceof DeltaMismatch)) throw error;
+        resync(es);
+        return;
+      }
+      held = next;
+      seq = delta.seq;
+      resyncs = 0;
+      received(next);
+    });
+    es.addEventListener('restarting', () => {
+      if (!current()) return;
+      es.close();
+      source = null;
+      failures += 1;
+      setState('reconnecting');
+      later(startEvents, backoffMs());
+    });
     es.onerror = () => {
-      if (closed || source !== es) return;
+      if (!current()) return;
       if (es.readyState === EventSourceImpl.CLOSED) {
         es.close();
         source = null;
@@ -116,6 +194,15 @@ export function connectLive({ eid, secret, etag = null, onList, onState, deps = 
         setState('reconnecting');
       }
     };
+  }
+
+  /** A gap in the delta stream: open it again, which starts with the whole list. */
+  function resync(es) {
+    es.close();
+    source = null;
+    resyncs += 1;
+    if (resyncs === 1) startEvents({ quietly: true });
+    else later(() => startEvents({ quietly: true }), growingPause(resyncs - 1));
   }
 
   /** The live route closed for good: find out whether it is missing or the server is. */
