@@ -53,8 +53,14 @@ test('one distribution, created only by the home (primary) stack', () => {
   assert.equal(distributions.length, 1, 'one distribution');
   const [name, distribution] = distributions[0];
   assert.equal(distribution.Condition, 'IsPrimaryRegion', `${name} is created in every region`);
-  // Primary = the region that owns the global tables: HomeRegion empty or this region.
-  assert.deepEqual(condition(template, 'IsPrimaryRegion'), condition(template, 'OwnsGlobalTables'));
+  // Primary = the home region, whose stack also creates the global tables: HomeRegion
+  // empty, or this region.
+  const primary = JSON.stringify(condition(template, 'IsPrimaryRegion'));
+  assert.match(primary, /"HomeRegion"\},""\]/, `IsPrimaryRegion: ${primary}`);
+  assert.match(primary, /"HomeRegion"\},\{"Ref":"AWS::Region"\}\]/, `IsPrimaryRegion: ${primary}`);
+  for (const table of ['EventsTable', 'LedgerTable']) {
+    assert.equal(template.Resources[table].Condition, 'IsPrimaryRegion', table);
+  }
   // Everything CloudFront-global it uses is created with it, never twice in one account.
   for (const [other, r] of Object.entries(template.Resources)) {
     if (r.Type.startsWith('AWS::CloudFront::')) {
