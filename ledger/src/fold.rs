@@ -66,6 +66,8 @@ pub fn lww<T: Copy>(current: Option<Stamped<T>>, incoming: Stamped<T>) -> Option
 pub struct AskedView {
     pub text: String,
     pub who: Option<String>,
+    /// The voter who asked it (what `GET /api/event/{eid}/mine` answers a guest with).
+    pub asker: VoterId,
 }
 
 /// Where a question stands: its votes and the moderation flags (answered, hidden) with the
@@ -183,7 +185,7 @@ impl Projection {
     fn apply_non_vote(question: &mut QuestionState, record: &Record) -> Option<PendingVote> {
         let (voter, up) = match &record.body {
             RecordBody::Asked(asked) => {
-                question.asked.get_or_insert_with(|| AskedView { text: asked.text.clone(), who: asked.who.clone() });
+                question.asked.get_or_insert_with(|| AskedView { text: asked.text.clone(), who: asked.who.clone(), asker: asked.voter });
                 (asked.voter, true)
             }
             RecordBody::Voted { voter, up } => (*voter, *up),
@@ -324,7 +326,7 @@ impl BatchPlan {
             });
             let vote = match &record.body {
                 RecordBody::Asked(asked) => {
-                    q.asked.get_or_insert_with(|| AskedView { text: asked.text.clone(), who: asked.who.clone() });
+                    q.asked.get_or_insert_with(|| AskedView { text: asked.text.clone(), who: asked.who.clone(), asker: asked.voter });
                     Some((asked.voter, true))
                 }
                 RecordBody::Voted { voter, up } => Some((*voter, *up)),

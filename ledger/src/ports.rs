@@ -152,6 +152,14 @@ pub trait ProjectionStore: Send + Sync {
     async fn replace(&self, replacement: &Replacement<'_>) -> StoreResult<()>;
 }
 
+/// One voter's own part of an event (see [`ProjectionReader::voter_view`]), each list in
+/// question id order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VoterView {
+    pub asked: Vec<QuestionId>,
+    pub voted: Vec<QuestionId>,
+}
+
 /// A fold's result to write over the projection, or over one event's part of it: the
 /// questions and the voter states. Built only by [`Replacement::new`], which applies
 /// `rules::check_replacement`, so no adapter can be handed one that reaches outside its scope.
@@ -197,4 +205,11 @@ pub trait ProjectionReader: Send + Sync {
     async fn question(&self, id: QuestionId) -> StoreResult<Option<QuestionStanding>>;
     /// The texts of those of `ids` that exist (missing ones are simply absent).
     async fn question_texts(&self, ids: &[QuestionId]) -> StoreResult<Vec<QuestionText>>;
+    /// What one voter did in one event, as the projection holds it: the questions they asked
+    /// and those they vote up (a guest's own view, `GET /api/event/{eid}/mine`). Both adapters
+    /// answer it; the default is for stand-ins that keep no voter states.
+    async fn voter_view(&self, event: EventId, voter: VoterId) -> StoreResult<VoterView> {
+        let _ = (event, voter);
+        Err(StoreError::Unavailable("this store keeps no voter states".into()))
+    }
 }

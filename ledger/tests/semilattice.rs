@@ -26,15 +26,19 @@ fn event_of(q: u8) -> EventId {
 
 /// Distinct records (unique ids) over two events, six questions and eight voters: asks,
 /// votes up and down, and both moderation flags on and off. A question's records all name
-/// its event, and all its `asked` records carry its one text (ingest mints a fresh question
-/// id for every ask).
+/// its event, and all its `asked` records carry its one text and its one asker (ingest mints
+/// a fresh question id for every ask); the asker is one of the voters, who may vote on it later.
 fn arb_records() -> impl Strategy<Value = Vec<Record>> {
     proptest::collection::btree_map(1u128..2_000, (0..QUESTIONS, 0..VOTERS, 0u8..8), 1..120).prop_map(|m| {
         m.into_iter()
             .map(|(id, (q, v, k))| {
                 let voter = VoterId(Ulid(100 + v as u128));
                 let body = match k {
-                    0 => RecordBody::Asked(Asked { text: format!("q{q}"), who: Some(format!("w{q}")), voter }),
+                    0 => RecordBody::Asked(Asked {
+                        text: format!("q{q}"),
+                        who: Some(format!("w{q}")),
+                        voter: VoterId(Ulid(100 + (q % VOTERS) as u128)),
+                    }),
                     1..=4 => RecordBody::Voted { voter, up: k % 2 == 0 },
                     5 | 6 => RecordBody::Answered { on: k == 5 },
                     _ => RecordBody::Hidden { on: v % 2 == 0 },
@@ -68,7 +72,7 @@ fn oracle(records: &[Record]) -> (Vec<QuestionState>, BTreeMap<(QuestionId, Vote
         });
         let choice = match &r.body {
             RecordBody::Asked(asked) => {
-                q.asked = Some(AskedView { text: asked.text.clone(), who: asked.who.clone() });
+                q.asked = Some(AskedView { text: asked.text.clone(), who: asked.who.clone(), asker: asked.voter });
                 Some((asked.voter, true))
             }
             RecordBody::Voted { voter, up } => Some((*voter, *up)),

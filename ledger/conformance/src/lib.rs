@@ -100,6 +100,7 @@ macro_rules! conformance_tests {
             an_append_never_overwrites_a_stored_record,
             reads_past_one_page,
             unknown_questions_and_early_votes,
+            a_voters_own_view_is_what_they_asked_and_vote_up,
             a_stale_commit_is_a_conflict_and_changes_nothing,
             a_commit_is_all_or_nothing_across_questions,
             a_competing_commit_between_read_and_commit_is_replanned,
@@ -380,6 +381,40 @@ pub async fn unknown_questions_and_early_votes(s: &Stores, _scale: Scale, _seed:
     let mut all = early.to_vec();
     all.push(asked);
     assert_projection_is_fold(s, event, &all, "early votes").await;
+}
+
+/// A voter's own view of an event: the questions they asked and those they vote up (a vote
+/// taken back does not count), nothing of another voter's or another event's.
+pub async fn a_voters_own_view_is_what_they_asked_and_vote_up(s: &Stores, _scale: Scale, _seed: u64) {
+    let rng = &mut StdRng::seed_from_u64(41);
+    let (event, other_event) = (EventId(Ulid::new()), EventId(Ulid::new()));
+    let (guest, neighbour) = (VoterId::random(), VoterId::random());
+    let mut ids: Vec<QuestionId> = (0..4).map(|_| QuestionId(Ulid::new())).collect();
+    ids.sort();
+    let (mine, theirs, taken_back, elsewhere) = (ids[0], ids[1], ids[2], ids[3]);
+    let ask = |rng: &mut StdRng, event, q, voter| {
+        record(rng, event, q, 0, RecordBody::Asked(Asked { text: "Whose question is this?".into(), who: None, voter }))
+    };
+    let vote =
+        |rng: &mut StdRng, event, q, offset, up| record(rng, event, q, offset, RecordBody::Voted { voter: guest, up });
+    let records = vec![
+        ask(rng, event, mine, guest),
+        ask(rng, event, theirs, neighbour),
+        ask(rng, event, taken_back, neighbour),
+        ask(rng, other_event, elsewhere, guest),
+        vote(rng, event, theirs, 10, true),
+        vote(rng, event, taken_back, 10, true),
+        vote(rng, event, taken_back, 20, false),
+    ];
+    deliver(s, &[records], "a voter's own view").await;
+    let view = must("the guest's view", s.reader.voter_view(event, guest).await);
+    assert_eq!(view.asked, vec![mine], "asked in this event, by this guest only");
+    // The asker's own question counts as voted up: asking is a vote.
+    assert_eq!(view.voted, vec![mine, theirs], "voted up now, in this event");
+    let neighbours = must("the neighbour's view", s.reader.voter_view(event, neighbour).await);
+    assert_eq!((neighbours.asked, neighbours.voted), (vec![theirs, taken_back], vec![theirs, taken_back]));
+    let stranger = must("a stranger's view", s.reader.voter_view(event, VoterId::random()).await);
+    assert_eq!(stranger, ledger::ports::VoterView::default());
 }
 
 /// A change planned against state that has since moved is refused whole: `Conflict`, and

@@ -11,7 +11,7 @@ use ledger::{EventId, ProjectionChange, QuestionChange, QuestionId, Record, Vote
 
 use crate::item::{
     a_shard_version, number_attr, question_key, record_to_item, shard_from_item, shard_key, shard_to_item, string_attr,
-    voter_to_item, ShardState, A_EVENT, A_REC, A_TEXT, A_VER, A_VOTES, A_WHO,
+    voter_to_item, ShardState, A_ASKER, A_EVENT, A_REC, A_TEXT, A_VER, A_VOTES, A_WHO,
 };
 use crate::schema::{LEDGER_SORT_KEY, TRANSACT_ITEMS_MAX, TTL_ATTRIBUTE};
 use crate::{condition_held, invalid_request, is_condition_failed, store_error, DynamoStore, UNPROCESSED_RETRIES_MAX};
@@ -326,9 +326,12 @@ pub(crate) fn question_update(
         .expression_attribute_values(":delta", number_attr(delta));
     if let (true, Some(asked)) = (fill_asked, &q.asked) {
         set.push("#text = if_not_exists(#text, :text)");
+        set.push("#asker = if_not_exists(#asker, :asker)");
         update = update
             .expression_attribute_names("#text", A_TEXT)
-            .expression_attribute_values(":text", string_attr(&asked.text));
+            .expression_attribute_values(":text", string_attr(&asked.text))
+            .expression_attribute_names("#asker", A_ASKER)
+            .expression_attribute_values(":asker", string_attr(asked.asker));
         if let Some(who) = &asked.who {
             set.push("#who = if_not_exists(#who, :who)");
             update =

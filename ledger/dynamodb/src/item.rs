@@ -36,6 +36,8 @@ pub(crate) const A_ANSWERED_AT: &str = "answered_at";
 pub(crate) const A_HIDDEN: &str = "hidden";
 pub(crate) const A_HIDDEN_AT: &str = "hidden_at";
 pub(crate) const A_REC: &str = "rec";
+/// On a question item: the voter who asked it.
+pub(crate) const A_ASKER: &str = "asker";
 /// A counter shard's partial count and version (bumped by every write to it).
 pub(crate) const A_PART: &str = "part";
 pub(crate) const A_VER: &str = "ver";
@@ -199,10 +201,24 @@ pub fn standing_from_item(item: &Item) -> Result<QuestionStanding, StoreError> {
 
 pub fn question_from_item(item: &Item) -> Result<QuestionState, StoreError> {
     let asked = match opt_s(item, A_TEXT)? {
-        Some(text) => Some(AskedView { text: text.to_owned(), who: opt_s(item, A_WHO)?.map(str::to_owned) }),
+        Some(text) => Some(AskedView {
+            text: text.to_owned(),
+            who: opt_s(item, A_WHO)?.map(str::to_owned),
+            // An item written before askers were stored: nobody.
+            asker: opt_s(item, A_ASKER)?
+                .map(str::parse)
+                .transpose()
+                .map_err(|_| corrupt("asker", item))?
+                .unwrap_or(VoterId::from_u128(0)),
+        }),
         None => None,
     };
     Ok(QuestionState { standing: standing_from_item(item)?, asked })
+}
+
+/// The id of a question item.
+pub fn question_id_of(item: &Item) -> Result<QuestionId, StoreError> {
+    get_id(item, QUESTIONS_KEY)
 }
 
 /// The text of a question item, if its `asked` record has been folded in.
@@ -229,6 +245,7 @@ pub fn question_to_item(question: &QuestionState, retention: Retention) -> Item 
     ]);
     if let Some(asked) = &question.asked {
         item.insert(A_TEXT.to_owned(), string_attr(&asked.text));
+        item.insert(A_ASKER.to_owned(), string_attr(asked.asker));
         if let Some(who) = &asked.who {
             item.insert(A_WHO.to_owned(), string_attr(who));
         }

@@ -5,15 +5,17 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
-use ledger::ports::{Commit, ProjectionReader, ProjectionStore, QuestionText, Replacement, StoreError, StoreResult};
+use ledger::ports::{
+    Commit, ProjectionReader, ProjectionStore, QuestionText, Replacement, StoreError, StoreResult, VoterView,
+};
 use ledger::{
     EventId, ProjectionChange, QuestionId, QuestionStanding, QuestionState, VoterChange, VoterId, VoterStates,
 };
 
 use crate::item::{
-    a_shard_version, number_attr, question_from_item, question_key, question_to_item, shard_from_item, shard_key,
-    shard_to_item, standing_from_item, text_from_item, voter_from_item, voter_key, voter_to_item, ShardState,
-    A_ANSWERED, A_ANSWERED_AT, A_EVENT, A_HIDDEN, A_HIDDEN_AT, A_TEXT, A_WHO,
+    a_shard_version, number_attr, question_from_item, question_id_of, question_key, question_to_item, shard_from_item,
+    shard_key, shard_to_item, standing_from_item, text_from_item, voter_from_item, voter_key, voter_to_item,
+    ShardState, A_ANSWERED, A_ANSWERED_AT, A_ASKER, A_EVENT, A_HIDDEN, A_HIDDEN_AT, A_TEXT, A_WHO,
 };
 use crate::schema::QUESTIONS_KEY;
 use crate::{invalid_request, store_error, DynamoStore};
@@ -220,5 +222,37 @@ impl ProjectionReader for DynamoStore {
             }
         }
         Ok(texts)
+    }
+
+    /// From the event's questions (the `top` index): the asker of each (one batch read of the
+    /// question items, only `asker`) and this voter's state on each (one batch read of
+    /// `voters`): two reads of up to as many items as the event has questions.
+    async fn voter_view(&self, event: EventId, voter: VoterId) -> StoreResult<VoterView> {
+        let questions: Vec<QuestionId> = self
+            .top_items(event)
+            .await?
+            .iter()
+            .map(|item| standing_from_item(item).map(|q| q.id))
+            .collect::<Result<_, _>>()?;
+        let keys = questions.iter().map(|&id| question_key(id)).collect();
+        let names = [("#id", QUESTIONS_KEY), ("#asker", A_ASKER)];
+        let askers = self.batch_get(&self.tables.questions, keys, false, Some("#id, #asker"), &names).await?;
+        let mut asked = Vec::new();
+        for item in &askers {
+            if item.get(A_ASKER).and_then(|a| a.as_s().ok()) == Some(&voter.to_string()) {
+                asked.push(question_id_of(item)?);
+            }
+        }
+        let keys = questions.iter().map(|&id| voter_key(id, voter)).collect();
+        let mut voted = Vec::new();
+        for item in self.batch_get(&self.tables.voters, keys, false, None, &[]).await? {
+            let ((question, _), state) = voter_from_item(&item)?;
+            if state.up {
+                voted.push(question);
+            }
+        }
+        asked.sort();
+        voted.sort();
+        Ok(VoterView { asked, voted })
     }
 }

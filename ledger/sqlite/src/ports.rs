@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use ledger::ports::{
     Commit, EventRow, EventStore, LedgerStore, ProjectionReader, ProjectionStore, QuestionText, Replacement, ScanPage,
-    ScanToken, StoreError, StoreResult,
+    ScanToken, StoreError, StoreResult, VoterView,
 };
 use ledger::{
     AskedView, BatchPlan, EventId, ProjectionChange, QuestionId, QuestionStanding, QuestionState, Record, VoterId,
@@ -13,7 +13,7 @@ use ledger::{
 };
 use rusqlite::{params, OptionalExtension};
 
-use crate::rows::{blob16, corrupt, record_from_row, LEDGER_COLUMNS};
+use crate::rows::{blob16, corrupt, opt_blob16, record_from_row, LEDGER_COLUMNS};
 use crate::shared::standing_from_row;
 use crate::writer::Command;
 use crate::{unavailable, SqliteStore};
@@ -139,7 +139,7 @@ impl ProjectionStore for SqliteStore {
         self.read(move |c| {
             let mut stmt = c
                 .prepare_cached(
-                    "SELECT id, eid, votes, answered, answered_at, hidden, hidden_at, text, who FROM questions
+                    "SELECT id, eid, votes, answered, answered_at, hidden, hidden_at, text, who, asker FROM questions
                      WHERE ?1 IS NULL OR eid = ?1 ORDER BY id",
                 )
                 .map_err(unavailable)?;
@@ -149,7 +149,9 @@ impl ProjectionStore for SqliteStore {
                 let standing = standing_from_row(row, 0)?;
                 let text: Option<String> = row.get(7).map_err(corrupt)?;
                 let who: Option<String> = row.get(8).map_err(corrupt)?;
-                out.push(QuestionState { standing, asked: text.map(|text| AskedView { text, who }) });
+                // No asker: a question stored before askers were (and no asked record found).
+                let asker = opt_blob16(row, 9)?.map_or(VoterId::from_u128(0), VoterId::from_bytes);
+                out.push(QuestionState { standing, asked: text.map(|text| AskedView { text, who, asker }) });
             }
             Ok(out)
         })
@@ -196,6 +198,26 @@ impl ProjectionReader for SqliteStore {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn voter_view(&self, event: EventId, voter: VoterId) -> StoreResult<VoterView> {
+        self.read(move |c| {
+            let ids = |sql: &str| -> StoreResult<Vec<QuestionId>> {
+                let mut stmt = c.prepare_cached(sql).map_err(unavailable)?;
+                let mut rows = stmt.query(params![event.to_bytes(), voter.to_bytes()]).map_err(unavailable)?;
+                let mut out = Vec::new();
+                while let Some(row) = rows.next().map_err(unavailable)? {
+                    out.push(QuestionId::from_bytes(blob16(row, 0)?));
+                }
+                Ok(out)
+            };
+            Ok(VoterView {
+                asked: ids("SELECT id FROM questions WHERE eid = ?1 AND asker = ?2 ORDER BY id")?,
+                voted: ids("SELECT voters.qid FROM voters JOIN questions ON questions.id = voters.qid
+                     WHERE voters.voter = ?2 AND voters.up = 1 AND questions.eid = ?1 ORDER BY voters.qid")?,
+            })
         })
         .await
     }

@@ -134,6 +134,14 @@ const MIGRATIONS: &[&str] = &[
         acknowledged INTEGER NOT NULL DEFAULT 0
     );
     "#,
+    // 4: who asked each question (a guest's own view, `GET /api/event/{eid}/mine`), filled
+    // in from the ledger's asked records for the questions stored before.
+    r#"
+    ALTER TABLE questions ADD COLUMN asker BLOB;
+    UPDATE questions SET asker = (
+        SELECT voter FROM ledger WHERE ledger.question = questions.id AND ledger.kind = 0 ORDER BY seq LIMIT 1
+    ) WHERE text IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -191,6 +199,26 @@ mod tests {
         migrate(&mut conn).expect("idempotent");
         conn.pragma_update(None, "user_version", SCHEMA_VERSION as i64 + 1).expect("bump");
         assert!(migrate(&mut conn).is_err());
+    }
+
+    #[test]
+    fn migration_4_fills_in_each_stored_questions_asker_from_its_asked_record() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        migrate_to(&mut conn, 3).expect("migrations 1 to 3");
+        conn.execute_batch(
+            "INSERT INTO ledger (id, event, question, region, kind, voter, flag, text, expire) VALUES
+                (x'01', x'0e', x'0a', 'r', 1, x'b2', 1, NULL, 99),
+                (x'02', x'0e', x'0a', 'r', 0, x'a1', NULL, 'why?', 99);
+             INSERT INTO questions (id, eid, text, votes, expire) VALUES (x'0a', x'0e', 'why?', 2, 99);
+             INSERT INTO questions (id, eid, votes, expire) VALUES (x'0b', x'0e', 1, 99);",
+        )
+        .expect("version 3 rows");
+        migrate(&mut conn).expect("migrate");
+        let askers: Vec<(Vec<u8>, Option<Vec<u8>>)> = conn
+            .prepare("SELECT id, asker FROM questions ORDER BY id")
+            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .expect("questions");
+        assert_eq!(askers, vec![(vec![0x0a], Some(vec![0xa1])), (vec![0x0b], None)], "the asker, not the voter");
     }
 
     #[test]

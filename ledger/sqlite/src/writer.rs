@@ -373,11 +373,12 @@ fn commit(conn: &Connection, change: &ProjectionChange, cursor: Option<u64>, sha
     // which `replay` reports as drift.
     let mut upsert = conn
         .prepare_cached(
-            "INSERT INTO questions (id, eid, text, who, votes, answered, answered_at, hidden, hidden_at, expire)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+            "INSERT INTO questions (id, eid, text, who, votes, answered, answered_at, hidden, hidden_at, expire, asker)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12)
              ON CONFLICT (id) DO UPDATE SET
                 text = coalesce(text, excluded.text),
                 who = CASE WHEN text IS NULL THEN excluded.who ELSE who END,
+                asker = CASE WHEN text IS NULL THEN excluded.asker ELSE asker END,
                 votes = votes + ?11,
                 answered = CASE WHEN excluded.answered_at > coalesce(answered_at, x'') THEN excluded.answered ELSE answered END,
                 answered_at = CASE WHEN excluded.answered_at > coalesce(answered_at, x'') THEN excluded.answered_at ELSE answered_at END,
@@ -406,6 +407,7 @@ fn commit(conn: &Connection, change: &ProjectionChange, cursor: Option<u64>, sha
                     q.hidden.map(|h| h.at.to_bytes()),
                     shared.expire_of(q.event) as i64,
                     q.votes_delta,
+                    q.asked.as_ref().map(|a| a.asker.to_bytes()),
                 ],
                 |row| {
                     Ok((|| -> StoreResult<QuestionStanding> {
@@ -456,8 +458,8 @@ fn replace(
     }
     let mut put_q = conn
         .prepare_cached(
-            "INSERT OR REPLACE INTO questions (id, eid, text, who, votes, answered, answered_at, hidden, hidden_at, expire)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT OR REPLACE INTO questions (id, eid, text, who, votes, answered, answered_at, hidden, hidden_at, expire, asker)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )
         .map_err(unavailable)?;
     let mut events = rustc_hash::FxHashMap::default();
@@ -476,6 +478,7 @@ fn replace(
                 c.hidden.map(|s| s.value),
                 c.hidden.map(|s| s.at.to_bytes()),
                 shared.expire_of(c.event) as i64,
+                q.asked.as_ref().map(|a| a.asker.to_bytes()),
             ])
             .map_err(unavailable)?;
     }

@@ -22,7 +22,12 @@ fn arb_record() -> impl Strategy<Value = Record> {
     (1u128..=60, 0u8..3, 0u8..4, 0u8..8).prop_map(|(id, q, v, k)| {
         let voter = VoterId(Ulid(100 + v as u128));
         let body = match k {
-            0 => RecordBody::Asked(Asked { text: format!("question {q} text"), who: None, voter }),
+            // A question has one text and one asker, whatever the order its records arrive in.
+            0 => RecordBody::Asked(Asked {
+                text: format!("question {q} text"),
+                who: None,
+                voter: VoterId(Ulid(100 + u128::from(q))),
+            }),
             1..=4 => RecordBody::Voted { voter, up: k % 2 == 1 },
             5 | 6 => RecordBody::Answered { on: k == 5 },
             _ => RecordBody::Hidden { on: id % 2 == 0 },
