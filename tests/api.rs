@@ -60,6 +60,32 @@ async fn a_question_is_listed_with_its_askers_vote_and_its_text() {
 }
 
 #[tokio::test]
+async fn a_guest_gets_their_own_questions_and_votes_from_the_server() {
+    let (app, event, mine) = app_with_question("Which of these questions are mine?").await;
+    let bob = app.new_guest();
+    let bobs = bob.ask(&event, "And which of them are Bob's?").await;
+    let withdrawn = bob.ask(&event, "Will a withdrawn vote still count?").await;
+    app.settled().await;
+    app.vote(bobs, Vote::Up).await;
+    app.vote(withdrawn, Vote::Up).await;
+    app.vote(withdrawn, Vote::Down).await;
+    app.settled().await;
+    let path = format!("/api/event/{}/mine", event.id);
+    let response = app.get(&path).await;
+    assert_eq!(response.headers()["cache-control"], "private, no-store", "one guest's answer is never cached");
+    let mut voted = vec![mine.to_string(), bobs.to_string()];
+    voted.sort();
+    assert_eq!(ok_json(response).await, json!({ "asked": [mine.to_string()], "voted": voted }));
+    let mut bobs_own = vec![bobs.to_string(), withdrawn.to_string()];
+    bobs_own.sort();
+    assert_eq!(ok_json(bob.get(&path).await).await, json!({ "asked": bobs_own, "voted": bobs_own }));
+    // A guest with no cookie yet has done nothing; an unknown event is a 404.
+    assert_eq!(ok_json(app.new_guest().get(&path).await).await, json!({ "asked": [], "voted": [] }));
+    assert_error(app.get(&format!("/api/event/{}/mine", EventId::from_u128(1))).await, StatusCode::NOT_FOUND).await;
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn each_guest_has_one_vote_per_question_and_can_take_it_back() {
     let (app, event, question) = app_with_question("Will votes be counted once?").await;
     let bob = app.new_guest();

@@ -2,44 +2,16 @@
 //! first write. A missing or malformed cookie is not an error: the guest simply gets a fresh
 //! identity (and the cookie for it) in the response.
 
-use std::convert::Infallible;
-
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::HeaderValue;
 use cookie::{Cookie, SameSite};
 use ledger::VoterId;
 
-pub const VOTER_COOKIE: &str = "voter";
+pub use http_edge::{voter_from_cookies, VoterCookie, VOTER_COOKIE};
 
 /// The voter a write is attributed to, and the `Set-Cookie` value to send if it is new.
 pub struct Voter {
     pub id: VoterId,
     pub set_cookie: Option<HeaderValue>,
-}
-
-/// The voter id carried by the request's cookies, if one is present and well-formed.
-pub fn voter_from_cookies(headers: &HeaderMap) -> Option<VoterId> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(Cookie::split_parse)
-        .filter_map(Result::ok)
-        .filter(|c| c.name() == VOTER_COOKIE)
-        .find_map(|c| c.value().parse().ok())
-}
-
-/// The voter id the request's cookies carry, as an extractor: it reads the headers where
-/// they are, where taking a whole `HeaderMap` would copy every header of every write.
-pub struct VoterCookie(pub Option<VoterId>);
-
-impl<S: Send + Sync> FromRequestParts<S> for VoterCookie {
-    type Rejection = Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(voter_from_cookies(&parts.headers)))
-    }
 }
 
 /// The request's voter (from [`VoterCookie`]), minting a new one (with its cookie) when it
@@ -72,6 +44,7 @@ pub fn voter_cookie(id: VoterId, max_age_s: u64, secure: bool) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::{header, HeaderMap};
 
     #[test]
     fn a_well_formed_cookie_is_kept_and_anything_else_replaced() {

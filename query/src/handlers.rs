@@ -11,7 +11,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ledger::limits::QUESTION_IDS_PER_REQUEST_MAX;
-use ledger::ports::EventRow;
+use ledger::ports::{EventRow, VoterView};
 use ledger::secret::secret_matches;
 use ledger::{EventId, QuestionId};
 use serde::Serialize;
@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::error::ApiError;
 use crate::lists::{etag_matches, Rendered, Variant};
 use crate::QueryContext;
-use http_edge::PathParams;
+use http_edge::{PathParams, VoterCookie};
 
 pub(crate) type AppState = State<Arc<QueryContext>>;
 
@@ -71,6 +71,33 @@ pub async fn guest_list(
     let row = existing_event(&shared, &eid).await?;
     let rendered = shared.lists.get(shared.projection.as_ref(), row.id, Variant::Guest).await?;
     Ok(list_response(rendered, tags.as_ref(), shared.guest_cache_control.clone()))
+}
+
+/// A guest's own part of an event, as `GET /api/event/{eid}/mine` answers it.
+#[derive(Serialize)]
+struct Mine {
+    asked: Vec<QuestionId>,
+    voted: Vec<QuestionId>,
+}
+
+/// `GET /api/event/{eid}/mine`: what the guest whose `voter` cookie this is asked and votes
+/// up in the event, `{"asked":[qid…],"voted":[qid…]}`, so that a browser that lost its
+/// local storage (or another tab profile) shows the guest's own questions and votes. Never
+/// cached: the answer is one guest's. A request without a cookie is a guest who has done
+/// nothing yet.
+pub async fn mine(
+    State(shared): AppState,
+    PathParams(eid): PathParams<String>,
+    VoterCookie(voter): VoterCookie,
+) -> Result<Response, ApiError> {
+    let row = existing_event(&shared, &eid).await?;
+    let view = match voter {
+        Some(voter) => shared.projection.voter_view(row.id, voter).await?,
+        None => VoterView::default(),
+    };
+    let mut response = Json(Mine { asked: view.asked, voted: view.voted }).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    Ok(response)
 }
 
 /// `GET /api/event/{eid}/questions/{secret}`: the host's ranked list, hidden ones included.

@@ -35,6 +35,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/event/{eid}"),
     ("GET", "/api/event/{eid}/questions"),
     ("GET", "/api/event/{eid}/questions/{secret}"),
+    ("GET", "/api/event/{eid}/mine"),
     ("GET", "/api/questions/{qids}"),
     ("GET", "/api/export/{eid}/{secret}"),
 ];
@@ -191,6 +192,7 @@ pub fn router(state: QueryState) -> Router {
         .route("/api/event/{eid}", get(handlers::event))
         .route("/api/event/{eid}/questions", get(handlers::guest_list))
         .route("/api/event/{eid}/questions/{secret}", get(handlers::host_list))
+        .route("/api/event/{eid}/mine", get(handlers::mine))
         .route("/api/questions/{qids}", get(handlers::question_texts))
         .route("/api/export/{eid}/{secret}", get(export::export))
         .route("/healthz", get(handlers::healthz))
