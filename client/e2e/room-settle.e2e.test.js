@@ -1,6 +1,7 @@
 // The list holds still under the finger (issue 16): a guest's vote that outranks the
 // question above changes the count in place, and the question stays under the pointer
-// until the guest leaves the list alone; a host's Hide does not slide the next question's
+// until the guest leaves the list alone, then glides (or, under reduced motion, jumps) to
+// the new order; a host's Hide does not slide the next question's
 // Hide button under the cursor; a guest who asks in a long list is taken to the question.
 // A real server, a real browser, an event per test.
 
@@ -67,10 +68,33 @@ function centre(box) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-test('a vote that outranks the question above leaves it under the pointer, then the list reorders', async () => {
+/**
+ * Waits until `qid` heads the open list; resolves to how many animations ran in the list
+ * at that moment (the glide to the new order).
+ */
+async function reordered(page, qid, timeout) {
+  const handle = await page.waitForFunction(
+    (id) => {
+      const list = document.querySelector('#open-list');
+      if (list?.querySelector('li[data-qid]')?.dataset.qid !== id) return false;
+      return { animations: list.getAnimations({ subtree: true }).length };
+    },
+    qid,
+    { timeout, polling: 'raf' },
+  );
+  return (await handle.jsonValue()).animations;
+}
+
+/** Two questions with a vote each; resolves to `{ eid, secret, upper, lower }`. */
+async function twoQuestions() {
   const { eid, secret } = await createEvent();
   const upper = await askByApi(eid, 'Which question was asked first here?');
   const lower = await askByApi(eid, 'Which question will be voted up next?');
+  return { eid, secret, upper, lower };
+}
+
+test('a vote that outranks the question above leaves it under the pointer, then the list reorders', async () => {
+  const { eid, secret, upper, lower } = await twoQuestions();
 
   // The host watches the same list without touching it: it shows the server's order at once.
   const host = await person(env.browser, env.server.base);
@@ -102,15 +126,12 @@ test('a vote that outranks the question above leaves it under the pointer, then 
     if (ms === STILL_MS) await screenshot(guest.page, 'settle-vote-held');
   }
 
-  // Left alone, the list takes the server's order.
-  await guest.page.waitForFunction(
-    (id) => document.querySelector('#open-list li[data-qid]')?.dataset.qid === id,
-    lower,
-    { timeout: REORDERED_MS_MAX },
-  );
+  // Left alone, the list takes the server's order, gliding there.
+  const animations = await reordered(guest.page, lower, REORDERED_MS_MAX);
   const reorderedMs = Date.now() - beforeTap;
   assert.ok(reorderedMs >= SETTLE_MS, `reordered after ${reorderedMs} ms: not before the list settled`);
   assert.deepEqual(await openOrder(guest.page), [lower, upper]);
+  assert.ok(animations > 0, 'the questions glide to their new places');
   await sleep(400); // the glide
   await screenshot(guest.page, 'settle-vote-reordered');
   assert.deepEqual(await seriousViolations(guest.page), []);
@@ -118,6 +139,19 @@ test('a vote that outranks the question above leaves it under the pointer, then 
   assert.deepEqual(host.errors, []);
   await guest.context.close();
   await host.context.close();
+});
+
+test('a reader who prefers reduced motion gets the new order without a glide', async () => {
+  const { eid, upper, lower } = await twoQuestions();
+  const guest = await person(env.browser, env.server.base, { viewport: { width: 390, height: 700 } });
+  await guest.page.emulateMedia({ reducedMotion: 'reduce' });
+  await guest.page.goto(`/event/${eid}`);
+  await guest.page.locator(`li[data-qid="${lower}"]`).waitFor();
+  assert.deepEqual(await openOrder(guest.page), [upper, lower]);
+  await guest.page.locator(`li[data-qid="${lower}"] [data-action=vote]`).click();
+  assert.equal(await reordered(guest.page, lower, REORDERED_MS_MAX), 0, 'no animation');
+  assert.deepEqual(guest.errors, []);
+  await guest.context.close();
 });
 
 test('after a Hide, the next question’s Hide button does not slide under the host’s cursor', async () => {
