@@ -59,6 +59,15 @@ test('API writes keep the voter cookie and nothing else', () => {
   assert.deepEqual(request.cookies, { voter: { value: '01J0000000000000000000000' } });
 });
 
+test("a guest's own view keeps the voter cookie; other reads of the event do not", () => {
+  const handler = loadHandler('ApiCookieFunction');
+  const cookies = () => ({ voter: { value: '01J0000000000000000000000' }, tracking: { value: 'x' } });
+  const mine = handler(viewerRequest('GET', '/api/event/e/mine', cookies()));
+  assert.deepEqual(mine.cookies, { voter: { value: '01J0000000000000000000000' } });
+  const list = handler(viewerRequest('GET', '/api/event/e/questions', cookies()));
+  assert.deepEqual(list.cookies, {});
+});
+
 test('API writes without a voter cookie go through with none (ingest mints one)', () => {
   const handler = loadHandler('ApiCookieFunction');
   const request = handler(viewerRequest('POST', '/api/event', { tracking: { value: 'x' } }));

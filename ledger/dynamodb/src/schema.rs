@@ -98,6 +98,8 @@ pub const IAM_QUERY: &[(&str, &str)] = &[
     ("dynamodb:GetItem", QUESTIONS_TABLE),
     ("dynamodb:BatchGetItem", QUESTIONS_TABLE),
     ("dynamodb:Query", TOP_INDEX_RESOURCE),
+    // A guest's own view (`GET /api/event/{eid}/mine`): their states on the event's questions.
+    ("dynamodb:BatchGetItem", VOTERS_TABLE),
 ];
 
 /// Exactly the DynamoDB and SQS actions the aggregator's adapter calls (the Lambda's SQS
