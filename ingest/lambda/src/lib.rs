@@ -9,7 +9,7 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
-use http_edge::{ClientAddr, OriginVerify};
+use http_edge::ClientAddr;
 use ingest::{IdMinter, IngestConfig, IngestState, RateLimits};
 use lambda_http::request::RequestContext;
 use ledger_dynamodb::DynamoStore;
@@ -50,14 +50,6 @@ pub fn app(store: Arc<DynamoStore>, config: IngestConfig) -> Router {
         ids: Arc::new(IdMinter::new()),
     });
     with_client_addr(router)
-}
-
-/// What the Lambda serves: `router` behind the origin check, so a request that did not come
-/// through CloudFront (which adds the secret `x-origin-verify` header) is answered 403
-/// `{"error": "forbidden"}` and never reaches the role: the HTTP API's own endpoint is
-/// public, and calling it directly would skip the web ACL's per-address limit and the cache.
-pub fn behind_cloudfront(router: Router, origin: OriginVerify) -> Router {
-    origin.guard(router)
 }
 
 /// `router` with each request's [`ClientAddr`] inserted from API Gateway's request context.

@@ -13,5 +13,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let origin = http_edge::OriginVerify::from_env()?;
     let store = Arc::new(DynamoStore::from_env(None).await?);
     let config = ingest_lambda::config_for(&store);
-    lambda_http::run(ingest_lambda::behind_cloudfront(ingest_lambda::app(store, config), origin)).await
+    // Behind the origin check: a request that did not come through CloudFront (which adds
+    // the secret header) is answered 403 and never reaches the role.
+    lambda_http::run(origin.guard(ingest_lambda::app(store, config))).await
 }

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use axum::Router;
-use http_edge::OriginVerify;
 use ledger_dynamodb::DynamoStore;
 use query::{QueryConfig, QueryState};
 
@@ -25,14 +24,6 @@ pub fn config_from_env() -> Result<QueryConfig, String> {
         }
     }
     Ok(config)
-}
-
-/// What the Lambda serves: `router` behind the origin check, so a request that did not come
-/// through CloudFront (which adds the secret `x-origin-verify` header) is answered 403
-/// `{"error": "forbidden"}` and never reaches the role: calling the HTTP API's public
-/// endpoint directly would skip the cache every guest's polling relies on.
-pub fn behind_cloudfront(router: Router, origin: OriginVerify) -> Router {
-    origin.guard(router)
 }
 
 /// The router the Lambda serves.

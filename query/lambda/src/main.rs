@@ -14,5 +14,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let origin = http_edge::OriginVerify::from_env()?;
     let store = Arc::new(DynamoStore::from_env_read_only(None).await?);
     let config = query_lambda::config_from_env()?;
-    lambda_http::run(query_lambda::behind_cloudfront(query_lambda::app(store, config), origin)).await
+    // Behind the origin check: a request that did not come through CloudFront (which adds
+    // the secret header) is answered 403 and never reaches the role.
+    lambda_http::run(origin.guard(query_lambda::app(store, config))).await
 }

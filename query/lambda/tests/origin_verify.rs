@@ -1,4 +1,6 @@
-//! The query Lambda serves only requests that came through CloudFront: those carrying the
+//! Both Lambdas (ingest and query) serve only requests that came through CloudFront: their
+//! `main` puts the role behind `OriginVerify::guard`, tested here through the Lambda
+//! adapter on an API Gateway request. Those carrying the
 //! `x-origin-verify` header CloudFront adds with one of the accepted values (two while the
 //! secret rotates). Anything else is answered 403 `{"error": "forbidden"}` before the role,
 //! so nobody can poll the lists around CloudFront's cache.
@@ -27,7 +29,7 @@ fn request(value: Option<&str>) -> LambdaRequest {
 /// (status, cache-control, body) the guarded stand-in role answers; it answers 200 "reached".
 async fn invoke(origin: &OriginVerify, value: Option<&str>) -> (u64, Value, Value) {
     let role = Router::new().route("/api/event/{eid}/questions", get(|| async { "reached" }));
-    let adapter = Adapter::from(query_lambda::behind_cloudfront(role, origin.clone()));
+    let adapter = Adapter::from(origin.clone().guard(role));
     let response = adapter
         .oneshot(LambdaEvent::new(request(value), Context::default()))
         .await
