@@ -1,8 +1,8 @@
 // The list holds still under the finger (issue 16): a guest's vote that outranks the
 // question above changes the count in place, and the question stays under the pointer
 // until the guest leaves the list alone, then glides (or, under reduced motion, jumps) to
-// the new order; a host's Hide does not slide the next question's
-// Hide button under the cursor; a guest who asks in a long list is taken to the question.
+// the new order; a host's Hide does not slide the next question's Hide button under the
+// cursor; a guest who asks in a long list is taken to the question.
 // A real server, a real browser, an event per test.
 
 import { test } from 'node:test';
