@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Live fan-out (bench/src/bin/fanout.rs): GUESTS live streams of one event of 100 questions
+# while votes arrive at VOTES_PER_SECOND, for each number of guests and each stream mode
+# (deltas: ?deltas=1, plain: the whole list each push). Every run gets a fresh server on a
+# fresh database, so its peak RSS is its own. Prints each run's summary line, then a table.
+# Usage: bench/fanout.sh [GUESTS="500 2000 5000" MODES="deltas plain" SECONDS_PER_RUN=15
+#                         WARMUP=3 VOTES_PER_SECOND=20 PORT=3310]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GUESTS=${GUESTS:-500 2000 5000}
+MODES=${MODES:-deltas plain}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-15}
+WARMUP=${WARMUP:-3}
+VOTES_PER_SECOND=${VOTES_PER_SECOND:-20}
+PORT=${PORT:-3310}
+TARGET=${CARGO_TARGET_DIR:-target}
+cargo build --release -q -p wewerewondering -p wewerewondering-bench
+
+work=$(mktemp -d)
+server=
+cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+base=http://127.0.0.1:$PORT
+
+start_server() { # a fresh database, one event of 100 questions; sets server and eid
+  rm -f "$work"/bench.db*
+  RUST_LOG=error "$TARGET/release/wewerewondering" serve --no-demo --listen 127.0.0.1:$PORT \
+    --db "$work/bench.db" --durability normal --static "$work/none" --no-rate-limits >/dev/null 2>&1 &
+  server=$!
+  for _ in $(seq 1 100); do curl -sf $base/healthz >/dev/null && break; sleep 0.1; done
+  eid=$(curl -sf -X POST $base/api/event | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  for i in $(seq 1 100); do
+    curl -sf -X POST -H 'content-type: application/json' -d "{\"body\":\"benchmark question number $i\",\"asker\":null}" "$base/api/event/$eid" >/dev/null
+  done
+  until [ "$(curl -sf "$base/api/event/$eid/questions" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 100 ]; do sleep 0.1; done
+}
+stop_server() { kill -INT "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; server=; }
+
+results="$work/results.txt"
+for guests in $GUESTS; do
+  for mode in $MODES; do
+    start_server
+    echo "guests $guests, mode $mode" >&2
+    "$TARGET/release/fanout" --target 127.0.0.1:$PORT --event "$eid" --guests "$guests" --mode "$mode" \
+      --votes-per-second "$VOTES_PER_SECOND" --warmup "$WARMUP" --seconds "$SECONDS_PER_RUN" --server-pid "$server" \
+      | tee -a "$results"
+    stop_server
+  done
+done
+
+python3 - "$results" <<'PY'
+import sys
+runs = [dict(kv.split("=", 1) for kv in line.split()[1:]) for line in open(sys.argv[1]) if line.startswith("fanout ")]
+print()
+print("| guests | mode | held | push latency p50 / p95 / p99 | exact (observers) p50 / p99 | received per guest | pushes (messages) per guest | server peak RSS | server CPU | generator CPU, late p99 |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for r in runs:
+    print(f"| {int(r['guests']):,} | {r['mode']} | {r['held']} | {r['p50_ms']} / {r['p95_ms']} / {r['p99_ms']} ms"
+          f" | {r['exact_p50_ms']} / {r['exact_p99_ms']} ms | {float(r['kb_per_guest_s']):.2f} KB/s"
+          f" | {r['pushes_per_guest_s']} ({r['messages_per_guest_s']}) /s | {r['server_peak_rss_mib']} MiB"
+          f" | {r['server_cpu']} cores | {r['generator_cpu']} cores, {r['generator_late_p99_ms']} ms |")
+PY
