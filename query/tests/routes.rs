@@ -130,6 +130,15 @@ impl App {
         question
     }
 
+    /// Asks each of `texts` in turn (no names): the questions, oldest first.
+    async fn asks<const N: usize>(&mut self, event: EventId, texts: [&str; N]) -> [QuestionId; N] {
+        let mut questions = [QuestionId::from_u128(0); N];
+        for (question, text) in questions.iter_mut().zip(texts) {
+            *question = self.ask(event, text, None).await;
+        }
+        questions
+    }
+
     async fn votes(&mut self, event: EventId, question: QuestionId, count: usize) {
         let records = (0..count)
             .map(|_| self.record(event, question, RecordBody::Voted { voter: VoterId::random(), up: true }))
@@ -164,10 +173,8 @@ async fn an_event_exists_or_is_404_or_400() {
 #[tokio::test]
 async fn lists_are_ranked_and_guests_do_not_see_hidden_questions() {
     let (mut app, event) = app_and_event().await;
-    let few = app.ask(event, "few votes here", None).await;
-    let many = app.ask(event, "many votes here", None).await;
-    let hidden = app.ask(event, "a hidden question", None).await;
-    let answered = app.ask(event, "an answered question", None).await;
+    let [few, many, hidden, answered] =
+        app.asks(event, ["few votes here", "many votes here", "a hidden question", "an answered question"]).await;
     app.votes(event, many, 3).await;
     app.votes(event, hidden, 10).await;
     app.moderate(event, hidden, RecordBody::Hidden { on: true }).await;
@@ -536,9 +543,8 @@ async fn a_burst_of_changes_is_coalesced_into_pushes_at_most_every_100_ms() {
 #[tokio::test]
 async fn a_delta_stream_sends_the_list_once_then_only_what_changed() {
     let (mut app, event) = app_and_event().await;
-    let first = app.ask(event, "the first question here", None).await;
-    let second = app.ask(event, "the second question here", None).await;
-    let third = app.ask(event, "the third question here", None).await;
+    let [first, second, third] =
+        app.asks(event, ["the first question here", "the second question here", "the third question here"]).await;
     app.votes(event, first, 3).await;
     app.votes(event, second, 2).await;
     let mut body = app.open(&format!("/api/live/{event}?deltas=1")).await.into_body();
