@@ -97,6 +97,14 @@ export async function fetchList(eid, secret, etag) {
   return { list, etag: response.headers.get('ETag') };
 }
 
+/**
+ * The guest's own part of the event, by the voter cookie the browser sends with it:
+ * `{"asked":[qid…],"voted":[qid…]}` (see mine.js). Never from a cache: it is one guest's.
+ */
+export function fetchMine(eid) {
+  return json(`/api/event/${enc(eid)}/mine`, { cache: 'no-store' });
+}
+
 export function ask(eid, body, asker) {
   return voterWrites.run(() =>
     json(`/api/event/${enc(eid)}`, {

@@ -6,6 +6,7 @@
 // modified); time and scroll position are passed in, so every rule here is unit-tested.
 // The page holds one such value and stores what these return.
 
+import { keptLocally, mergeMine } from './mine.js';
 import { applyRemovals, countChanges, recordVote, settlePending } from './questions.js';
 
 /** Scrolling further than this down the page pauses updates (when the reader scrolled). */
@@ -17,7 +18,9 @@ export const LOCAL_ASKED_MS_MAX = 15_000;
 
 /**
  * The state before the first list: `voted` and `asked` are the sets of qids this browser
- * voted on and asked (as remembered in storage).
+ * voted on and asked (as remembered in storage, until the server's answer replaces them:
+ * see receiveMine). `wroteAt` maps a qid to when this page's last write on it (a vote or
+ * the question itself) succeeded.
  */
 export function initialListView({ voted, asked }) {
   return {
@@ -31,6 +34,7 @@ export function initialListView({ voted, asked }) {
     busy: new Set(),
     toggling: new Set(),
     localAsked: new Map(),
+    wroteAt: new Map(),
   };
 }
 
@@ -149,11 +153,14 @@ export function beginVote(view, qid, serverVotes, nowMs) {
   };
 }
 
-/** The vote's request ended; a failed one is undone (the count and the button as before). */
-export function endVote(view, vote, succeeded) {
+/**
+ * The vote's request ended at `nowMs`; a failed one is undone (the count and the button as
+ * before), a successful one is remembered as this page's write.
+ */
+export function endVote(view, vote, succeeded, nowMs) {
   const busy = new Set(view.busy);
   busy.delete(vote.qid);
-  if (succeeded) return { ...view, busy };
+  if (succeeded) return { ...view, busy, wroteAt: new Map(view.wroteAt).set(vote.qid, nowMs) };
   const pending = new Map(view.pending);
   if (vote.pendingBefore) pending.set(vote.qid, vote.pendingBefore);
   else pending.delete(vote.qid);
@@ -208,5 +215,17 @@ export function askedQuestion(view, qid, nowMs) {
     voted: new Set(view.voted).add(qid),
     asked: new Set(view.asked).add(qid),
     localAsked: new Map(view.localAsked).set(qid, nowMs),
+    wroteAt: new Map(view.wroteAt).set(qid, nowMs),
   };
+}
+
+/**
+ * The server's answer about this guest (`{ asked, voted }` sets, see mine.js) to a request
+ * sent at `sentMs`: it becomes what the page shows as theirs, except for a vote in flight
+ * and this page's fresh writes (mine.js' keptLocally). The same view when nothing changed.
+ */
+export function receiveMine(view, mine, sentMs) {
+  const { voted, asked } = mergeMine(view, mine, keptLocally(view, sentMs));
+  if (voted === view.voted && asked === view.asked) return view;
+  return { ...view, voted, asked };
 }
