@@ -3,6 +3,7 @@
 // Debian Chromium driven by playwright-core, axe-core for accessibility, and a folder
 // for screenshots and logs. Quiet unless TEST_LOG is set.
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -134,6 +135,42 @@ export function serverAndBrowser() {
     await env.server?.stop();
   });
   return env;
+}
+
+/**
+ * Requests to the API of `env`'s server (serverAndBrowser's, looked up when called) made by
+ * the test itself, outside any browser, so without a cookie: each write is a new voter.
+ * `api` sends `body` as JSON, resolves to the parsed answer (null when empty) and fails
+ * the test on an error status.
+ */
+export function serverApi(env) {
+  async function api(method, path, body) {
+    const response = await fetch(`${env.server.base}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await response.text();
+    assert.ok(response.ok, `${method} ${path} answered ${response.status}: ${text}`);
+    return text === '' ? null : JSON.parse(text);
+  }
+  return {
+    api,
+    /** A new event: `{ eid, secret }`. */
+    async createEvent() {
+      const { id, secret } = await api('POST', '/api/event');
+      return { eid: id, secret };
+    },
+    /** Asks `text` as a new anonymous voter; the question starts with its asker's vote. Resolves to its id. */
+    async askByApi(eid, text) {
+      const { id } = await api('POST', `/api/event/${eid}`, { body: text, asker: null });
+      return id;
+    },
+    /** One more vote for `qid`, by a new voter. */
+    voteByApi(qid) {
+      return api('POST', `/api/vote/${qid}/up`);
+    },
+  };
 }
 
 export function launchBrowser() {

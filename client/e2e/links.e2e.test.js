@@ -7,34 +7,13 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { person, screenshot, serverAndBrowser } from './harness.js';
+import { person, screenshot, serverAndBrowser, serverApi } from './harness.js';
 
 /** The issue's promise: Hide takes a question off every screen at once. */
 const HIDE_GONE_MS_MAX = 1_000;
 
 const env = serverAndBrowser();
-
-
-async function api(method, path, body, contentType = 'application/json') {
-  const response = await fetch(`${env.server.base}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'Content-Type': contentType },
-    body,
-  });
-  const text = await response.text();
-  assert.ok(response.ok, `${method} ${path} answered ${response.status}: ${text}`);
-  return text === '' ? null : JSON.parse(text);
-}
-
-async function createEvent() {
-  const { id, secret } = await api('POST', '/api/event');
-  return { eid: id, secret };
-}
-
-async function askByApi(eid, text) {
-  const { id } = await api('POST', `/api/event/${eid}`, JSON.stringify({ body: text, asker: null }));
-  return id;
-}
+const { createEvent, askByApi } = serverApi(env);
 
 function question(page, text) {
   return page.locator('li[data-qid]', { hasText: text });

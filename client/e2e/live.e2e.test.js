@@ -10,7 +10,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
-import { log, person, screenshot, serverAndBrowser } from './harness.js';
+import { log, person, screenshot, serverAndBrowser, serverApi } from './harness.js';
 
 /** The issue's promise: with pages open, the server exits within 2 s of SIGTERM. */
 const EXIT_MS_MAX = 2_000;
@@ -23,27 +23,11 @@ const Q3 = 'Which question was asked third tonight?';
 const Q4 = 'And which question arrived late to the party?';
 
 const env = serverAndBrowser();
+const { api, askByApi } = serverApi(env);
 let eid;
 const qids = {};
 /** The two guests who only watch: `{ context, page, errors, stream }`. */
 const watchers = [];
-
-async function api(method, path, body) {
-  const response = await fetch(`${env.server.base}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert.ok(response.ok, `${method} ${path} answered ${response.status}: ${text}`);
-  return text === '' ? null : JSON.parse(text);
-}
-
-/** Asked by a guest of its own (no cookie: a new voter, whose first vote it holds). */
-async function askByApi(text) {
-  const { id } = await api('POST', `/api/event/${eid}`, { body: text, asker: null });
-  return id;
-}
 
 function question(page, qid) {
   return page.locator(`li[data-qid="${qid}"]`);
@@ -119,9 +103,9 @@ function ended(pid) {
 
 test('two guests follow one event over the delta stream while a third votes', async () => {
   ({ id: eid } = await api('POST', '/api/event'));
-  qids.q1 = await askByApi(Q1);
-  qids.q2 = await askByApi(Q2);
-  qids.q3 = await askByApi(Q3);
+  qids.q1 = await askByApi(eid, Q1);
+  qids.q2 = await askByApi(eid, Q2);
+  qids.q3 = await askByApi(eid, Q3);
 
   for (const viewport of [
     { width: 390, height: 844 },
@@ -161,7 +145,7 @@ test('two guests follow one event over the delta stream while a third votes', as
     await expectShown(page, [entry(qids.q2, 2), entry(qids.q3, 2), entry(qids.q1, 1)], 'q2 voted up');
   }
   // ... a new question arrives at the end, then climbs past the first.
-  qids.q4 = await askByApi(Q4);
+  qids.q4 = await askByApi(eid, Q4);
   for (const { page } of watchers) {
     await expectShown(page, [entry(qids.q2, 2), entry(qids.q3, 2), entry(qids.q1, 1), entry(qids.q4, 1)], 'q4 asked');
   }

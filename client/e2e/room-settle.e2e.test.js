@@ -7,7 +7,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { askAsGuest, person, screenshot, seriousViolations, serverAndBrowser } from './harness.js';
+import { askAsGuest, person, screenshot, seriousViolations, serverAndBrowser, serverApi } from './harness.js';
 
 /** The issue's promise: the tapped question is still under the pointer this long after the tap. */
 const STILL_MS = 300;
@@ -22,33 +22,7 @@ const SETTLE_MS = 1_000;
 const REORDERED_MS_MAX = SETTLE_MS + 2_000;
 
 const env = serverAndBrowser();
-
-async function api(method, path, body) {
-  const response = await fetch(`${env.server.base}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert.ok(response.ok, `${method} ${path} answered ${response.status}: ${text}`);
-  return text === '' ? null : JSON.parse(text);
-}
-
-async function createEvent() {
-  const { id, secret } = await api('POST', '/api/event');
-  return { eid: id, secret };
-}
-
-/** Asks `text` as a new anonymous voter (no cookie); the question starts with its asker's vote. */
-async function askByApi(eid, text) {
-  const { id } = await api('POST', `/api/event/${eid}`, { body: text, asker: null });
-  return id;
-}
-
-/** One more vote for `qid`, by a new voter (each cookie-less request is one). */
-function voteByApi(qid) {
-  return api('POST', `/api/vote/${qid}/up`);
-}
+const { createEvent, askByApi, voteByApi } = serverApi(env);
 
 function openOrder(page) {
   return page.$$eval('#open-list li[data-qid]', (items) => items.map((li) => li.dataset.qid));
