@@ -67,6 +67,11 @@ struct Args {
     /// How many of the guests parse every message for the exact vote-to-visible latency.
     #[arg(long, default_value_t = 4)]
     observers: usize,
+    /// Write everything the first guest received to this file, one JSON line per read,
+    /// `{"at": microseconds, "bytes": "..."}`, after a first line `{"window": [start, end]}`
+    /// (for `bench/fanout-bytes.py`).
+    #[arg(long)]
+    record: Option<std::path::PathBuf>,
     /// The server's process id, for its peak RSS and CPU.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -131,6 +136,8 @@ struct GuestLog {
     /// Observers only: (question index, votes, arrival) each time a question's count rose.
     seen: Vec<(usize, u64, u32)>,
     unparsed: u64,
+    /// The recorded guest only: each read, from the response's first bytes.
+    reads: Vec<(u32, String)>,
 }
 
 /// Counts "\ndata:" across reads.
@@ -219,6 +226,7 @@ async fn guest(
     target: SocketAddr,
     request: Arc<str>,
     observe: bool,
+    record: bool,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) -> GuestLog {
@@ -272,6 +280,9 @@ async fn guest(
                     shared.ready.fetch_add(1, Ordering::Relaxed);
                 }
                 log.pushes.push(at);
+            }
+            if record {
+                log.reads.push((at, String::from_utf8_lossy(bytes).into_owned()));
             }
             if shared.window.contains(at) {
                 log.window_bytes += n as u64;
@@ -371,6 +382,15 @@ fn cpu_seconds(pid: &str) -> Option<f64> {
     Some(ticks / TICKS_PER_SECOND)
 }
 
+/// The machine's (idle, total) CPU ticks so far, from the first line of /proc/stat.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal ...
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    Some((idle, ticks.iter().sum()))
+}
+
 fn peak_rss_mib(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
@@ -448,7 +468,9 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..args.guests {
         let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % usize::from(sources)) as u8));
         let observe = i < args.observers;
-        guests.push(tokio::spawn(guest(source, args.target, request.clone(), observe, shared.clone(), stop.clone())));
+        let record = i == 0 && args.record.is_some();
+        let task = guest(source, args.target, request.clone(), observe, record, shared.clone(), stop.clone());
+        guests.push(tokio::spawn(task));
         if i % 100 == 99 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -467,13 +489,13 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
 
     let window = Duration::from_secs(args.seconds);
-    let (self_before, server_before) = (cpu_self(), cpu_server());
+    let (self_before, server_before, machine_before) = (cpu_self(), cpu_server(), machine_ticks());
     let start = shared.clock.now();
     let end = start.saturating_add(u32::try_from(window.as_micros()).unwrap_or(u32::MAX));
     shared.window.end.store(end, Ordering::Relaxed);
     shared.window.start.store(start, Ordering::Relaxed);
     tokio::time::sleep(window).await;
-    let (self_after, server_after) = (cpu_self(), cpu_server());
+    let (self_after, server_after, machine_after) = (cpu_self(), cpu_server(), machine_ticks());
     eprintln!("fanout: window over, reading the last pushes");
     tokio::time::sleep(TAIL).await;
     let _ = stop_tx.send(true);
@@ -483,6 +505,16 @@ async fn main() -> anyhow::Result<()> {
     let mut logs = Vec::with_capacity(guests.len());
     for g in guests {
         logs.push(g.await?);
+    }
+
+    if let (Some(path), Some(log)) = (&args.record, logs.first()) {
+        let mut lines = serde_json::json!({ "window": [start, end] }).to_string();
+        lines.push('\n');
+        for (at, bytes) in &log.reads {
+            lines.push_str(&serde_json::json!({ "at": at, "bytes": bytes }).to_string());
+            lines.push('\n');
+        }
+        std::fs::write(path, lines).with_context(|| format!("writing {}", path.display()))?;
     }
 
     // Votes acknowledged in the window; their pushes may come in the tail.
@@ -527,6 +559,13 @@ async fn main() -> anyhow::Result<()> {
         (Some(b), Some(a)) => format!("{:.2}", (a - b) / seconds),
         _ => "nan".to_owned(),
     };
+    // Idle share of the whole machine (every core) in the window: other work on it shows here.
+    let machine_idle = match (machine_before, machine_after) {
+        (Some((idle0, total0)), Some((idle1, total1))) if total1 > total0 => {
+            format!("{:.2}", (idle1 - idle0) as f64 / (total1 - total0) as f64)
+        }
+        _ => "nan".to_owned(),
+    };
     let rss = args.server_pid.and_then(peak_rss_mib).map_or_else(|| "nan".to_owned(), |m| format!("{m:.1}"));
     let mode = match args.mode {
         Mode::Deltas => "deltas",
@@ -538,7 +577,7 @@ async fn main() -> anyhow::Result<()> {
          exact_p50_ms={} exact_p99_ms={} exact_max_ms={} exact_samples={} exact_missed={exact_missed} \
          seen_before_ack={seen_before_ack} unparsed={} kb_per_guest_s={kb:.2} pushes_per_guest_s={pushes:.2} \
          messages_per_guest_s={messages:.2} total_mb={total_mb:.1} server_peak_rss_mib={rss} server_cpu={} \
-         generator_cpu={} generator_late_p99_ms={} generator_late_max_ms={}",
+         generator_cpu={} generator_late_p99_ms={} generator_late_max_ms={} machine_idle={machine_idle}",
         args.guests,
         held.len(),
         logs.iter().filter(|l| l.refused).count(),
