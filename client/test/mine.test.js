@@ -1,25 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import {
-  LOCAL_WRITE_TRUST_MS,
-  keptLocally,
-  mergeMine,
-  readMine,
-  reconnected,
-  refreshMine,
-} from '../src/lib/mine.js';
-import {
-  applyList,
-  askedQuestion,
-  beginVote,
-  endVote,
-  initialListView,
-  receiveMine,
-} from '../src/lib/listview.js';
+import { LOCAL_WRITE_TRUST_MS, keptLocally, mergeMine, readMine, reconnected, refreshMine } from '../src/lib/mine.js';
+import * as lists from '../src/lib/listview.js';
 import { mergeQuestions } from '../src/lib/questions.js';
 
-const A = '01HZZZ0000AAAAAAAAAAAAAAAA';
-const B = '01HZZZ0001BBBBBBBBBBBBBBBB';
-const C = '01HZZZ0002CCCCCCCCCCCCCCCC';
+/** Three questions' ids (ULIDs, as the server makes them). */
+const [A, B, C] = ['01HZZZ0000AAAAAAAAAAAAAAAA', '01HZZZ0001BBBBBBBBBBBBBBBB', '01HZZZ0002CCCCCCCCCCCCCCCC'];
 
 const T = 1_000_000;
 const list = [
@@ -30,7 +15,7 @@ const list = [
 
 /** A guest's page showing `list`, with `voted` and `asked` as storage remembered them. */
 function page({ voted = [], asked = [] } = {}) {
-  return applyList(initialListView({ voted: new Set(voted), asked: new Set(asked) }), list, T);
+  return lists.applyList(lists.initialListView({ voted: new Set(voted), asked: new Set(asked) }), list, T);
 }
 
 function answer({ voted = [], asked = [] } = {}) {
@@ -59,75 +44,75 @@ describe('reading the server’s answer', () => {
 
 describe('merging the server’s answer with what the page holds', () => {
   it('server says voted, storage is empty: voted, with the server’s count', () => {
-    const next = receiveMine(page(), answer({ voted: [B] }), T);
+    const next = lists.receiveMine(page(), answer({ voted: [B] }), T);
     expect(next.voted).toEqual(new Set([B]));
     expect(shown(next, B)).toEqual({ votes: 2, voted: true });
   });
 
   it('a second tap on a vote the server restored withdraws it (down, one less)', () => {
-    const next = receiveMine(page(), answer({ voted: [B] }), T);
-    const begun = beginVote(next, B, 2, T + 1);
+    const next = lists.receiveMine(page(), answer({ voted: [B] }), T);
+    const begun = lists.beginVote(next, B, 2, T + 1);
     expect(begun.vote.up).toBe(false);
     expect(shown(begun.view, B)).toEqual({ votes: 1, voted: false });
   });
 
   it('storage says voted, server says not: not voted', () => {
-    const next = receiveMine(page({ voted: [A, B] }), answer({ voted: [A] }), T);
+    const next = lists.receiveMine(page({ voted: [A, B] }), answer({ voted: [A] }), T);
     expect(next.voted).toEqual(new Set([A]));
     expect(shown(next, B)).toEqual({ votes: 2, voted: false });
   });
 
   it('storage says voted, server says not, but the vote is in flight: the click stands', () => {
-    const begun = beginVote(page(), B, 2, T);
-    const next = receiveMine(begun.view, answer(), T - 10);
+    const begun = lists.beginVote(page(), B, 2, T);
+    const next = lists.receiveMine(begun.view, answer(), T - 10);
     expect(next.voted.has(B)).toBe(true);
     expect(shown(next, B)).toEqual({ votes: 3, voted: true });
   });
 
   it('a withdrawal in flight is not undone by an answer that still lists the vote', () => {
-    const begun = beginVote(page({ voted: [B] }), B, 2, T);
-    const next = receiveMine(begun.view, answer({ voted: [B] }), T - 10);
+    const begun = lists.beginVote(page({ voted: [B] }), B, 2, T);
+    const next = lists.receiveMine(begun.view, answer({ voted: [B] }), T - 10);
     expect(next.voted.has(B)).toBe(false);
     expect(shown(next, B)).toEqual({ votes: 1, voted: false });
   });
 
   it('a vote acknowledged after the request went out, or just before it, stands; an old one does not', () => {
-    const begun = beginVote(page(), B, 2, T);
-    const done = endVote(begun.view, begun.vote, true, T + 50);
-    expect(receiveMine(done, answer(), T).voted.has(B)).toBe(true);
-    expect(receiveMine(done, answer(), T + 50 + LOCAL_WRITE_TRUST_MS - 1).voted.has(B)).toBe(true);
-    expect(receiveMine(done, answer(), T + 50 + LOCAL_WRITE_TRUST_MS).voted.has(B)).toBe(false);
+    const begun = lists.beginVote(page(), B, 2, T);
+    const done = lists.endVote(begun.view, begun.vote, true, T + 50);
+    expect(lists.receiveMine(done, answer(), T).voted.has(B)).toBe(true);
+    expect(lists.receiveMine(done, answer(), T + 50 + LOCAL_WRITE_TRUST_MS - 1).voted.has(B)).toBe(true);
+    expect(lists.receiveMine(done, answer(), T + 50 + LOCAL_WRITE_TRUST_MS).voted.has(B)).toBe(false);
   });
 
   it('a failed vote is not a write of this page: the server’s answer holds', () => {
-    const begun = beginVote(page({ voted: [B] }), B, 2, T);
-    const failed = endVote(begun.view, begun.vote, false, T + 50);
+    const begun = lists.beginVote(page({ voted: [B] }), B, 2, T);
+    const failed = lists.endVote(begun.view, begun.vote, false, T + 50);
     expect(failed.voted.has(B)).toBe(true);
-    expect(receiveMine(failed, answer(), T + 100).voted.has(B)).toBe(false);
+    expect(lists.receiveMine(failed, answer(), T + 100).voted.has(B)).toBe(false);
   });
 
   it('asked badges are restored, and the asker’s vote with them', () => {
-    const next = receiveMine(page(), answer({ asked: [C], voted: [C] }), T);
+    const next = lists.receiveMine(page(), answer({ asked: [C], voted: [C] }), T);
     expect(next.asked).toEqual(new Set([C]));
     expect(shown(next, C)).toEqual({ votes: 1, voted: true });
   });
 
   it('a question asked by another voter (another cookie) loses its badge', () => {
-    const next = receiveMine(page({ asked: [A], voted: [A] }), answer(), T);
+    const next = lists.receiveMine(page({ asked: [A], voted: [A] }), answer(), T);
     expect(next.asked).toEqual(new Set());
     expect(next.voted).toEqual(new Set());
   });
 
   it('a question just asked on this page keeps its badge and vote before the server knows it', () => {
-    const asked = askedQuestion(page(), C, T + 10);
-    const next = receiveMine(asked, answer({ voted: [A] }), T);
+    const asked = lists.askedQuestion(page(), C, T + 10);
+    const next = lists.receiveMine(asked, answer({ voted: [A] }), T);
     expect(next.asked).toEqual(new Set([C]));
     expect(next.voted).toEqual(new Set([A, C]));
   });
 
   it('an answer that changes nothing returns the same view', () => {
     const view = page({ voted: [A], asked: [A] });
-    expect(receiveMine(view, answer({ voted: [A], asked: [A] }), T)).toBe(view);
+    expect(lists.receiveMine(view, answer({ voted: [A], asked: [A] }), T)).toBe(view);
     const merged = mergeMine(view, answer({ voted: [A], asked: [] }), new Set());
     expect(merged.voted).toBe(view.voted);
     expect(merged.asked).not.toBe(view.asked);
@@ -161,7 +146,7 @@ describe('asking the server', () => {
   it('a failed request leaves the cached state: nothing applied, no error', async () => {
     const view = page({ voted: [B], asked: [B] });
     let current = view;
-    const apply = (mine, sentMs) => (current = receiveMine(current, mine, sentMs));
+    const apply = (mine, sentMs) => (current = lists.receiveMine(current, mine, sentMs));
     const failing = () => Promise.reject(new Error('Could not reach the server.'));
     await expect(refreshMine({ fetchMine: failing, now: () => T, apply })).resolves.toBe(false);
     const throwing = () => {
