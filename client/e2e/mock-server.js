@@ -95,11 +95,20 @@ async function api(req, res, parts, noLive) {
       const text = String(parsed.body ?? '').trim();
       if (text.split(/\s+/).filter(Boolean).length < 2) return send(res, 400, { error: 'A question needs at least two words.' });
       const qid = ulid();
-      const q = { qid, eid: b, text, who: parsed.asker || null, when: Math.floor(Date.now() / 1000), voters: new Set([voterOf(req, res)]), hidden: false, answered: null };
+      const voter = voterOf(req, res);
+      const q = { qid, eid: b, text, who: parsed.asker || null, when: Math.floor(Date.now() / 1000), voters: new Set([voter]), askedBy: voter, hidden: false, answered: null };
       ev.questions.set(qid, q);
       questionsById.set(qid, q);
       setTimeout(() => push(ev), 20);
       return send(res, 200, { id: qid });
+    }
+    if (c === 'mine' && method === 'GET') {
+      // The guest's own part, by the cookie; none (and no cookie minted) without one.
+      const voter = /(?:^|;\s*)voter=([A-Za-z0-9]+)/.exec(req.headers.cookie ?? '')?.[1];
+      const all = [...ev.questions.values()];
+      const asked = voter ? all.filter((q) => q.askedBy === voter).map((q) => q.qid) : [];
+      const voted = voter ? all.filter((q) => q.voters.has(voter)).map((q) => q.qid) : [];
+      return send(res, 200, { asked, voted }, { 'Cache-Control': 'private, no-store' });
     }
     if (c === 'questions') {
       const host = d !== undefined;
