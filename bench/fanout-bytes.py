@@ -8,6 +8,9 @@ computed exactly from the lists before and after every push:
   merged     one delta per push, from the list the guest had to the list it gets (the server
              sends every version's delta in between, one message each)
   lean       merged, and set items without "hidden":false
+  positions  lean, with each move saying the index the question ends at instead of the id of
+             the question it follows (a client takes every moved question out, then puts each
+             in at its index, in order)
   short ids  lean, with each question named by a small number instead of its 26-character id
   deflate    the stream as sent, or lean, compressed as one deflate stream flushed after every
              push (what a gzip Content-Encoding on the stream would send), with zlib's
@@ -44,7 +47,7 @@ def lis_members(values):
     return member
 
 
-def between(old, new, seq):
+def between(old, new, seq, positions=False):
     """The delta from `old` to `new`, as the server's Delta::between builds it."""
     new_ids = {item["qid"] for item in new}
     old_by_id = {item["qid"]: item for item in old}
@@ -55,7 +58,10 @@ def between(old, new, seq):
     working += [item["qid"] for item in new if item["qid"] not in old_by_id]
     position = {qid: i for i, qid in enumerate(working)}
     stays = lis_members([position[item["qid"]] for item in new])
-    mv = [[item["qid"], new[i - 1]["qid"] if i > 0 else None] for i, item in enumerate(new) if not stays[i]]
+    if positions:  # each move as the index the item ends at: all moved items out, then in at theirs
+        mv = [[item["qid"], i] for i, item in enumerate(new) if not stays[i]]
+    else:
+        mv = [[item["qid"], new[i - 1]["qid"] if i > 0 else None] for i, item in enumerate(new) if not stays[i]]
     if dele:
         delta["del"] = dele
     if sets:
@@ -129,7 +135,7 @@ def analyse(path):
     number = lambda qid: numbers.setdefault(qid, len(numbers))
     totals = {k: 0 for k in ("wire", "chunk_framing", "sse_framing", "seq", "set", "mv", "del", "list", "plain", "other")}
     counts = {"pushes": 0, "messages": 0, "set_items": 0, "mv_entries": 0, "hidden_false": 0}
-    alt = {"merged": 0, "lean": 0, "short ids": 0}
+    alt = {"merged": 0, "lean": 0, "lean, moves as positions": 0, "short ids": 0}
     deflate_sent = zlib.compressobj(6, zlib.DEFLATED, -15)
     deflate_lean = zlib.compressobj(6, zlib.DEFLATED, -15)
     # zlib's default state is ~256 KiB per stream; a 4 KiB window with memLevel 4 is ~24 KiB.
@@ -212,7 +218,13 @@ def analyse(path):
                 alt_deflate[name] += len(compressor.compress(sent_body.encode()) + compressor.flush(zlib.Z_SYNC_FLUSH))
         if mode == "deltas" and before is not None and items is not None:
             merged = between(before, items, 0)
-            for name, delta in (("merged", merged), ("lean", lean(merged)), ("short ids", short_ids(lean(merged), number))):
+            by_position = lean(between(before, items, 0, positions=True))
+            for name, delta in (
+                ("merged", merged),
+                ("lean", lean(merged)),
+                ("lean, moves as positions", by_position),
+                ("short ids", short_ids(lean(merged), number)),
+            ):
                 message = sse("delta", compact(delta))
                 alt[name] += len(message) + chunked(len(message))
             message = sse("delta", compact(lean(merged))).encode()

@@ -5,7 +5,8 @@
 # fresh database, so its peak RSS is its own. Prints each run's summary line, then a table of
 # the medians over ROUNDS rounds (each round runs every guests × mode once, in turn).
 # Usage: bench/fanout.sh [GUESTS="500 2000 5000" MODES="deltas plain" ROUNDS=1 SECONDS_PER_RUN=15
-#                         WARMUP=3 VOTES_PER_SECOND=20 PORT=3310 RECORD_DIR=]
+#                         WARMUP=3 VOTES_PER_SECOND=20 JOIN=during-votes PORT=3310 RECORD_DIR=]
+# JOIN=before-votes opens every stream before the first vote (their pushes then start in step).
 # RECORD_DIR=dir keeps what one guest of each run received (fanout-GUESTS-MODE.jsonl), which
 # bench/fanout-bytes.py breaks down: where the bytes go, and what other encodings would send.
 set -euo pipefail
@@ -13,6 +14,7 @@ cd "$(dirname "$0")/.."
 GUESTS=${GUESTS:-500 2000 5000}
 MODES=${MODES:-deltas plain}
 ROUNDS=${ROUNDS:-1}
+JOIN=${JOIN:-during-votes}
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-15}
 WARMUP=${WARMUP:-3}
 VOTES_PER_SECOND=${VOTES_PER_SECOND:-20}
@@ -48,7 +50,7 @@ for guests in $GUESTS; do
     start_server
     echo "round $round: guests $guests, mode $mode" >&2
     "$TARGET/release/fanout" --target 127.0.0.1:$PORT --event "$eid" --guests "$guests" --mode "$mode" \
-      --votes-per-second "$VOTES_PER_SECOND" --warmup "$WARMUP" --seconds "$SECONDS_PER_RUN" --server-pid "$server" \
+      --votes-per-second "$VOTES_PER_SECOND" --warmup "$WARMUP" --join "$JOIN" --seconds "$SECONDS_PER_RUN" --server-pid "$server" \
       ${RECORD_DIR:+--record "$RECORD_DIR/fanout-$guests-$mode-$round.jsonl"} | tee -a "$results"
     stop_server
   done
@@ -68,7 +70,7 @@ def med(values):
         return values[0]
 runs = [{k: med([r[k] for r in rs]) for k in rs[0]} | {"rounds": len(rs)} for _, rs in sorted(groups.items())]
 print()
-print(f"medians over {max(r['rounds'] for r in runs)} round(s)")
+print(f"medians over {max(r['rounds'] for r in runs)} round(s), guests joining {runs[0]['join']}")
 print("| guests | mode | held | push latency p50 / p95 / p99 | exact (observers) p50 / p99 | received per guest | pushes (messages) per guest | server peak RSS | server CPU | generator CPU, late p99 | machine idle |")
 print("|---|---|---|---|---|---|---|---|---|---|---|")
 for r in runs:

@@ -15,6 +15,9 @@
 //! acknowledgement (`{"votes":n}`, the count before this vote) to the first push showing that
 //! question with more than n votes (if that push arrived before the acknowledgement, 0).
 //!
+//! By default the votes already arrive while the guests join (`--join during-votes`), as
+//! they do in a venue; `--join before-votes` starts them once every stream is open.
+//!
 //! Prints progress on stderr and one summary line on stdout:
 //! `fanout key=value ...` (times in ms, KB = 1,000 bytes, CPU in cores).
 
@@ -40,6 +43,17 @@ enum Mode {
     Plain,
 }
 
+/// When the guests join, relative to the votes.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Join {
+    /// Votes already arrive while the guests join over `--ramp` seconds, as in a venue where
+    /// people join all the time: each stream's pushes keep the phase of its joining.
+    DuringVotes,
+    /// Every guest joins first and the votes start after: the first vote wakes every stream
+    /// at once, so their pushes start in step.
+    BeforeVotes,
+}
+
 #[derive(Parser)]
 struct Args {
     /// The server, e.g. 127.0.0.1:3200
@@ -52,6 +66,11 @@ struct Args {
     guests: usize,
     #[arg(long, value_enum, default_value_t = Mode::Deltas)]
     mode: Mode,
+    #[arg(long, value_enum, default_value_t = Join::DuringVotes)]
+    join: Join,
+    /// Over how many seconds the guests open their streams.
+    #[arg(long, default_value_t = 1.0)]
+    ramp: f64,
     /// Loopback source addresses to spread the streams over (127.0.0.2, ...); by default one
     /// per 400 streams.
     #[arg(long)]
@@ -438,6 +457,9 @@ async fn main() -> anyhow::Result<()> {
     if !(args.votes_per_second > 0.0) {
         bail!("--votes-per-second must be above 0");
     }
+    if !(0.0..=600.0).contains(&args.ramp) {
+        bail!("--ramp must be 0 to 600 seconds");
+    }
     if args.seconds == 0 {
         bail!("--seconds must be at least 1");
     }
@@ -463,7 +485,13 @@ async fn main() -> anyhow::Result<()> {
     .into();
     let (stop_tx, stop) = watch::channel(false);
 
-    // Streams first, a few at a time (so the accept backlog never overflows), then votes.
+    let start_voting = || tokio::spawn(voter((args.target, args.votes_per_second), qids.clone(), shared.clone(), stop.clone()));
+    let mut voting = (args.join == Join::DuringVotes).then(start_voting);
+    // The streams, a batch every 20 ms over the ramp (which also keeps the accept backlog
+    // from overflowing).
+    const BATCH_EVERY: Duration = Duration::from_millis(20);
+    let batches = (args.ramp / BATCH_EVERY.as_secs_f64()).max(1.0);
+    let batch = ((args.guests as f64 / batches).ceil() as usize).max(1);
     let mut guests = Vec::with_capacity(args.guests);
     for i in 0..args.guests {
         let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % usize::from(sources)) as u8));
@@ -471,8 +499,8 @@ async fn main() -> anyhow::Result<()> {
         let record = i == 0 && args.record.is_some();
         let task = guest(source, args.target, request.clone(), observe, record, shared.clone(), stop.clone());
         guests.push(tokio::spawn(task));
-        if i % 100 == 99 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        if i % batch == batch - 1 {
+            tokio::time::sleep(BATCH_EVERY).await;
         }
     }
     let connect_deadline = Instant::now() + Duration::from_secs(args.connect_timeout);
@@ -484,7 +512,7 @@ async fn main() -> anyhow::Result<()> {
     let cpu_self = || cpu_seconds("self");
     let server_pid = args.server_pid.map(|p| p.to_string());
     let cpu_server = || server_pid.as_deref().and_then(cpu_seconds);
-    let voting = tokio::spawn(voter((args.target, args.votes_per_second), qids.clone(), shared.clone(), stop.clone()));
+    let voting = voting.take().unwrap_or_else(start_voting);
     let late = tokio::spawn(lateness(stop.clone()));
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
 
@@ -571,8 +599,12 @@ async fn main() -> anyhow::Result<()> {
         Mode::Deltas => "deltas",
         Mode::Plain => "plain",
     };
+    let join = match args.join {
+        Join::DuringVotes => "during-votes",
+        Join::BeforeVotes => "before-votes",
+    };
     println!(
-        "fanout mode={mode} guests={} held={} refused={} ended_early={} sources={sources} vps={} window_s={} \
+        "fanout mode={mode} join={join} guests={} held={} refused={} ended_early={} sources={sources} vps={} window_s={} \
          votes={} votes_failed={votes_failed} p50_ms={} p95_ms={} p99_ms={} max_ms={} missed={missed} \
          exact_p50_ms={} exact_p99_ms={} exact_max_ms={} exact_samples={} exact_missed={exact_missed} \
          seen_before_ack={seen_before_ack} unparsed={} kb_per_guest_s={kb:.2} pushes_per_guest_s={pushes:.2} \
