@@ -7,12 +7,18 @@
 //! run of old positions and stay where they are; each other item is moved right after its
 //! new predecessor, in new-list order, so a question climbing three places is one move.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
+use axum::http::HeaderValue;
 use ledger::QuestionId;
+use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::lists::ListItem;
+use crate::lists::{ListItem, Rendered, Variant};
+
+/// How many deltas each event keeps per list for streams that fell behind.
+pub const DELTAS_KEPT: usize = 64;
 
 /// One delta, ready to render: version `seq` from version `seq - 1`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -101,6 +107,80 @@ pub fn apply(old: &[ListItem], delta: &Delta<'_>) -> Vec<ListItem> {
     list
 }
 
+/// The versions of one event's two lists, shared by its delta streams.
+#[derive(Default)]
+pub(crate) struct ListVersions {
+    guest: Mutex<Versions>,
+    host: Mutex<Versions>,
+}
+
+impl ListVersions {
+    pub(crate) fn of(&self, variant: Variant) -> &Mutex<Versions> {
+        match variant {
+            Variant::Guest => &self.guest,
+            Variant::Host => &self.host,
+        }
+    }
+}
+
+/// One list's latest version and the deltas that led to it.
+#[derive(Default)]
+pub(crate) struct Versions {
+    /// The latest version (0: none yet).
+    seq: u64,
+    etag: Option<HeaderValue>,
+    items: Option<Arc<[ListItem]>>,
+    /// The latest version's `list` message.
+    whole: String,
+    /// `(seq, message)`: the `delta` messages of the last [`DELTAS_KEPT`] versions.
+    deltas: VecDeque<(u64, String)>,
+}
+
+/// What a delta stream must send to reach the latest version.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum CatchUp {
+    Nothing,
+    /// The `delta` messages it missed, oldest first.
+    Deltas(Vec<String>),
+    /// The `list` message: it has none yet, or missed more than the kept deltas.
+    Whole(String),
+}
+
+impl Versions {
+    /// Makes `rendered` the latest version if it differs from it (rendering its delta once),
+    /// then says what a stream that has seen version `seen` must be sent, and the version
+    /// it then has.
+    pub(crate) fn catch_up(
+        &mut self,
+        rendered: &Rendered,
+        seen: Option<u64>,
+    ) -> Result<(CatchUp, u64), serde_json::Error> {
+        if self.etag.as_ref() != Some(&rendered.etag) {
+            let seq = self.seq + 1;
+            if let Some(old) = &self.items {
+                let delta = Delta::between(old, &rendered.items, seq);
+                self.deltas.push_back((seq, serde_json::to_string(&delta)?));
+                if self.deltas.len() > DELTAS_KEPT {
+                    self.deltas.pop_front();
+                }
+            }
+            let list = std::str::from_utf8(&rendered.body).map_err(serde::ser::Error::custom)?;
+            self.whole = format!(r#"{{"seq":{seq},"list":{list}}}"#);
+            self.seq = seq;
+            self.etag = Some(rendered.etag.clone());
+            self.items = Some(rendered.items.clone());
+        }
+        let catch_up = match seen {
+            Some(seen) if seen == self.seq => CatchUp::Nothing,
+            Some(seen) if self.deltas.front().is_some_and(|(first, _)| *first <= seen + 1) => CatchUp::Deltas(
+                self.deltas.iter().filter(|(seq, _)| *seq > seen).map(|(_, message)| message.clone()).collect(),
+            ),
+            _ => CatchUp::Whole(self.whole.clone()),
+        };
+        Ok((catch_up, self.seq))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -177,5 +257,35 @@ mod tests {
             // Every move is needed: no item that kept its relative order is moved.
             prop_assert!(delta.mv.len() <= new.len());
         }
+    }
+
+    /// A render of a list whose question 1 has `votes` votes.
+    fn rendered(votes: u64) -> Rendered {
+        let items: Arc<[ListItem]> =
+            Arc::from(vec![ListItem { qid: QuestionId::from_u128(1), votes, hidden: false, answered: None }]);
+        let body = bytes::Bytes::from(serde_json::to_vec(&items[..]).expect("json"));
+        Rendered::for_test(items, body)
+    }
+
+    #[test]
+    fn a_stream_gets_the_whole_list_first_then_the_deltas_it_missed_or_the_list_again() {
+        let mut versions = Versions::default();
+        let (first, seq) = versions.catch_up(&rendered(1), None).expect("render");
+        assert!(matches!(first, CatchUp::Whole(ref list) if list.starts_with(r#"{"seq":1,"list":[{"#)), "{first:?}");
+        assert_eq!(versions.catch_up(&rendered(1), Some(seq)).expect("render"), (CatchUp::Nothing, 1));
+        // Two new versions; a stream at version 1 gets both deltas, in order, rendered once.
+        versions.catch_up(&rendered(2), Some(1)).expect("render");
+        let (missed, seq) = versions.catch_up(&rendered(3), Some(1)).expect("render");
+        assert_eq!(seq, 3);
+        let CatchUp::Deltas(deltas) = missed else { panic!("{missed:?}") };
+        assert_eq!(deltas.len(), 2);
+        assert!(deltas[0].starts_with(r#"{"seq":2,"#) && deltas[1].starts_with(r#"{"seq":3,"#), "{deltas:?}");
+        // A stream further behind than the kept deltas gets the whole list again.
+        for votes in 4..(4 + DELTAS_KEPT as u64) {
+            versions.catch_up(&rendered(votes), Some(votes - 1)).expect("render");
+        }
+        assert_eq!(versions.deltas.len(), DELTAS_KEPT, "the kept deltas are bounded");
+        let (behind, _) = versions.catch_up(&rendered(3 + DELTAS_KEPT as u64), Some(1)).expect("render");
+        assert!(matches!(behind, CatchUp::Whole(_)), "{behind:?}");
     }
 }

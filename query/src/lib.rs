@@ -7,6 +7,7 @@
 //! [`router`] is the whole role as an axum [`Router`]; `serve` and the Lambda binary both
 //! host it unchanged.
 
+mod budgets;
 mod deltas;
 mod error;
 mod export;
@@ -140,7 +141,7 @@ pub(crate) struct QueryContext {
     /// Each known question's entry of the texts response, rendered once (`"qid":{...}`).
     pub texts: TextCache,
     /// The live streams' budgets.
-    pub streams: Arc<live::StreamBudgets>,
+    pub streams: Arc<budgets::StreamBudgets>,
     /// Only events that exist: a miss is asked again, since ingest may create it any time.
     pub known_events: Cache<EventId, EventRow>,
     pub guest_cache_control: HeaderValue,
@@ -173,7 +174,7 @@ pub fn router(state: QueryState) -> Router {
     let shared = Arc::new(QueryContext {
         lists: lists::ListCache::new(state.live.as_ref().map(LiveHub::announcements), LISTS_CACHED_BYTES_MAX),
         texts: text_cache(TEXTS_CACHED_BYTES_MAX),
-        streams: Arc::new(live::StreamBudgets::new(
+        streams: Arc::new(budgets::StreamBudgets::new(
             state.config.live_streams_per_client_max,
             state.config.live_streams_per_event_max,
             state.config.live_streams_max,

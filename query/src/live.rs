@@ -6,7 +6,7 @@
 //!
 //! A delta stream (`?deltas=1`, design §7) sends the whole list once, then only what
 //! changed. Each event keeps, while it has streams, the versions of its two lists (guest and
-//! host) with the last [`DELTAS_KEPT`] deltas: whichever stream first sees a new render
+//! host) with the last [`DELTAS_KEPT`](crate::deltas::DELTAS_KEPT) deltas: whichever stream first sees a new render
 //! makes the new version and renders its delta once; every other stream of the event sends
 //! the same bytes, or the deltas it missed, or the whole list if it fell further behind.
 //! When the hub closes, every stream sends a last `restarting` event and ends.
@@ -20,7 +20,6 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,11 +37,12 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
-use crate::deltas::Delta;
-use crate::error::{ApiError, StreamBudget};
+use crate::budgets::StreamPermit;
+use crate::deltas::{CatchUp, ListVersions};
+use crate::error::ApiError;
 use crate::export::QueryParams;
 use crate::handlers::{existing_event, hosted_event, AppState};
-use crate::lists::{wall_clock_ms, ListItem, Rendered, Variant};
+use crate::lists::{wall_clock_ms, Rendered, Variant};
 use crate::QueryContext;
 use http_edge::PathParams;
 
@@ -51,8 +51,6 @@ pub const PUSH_INTERVAL_MIN_MS: u64 = 100;
 /// The shortest time between two pushes on a guest's delta stream: at most two a second
 /// (a phone on a venue's Wi-Fi), while hosts and presenters keep [`PUSH_INTERVAL_MIN_MS`].
 pub const GUEST_DELTA_INTERVAL_MIN_MS: u64 = 500;
-/// How many deltas each event keeps per list for streams that fell behind.
-pub const DELTAS_KEPT: usize = 64;
 /// How often an idle stream sends a comment, so proxies keep it open.
 pub const KEEP_ALIVE_S: u64 = 15;
 /// How long to wait before trying again when the store failed to render a push.
@@ -244,152 +242,6 @@ impl Drop for Subscription {
                 topic.remove();
             }
         }
-    }
-}
-
-/// The versions of one event's two lists, shared by its delta streams.
-#[derive(Default)]
-struct ListVersions {
-    guest: Mutex<Versions>,
-    host: Mutex<Versions>,
-}
-
-impl ListVersions {
-    fn of(&self, variant: Variant) -> &Mutex<Versions> {
-        match variant {
-            Variant::Guest => &self.guest,
-            Variant::Host => &self.host,
-        }
-    }
-}
-
-/// One list's latest version and the deltas that led to it.
-#[derive(Default)]
-struct Versions {
-    /// The latest version (0: none yet).
-    seq: u64,
-    etag: Option<HeaderValue>,
-    items: Option<Arc<[ListItem]>>,
-    /// The latest version's `list` message.
-    whole: String,
-    /// `(seq, message)`: the `delta` messages of the last [`DELTAS_KEPT`] versions.
-    deltas: VecDeque<(u64, String)>,
-}
-
-/// What a delta stream must send to reach the latest version.
-#[derive(Debug, PartialEq, Eq)]
-enum CatchUp {
-    Nothing,
-    /// The `delta` messages it missed, oldest first.
-    Deltas(Vec<String>),
-    /// The `list` message: it has none yet, or missed more than the kept deltas.
-    Whole(String),
-}
-
-impl Versions {
-    /// Makes `rendered` the latest version if it differs from it (rendering its delta once),
-    /// then says what a stream that has seen version `seen` must be sent, and the version
-    /// it then has.
-    fn catch_up(&mut self, rendered: &Rendered, seen: Option<u64>) -> Result<(CatchUp, u64), serde_json::Error> {
-        if self.etag.as_ref() != Some(&rendered.etag) {
-            let seq = self.seq + 1;
-            if let Some(old) = &self.items {
-                let delta = Delta::between(old, &rendered.items, seq);
-                self.deltas.push_back((seq, serde_json::to_string(&delta)?));
-                if self.deltas.len() > DELTAS_KEPT {
-                    self.deltas.pop_front();
-                }
-            }
-            let list = std::str::from_utf8(&rendered.body).map_err(serde::ser::Error::custom)?;
-            self.whole = format!(r#"{{"seq":{seq},"list":{list}}}"#);
-            self.seq = seq;
-            self.etag = Some(rendered.etag.clone());
-            self.items = Some(rendered.items.clone());
-        }
-        let catch_up = match seen {
-            Some(seen) if seen == self.seq => CatchUp::Nothing,
-            Some(seen) if self.deltas.front().is_some_and(|(first, _)| *first <= seen + 1) => CatchUp::Deltas(
-                self.deltas.iter().filter(|(seq, _)| *seq > seen).map(|(_, message)| message.clone()).collect(),
-            ),
-            _ => CatchUp::Whole(self.whole.clone()),
-        };
-        Ok((catch_up, self.seq))
-    }
-}
-
-/// How many live streams may be open: per client address, per event and in total. Each
-/// open stream holds a [`StreamPermit`]; dropping it gives its place back.
-pub(crate) struct StreamBudgets {
-    per_client_max: u32,
-    per_event_max: u32,
-    total_max: u32,
-    open: Mutex<OpenStreams>,
-}
-
-#[derive(Default)]
-struct OpenStreams {
-    /// Only addresses and events with open streams have an entry, so neither map holds more
-    /// entries than there are streams.
-    per_client: HashMap<IpAddr, u32>,
-    per_event: HashMap<EventId, u32>,
-    total: u32,
-}
-
-impl StreamBudgets {
-    pub fn new(per_client_max: u32, per_event_max: u32, total_max: u32) -> Self {
-        Self { per_client_max, per_event_max, total_max, open: Mutex::new(OpenStreams::default()) }
-    }
-
-    /// A place for one more stream of `event` from `client`, or which budget is spent. The
-    /// client's own budget is checked first: a client over it is told so (429) even when
-    /// the others are spent as well.
-    pub fn admit(self: &Arc<Self>, client: ClientAddr, event: EventId) -> Result<StreamPermit, StreamBudget> {
-        // Whose budget the stream counts against (an IPv6 client by its /64).
-        let client = client.key();
-        let mut open = self.open.lock();
-        if open.per_client.get(&client).copied().unwrap_or(0) >= self.per_client_max {
-            return Err(StreamBudget::Client);
-        }
-        if open.per_event.get(&event).copied().unwrap_or(0) >= self.per_event_max {
-            return Err(StreamBudget::Event);
-        }
-        if open.total >= self.total_max {
-            return Err(StreamBudget::Total);
-        }
-        *open.per_client.entry(client).or_insert(0) += 1;
-        *open.per_event.entry(event).or_insert(0) += 1;
-        open.total += 1;
-        metrics::gauge!("live_streams_open").set(f64::from(open.total));
-        Ok(StreamPermit { budgets: self.clone(), client, event })
-    }
-
-    fn release(&self, client: IpAddr, event: EventId) {
-        let mut open = self.open.lock();
-        fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, u32>, key: K) {
-            if let Entry::Occupied(mut count) = map.entry(key) {
-                *count.get_mut() = count.get().saturating_sub(1);
-                if *count.get() == 0 {
-                    count.remove();
-                }
-            }
-        }
-        decrement(&mut open.per_client, client);
-        decrement(&mut open.per_event, event);
-        open.total = open.total.saturating_sub(1);
-        metrics::gauge!("live_streams_open").set(f64::from(open.total));
-    }
-}
-
-/// One open stream's place in the budgets, given back on drop (however the stream ends).
-pub(crate) struct StreamPermit {
-    budgets: Arc<StreamBudgets>,
-    client: IpAddr,
-    event: EventId,
-}
-
-impl Drop for StreamPermit {
-    fn drop(&mut self) {
-        self.budgets.release(self.client, self.event);
     }
 }
 
@@ -622,64 +474,5 @@ fn queue_catch_up(s: &mut LiveStream, rendered: &Rendered, seen: Option<u64>) {
             s.retry = true;
             s.queue.push_back(Event::default().comment("unavailable"));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use ledger::QuestionId;
-
-    use super::*;
-
-    /// A render of a list whose question 1 has `votes` votes.
-    fn rendered(votes: u64) -> Rendered {
-        let items: Arc<[ListItem]> =
-            Arc::from(vec![ListItem { qid: QuestionId::from_u128(1), votes, hidden: false, answered: None }]);
-        let body = bytes::Bytes::from(serde_json::to_vec(&items[..]).expect("json"));
-        Rendered::for_test(items, body)
-    }
-
-    #[test]
-    fn a_stream_gets_the_whole_list_first_then_the_deltas_it_missed_or_the_list_again() {
-        let mut versions = Versions::default();
-        let (first, seq) = versions.catch_up(&rendered(1), None).expect("render");
-        assert!(matches!(first, CatchUp::Whole(ref list) if list.starts_with(r#"{"seq":1,"list":[{"#)), "{first:?}");
-        assert_eq!(versions.catch_up(&rendered(1), Some(seq)).expect("render"), (CatchUp::Nothing, 1));
-        // Two new versions; a stream at version 1 gets both deltas, in order, rendered once.
-        versions.catch_up(&rendered(2), Some(1)).expect("render");
-        let (missed, seq) = versions.catch_up(&rendered(3), Some(1)).expect("render");
-        assert_eq!(seq, 3);
-        let CatchUp::Deltas(deltas) = missed else { panic!("{missed:?}") };
-        assert_eq!(deltas.len(), 2);
-        assert!(deltas[0].starts_with(r#"{"seq":2,"#) && deltas[1].starts_with(r#"{"seq":3,"#), "{deltas:?}");
-        // A stream further behind than the kept deltas gets the whole list again.
-        for votes in 4..(4 + DELTAS_KEPT as u64) {
-            versions.catch_up(&rendered(votes), Some(votes - 1)).expect("render");
-        }
-        assert_eq!(versions.deltas.len(), DELTAS_KEPT, "the kept deltas are bounded");
-        let (behind, _) = versions.catch_up(&rendered(3 + DELTAS_KEPT as u64), Some(1)).expect("render");
-        assert!(matches!(behind, CatchUp::Whole(_)), "{behind:?}");
-    }
-
-    #[test]
-    fn budgets_count_per_client_per_event_and_in_total_and_give_back_on_drop() {
-        let budgets = Arc::new(StreamBudgets::new(2, 3, 4));
-        let (a, b, c) = (
-            ClientAddr("127.0.0.2".parse().expect("ip")),
-            ClientAddr("127.0.0.3".parse().expect("ip")),
-            ClientAddr("127.0.0.4".parse().expect("ip")),
-        );
-        let (e1, e2) = (EventId::from_u128(1), EventId::from_u128(2));
-        let a1 = budgets.admit(a, e1).expect("first");
-        let _a2 = budgets.admit(a, e1).expect("second");
-        assert_eq!(budgets.admit(a, e2).err(), Some(StreamBudget::Client));
-        let _b1 = budgets.admit(b, e1).expect("another address");
-        assert_eq!(budgets.admit(b, e1).err(), Some(StreamBudget::Event));
-        let _b2 = budgets.admit(b, e2).expect("another event");
-        assert_eq!(budgets.admit(c, e2).err(), Some(StreamBudget::Total));
-        drop(a1);
-        let _c1 = budgets.admit(c, e2).expect("a place was given back");
-        let open = budgets.open.lock();
-        assert_eq!((open.total, open.per_client.len(), open.per_event.len()), (4, 3, 2));
     }
 }
