@@ -71,11 +71,11 @@ def med(values):
 runs = [{k: med([r[k] for r in rs]) for k in rs[0]} | {"rounds": len(rs)} for _, rs in sorted(groups.items())]
 print()
 print(f"medians over {max(r['rounds'] for r in runs)} round(s), guests joining {runs[0]['join']}")
-print("| guests | mode | held | push latency p50 / p95 / p99 | exact (observers) p50 / p99 | received per guest | pushes (messages) per guest | server peak RSS | server CPU | generator CPU, late p99 | machine idle |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| guests | mode | held | push latency p50 / p95 / p99 | exact (observers) p50 / p99 | received per guest | pushes (messages) per guest | server peak RSS | server CPU | generator CPU, late p99 | machine idle | vote ack p99, longest push gap |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in runs:
     print(f"| {int(float(r['guests'])):,} | {r['mode']} | {r['held']} | {r['p50_ms']} / {r['p95_ms']} / {r['p99_ms']} ms"
           f" | {r['exact_p50_ms']} / {r['exact_p99_ms']} ms | {float(r['kb_per_guest_s']):.2f} KB/s"
           f" | {r['pushes_per_guest_s']} ({r['messages_per_guest_s']}) /s | {r['server_peak_rss_mib']} MiB"
-          f" | {r['server_cpu']} cores | {r['generator_cpu']} cores, {r['generator_late_p99_ms']} ms | {r['machine_idle']} |")
+          f" | {r['server_cpu']} cores | {r['generator_cpu']} cores, {r['generator_late_p99_ms']} ms | {r['machine_idle']} | {r['vote_ack_p99_ms']} ms, {r['push_gap_max_ms']} ms |")
 PY

@@ -325,6 +325,7 @@ struct Vote {
     /// The count the acknowledgement reported: the question's count before this vote (the
     /// projection's, read before the append), so the vote shows as a count above it.
     before: u64,
+    sent: u32,
     ack: u32,
 }
 
@@ -353,6 +354,7 @@ async fn voter(
         let url = format!("http://{target}/api/vote/{}/up", qids[qid]);
         let (http, votes, failed, shared) = (http.clone(), votes.clone(), failed.clone(), shared.clone());
         sent.push(tokio::spawn(async move {
+            let sent = shared.clock.now();
             let acknowledged = async {
                 let response = http.post(&url).send().await?.error_for_status()?;
                 let body: serde_json::Value = response.json().await?;
@@ -362,7 +364,7 @@ async fn voter(
                 Ok(count) => {
                     let ack = shared.clock.now();
                     if let Ok(mut votes) = votes.lock() {
-                        votes.push(Vote { qid, before: count, ack });
+                        votes.push(Vote { qid, before: count, sent, ack });
                     }
                 }
                 Err(_) => {
@@ -573,6 +575,21 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
+    // How long the votes took to be acknowledged: a stall of the vote path delays the
+    // acknowledgements, which the push latency (measured from them) does not show.
+    let mut acks: Vec<u32> = window_votes.iter().map(|v| v.ack.saturating_sub(v.sent)).collect();
+    acks.sort_unstable();
+    // Each guest's longest wait between two pushes in the window (median over guests): a
+    // stall anywhere between the vote and the push shows here.
+    let mut gaps: Vec<u32> = logs
+        .iter()
+        .filter(|l| l.ready)
+        .map(|l| {
+            let pushes = &l.pushes[l.pushes.partition_point(|&p| p < start)..l.pushes.partition_point(|&p| p < end)];
+            pushes.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0)
+        })
+        .collect();
+    gaps.sort_unstable();
     latencies.sort_unstable();
     exact.sort_unstable();
     late.sort_unstable();
@@ -607,7 +624,8 @@ async fn main() -> anyhow::Result<()> {
         "fanout mode={mode} join={join} guests={} held={} refused={} ended_early={} sources={sources} vps={} window_s={} \
          votes={} votes_failed={votes_failed} p50_ms={} p95_ms={} p99_ms={} max_ms={} missed={missed} \
          exact_p50_ms={} exact_p99_ms={} exact_max_ms={} exact_samples={} exact_missed={exact_missed} \
-         seen_before_ack={seen_before_ack} unparsed={} kb_per_guest_s={kb:.2} pushes_per_guest_s={pushes:.2} \
+         seen_before_ack={seen_before_ack} vote_ack_p50_ms={} vote_ack_p99_ms={} vote_ack_max_ms={} \
+         push_gap_max_ms={} unparsed={} kb_per_guest_s={kb:.2} pushes_per_guest_s={pushes:.2} \
          messages_per_guest_s={messages:.2} total_mb={total_mb:.1} server_peak_rss_mib={rss} server_cpu={} \
          generator_cpu={} generator_late_p99_ms={} generator_late_max_ms={} machine_idle={machine_idle}",
         args.guests,
@@ -625,6 +643,10 @@ async fn main() -> anyhow::Result<()> {
         ms(quantile(&exact, 0.99)),
         ms(exact.last().copied()),
         exact.len(),
+        ms(quantile(&acks, 0.5)),
+        ms(quantile(&acks, 0.99)),
+        ms(acks.last().copied()),
+        ms(quantile(&gaps, 0.5)),
         logs.iter().map(|l| l.unparsed).sum::<u64>(),
         cores(server_before, server_after),
         cores(self_before, self_after),
