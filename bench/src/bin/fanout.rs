@@ -456,7 +456,7 @@ async fn question_ids(target: SocketAddr, event: &str) -> anyhow::Result<Vec<Str
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if !(args.votes_per_second > 0.0) {
+    if !args.votes_per_second.is_finite() || args.votes_per_second <= 0.0 {
         bail!("--votes-per-second must be above 0");
     }
     if !(0.0..=600.0).contains(&args.ramp) {
@@ -480,14 +480,13 @@ async fn main() -> anyhow::Result<()> {
         Mode::Deltas => "?deltas=1",
         Mode::Plain => "",
     };
-    let request: Arc<str> = format!(
-        "GET /api/live/{}{query} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n",
-        args.event
-    )
-    .into();
+    let request: Arc<str> =
+        format!("GET /api/live/{}{query} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n", args.event)
+            .into();
     let (stop_tx, stop) = watch::channel(false);
 
-    let start_voting = || tokio::spawn(voter((args.target, args.votes_per_second), qids.clone(), shared.clone(), stop.clone()));
+    let start_voting =
+        || tokio::spawn(voter((args.target, args.votes_per_second), qids.clone(), shared.clone(), stop.clone()));
     let mut voting = (args.join == Join::DuringVotes).then(start_voting);
     // The streams, a batch every 20 ms over the ramp (which also keeps the accept backlog
     // from overflowing).
