@@ -185,7 +185,11 @@ impl Projection {
     fn apply_non_vote(question: &mut QuestionState, record: &Record) -> Option<PendingVote> {
         let (voter, up) = match &record.body {
             RecordBody::Asked(asked) => {
-                question.asked.get_or_insert_with(|| AskedView { text: asked.text.clone(), who: asked.who.clone(), asker: asked.voter });
+                question.asked.get_or_insert_with(|| AskedView {
+                    text: asked.text.clone(),
+                    who: asked.who.clone(),
+                    asker: asked.voter,
+                });
                 (asked.voter, true)
             }
             RecordBody::Voted { voter, up } => (*voter, *up),
@@ -326,7 +330,11 @@ impl BatchPlan {
             });
             let vote = match &record.body {
                 RecordBody::Asked(asked) => {
-                    q.asked.get_or_insert_with(|| AskedView { text: asked.text.clone(), who: asked.who.clone(), asker: asked.voter });
+                    q.asked.get_or_insert_with(|| AskedView {
+                        text: asked.text.clone(),
+                        who: asked.who.clone(),
+                        asker: asked.voter,
+                    });
                     Some((asked.voter, true))
                 }
                 RecordBody::Voted { voter, up } => Some((*voter, *up)),

@@ -23,7 +23,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,8 +32,8 @@ use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
 use rand::{Rng, SeedableRng};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
+use wewerewondering_bench::{connect_from, loopback_source, StreamTarget};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {
@@ -56,12 +56,8 @@ enum Join {
 
 #[derive(Parser)]
 struct Args {
-    /// The server, e.g. 127.0.0.1:3200
-    #[arg(long)]
-    target: SocketAddr,
-    /// The event the guests follow and the votes go to.
-    #[arg(long)]
-    event: String,
+    #[command(flatten)]
+    server: StreamTarget,
     #[arg(long, default_value_t = 2_000)]
     guests: usize,
     #[arg(long, value_enum, default_value_t = Mode::Deltas)]
@@ -234,12 +230,6 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; 64 * 1024]);
 }
 
-async fn connect(source: IpAddr, target: SocketAddr) -> std::io::Result<TcpStream> {
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(source, 0))?;
-    socket.connect(target).await
-}
-
 async fn guest(
     source: IpAddr,
     target: SocketAddr,
@@ -250,7 +240,7 @@ async fn guest(
     mut stop: watch::Receiver<bool>,
 ) -> GuestLog {
     let mut log = GuestLog::default();
-    let Ok(mut stream) = connect(source, target).await else {
+    let Ok(mut stream) = connect_from(source, target).await else {
         log.refused = true;
         return log;
     };
@@ -469,7 +459,7 @@ async fn main() -> anyhow::Result<()> {
     if sources == 0 || sources > 253 {
         bail!("--sources must be 1 to 253 (127.0.0.2 to 127.0.0.254)");
     }
-    let qids = Arc::new(question_ids(args.target, &args.event).await?);
+    let qids = Arc::new(question_ids(args.server.target, &args.server.event).await?);
     let shared = Arc::new(Shared {
         clock: Clock(Instant::now()),
         window: Window { start: AtomicU32::new(u32::MAX), end: AtomicU32::new(u32::MAX) },
@@ -480,13 +470,15 @@ async fn main() -> anyhow::Result<()> {
         Mode::Deltas => "?deltas=1",
         Mode::Plain => "",
     };
-    let request: Arc<str> =
-        format!("GET /api/live/{}{query} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n", args.event)
-            .into();
+    let request: Arc<str> = format!(
+        "GET /api/live/{}{query} HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n",
+        args.server.event
+    )
+    .into();
     let (stop_tx, stop) = watch::channel(false);
 
     let start_voting =
-        || tokio::spawn(voter((args.target, args.votes_per_second), qids.clone(), shared.clone(), stop.clone()));
+        || tokio::spawn(voter((args.server.target, args.votes_per_second), qids.clone(), shared.clone(), stop.clone()));
     let mut voting = (args.join == Join::DuringVotes).then(start_voting);
     // The streams, a batch every 20 ms over the ramp (which also keeps the accept backlog
     // from overflowing).
@@ -495,10 +487,10 @@ async fn main() -> anyhow::Result<()> {
     let batch = ((args.guests as f64 / batches).ceil() as usize).max(1);
     let mut guests = Vec::with_capacity(args.guests);
     for i in 0..args.guests {
-        let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % usize::from(sources)) as u8));
+        let source = loopback_source(i, sources);
         let observe = i < args.observers;
         let record = i == 0 && args.record.is_some();
-        let task = guest(source, args.target, request.clone(), observe, record, shared.clone(), stop.clone());
+        let task = guest(source, args.server.target, request.clone(), observe, record, shared.clone(), stop.clone());
         guests.push(tokio::spawn(task));
         if i % batch == batch - 1 {
             tokio::time::sleep(BATCH_EVERY).await;

@@ -4,23 +4,19 @@
 //! reopened as soon as the server closes it, until `--seconds` pass or it is killed. Prints
 //! what it holds every few seconds on stderr, and a summary at the end.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use wewerewondering_bench::{connect_from, loopback_source, StreamTarget};
 
 #[derive(Parser)]
 struct Args {
-    /// e.g. 127.0.0.1:3200
-    #[arg(long)]
-    target: SocketAddr,
-    /// The event whose live stream the streams follow.
-    #[arg(long)]
-    event: String,
+    #[command(flatten)]
+    server: StreamTarget,
     #[arg(long, default_value_t = 2_000)]
     idle: usize,
     #[arg(long, default_value_t = 1_000)]
@@ -41,16 +37,10 @@ struct Counts {
     stream_bytes: AtomicU64,
 }
 
-async fn connect(source: IpAddr, target: SocketAddr) -> std::io::Result<TcpStream> {
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(source, 0))?;
-    socket.connect(target).await
-}
-
 /// One socket that sends nothing, reopened whenever the server closes it.
 async fn hold_idle(source: IpAddr, target: SocketAddr, counts: Arc<Counts>) {
     loop {
-        let Ok(mut stream) = connect(source, target).await else {
+        let Ok(mut stream) = connect_from(source, target).await else {
             counts.refused.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
@@ -67,7 +57,7 @@ async fn hold_idle(source: IpAddr, target: SocketAddr, counts: Arc<Counts>) {
 /// One live stream, read and discarded, reopened whenever it ends.
 async fn hold_stream(source: IpAddr, target: SocketAddr, event: String, counts: Arc<Counts>) {
     loop {
-        let Ok(mut stream) = connect(source, target).await else {
+        let Ok(mut stream) = connect_from(source, target).await else {
             counts.refused.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
@@ -101,12 +91,12 @@ async fn hold_stream(source: IpAddr, target: SocketAddr, event: String, counts: 
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let counts = Arc::new(Counts::default());
-    let source = |i: usize| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i % usize::from(args.sources.max(1))) as u8));
+    let source = |i: usize| loopback_source(i, args.sources);
     for i in 0..args.idle {
-        tokio::spawn(hold_idle(source(i), args.target, counts.clone()));
+        tokio::spawn(hold_idle(source(i), args.server.target, counts.clone()));
     }
     for i in 0..args.streams {
-        tokio::spawn(hold_stream(source(i), args.target, args.event.clone(), counts.clone()));
+        tokio::spawn(hold_stream(source(i), args.server.target, args.server.event.clone(), counts.clone()));
     }
     let report = |c: &Counts| {
         format!(
