@@ -19,7 +19,8 @@ describe('applyDelta', () => {
     const B = '01JBBBBBBBBBBBBBBBBBBBBBBB';
     const C = '01JCCCCCCCCCCCCCCCCCCCCCCC';
     const list = [q(A, 5), q(B, 4), q(C, 3)];
-    const delta = readDelta(JSON.parse(`{"seq":8,"set":[{"qid":"${C}","votes":6,"hidden":false}],"mv":[["${C}",null]]}`));
+    const delta = readDelta(JSON.parse(`{"seq":8,"base":7,"set":[{"qid":"${C}","votes":6}],"mv":[["${C}",0]]}`));
+    // `hidden` is sent only when true: read back as false.
     expect(applyDelta(list, delta)).toEqual([q(C, 6), q(A, 5), q(B, 4)]);
   });
 
@@ -39,21 +40,22 @@ describe('applyDelta', () => {
     expect(applyDelta([], { seq: 2, set: [q('a', 1)] })).toEqual([q('a', 1)]);
   });
 
-  it('moves with mv alone, after another question or first, in order', () => {
+  it('moves with mv alone: each moved question ends at its index', () => {
     const list = [q('a', 3), q('b', 2), q('c', 1), q('d', 0)];
-    expect(ids(applyDelta(list, { seq: 2, mv: [['d', null]] }))).toEqual(['d', 'a', 'b', 'c']);
-    expect(ids(applyDelta(list, { seq: 2, mv: [['a', 'c']] }))).toEqual(['b', 'c', 'a', 'd']);
-    expect(ids(applyDelta(list, { seq: 2, mv: [['a', 'd']] }))).toEqual(['b', 'c', 'd', 'a']);
-    // Moves apply one after another: the second sees the first's result.
-    expect(ids(applyDelta(list, { seq: 2, mv: [['d', null], ['c', 'd']] }))).toEqual(['d', 'c', 'a', 'b']);
+    expect(ids(applyDelta(list, { seq: 2, mv: [['d', 0]] }))).toEqual(['d', 'a', 'b', 'c']);
+    expect(ids(applyDelta(list, { seq: 2, mv: [['a', 2]] }))).toEqual(['b', 'c', 'a', 'd']);
+    expect(ids(applyDelta(list, { seq: 2, mv: [['a', 3]] }))).toEqual(['b', 'c', 'd', 'a']);
+    // All moved questions leave first, then go in lowest index first, whatever the order sent.
+    expect(ids(applyDelta(list, { seq: 2, mv: [['d', 0], ['c', 1]] }))).toEqual(['d', 'c', 'a', 'b']);
+    expect(ids(applyDelta(list, { seq: 2, mv: [['c', 1], ['d', 0]] }))).toEqual(['d', 'c', 'a', 'b']);
     // A move to where it already is changes nothing.
-    expect(ids(applyDelta(list, { seq: 2, mv: [['b', 'a']] }))).toEqual(['a', 'b', 'c', 'd']);
+    expect(ids(applyDelta(list, { seq: 2, mv: [['b', 1]] }))).toEqual(['a', 'b', 'c', 'd']);
   });
 
   it('an empty delta keeps the list', () => {
     const list = [q('a', 1)];
     expect(applyDelta(list, { seq: 2, del: [], set: [], mv: [] })).toEqual(list);
-    expect(applyDelta(list, readDelta({ seq: 2 }))).toEqual(list);
+    expect(applyDelta(list, readDelta({ seq: 2, base: 1 }))).toEqual(list);
   });
 
   it('combines del, then set, then mv', () => {
@@ -62,16 +64,16 @@ describe('applyDelta', () => {
       seq: 9,
       del: ['b'],
       set: [q('d', 6), q('e', 0)],
-      mv: [['d', null], ['e', 'd']],
+      mv: [['d', 0], ['e', 1]],
     };
     expect(applyDelta(list, delta)).toEqual([q('d', 6), q('e', 0), q('a', 5), q('c', 3)]);
   });
 
   it('appends a new question, then moves it into its place', () => {
     const list = [q('a', 5), q('b', 4), q('c', 1)];
-    const delta = { seq: 3, set: [q('n', 2)], mv: [['n', 'b']] };
+    const delta = { seq: 3, set: [q('n', 2)], mv: [['n', 2]] };
     expect(applyDelta(list, delta)).toEqual([q('a', 5), q('b', 4), q('n', 2), q('c', 1)]);
-    expect(ids(applyDelta(list, { seq: 3, set: [q('n', 9)], mv: [['n', null]] }))).toEqual(['n', 'a', 'b', 'c']);
+    expect(ids(applyDelta(list, { seq: 3, set: [q('n', 9)], mv: [['n', 0]] }))).toEqual(['n', 'a', 'b', 'c']);
   });
 
   it('a question that left and came back in the same delta is set again, at the end unless moved', () => {
@@ -81,7 +83,7 @@ describe('applyDelta', () => {
 
   it('changes neither the list nor the delta it is given', () => {
     const list = frozen([q('a', 5), q('b', 4), q('c', 3)]);
-    const delta = frozen({ seq: 2, del: ['c'], set: [q('b', 7), q('d', 0)], mv: [['b', null], ['d', 'a']] });
+    const delta = frozen({ seq: 2, del: ['c'], set: [q('b', 7), q('d', 0)], mv: [['b', 0], ['d', 2]] });
     const before = JSON.stringify(list);
     const result = applyDelta(list, delta);
     expect(ids(result)).toEqual(['b', 'a', 'd']);
@@ -92,28 +94,29 @@ describe('applyDelta', () => {
   it('refuses a delta that names questions the list does not hold', () => {
     const list = [q('a', 2), q('b', 1)];
     expect(() => applyDelta(list, { seq: 2, del: ['x'] })).toThrow(DeltaMismatch);
-    expect(() => applyDelta(list, { seq: 2, mv: [['x', null]] })).toThrow(DeltaMismatch);
-    expect(() => applyDelta(list, { seq: 2, mv: [['a', 'x']] })).toThrow(/after x/);
+    expect(() => applyDelta(list, { seq: 2, mv: [['x', 0]] })).toThrow(DeltaMismatch);
+    expect(() => applyDelta(list, { seq: 2, mv: [['a', 5]] })).toThrow(/past the list's end/);
     // Removed first, so a later move of it no longer fits.
-    expect(() => applyDelta(list, { seq: 2, del: ['a'], mv: [['a', null]] })).toThrow(DeltaMismatch);
+    expect(() => applyDelta(list, { seq: 2, del: ['a'], mv: [['a', 0]] })).toThrow(DeltaMismatch);
   });
 });
 
 describe('isGap', () => {
-  it('accepts only the very next version', () => {
-    expect(isGap(7, { seq: 8 })).toBe(false);
-    expect(isGap(7, { seq: 9 })).toBe(true); // one missed
-    expect(isGap(7, { seq: 20 })).toBe(true);
+  it('accepts only a delta from the version held, however far it reaches', () => {
+    expect(isGap(7, { seq: 8, base: 7 })).toBe(false);
+    expect(isGap(7, { seq: 12, base: 7 })).toBe(false); // several versions merged in one
+    expect(isGap(7, { seq: 9, base: 8 })).toBe(true); // one missed
+    expect(isGap(7, { seq: 20, base: 19 })).toBe(true);
   });
 
   it('treats a delta from the past (reordered or repeated) as a gap', () => {
-    expect(isGap(7, { seq: 7 })).toBe(true);
-    expect(isGap(7, { seq: 6 })).toBe(true);
-    expect(isGap(7, { seq: 0 })).toBe(true);
+    expect(isGap(7, { seq: 7, base: 6 })).toBe(true);
+    expect(isGap(7, { seq: 6, base: 5 })).toBe(true);
+    expect(isGap(7, { seq: 1, base: 0 })).toBe(true);
   });
 
   it('treats a delta before any list as a gap', () => {
-    expect(isGap(null, { seq: 1 })).toBe(true);
+    expect(isGap(null, { seq: 1, base: 0 })).toBe(true);
   });
 });
 
@@ -139,13 +142,14 @@ describe('reading the messages', () => {
     for (const payload of bad) expect(readList(payload), JSON.stringify(payload)).toBeNull();
   });
 
-  it('reads a delta, absent keys as empty', () => {
-    expect(readDelta({ seq: 8 })).toEqual({ seq: 8, del: [], set: [], mv: [] });
-    expect(readDelta({ seq: 8, del: ['a'], mv: [['b', null], ['c', 'b']] })).toEqual({
+  it('reads a delta, absent keys as empty and hidden as false unless true', () => {
+    expect(readDelta({ seq: 8, base: 7 })).toEqual({ seq: 8, base: 7, del: [], set: [], mv: [] });
+    expect(readDelta({ seq: 8, base: 5, del: ['a'], set: [{ qid: 'd', votes: 1 }, { qid: 'e', votes: 0, hidden: true }], mv: [['b', 0], ['c', 1]] })).toEqual({
       seq: 8,
+      base: 5,
       del: ['a'],
-      set: [],
-      mv: [['b', null], ['c', 'b']],
+      set: [q('d', 1), q('e', 0, { hidden: true })],
+      mv: [['b', 0], ['c', 1]],
     });
   });
 
@@ -153,15 +157,22 @@ describe('reading the messages', () => {
     const bad = [
       null,
       { set: [] },
-      { seq: 'x' },
-      { seq: 2, del: 'a' },
-      { seq: 2, del: [1] },
-      { seq: 2, set: [{ votes: 1 }] },
-      { seq: 2, set: {} },
-      { seq: 2, mv: [['a']] },
-      { seq: 2, mv: [['a', 1]] },
-      { seq: 2, mv: [[null, 'a']] },
-      { seq: 2, mv: 'a' },
+      { seq: 'x', base: 1 },
+      { seq: 2 },
+      { seq: 2, base: 2 },
+      { seq: 2, base: 3 },
+      { seq: 2, base: -1 },
+      { seq: 2, base: 1, del: 'a' },
+      { seq: 2, base: 1, del: [1] },
+      { seq: 2, base: 1, set: [{ votes: 1 }] },
+      { seq: 2, base: 1, set: {} },
+      { seq: 2, base: 1, mv: [['a']] },
+      { seq: 2, base: 1, mv: [['a', null]] },
+      { seq: 2, base: 1, mv: [['a', 'b']] },
+      { seq: 2, base: 1, mv: [['a', -1]] },
+      { seq: 2, base: 1, mv: [['a', 1.5]] },
+      { seq: 2, base: 1, mv: [[null, 1]] },
+      { seq: 2, base: 1, mv: 'a' },
     ];
     for (const payload of bad) expect(readDelta(payload), JSON.stringify(payload)).toBeNull();
   });
@@ -196,24 +207,20 @@ function randomList(next) {
 
 /**
  * The reference diff (written apart from the code under test): every question that left is
- * deleted, every new or changed one set whole, and then, walking the new order, a question
- * not already right after its new predecessor is moved there.
+ * deleted, every new or changed one set whole, and every question not already at its new
+ * index once those are applied is moved to it (not the fewest moves, but a valid delta: the
+ * questions left in place keep their order).
  */
 function referenceDiff(before, after, seq) {
   const afterIds = new Set(ids(after));
   const beforeById = new Map(before.map((item) => [item.qid, item]));
   const del = ids(before).filter((qid) => !afterIds.has(qid));
-  const set = after.filter((item) => JSON.stringify(beforeById.get(item.qid)) !== JSON.stringify(item));
+  const set = after
+    .filter((item) => JSON.stringify(beforeById.get(item.qid)) !== JSON.stringify(item))
+    .map(({ hidden, ...rest }) => (hidden ? { ...rest, hidden } : rest));
   const order = [...ids(before).filter((qid) => afterIds.has(qid)), ...ids(after).filter((qid) => !beforeById.has(qid))];
-  const mv = [];
-  after.forEach((item, index) => {
-    if (order[index] === item.qid) return;
-    const predecessor = index === 0 ? null : after[index - 1].qid;
-    mv.push([item.qid, predecessor]);
-    order.splice(order.indexOf(item.qid), 1);
-    order.splice(index, 0, item.qid);
-  });
-  const delta = { seq };
+  const mv = after.flatMap((item, index) => (order[index] === item.qid ? [] : [[item.qid, index]]));
+  const delta = { seq, base: seq - 1 };
   if (del.length) delta.del = del;
   if (set.length) delta.set = set;
   if (mv.length) delta.mv = mv;

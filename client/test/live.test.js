@@ -202,9 +202,9 @@ describe('the delta live stream', () => {
     expect(h.lists).toEqual([[q('a', 5), q('b', 4), q('c', 3)]]);
     expect(h.states).toEqual(['connecting', 'live']);
 
-    es.emit('delta', { seq: 8, set: [q('c', 6)], mv: [['c', null]] });
-    es.emit('delta', { seq: 9, del: ['b'], set: [q('n', 0)] });
-    es.emit('delta', { seq: 10 });
+    es.emit('delta', { seq: 8, base: 7, set: [q('c', 6)], mv: [['c', 0]] });
+    es.emit('delta', { seq: 9, base: 8, del: ['b'], set: [q('n', 0)] });
+    es.emit('delta', { seq: 10, base: 9 });
     expect(h.lists.slice(1)).toEqual([
       [q('c', 6), q('a', 5), q('b', 4)],
       [q('c', 6), q('a', 5), q('n', 0)],
@@ -218,7 +218,7 @@ describe('the delta live stream', () => {
     const h = harness();
     const first = latest();
     first.emit('list', { seq: 7, list: [q('a', 1)] });
-    first.emit('delta', { seq: 9, set: [q('a', 3)] }); // 8 was missed
+    first.emit('delta', { seq: 9, base: 8, set: [q('a', 3)] }); // 8 was missed
     expect(first.closed).toBe(true);
     expect(FakeEventSource.instances).toHaveLength(2);
     expect(h.timers.delays()).toEqual([]); // at once, not after a pause
@@ -227,7 +227,7 @@ describe('the delta live stream', () => {
     const second = latest();
     expect(second.url).toBe('/api/live/E?deltas=1');
     second.emit('list', { seq: 9, list: [q('a', 3)] });
-    second.emit('delta', { seq: 10, set: [q('a', 4)] });
+    second.emit('delta', { seq: 10, base: 9, set: [q('a', 4)] });
     expect(h.lists.slice(1)).toEqual([[q('a', 3)], [q('a', 4)]]);
     // A resync is not a lost connection: the status stays "Live" throughout.
     expect(h.states).toEqual(['connecting', 'live']);
@@ -236,31 +236,31 @@ describe('the delta live stream', () => {
   it('treats a delta from the past (reordered or repeated) as a gap', () => {
     const h = harness();
     latest().emit('list', { seq: 7, list: [q('a', 1)] });
-    latest().emit('delta', { seq: 8, set: [q('a', 2)] });
-    latest().emit('delta', { seq: 8, set: [q('a', 2)] });
+    latest().emit('delta', { seq: 8, base: 7, set: [q('a', 2)] });
+    latest().emit('delta', { seq: 8, base: 7, set: [q('a', 2)] });
     expect(FakeEventSource.instances).toHaveLength(2);
     expect(FakeEventSource.instances[0].closed).toBe(true);
     latest().emit('list', { seq: 8, list: [q('a', 2)] });
-    latest().emit('delta', { seq: 9, set: [q('a', 3)] });
-    latest().emit('delta', { seq: 8, set: [q('a', 2)] }); // arrived late
+    latest().emit('delta', { seq: 9, base: 8, set: [q('a', 3)] });
+    latest().emit('delta', { seq: 8, base: 7, set: [q('a', 2)] }); // arrived late
     expect(FakeEventSource.instances).toHaveLength(3);
     expect(h.lists).toEqual([[q('a', 1)], [q('a', 2)], [q('a', 2)], [q('a', 3)]]);
   });
 
   it('resyncs on a delta before any list, an unreadable one, or one that does not fit the list', () => {
     const h = harness();
-    latest().emit('delta', { seq: 1, set: [q('a', 1)] });
+    latest().emit('delta', { seq: 1, base: 0, set: [q('a', 1)] });
     expect(FakeEventSource.instances).toHaveLength(2);
 
     // Each time a delta fits in between, so each resync is at once.
     latest().emit('list', { seq: 1, list: [q('a', 1)] });
-    latest().emit('delta', { seq: 2 });
+    latest().emit('delta', { seq: 2, base: 1 });
     latest().emit('delta', 'not json');
     expect(FakeEventSource.instances).toHaveLength(3);
 
     latest().emit('list', { seq: 1, list: [q('a', 1)] });
-    latest().emit('delta', { seq: 2 });
-    latest().emit('delta', { seq: 3, mv: [['x', null]] }); // x is not in the list
+    latest().emit('delta', { seq: 2, base: 1 });
+    latest().emit('delta', { seq: 3, base: 2, mv: [['x', 0]] }); // x is not in the list
     expect(FakeEventSource.instances).toHaveLength(4);
     expect(h.lists.filter((list) => list.length !== 1 || list[0].votes !== 1)).toEqual([]);
     expect(h.timers.delays()).toEqual([]);
@@ -271,7 +271,7 @@ describe('the delta live stream', () => {
     latest().emit('list', { seq: 1, list: [q('a', 1)] });
     latest().emit('list', { seq: 2, list: 'nope' });
     expect(h.lists).toEqual([[q('a', 1)]]);
-    latest().emit('delta', { seq: 3, set: [q('a', 3)] });
+    latest().emit('delta', { seq: 3, base: 2, set: [q('a', 3)] });
     expect(FakeEventSource.instances).toHaveLength(2);
     expect(h.lists).toEqual([[q('a', 1)]]);
   });
@@ -279,23 +279,23 @@ describe('the delta live stream', () => {
   it('waits the growing pause before resyncing again when no delta fitted since the last resync', () => {
     const h = harness();
     latest().emit('list', { seq: 1, list: [] });
-    latest().emit('delta', { seq: 5 });
+    latest().emit('delta', { seq: 5, base: 4 });
     expect(FakeEventSource.instances).toHaveLength(2); // the first resync: at once
     latest().emit('list', { seq: 6, list: [] });
-    latest().emit('delta', { seq: 9 });
+    latest().emit('delta', { seq: 9, base: 8 });
     expect(FakeEventSource.instances).toHaveLength(2); // the second waits
     expect(h.timers.delays()).toEqual([2_500]);
     h.timers.runAll();
     expect(FakeEventSource.instances).toHaveLength(3);
     latest().emit('list', { seq: 9, list: [] });
-    latest().emit('delta', { seq: 9 });
+    latest().emit('delta', { seq: 9, base: 8 });
     expect(h.timers.delays()).toEqual([5_000]); // and the third longer
     h.timers.runAll();
     expect(FakeEventSource.instances).toHaveLength(4);
     // A delta that fits ends the streak: the next gap resyncs at once again.
     latest().emit('list', { seq: 9, list: [] });
-    latest().emit('delta', { seq: 10 });
-    latest().emit('delta', { seq: 12 });
+    latest().emit('delta', { seq: 10, base: 9 });
+    latest().emit('delta', { seq: 12, base: 11 });
     expect(FakeEventSource.instances).toHaveLength(5);
     expect(h.timers.delays()).toEqual([]);
   });
@@ -308,7 +308,7 @@ describe('the delta live stream', () => {
     expect(h.states.at(-1)).toBe('reconnecting');
     // A restarted server numbers its versions afresh.
     es.emit('list', { seq: 1, list: [q('b', 1)] });
-    es.emit('delta', { seq: 2, set: [q('b', 2)] });
+    es.emit('delta', { seq: 2, base: 1, set: [q('b', 2)] });
     expect(h.lists.slice(1)).toEqual([[q('b', 1)], [q('b', 2)]]);
     expect(h.states.at(-1)).toBe('live');
     expect(FakeEventSource.instances).toHaveLength(1);
@@ -348,9 +348,9 @@ describe('the delta live stream', () => {
     const h = harness();
     const first = latest();
     first.emit('list', { seq: 1, list: [q('a', 1)] });
-    first.emit('delta', { seq: 3 }); // gap: first is closed, second opened
+    first.emit('delta', { seq: 3, base: 2 }); // gap: first is closed, second opened
     first.emit('list', { seq: 9, list: [q('z', 9)] });
-    first.emit('delta', { seq: 10 });
+    first.emit('delta', { seq: 10, base: 9 });
     first.message([q('z', 9)]);
     first.emit('restarting', {});
     expect(h.lists).toEqual([[q('a', 1)]]);

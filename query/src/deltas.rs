@@ -1,11 +1,12 @@
 //! What changed between two versions of a list, as the delta live stream sends it (design
 //! §7, "deltas=1"): the items that left (`del`), the items that are new or differ (`set`,
-//! whole), and the moves that put the result in the new rank order (`mv`). Applied in that
-//! order to the old list ([`apply`] is the reference), a delta gives exactly the new list.
+//! whole, `hidden` only when true), and the moves that put the result in the new rank order
+//! (`mv`, each question with the index it ends at). Applied in that order to the list of
+//! version `base` ([`apply`] is the reference), a delta gives exactly the list of `seq`.
 //!
 //! The moves are few: the items whose relative order is kept form the longest increasing
-//! run of old positions and stay where they are; each other item is moved right after its
-//! new predecessor, in new-list order, so a question climbing three places is one move.
+//! run of old positions and stay where they are; only the others are moved, so a question
+//! climbing three places is one move.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -17,29 +18,48 @@ use serde::Serialize;
 
 use crate::lists::{ListItem, Rendered, Variant};
 
-/// How many deltas each event keeps per list for streams that fell behind.
-pub const DELTAS_KEPT: usize = 64;
+/// How many versions each event keeps per list, for streams that are behind by a few.
+pub const VERSIONS_KEPT: usize = 64;
 
-/// One delta, ready to render: version `seq` from version `seq - 1`.
+/// One delta, ready to render: version `seq` from version `base`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Delta<'a> {
+pub struct Delta {
     pub seq: u64,
+    pub base: u64,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub del: Vec<QuestionId>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    pub set: Vec<&'a ListItem>,
-    /// `(qid, after)`: take `qid` out and put it right after `after` (`None`: first).
+    pub set: Vec<SetItem>,
+    /// `(qid, index)`: the question ends at `index` of the new list.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    pub mv: Vec<(QuestionId, Option<QuestionId>)>,
+    pub mv: Vec<(QuestionId, usize)>,
 }
 
-impl<'a> Delta<'a> {
-    /// The delta that turns `old` into `new`, numbered `seq`.
-    pub fn between(old: &[ListItem], new: &'a [ListItem], seq: u64) -> Self {
+/// A list item as a delta carries it: like the list's, but `hidden` only when true (a guest
+/// list never holds a hidden question, so it would be `false` in every item).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SetItem {
+    pub qid: QuestionId,
+    pub votes: u64,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub hidden: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answered: Option<u64>,
+}
+
+impl From<&ListItem> for SetItem {
+    fn from(item: &ListItem) -> Self {
+        Self { qid: item.qid, votes: item.votes, hidden: item.hidden, answered: item.answered }
+    }
+}
+
+impl Delta {
+    /// The delta that turns `old` (version `base`) into `new` (version `seq`).
+    pub fn between(old: &[ListItem], new: &[ListItem], base: u64, seq: u64) -> Self {
         let new_ids: HashSet<QuestionId> = new.iter().map(|item| item.qid).collect();
         let old_by_id: HashMap<QuestionId, &ListItem> = old.iter().map(|item| (item.qid, item)).collect();
         let del: Vec<QuestionId> = old.iter().map(|item| item.qid).filter(|qid| !new_ids.contains(qid)).collect();
-        let set: Vec<&ListItem> = new.iter().filter(|item| old_by_id.get(&item.qid) != Some(item)).collect();
+        let set = new.iter().filter(|item| old_by_id.get(&item.qid) != Some(item)).map(SetItem::from).collect();
         // The list once `del` and `set` are applied: the kept old items in their old order,
         // then the new ones appended in their new order.
         let mut working: Vec<QuestionId> =
@@ -48,13 +68,8 @@ impl<'a> Delta<'a> {
         let position: HashMap<QuestionId, usize> = working.iter().enumerate().map(|(i, qid)| (*qid, i)).collect();
         let positions: Vec<usize> = new.iter().map(|item| position[&item.qid]).collect();
         let stays = longest_increasing_run(&positions);
-        let mv = new
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !stays[*i])
-            .map(|(i, item)| (item.qid, i.checked_sub(1).map(|before| new[before].qid)))
-            .collect();
-        Delta { seq, del, set, mv }
+        let mv = new.iter().enumerate().filter(|(i, _)| !stays[*i]).map(|(i, item)| (item.qid, i)).collect();
+        Delta { seq, base, del, set, mv }
     }
 
     #[cfg(test)]
@@ -90,19 +105,26 @@ fn longest_increasing_run(values: &[usize]) -> Vec<bool> {
 /// Applies a delta to `old` exactly as a client must (design §7): the reference the tests
 /// hold [`Delta::between`] to (the client's `client/src/lib/deltas.js` follows the same rules).
 #[cfg(test)]
-pub fn apply(old: &[ListItem], delta: &Delta<'_>) -> Vec<ListItem> {
+pub fn apply(old: &[ListItem], delta: &Delta) -> Vec<ListItem> {
     let mut list: Vec<ListItem> = old.iter().filter(|item| !delta.del.contains(&item.qid)).cloned().collect();
-    for item in &delta.set {
-        match list.iter_mut().find(|held| held.qid == item.qid) {
-            Some(held) => *held = (*item).clone(),
-            None => list.push((*item).clone()),
+    for set in &delta.set {
+        let item = ListItem { qid: set.qid, votes: set.votes, hidden: set.hidden, answered: set.answered };
+        match list.iter_mut().find(|held| held.qid == set.qid) {
+            Some(held) => *held = item,
+            None => list.push(item),
         }
     }
-    for (qid, after) in &delta.mv {
-        let Some(from) = list.iter().position(|item| item.qid == *qid) else { continue };
-        let item = list.remove(from);
-        let to = after.and_then(|after| list.iter().position(|held| held.qid == after)).map_or(0, |p| p + 1);
-        list.insert(to, item);
+    // Every moved question out first, then each in at its index, lowest index first.
+    let moved: HashMap<QuestionId, ListItem> = delta
+        .mv
+        .iter()
+        .filter_map(|(qid, _)| list.iter().find(|item| item.qid == *qid).cloned().map(|item| (*qid, item)))
+        .collect();
+    list.retain(|item| !moved.contains_key(&item.qid));
+    for (qid, index) in &delta.mv {
+        if let Some(item) = moved.get(qid) {
+            list.insert((*index).min(list.len()), item.clone());
+        }
     }
     list
 }
@@ -123,60 +145,69 @@ impl ListVersions {
     }
 }
 
-/// One list's latest version and the deltas that led to it.
+/// One list's latest versions, and the deltas from each of them to the latest.
 #[derive(Default)]
 pub(crate) struct Versions {
     /// The latest version (0: none yet).
     seq: u64,
     etag: Option<HeaderValue>,
-    items: Option<Arc<[ListItem]>>,
+    /// `(seq, items)` of the last [`VERSIONS_KEPT`] versions, the latest last.
+    kept: VecDeque<(u64, Arc<[ListItem]>)>,
     /// The latest version's `list` message.
     whole: String,
-    /// `(seq, message)`: the `delta` messages of the last [`DELTAS_KEPT`] versions.
-    deltas: VecDeque<(u64, String)>,
+    /// The `delta` messages to the latest version, by the version they start from: each
+    /// rendered once, for the first stream that needs it.
+    deltas: HashMap<u64, String>,
 }
 
 /// What a delta stream must send to reach the latest version.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum CatchUp {
     Nothing,
-    /// The `delta` messages it missed, oldest first.
-    Deltas(Vec<String>),
-    /// The `list` message: it has none yet, or missed more than the kept deltas.
+    /// The `delta` message from the version it has.
+    Delta(String),
+    /// The `list` message: it has none yet, it is further behind than the kept versions, or
+    /// the delta would be longer than the list.
     Whole(String),
 }
 
 impl Versions {
-    /// Makes `rendered` the latest version if it differs from it (rendering its delta once),
-    /// then says what a stream that has seen version `seen` must be sent, and the version
-    /// it then has.
+    /// Makes `rendered` the latest version if it differs from it, then says what a stream
+    /// that has version `seen` must be sent, and the version it then has.
     pub(crate) fn catch_up(
         &mut self,
         rendered: &Rendered,
         seen: Option<u64>,
     ) -> Result<(CatchUp, u64), serde_json::Error> {
         if self.etag.as_ref() != Some(&rendered.etag) {
-            let seq = self.seq + 1;
-            if let Some(old) = &self.items {
-                let delta = Delta::between(old, &rendered.items, seq);
-                self.deltas.push_back((seq, serde_json::to_string(&delta)?));
-                if self.deltas.len() > DELTAS_KEPT {
-                    self.deltas.pop_front();
-                }
-            }
+            self.seq += 1;
             let list = std::str::from_utf8(&rendered.body).map_err(serde::ser::Error::custom)?;
-            self.whole = format!(r#"{{"seq":{seq},"list":{list}}}"#);
-            self.seq = seq;
+            self.whole = format!(r#"{{"seq":{},"list":{list}}}"#, self.seq);
             self.etag = Some(rendered.etag.clone());
-            self.items = Some(rendered.items.clone());
+            self.kept.push_back((self.seq, rendered.items.clone()));
+            if self.kept.len() > VERSIONS_KEPT {
+                self.kept.pop_front();
+            }
+            self.deltas.clear();
         }
-        let catch_up = match seen {
-            Some(seen) if seen == self.seq => CatchUp::Nothing,
-            Some(seen) if self.deltas.front().is_some_and(|(first, _)| *first <= seen + 1) => CatchUp::Deltas(
-                self.deltas.iter().filter(|(seq, _)| *seq > seen).map(|(_, message)| message.clone()).collect(),
-            ),
-            _ => CatchUp::Whole(self.whole.clone()),
+        let Some(seen) = seen else { return Ok((CatchUp::Whole(self.whole.clone()), self.seq)) };
+        if seen == self.seq {
+            return Ok((CatchUp::Nothing, self.seq));
+        }
+        let (Some((_, from)), Some((_, latest))) = (self.kept.iter().find(|(seq, _)| *seq == seen), self.kept.back())
+        else {
+            return Ok((CatchUp::Whole(self.whole.clone()), self.seq));
         };
+        let delta = match self.deltas.get(&seen) {
+            Some(delta) => delta.clone(),
+            None => {
+                let delta = serde_json::to_string(&Delta::between(from, latest, seen, self.seq))?;
+                self.deltas.insert(seen, delta.clone());
+                delta
+            }
+        };
+        let catch_up =
+            if delta.len() < self.whole.len() { CatchUp::Delta(delta) } else { CatchUp::Whole(self.whole.clone()) };
         Ok((catch_up, self.seq))
     }
 }
@@ -195,40 +226,39 @@ mod tests {
     fn a_vote_that_lifts_a_question_is_one_set_and_one_move() {
         let old = [item(1, 5), item(2, 4), item(3, 3), item(4, 3)];
         let new = [item(4, 6), item(1, 5), item(2, 4), item(3, 3)];
-        let delta = Delta::between(&old, &new, 8);
-        assert_eq!(delta.set, vec![&new[0]]);
-        assert_eq!(delta.mv, vec![(QuestionId::from_u128(4), None)]);
+        let delta = Delta::between(&old, &new, 7, 8);
+        assert_eq!(delta.set, vec![SetItem::from(&new[0])]);
+        assert_eq!(delta.mv, vec![(QuestionId::from_u128(4), 0)]);
         assert!(delta.del.is_empty());
         assert_eq!(apply(&old, &delta), new);
         let json = serde_json::to_string(&delta).expect("json");
-        assert_eq!(
-            json,
-            format!(
-                r#"{{"seq":8,"set":[{{"qid":"{}","votes":6,"hidden":false}}],"mv":[["{}",null]]}}"#,
-                QuestionId::from_u128(4),
-                QuestionId::from_u128(4)
-            )
-        );
+        let q4 = QuestionId::from_u128(4);
+        assert_eq!(json, format!(r#"{{"seq":8,"base":7,"set":[{{"qid":"{q4}","votes":6}}],"mv":[["{q4}",0]]}}"#));
     }
 
     #[test]
     fn an_unchanged_list_is_an_empty_delta_and_a_new_last_question_needs_no_move() {
         let old = [item(1, 2), item(2, 1)];
-        assert!(Delta::between(&old, &old, 2).is_empty());
+        assert!(Delta::between(&old, &old, 1, 2).is_empty());
         let new = [item(1, 2), item(2, 1), item(3, 0)];
-        let delta = Delta::between(&old, &new, 3);
+        let delta = Delta::between(&old, &new, 2, 3);
         assert_eq!((delta.set.len(), delta.mv.len(), delta.del.len()), (1, 0, 0));
-        assert_eq!(serde_json::to_string(&Delta::between(&old, &old, 2)).expect("json"), r#"{"seq":2}"#);
+        assert_eq!(serde_json::to_string(&Delta::between(&old, &old, 1, 2)).expect("json"), r#"{"seq":2,"base":1}"#);
     }
 
     #[test]
-    fn a_hidden_question_leaves_the_guest_list_as_a_deletion() {
+    fn a_hidden_question_leaves_the_guest_list_as_a_deletion_and_the_host_sees_it_hidden() {
         let old = [item(1, 2), item(2, 1), item(3, 0)];
         let new = [item(1, 2), item(3, 0)];
-        let delta = Delta::between(&old, &new, 5);
+        let delta = Delta::between(&old, &new, 4, 5);
         assert_eq!(delta.del, vec![QuestionId::from_u128(2)]);
         assert!(delta.set.is_empty() && delta.mv.is_empty());
         assert_eq!(apply(&old, &delta), new);
+        // On the host's list it stays, hidden (and ranked last): `hidden` is sent when true.
+        let host = [item(1, 2), item(3, 0), ListItem { hidden: true, ..item(2, 1) }];
+        let delta = Delta::between(&old, &host, 4, 5);
+        assert_eq!(apply(&old, &delta), host);
+        assert!(serde_json::to_string(&delta).expect("json").contains(r#""hidden":true"#));
     }
 
     fn list(max_len: usize) -> impl Strategy<Value = Vec<ListItem>> {
@@ -252,7 +282,7 @@ mod tests {
     proptest! {
         #[test]
         fn applying_the_delta_between_two_lists_gives_the_second(old in list(30), new in list(30)) {
-            let delta = Delta::between(&old, &new, 1);
+            let delta = Delta::between(&old, &new, 1, 2);
             prop_assert_eq!(apply(&old, &delta), new.clone());
             // Every move is needed: no item that kept its relative order is moved.
             prop_assert!(delta.mv.len() <= new.len());
@@ -268,24 +298,26 @@ mod tests {
     }
 
     #[test]
-    fn a_stream_gets_the_whole_list_first_then_the_deltas_it_missed_or_the_list_again() {
+    fn a_stream_gets_the_whole_list_first_then_one_delta_from_its_version_or_the_list_again() {
         let mut versions = Versions::default();
         let (first, seq) = versions.catch_up(&rendered(1), None).expect("render");
         assert!(matches!(first, CatchUp::Whole(ref list) if list.starts_with(r#"{"seq":1,"list":[{"#)), "{first:?}");
         assert_eq!(versions.catch_up(&rendered(1), Some(seq)).expect("render"), (CatchUp::Nothing, 1));
-        // Two new versions; a stream at version 1 gets both deltas, in order, rendered once.
+        // Two new versions: a stream at version 1 gets one delta from 1 to 3, rendered once.
         versions.catch_up(&rendered(2), Some(1)).expect("render");
         let (missed, seq) = versions.catch_up(&rendered(3), Some(1)).expect("render");
         assert_eq!(seq, 3);
-        let CatchUp::Deltas(deltas) = missed else { panic!("{missed:?}") };
-        assert_eq!(deltas.len(), 2);
-        assert!(deltas[0].starts_with(r#"{"seq":2,"#) && deltas[1].starts_with(r#"{"seq":3,"#), "{deltas:?}");
-        // A stream further behind than the kept deltas gets the whole list again.
-        for votes in 4..(4 + DELTAS_KEPT as u64) {
+        let CatchUp::Delta(delta) = missed else { panic!("{missed:?}") };
+        assert!(delta.starts_with(r#"{"seq":3,"base":1,"#), "{delta}");
+        assert_eq!(versions.deltas.len(), 1);
+        assert_eq!(versions.catch_up(&rendered(3), Some(1)).expect("render").0, CatchUp::Delta(delta));
+        assert_eq!(versions.deltas.len(), 1, "the same delta, not rendered again");
+        // A stream further behind than the kept versions gets the whole list again.
+        for votes in 4..(4 + VERSIONS_KEPT as u64) {
             versions.catch_up(&rendered(votes), Some(votes - 1)).expect("render");
         }
-        assert_eq!(versions.deltas.len(), DELTAS_KEPT, "the kept deltas are bounded");
-        let (behind, _) = versions.catch_up(&rendered(3 + DELTAS_KEPT as u64), Some(1)).expect("render");
+        assert_eq!(versions.kept.len(), VERSIONS_KEPT, "the kept versions are bounded");
+        let (behind, _) = versions.catch_up(&rendered(3 + VERSIONS_KEPT as u64), Some(1)).expect("render");
         assert!(matches!(behind, CatchUp::Whole(_)), "{behind:?}");
     }
 }

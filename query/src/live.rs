@@ -5,10 +5,12 @@
 //! the last push of a burst always carries the latest state.
 //!
 //! A delta stream (`?deltas=1`, design §7) sends the whole list once, then only what
-//! changed. Each event keeps, while it has streams, the versions of its two lists (guest and
-//! host) with the last [`DELTAS_KEPT`](crate::deltas::DELTAS_KEPT) deltas: whichever stream first sees a new render
-//! makes the new version and renders its delta once; every other stream of the event sends
-//! the same bytes, or the deltas it missed, or the whole list if it fell further behind.
+//! changed. Each event keeps, while it has streams, the last
+//! [`VERSIONS_KEPT`](crate::deltas::VERSIONS_KEPT) versions of its two lists (guest and
+//! host): whichever stream first sees a new render makes the new version; a stream is sent
+//! one delta from the version it has to the latest, rendered once per starting version and
+//! shared by every stream at it, or the whole list if it fell further behind (or the delta
+//! would be longer).
 //! When the hub closes, every stream sends a last `restarting` event and ends.
 //!
 //! Each event with open streams has its own wake-up channel in the [`LiveHub`], so a change
@@ -463,9 +465,7 @@ fn queue_catch_up(s: &mut LiveStream, rendered: &Rendered, seen: Option<u64>) {
             s.delta = Some(Some(seq));
             match catch_up {
                 CatchUp::Nothing => {}
-                CatchUp::Deltas(deltas) => {
-                    s.queue.extend(deltas.into_iter().map(|delta| Event::default().event("delta").data(delta)));
-                }
+                CatchUp::Delta(delta) => s.queue.push_back(Event::default().event("delta").data(delta)),
                 CatchUp::Whole(list) => s.queue.push_back(Event::default().event("list").data(list)),
             }
         }

@@ -561,14 +561,17 @@ async fn a_delta_stream_sends_the_list_once_then_only_what_changed() {
     assert_eq!(name, "delta");
     assert_eq!(
         delta,
-        json!({"seq": seq + 1, "set": [{"qid": third.to_string(), "votes": 6, "hidden": false}], "mv": [[third.to_string(), null]]})
+        json!({"seq": seq + 1, "base": seq, "set": [{"qid": third.to_string(), "votes": 6}], "mv": [[third.to_string(), 0]]})
     );
     assert!(delta_bytes < list_bytes, "a delta ({delta_bytes} B) is smaller than the list ({list_bytes} B)");
 
     // Hiding one takes it off the guest list: a deletion, nothing else.
     app.moderate(event, second, RecordBody::Hidden { on: true }).await;
     let (name, delta, _) = next_message(&mut body, &mut pending).await;
-    assert_eq!((name.as_str(), delta), ("delta", json!({"seq": seq + 2, "del": [second.to_string()]})));
+    assert_eq!(
+        (name.as_str(), delta),
+        ("delta", json!({"seq": seq + 2, "base": seq + 1, "del": [second.to_string()]}))
+    );
 
     // The host's delta stream keeps hidden questions, and the plain stream still sends lists.
     let mut host = app.open(&format!("/api/live/{event}/{SECRET}?deltas=1")).await.into_body();

@@ -2,11 +2,12 @@
 // applying a delta to the list it follows.
 //
 // A stream sends `list` (`{"seq","list"}`) on connect, then `delta`s
-// (`{"seq","set"?,"del"?,"mv"?}`, a key with nothing in it left out): version `seq` from
-// version `seq - 1`. A delta is applied in this order: `del` (qids) leave the list; each
-// item of `set` replaces the item with its qid or, if there is none, is appended; then each
-// `[qid, after]` of `mv` takes the qid out and puts it right after `after` (`null`: first).
-// The result is exactly the server's list of version `seq`, in its rank order.
+// (`{"seq","base","set"?,"del"?,"mv"?}`, a key with nothing in it left out): version `seq`
+// from version `base`, the one the stream last had. A delta is applied in this order:
+// `del` (qids) leave the list; each item of `set` (`hidden` only when true) replaces the
+// item with its qid or, if there is none, is appended; then every qid of `mv` (`[qid,
+// index]`) is taken out, and each is put back at its index, lowest index first. The result
+// is exactly the server's list of version `seq`, in its rank order.
 
 /** A delta that does not fit the list it should follow: the lists have diverged. */
 export class DeltaMismatch extends Error {
@@ -19,7 +20,8 @@ export class DeltaMismatch extends Error {
 const isSeq = (value) => Number.isSafeInteger(value) && value >= 0;
 const isQid = (value) => typeof value === 'string' && value !== '';
 const isItem = (value) => value !== null && typeof value === 'object' && !Array.isArray(value) && isQid(value.qid);
-const isMove = (value) => Array.isArray(value) && value.length === 2 && isQid(value[0]) && (value[1] === null || isQid(value[1]));
+const isIndex = (value) => Number.isSafeInteger(value) && value >= 0;
+const isMove = (value) => Array.isArray(value) && value.length === 2 && isQid(value[0]) && isIndex(value[1]);
 
 /** A `list` message's parsed payload as `{ seq, list }`, or null when it is not one. */
 export function readList(payload) {
@@ -30,26 +32,26 @@ export function readList(payload) {
 }
 
 /**
- * A `delta` message's parsed payload as `{ seq, del, set, mv }` (absent keys as empty
- * arrays), or null when it is not one.
+ * A `delta` message's parsed payload as `{ seq, base, del, set, mv }` (absent keys as empty
+ * arrays; `set` items with `hidden` filled in), or null when it is not one.
  */
 export function readDelta(payload) {
   if (payload === null || typeof payload !== 'object') return null;
-  const { seq, del = [], set = [], mv = [] } = payload;
-  if (!isSeq(seq)) return null;
+  const { seq, base, del = [], set = [], mv = [] } = payload;
+  if (!isSeq(seq) || !isSeq(base) || base >= seq) return null;
   if (!Array.isArray(del) || !del.every(isQid)) return null;
   if (!Array.isArray(set) || !set.every(isItem)) return null;
   if (!Array.isArray(mv) || !mv.every(isMove)) return null;
-  return { seq, del, set, mv };
+  return { seq, base, del, set: set.map((item) => ({ ...item, hidden: item.hidden === true })), mv };
 }
 
 /**
  * Whether `delta` cannot be applied to the list of version `lastSeq` (null: no list yet):
- * it must be the very next version. A delta from the past (reordered, or repeated) is a gap
- * too: the list it follows is not the one held.
+ * it must start from exactly that version. A delta from another base (reordered, repeated,
+ * or one missed) is a gap: the list it follows is not the one held.
  */
 export function isGap(lastSeq, delta) {
-  return lastSeq === null || delta.seq !== lastSeq + 1;
+  return lastSeq === null || delta.base !== lastSeq;
 }
 
 /**
@@ -77,17 +79,17 @@ export function applyDelta(list, delta) {
     }
   }
 
-  for (const [qid, after] of mv) {
-    const from = next.findIndex((item) => item.qid === qid);
-    if (from === -1) throw new DeltaMismatch(`the delta moves ${qid}, which the list does not hold`);
-    const [moved] = next.splice(from, 1);
-    let to = 0;
-    if (after !== null) {
-      const anchor = next.findIndex((item) => item.qid === after);
-      if (anchor === -1) throw new DeltaMismatch(`the delta moves ${qid} after ${after}, which the list does not hold`);
-      to = anchor + 1;
-    }
-    next.splice(to, 0, moved);
+  // Every moved question out first, then each back at its index, lowest index first.
+  const moving = new Map();
+  for (const [qid] of mv) {
+    const item = next.find((held) => held.qid === qid);
+    if (item === undefined) throw new DeltaMismatch(`the delta moves ${qid}, which the list does not hold`);
+    moving.set(qid, item);
   }
-  return next;
+  const staying = next.filter((item) => !moving.has(item.qid));
+  for (const [qid, index] of [...mv].sort((a, b) => a[1] - b[1])) {
+    if (index > staying.length) throw new DeltaMismatch(`the delta moves ${qid} to ${index}, past the list's end`);
+    staying.splice(index, 0, moving.get(qid));
+  }
+  return staying;
 }

@@ -10,10 +10,10 @@
 // what is missing, and polling takes over.
 //
 // The stream is asked for with deltas (design §7, `deltas=1`): a `list` event carries the
-// whole list at a version `seq`, each `delta` event what changed to reach the next
-// version (applied by deltas.js). A delta that is not the next version (missed or out of
-// order), cannot be read or does not fit the list held is a gap: the stream is closed and
-// opened again at once, which starts with a fresh `list` (if that happens again before a
+// whole list at a version `seq`, each `delta` event what changed from the version held
+// (`base`) to the latest (applied by deltas.js). A delta from another version (one missed,
+// or out of order), that cannot be read or does not fit the list held is a gap: the stream
+// is closed and opened again at once, which starts with a fresh `list` (if that happens again before a
 // delta fits, the reopening waits the growing pause, so a confused server is not hammered).
 // A `restarting` event says the server is shutting down: the page says "Reconnecting" at
 // once, and the stream is opened again after the usual pause. Unnamed messages holding a
