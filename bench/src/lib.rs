@@ -6,6 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use tokio::net::{TcpSocket, TcpStream};
 
+pub mod measure;
+
 /// The server and the event a load generator's streams follow.
 #[derive(clap::Args)]
 pub struct StreamTarget {

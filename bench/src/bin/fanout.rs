@@ -33,6 +33,7 @@ use clap::{Parser, ValueEnum};
 use rand::{Rng, SeedableRng};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
+use wewerewondering_bench::measure::{cpu_seconds, machine_ticks, median, peak_rss_mib, quantile};
 use wewerewondering_bench::{connect_from, loopback_source, StreamTarget};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -98,8 +99,6 @@ struct Args {
 /// After the window, votes stop and the streams are read this much longer, so that the last
 /// votes of the window get their pushes.
 const TAIL: Duration = Duration::from_secs(2);
-/// Linux reports process CPU time in ticks of 1/100 s (USER_HZ, fixed by the kernel ABI).
-const TICKS_PER_SECOND: f64 = 100.0;
 /// "\ndata:" starts every SSE data line: each message's data is one line (JSON has no raw
 /// newlines), and the line before it is the previous message's end, a chunk header or the
 /// `event:` line.
@@ -384,48 +383,8 @@ async fn lateness(mut stop: watch::Receiver<bool>) -> Vec<u32> {
     late
 }
 
-/// User plus system CPU time of a process, in seconds.
-fn cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / TICKS_PER_SECOND)
-}
-
-/// The machine's (idle, total) CPU ticks so far, from the first line of /proc/stat.
-fn machine_ticks() -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let ticks: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|t| t.parse().ok()).collect();
-    // user nice system idle iowait irq softirq steal ...
-    let idle = ticks.get(3)? + ticks.get(4)?;
-    Some((idle, ticks.iter().sum()))
-}
-
-fn peak_rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
-/// The value at quantile `q` of sorted values.
-fn quantile(sorted: &[u32], q: f64) -> Option<u32> {
-    let last = sorted.len().checked_sub(1)?;
-    sorted.get(((last as f64) * q).round() as usize).copied()
-}
-
 fn ms(us: Option<u32>) -> String {
     us.map_or_else(|| "nan".to_owned(), |us| format!("{:.1}", f64::from(us) / 1e3))
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
 }
 
 async fn question_ids(target: SocketAddr, event: &str) -> anyhow::Result<Vec<String>> {
