@@ -171,19 +171,25 @@ fn migrate_to(conn: &mut Connection, target: usize) -> rusqlite::Result<()> {
 mod tests {
     use super::*;
 
+    /// An in-memory database after the first `migrations` migrations, holding `rows`.
+    fn file_at(migrations: usize, rows: &str) -> Connection {
+        let mut conn = Connection::open_in_memory().expect("open");
+        migrate_to(&mut conn, migrations).expect("the earlier migrations");
+        conn.execute_batch(rows).expect("rows of that version");
+        conn
+    }
+
     fn version(conn: &Connection) -> i64 {
         conn.query_row("PRAGMA user_version", [], |r| r.get(0)).expect("user_version")
     }
 
     #[test]
     fn a_version_1_database_keeps_its_projection_through_every_migration() {
-        let mut conn = Connection::open_in_memory().expect("open");
-        migrate_to(&mut conn, 1).expect("migration 1");
-        conn.execute_batch(
+        let mut conn = file_at(
+            1,
             "INSERT INTO questions (id, eid, text, votes, expire) VALUES (x'01', x'0e', 'why?', 2, 99);
              INSERT INTO voters (qid, voter, up, rec, expire) VALUES (x'01', x'a1', 1, x'f1', 99), (x'01', x'a2', 1, x'f2', 99);",
-        )
-        .expect("version 1 rows");
+        );
 
         migrate(&mut conn).expect("migrate");
         assert_eq!(version(&conn), SCHEMA_VERSION as i64);
@@ -203,16 +209,14 @@ mod tests {
 
     #[test]
     fn migration_4_fills_in_each_stored_questions_asker_from_its_asked_record() {
-        let mut conn = Connection::open_in_memory().expect("open");
-        migrate_to(&mut conn, 3).expect("migrations 1 to 3");
-        conn.execute_batch(
+        let mut conn = file_at(
+            3,
             "INSERT INTO ledger (id, event, question, region, kind, voter, flag, text, expire) VALUES
                 (x'01', x'0e', x'0a', 'r', 1, x'b2', 1, NULL, 99),
                 (x'02', x'0e', x'0a', 'r', 0, x'a1', NULL, 'why?', 99);
              INSERT INTO questions (id, eid, text, votes, expire) VALUES (x'0a', x'0e', 'why?', 2, 99);
              INSERT INTO questions (id, eid, votes, expire) VALUES (x'0b', x'0e', 1, 99);",
-        )
-        .expect("version 3 rows");
+        );
         migrate(&mut conn).expect("migrate");
         let askers: Vec<(Vec<u8>, Option<Vec<u8>>)> = conn
             .prepare("SELECT id, asker FROM questions ORDER BY id")
@@ -223,17 +227,15 @@ mod tests {
 
     #[test]
     fn migration_3_keeps_every_record_and_never_reuses_a_number_the_cursor_passed() {
-        let mut conn = Connection::open_in_memory().expect("open");
-        migrate_to(&mut conn, 2).expect("migrations 1 and 2");
         // A version-2 file after a sweep removed the newest rows and numbers were reused:
         // the cursor (20) is past the last row (3), whose records were never folded.
-        conn.execute_batch(
+        let mut conn = file_at(
+            2,
             "INSERT INTO ledger (seq, id, event, question, region, kind, voter, flag, expire) VALUES
                 (1, x'01', x'0e', x'0a', 'r', 1, x'a1', 1, 99),
                 (3, x'03', x'0e', x'0a', 'r', 1, x'a2', 1, 99);
              INSERT INTO cursors (name, seq) VALUES ('aggregator', 20);",
-        )
-        .expect("version 2 rows");
+        );
         migrate(&mut conn).expect("migrate");
         let seqs: Vec<i64> = conn
             .prepare("SELECT seq FROM ledger ORDER BY seq")
