@@ -4,6 +4,7 @@
 pub mod demo;
 pub mod dynamodb_backend;
 pub mod embedded;
+pub mod forensics;
 pub mod http_server;
 pub mod replay;
 pub mod roles;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use ledger::history::BurstThresholds;
 use ledger::EventId;
 use ledger_sqlite::Durability;
 use wewerewondering::dynamodb_backend::DynamoServeOptions;
@@ -14,7 +15,7 @@ use wewerewondering::embedded::EmbeddedConfig;
 use wewerewondering::roles::ServiceSettings;
 use wewerewondering::service::{self, Service};
 use wewerewondering::store::{Backend, Store, StoreArgs};
-use wewerewondering::{http_server, transfer};
+use wewerewondering::{forensics, http_server, transfer};
 
 /// How long in-flight requests (and live streams) get to finish after a shutdown signal.
 const DRAIN_SECONDS_MAX: u64 = 10;
@@ -166,11 +167,29 @@ enum Command {
         #[arg(long)]
         ack: bool,
     },
-    /// Show one question's audit trail: every record, and the fold next to the projection.
+    /// Show one question's audit trail: every record, and the fold next to the projection;
+    /// or, with `--event EID --bursts`, the event's bursts of never-seen voters.
     Inspect {
-        question: ledger::QuestionId,
+        #[arg(required_unless_present = "bursts", conflicts_with = "bursts")]
+        question: Option<ledger::QuestionId>,
         #[command(flatten)]
         store: StoreArgs,
+        /// The event whose bursts to list (with `--bursts`).
+        #[arg(long, requires = "bursts")]
+        event: Option<EventId>,
+        /// List the windows in which many voters never seen before in the event voted one
+        /// question up within seconds, with the share of its votes they make (changes nothing).
+        #[arg(long, requires = "event")]
+        bursts: bool,
+        /// A burst's window: how close together its votes are, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = BurstThresholds::default().window_ms as f64 / 1_000.0)]
+        burst_window: f64,
+        /// How many never-seen voters within one window make a burst.
+        #[arg(long, value_name = "N", default_value_t = BurstThresholds::default().new_voters_min)]
+        burst_voters: usize,
+        /// The least share (0 to 1) of the question's votes now that the burst's voters make.
+        #[arg(long, value_name = "SHARE", default_value_t = BurstThresholds::default().share_min)]
+        burst_share: f64,
     },
 }
 
@@ -349,7 +368,26 @@ async fn main() -> anyhow::Result<()> {
             store.close().await;
             result
         }
-        Command::Inspect { question, store } => {
+        Command::Inspect { question: None, store, event, burst_window, burst_voters, burst_share, .. } => {
+            let event = event.context("--bursts needs --event EID")?;
+            if !(burst_window.is_finite() && burst_window >= 0.0) {
+                anyhow::bail!("--burst-window is seconds, at least 0, not {burst_window}");
+            }
+            if !(0.0..=1.0).contains(&burst_share) {
+                anyhow::bail!("--burst-share is a share from 0 to 1, not {burst_share}");
+            }
+            let thresholds = BurstThresholds {
+                window_ms: (burst_window * 1_000.0).round() as u64,
+                new_voters_min: burst_voters,
+                share_min: burst_share,
+            };
+            let store = Store::open(&store).await?;
+            let mut out = std::io::stdout().lock();
+            let result = forensics::bursts_report(store.events(), store.ledger(), event, &thresholds, &mut out).await;
+            store.close().await;
+            result.map(drop)
+        }
+        Command::Inspect { question: Some(question), store, .. } => {
             let store = Store::open(&store).await?;
             let agrees = inspect(&store, question).await;
             store.close().await;

@@ -81,7 +81,8 @@ where
     });
     let query = query::router(query::QueryState {
         events: store.clone() as Arc<dyn EventStore>,
-        projection: store as Arc<dyn ProjectionReader>,
+        projection: store.clone() as Arc<dyn ProjectionReader>,
+        ledger: Some(store as Arc<dyn LedgerStore>),
         config: query::QueryConfig {
             guest_max_age_s: settings.guest_max_age_s,
             host_max_age_s: settings.host_max_age_s,

@@ -5,6 +5,7 @@
 //! and "now" is passed in by the caller where ranking needs it.
 
 pub mod fold;
+pub mod history;
 pub mod ids;
 pub mod limits;
 pub mod ndjson;

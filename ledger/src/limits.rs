@@ -23,3 +23,7 @@ pub const REGION_CHARS_MAX: usize = 64;
 /// How far ahead of this machine's clock a record id may be, in milliseconds (clock skew
 /// between regions and hosts). An id further ahead would win every later comparison.
 pub const RECORD_FUTURE_SKEW_MS_MAX: u64 = 5 * 60 * 1_000;
+/// The shortest step of an event's timeline (`GET .../timeline/{secret}?step=`), in seconds.
+pub const TIMELINE_STEP_S_MIN: u64 = 10;
+/// Most points a timeline holds; past it the server picks a larger step.
+pub const TIMELINE_POINTS_MAX: u64 = 1_000;

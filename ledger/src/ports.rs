@@ -71,6 +71,22 @@ pub trait LedgerStore: Send + Sync {
     async fn scan(&self, event: Option<EventId>, after: Option<ScanToken>, limit: usize) -> StoreResult<ScanPage>;
     /// How many records a scan would return (may be an estimate; used for progress bars).
     async fn count(&self, event: Option<EventId>) -> StoreResult<u64>;
+    /// Every record of one event, in no particular order: what the host's insights and
+    /// `inspect --bursts` read (design §7). Never on the write path. The default pages
+    /// through [`scan`](Self::scan); an adapter that can read the event's parts in parallel
+    /// does so.
+    async fn event_records(&self, event: EventId) -> StoreResult<Vec<Record>> {
+        let mut records = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.scan(Some(event), after, crate::limits::SCAN_PAGE_RECORDS_MAX).await?;
+            records.extend(page.records);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(records),
+            }
+        }
+    }
 }
 
 /// One ledger row as the feed yields it: its sequence number, and the record or, for a

@@ -14,9 +14,10 @@ use ledger::limits::QUESTION_IDS_PER_REQUEST_MAX;
 use ledger::ports::{EventRow, VoterView};
 use ledger::secret::secret_matches;
 use ledger::{EventId, QuestionId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::export::QueryParams;
 use crate::lists::{etag_matches, Rendered, Variant};
 use crate::QueryContext;
 use http_edge::{PathParams, VoterCookie};
@@ -100,12 +101,23 @@ pub async fn mine(
     Ok(response)
 }
 
+/// The host list's query string: `at`, an instant in Unix ms (the insights' time travel).
+#[derive(Deserialize)]
+pub struct HostListParams {
+    at: Option<u64>,
+}
+
 /// `GET /api/event/{eid}/questions/{secret}`: the host's ranked list, hidden ones included.
+/// With `?at={unix_ms}`, the list as it stood then, from the ledger (`insights`).
 pub async fn host_list(
     State(shared): AppState,
     PathParams((eid, secret)): PathParams<(String, String)>,
+    QueryParams(params): QueryParams<HostListParams>,
     IfNoneMatch(tags): IfNoneMatch,
 ) -> Result<Response, ApiError> {
+    if let Some(at_ms) = params.at {
+        return crate::insights::host_list_at(&shared, &eid, &secret, at_ms).await;
+    }
     let row = hosted_event(&shared, &eid, &secret).await?;
     let rendered = shared.lists.get(shared.projection.as_ref(), row.id, Variant::Host).await?;
     Ok(list_response(rendered, tags.as_ref(), shared.host_cache_control.clone()))

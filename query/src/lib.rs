@@ -12,6 +12,7 @@ mod deltas;
 mod error;
 mod export;
 mod handlers;
+mod insights;
 pub mod lists;
 mod live;
 
@@ -20,13 +21,14 @@ use std::sync::Arc;
 use axum::http::HeaderValue;
 use axum::routing::get;
 use axum::Router;
-use ledger::ports::{EventRow, EventStore, ProjectionReader};
+use ledger::ports::{EventRow, EventStore, LedgerStore, ProjectionReader};
 use ledger::{EventId, QuestionId};
 use metrics_exporter_prometheus::PrometheusHandle;
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 
 pub use error::{ApiError, StreamBudget, STREAM_RETRY_AFTER_S};
+pub use insights::{HISTORY_CACHED_RECORDS_MAX, HISTORY_FRESH_MS, INSIGHTS_CACHE_CONTROL, TIMELINE_STEP_S_DEFAULT};
 pub use lists::Variant;
 pub use live::LiveHub;
 
@@ -39,6 +41,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/event/{eid}/mine"),
     ("GET", "/api/questions/{qids}"),
     ("GET", "/api/export/{eid}/{secret}"),
+    ("GET", "/api/event/{eid}/timeline/{secret}"),
+    ("GET", "/api/event/{eid}/audit/{secret}"),
+    ("GET", "/api/event/{eid}/bursts/{secret}"),
 ];
 
 /// Server-Sent Events routes, served only when the state has a [`LiveHub`] (embedded mode:
@@ -102,6 +107,9 @@ pub trait HealthProbe: Send + Sync {
 pub struct QueryState {
     pub events: Arc<dyn EventStore>,
     pub projection: Arc<dyn ProjectionReader>,
+    /// The ledger, read by event for the host's insights (`?at=`, timeline, audit, bursts);
+    /// without it those answer 404.
+    pub ledger: Option<Arc<dyn LedgerStore>>,
     pub config: QueryConfig,
     /// Present in embedded mode: enables `/api/live/...` and instant list invalidation.
     pub live: Option<LiveHub>,
@@ -134,6 +142,9 @@ pub(crate) fn text_cache(bytes_max: u64) -> TextCache {
 pub(crate) struct QueryContext {
     pub events: Arc<dyn EventStore>,
     pub projection: Arc<dyn ProjectionReader>,
+    pub ledger: Option<Arc<dyn LedgerStore>>,
+    /// Events' records as the insights last read them.
+    pub history: insights::HistoryCache,
     pub live: Option<LiveHub>,
     pub metrics: Option<PrometheusHandle>,
     pub health: Option<Arc<dyn HealthProbe>>,
@@ -180,10 +191,12 @@ pub fn router(state: QueryState) -> Router {
             state.config.live_streams_max,
         )),
         known_events: Cache::new(EVENTS_CACHED_MAX),
+        history: insights::HistoryCache::new(HISTORY_CACHED_RECORDS_MAX),
         guest_cache_control: max_age(format!("max-age={}", state.config.guest_max_age_s)),
         host_cache_control: max_age(format!("private, max-age={}", state.config.host_max_age_s)),
         events: state.events,
         projection: state.projection,
+        ledger: state.ledger,
         live: state.live,
         metrics: state.metrics,
         health: state.health,
@@ -196,6 +209,9 @@ pub fn router(state: QueryState) -> Router {
         .route("/api/event/{eid}/mine", get(handlers::mine))
         .route("/api/questions/{qids}", get(handlers::question_texts))
         .route("/api/export/{eid}/{secret}", get(export::export))
+        .route("/api/event/{eid}/timeline/{secret}", get(insights::timeline))
+        .route("/api/event/{eid}/audit/{secret}", get(insights::audit))
+        .route("/api/event/{eid}/bursts/{secret}", get(insights::bursts))
         .route("/healthz", get(handlers::healthz))
         .route("/metrics", get(handlers::metrics));
     if shared.live.is_some() {

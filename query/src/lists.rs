@@ -14,7 +14,7 @@ use axum::http::HeaderValue;
 use bytes::Bytes;
 use ledger::ports::{ProjectionReader, StoreError};
 use ledger::rank::rank;
-use ledger::{EventId, QuestionId};
+use ledger::{EventId, QuestionId, QuestionStanding};
 use parking_lot::Mutex;
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
@@ -185,7 +185,16 @@ pub async fn render(
     variant: Variant,
     now_ms: u64,
 ) -> Result<(Arc<[ListItem]>, Bytes), StoreError> {
-    let mut questions = projection.event_questions(event).await?;
+    render_standings(projection.event_questions(event).await?, variant, now_ms)
+}
+
+/// Ranks questions at `now_ms` and renders them as the list of `variant` (also the host's
+/// list at a past instant, `?at=`, from the ledger's fold).
+pub fn render_standings(
+    mut questions: Vec<QuestionStanding>,
+    variant: Variant,
+    now_ms: u64,
+) -> Result<(Arc<[ListItem]>, Bytes), StoreError> {
     if variant == Variant::Guest {
         questions.retain(|q| !q.is_hidden());
     }

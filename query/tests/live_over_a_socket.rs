@@ -41,6 +41,7 @@ async fn serve(per_client: u32) -> Server {
     let router = query::router(QueryState {
         events: store.clone() as Arc<dyn EventStore>,
         projection: store.clone() as Arc<dyn ProjectionReader>,
+        ledger: None,
         config: QueryConfig { live_streams_per_client_max: per_client, ..QueryConfig::default() },
         live: Some(LiveHub::new()),
         metrics: None,

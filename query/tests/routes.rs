@@ -72,7 +72,15 @@ async fn app_with(config: QueryConfig) -> App {
 /// The state of a router over these stores with the default configuration and nothing
 /// else: no live hub, no metrics, no health watch.
 fn bare_state(events: Arc<dyn EventStore>, projection: Arc<dyn ProjectionReader>) -> QueryState {
-    QueryState { events, projection, config: QueryConfig::default(), live: None, metrics: None, health: None }
+    QueryState {
+        events,
+        projection,
+        ledger: None,
+        config: QueryConfig::default(),
+        live: None,
+        metrics: None,
+        health: None,
+    }
 }
 
 impl App {

@@ -175,6 +175,10 @@ impl LedgerStore for DynamoStore {
         }
     }
 
+    async fn event_records(&self, event: EventId) -> StoreResult<Vec<Record>> {
+        Ok(self.event_records_counted(event).await?.0)
+    }
+
     async fn count(&self, event: Option<EventId>) -> StoreResult<u64> {
         // The SDK's paginators follow `LastEvaluatedKey`; each page says how many it counted.
         let mut total = 0u64;

@@ -17,16 +17,36 @@ use crate::{invalid_request, pause_for_unprocessed, store_error, unprocessed_pau
 impl DynamoStore {
     /// One shard of one event's ledger records, every page, for parallel export and replay.
     pub async fn shard_records(&self, event: EventId, shard: u32) -> StoreResult<Vec<Record>> {
+        Ok(self.shard_records_counted(event, shard).await?.0)
+    }
+
+    /// [`shard_records`](Self::shard_records), and how many Query requests it took.
+    async fn shard_records_counted(&self, event: EventId, shard: u32) -> StoreResult<(Vec<Record>, u64)> {
         let mut out = Vec::new();
         let mut start = None;
+        let mut queries = 0;
         loop {
             let page = self.query_shard(event, shard, start, SCAN_PAGE_LIMIT, false).await?;
+            queries += 1;
             out.extend(page.0);
             match page.1 {
                 Some(next) => start = Some(next),
-                None => return Ok(out),
+                None => return Ok((out, queries)),
             }
         }
+    }
+
+    /// Every record of one event: all its shard partitions queried in parallel, each every
+    /// page (eventually consistent reads), and how many Query requests that took in all.
+    pub async fn event_records_counted(&self, event: EventId) -> StoreResult<(Vec<Record>, u64)> {
+        let shards = (0..self.tables.ledger_shards).map(|shard| self.shard_records_counted(event, shard));
+        let mut records = Vec::new();
+        let mut queries = 0;
+        for (part, n) in futures::future::try_join_all(shards).await? {
+            records.extend(part);
+            queries += n;
+        }
+        Ok((records, queries))
     }
 
     /// One segment of a parallel Scan of the whole ledger, every page of it, handing each

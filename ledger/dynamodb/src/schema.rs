@@ -100,6 +100,8 @@ pub const IAM_QUERY: &[(&str, &str)] = &[
     ("dynamodb:Query", TOP_INDEX_RESOURCE),
     // A guest's own view (`GET /api/event/{eid}/mine`): their states on the event's questions.
     ("dynamodb:BatchGetItem", VOTERS_TABLE),
+    // The host's insights (timeline, `?at=`, audit, bursts): an event's ledger partitions.
+    ("dynamodb:Query", LEDGER_TABLE),
 ];
 
 /// Exactly the DynamoDB and SQS actions the aggregator's adapter calls (the Lambda's SQS

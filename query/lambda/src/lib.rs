@@ -30,7 +30,8 @@ pub fn config_from_env() -> Result<QueryConfig, String> {
 pub fn app(store: Arc<DynamoStore>, config: QueryConfig) -> Router {
     query::router(QueryState {
         events: store.clone(),
-        projection: store,
+        projection: store.clone(),
+        ledger: Some(store),
         config,
         live: None,
         metrics: None,
