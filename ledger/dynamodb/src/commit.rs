@@ -4,27 +4,62 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, Put, TransactWriteItem, Update};
 use ledger::ports::{Commit, StoreError, StoreResult};
 use ledger::{EventId, ProjectionChange, QuestionChange, QuestionId, Record, VoterChange};
 
 use crate::item::{
-    a_shard_version, number_attr, question_key, record_to_item, shard_from_item, shard_key, shard_to_item, string_attr,
-    voter_to_item, ShardState, A_ASKER, A_EVENT, A_REC, A_TEXT, A_VER, A_VOTES, A_WHO,
+    a_shard_version, number_attr, question_key, record_to_item, shard_from_item, string_attr, voter_to_item,
+    ShardState, A_ASKER, A_EVENT, A_PART, A_REC, A_TEXT, A_VER, A_VOTES, A_WHO,
 };
+use crate::layout::Layout;
 use crate::schema::{LEDGER_SORT_KEY, TRANSACT_ITEMS_MAX, TTL_ATTRIBUTE};
-use crate::{condition_held, invalid_request, is_condition_failed, store_error, DynamoStore, UNPROCESSED_RETRIES_MAX};
+use crate::{
+    condition_held, invalid_request, is_condition_failed, is_throttling_code, store_error, throttle_pauses, throttled,
+    DynamoStore, UNPROCESSED_RETRIES_MAX,
+};
+
+/// Why DynamoDB cancelled a transaction, from its cancellation reasons (one per item).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// A condition failed (a voter's state moved): the questions in it are planned again.
+    Condition,
+    /// Another transaction was in flight on one of its items: the same transaction is tried
+    /// again (its conditions make a retry safe).
+    Contended,
+    /// DynamoDB throttled one of its items: tried again after a pause.
+    Throttled,
+    /// Anything else: an error.
+    Other,
+}
+
+/// Classifies a cancellation by its reasons; a failed condition decides first (retrying
+/// the same transaction could never succeed), then throttling, then contention.
+pub fn cancellation_kind(reasons: &[CancellationReason]) -> Cancelled {
+    let has = |wanted: &dyn Fn(&str) -> bool| reasons.iter().any(|r| r.code().is_some_and(wanted));
+    if has(&|c| c == "ConditionalCheckFailed") {
+        Cancelled::Condition
+    } else if has(&is_throttling_code) {
+        Cancelled::Throttled
+    } else if has(&|c| c == "TransactionConflict") {
+        Cancelled::Contended
+    } else {
+        Cancelled::Other
+    }
+}
 
 impl DynamoStore {
     /// One record put if its key is free: `true` if written, `false` if a record with its id
-    /// was already stored (the stored one is kept).
-    pub(crate) async fn append_one(&self, record: &Record) -> StoreResult<bool> {
+    /// was already stored (the stored one is kept). `layout` is its event's.
+    pub(crate) async fn append_one(&self, record: &Record, layout: Layout) -> StoreResult<bool> {
         let result = self
             .client
             .put_item()
             .table_name(&self.tables.ledger)
-            .set_item(Some(record_to_item(record, self.tables.ledger_shards, self.retention)))
+            .set_item(Some(record_to_item(record, layout.ledger_shards, self.retention)))
             .condition_expression("attribute_not_exists(#id)")
             .expression_attribute_names("#id", LEDGER_SORT_KEY)
             .send()
@@ -45,6 +80,7 @@ impl DynamoStore {
     pub(crate) fn pack<'c>(
         change: &'c ProjectionChange,
         by_question: &BTreeMap<QuestionId, Vec<&'c VoterChange>>,
+        layouts: &HashMap<EventId, Layout>,
     ) -> Vec<Vec<VoterUnit<'c>>> {
         let mut transactions: Vec<Vec<VoterUnit<'c>>> = Vec::new();
         let mut current: Vec<VoterUnit<'c>> = Vec::new();
@@ -58,7 +94,8 @@ impl DynamoStore {
                     transactions.push(std::mem::take(&mut current));
                     items = 0;
                 }
-                current.push(VoterUnit { question: q, voters: chunk.to_vec(), first: i == 0 });
+                let layout = layouts.get(&q.event).copied().unwrap_or(Layout::DEFAULT);
+                current.push(VoterUnit { question: q, layout, voters: chunk.to_vec(), first: i == 0 });
                 items += need;
             }
         }
@@ -69,34 +106,23 @@ impl DynamoStore {
     }
 
     /// One transaction of voter units: every voter's state conditional on the state the plan
-    /// read, and each unit's counter delta, all or nothing. A failed condition is `Conflict`.
+    /// read, and each unit's counter delta (an `ADD` to one counter shard, unconditional, so
+    /// concurrent aggregators never conflict on it), all or nothing. A failed condition is
+    /// `Conflict`.
     pub(crate) async fn commit_units(&self, units: &[VoterUnit<'_>]) -> StoreResult<Commit> {
         let shards = self.tables.counter_shards;
-        // Each unit's counter shard (round-robin) and its stored state, read in one request.
-        let mut current: HashMap<(QuestionId, u32), ShardState> = HashMap::new();
-        let chosen: Vec<u32> = units
-            .iter()
-            .map(|_| if shards > 0 { self.next_shard.fetch_add(1, Ordering::Relaxed) % shards } else { 0 })
-            .collect();
-        if shards > 0 {
-            let keys = units.iter().zip(&chosen).map(|(u, &k)| shard_key(u.question.question, k)).collect();
-            for item in self.batch_get(&self.tables.voters, keys, true, None, &[]).await? {
-                if let Some((q, k, state)) = shard_from_item(&item)? {
-                    current.insert((q, k), state);
-                }
-            }
-        }
         let mut items = Vec::with_capacity(TRANSACT_ITEMS_MAX);
-        for (unit, &k) in units.iter().zip(&chosen) {
+        for unit in units {
             let q = unit.question;
             let expire = self.expire(q.event);
             for v in &unit.voters {
-                items.push(voter_put(&self.tables.voters, v, expire)?);
+                items.push(voter_put(&self.tables.voters, unit.layout, v, expire)?);
             }
             let delta: i64 = unit.voters.iter().map(|v| v.votes_delta).sum();
             if shards > 0 {
-                let was = current.get(&(q.question, k)).copied().unwrap_or_default();
-                items.push(self.shard_put(q, k, was, delta)?);
+                // Round-robin within this store, from a random start.
+                let k = self.next_shard.fetch_add(1, Ordering::Relaxed) % shards;
+                items.push(self.shard_add(unit.layout, q, k, delta)?);
             } else {
                 let update = question_update(&self.tables.questions, q, delta, expire, unit.first)
                     .build()
@@ -107,32 +133,33 @@ impl DynamoStore {
         self.transact(items).await
     }
 
-    /// Counter shard `shard` of a question with `delta` added, written only if it is still at
-    /// the version `was` read (versions only grow, so a roll-up can tell fresher reads).
-    pub(crate) fn shard_put(
+    /// Counter shard `shard` of a question: `delta` added to its part and its version bumped
+    /// (versions only grow, so a roll-up can tell fresher reads), created if missing.
+    pub(crate) fn shard_add(
         &self,
+        layout: Layout,
         q: &QuestionChange,
         shard: u32,
-        was: ShardState,
         delta: i64,
     ) -> StoreResult<TransactWriteItem> {
-        let next = ShardState { part: was.part + delta, ver: was.ver + 1 };
-        let mut put = Put::builder()
+        let update = Update::builder()
             .table_name(&self.tables.voters)
-            .set_item(Some(shard_to_item(q.question, shard, next, self.expire(q.event))))
-            .expression_attribute_names("#ver", A_VER);
-        put = if was.ver == 0 {
-            put.condition_expression("attribute_not_exists(#ver)")
-        } else {
-            put.condition_expression("#ver = :ver").expression_attribute_values(":ver", number_attr(was.ver))
-        };
-        let put = put.build().map_err(invalid_request)?;
-        Ok(TransactWriteItem::builder().put(put).build())
+            .set_key(Some(layout.counter_shard_key(q.question, shard)))
+            .update_expression("SET #exp = :exp ADD #part :delta, #ver :one")
+            .expression_attribute_names("#exp", TTL_ATTRIBUTE)
+            .expression_attribute_names("#part", A_PART)
+            .expression_attribute_names("#ver", A_VER)
+            .expression_attribute_values(":exp", number_attr(self.expire(q.event)))
+            .expression_attribute_values(":delta", number_attr(delta))
+            .expression_attribute_values(":one", number_attr(1))
+            .build()
+            .map_err(invalid_request)?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// Every counter shard of a question, as stored now (strongly consistent).
-    pub(crate) async fn read_shards(&self, question: QuestionId) -> StoreResult<Vec<ShardState>> {
-        let keys = (0..self.tables.counter_shards).map(|k| shard_key(question, k)).collect();
+    pub(crate) async fn read_shards(&self, layout: Layout, question: QuestionId) -> StoreResult<Vec<ShardState>> {
+        let keys = (0..self.tables.counter_shards).map(|k| layout.counter_shard_key(question, k)).collect();
         let items = self.batch_get(&self.tables.voters, keys, true, None, &[]).await?;
         let mut shards = vec![ShardState::default(); self.tables.counter_shards as usize];
         for item in &items {
@@ -150,10 +177,10 @@ impl DynamoStore {
     /// version; a shard's version only grows, so "every version at least the stored one,
     /// and one of them greater" means this read is fresher, and the last roll-up (which
     /// reads after the last shard write) always lands: the count converges.
-    pub(crate) async fn roll_up(&self, q: &QuestionChange) -> StoreResult<()> {
+    pub(crate) async fn roll_up(&self, layout: Layout, q: &QuestionChange) -> StoreResult<()> {
         let mut previous: Option<Vec<ShardState>> = None;
         for _ in 0..=UNPROCESSED_RETRIES_MAX {
-            let shards = self.read_shards(q.question).await?;
+            let shards = self.read_shards(layout, q.question).await?;
             if shards.iter().all(|s| s.ver == 0) || previous.as_ref() == Some(&shards) {
                 // Nothing to roll up, or the stored count already reflects this very read.
                 return Ok(());
@@ -205,22 +232,48 @@ impl DynamoStore {
         Err(StoreError::Unavailable(format!("the vote count of {} kept racing other roll-ups", q.question)))
     }
 
-    /// Runs one transaction; a failed condition (or a conflicting transaction) is `Conflict`.
+    /// Runs one transaction; a failed condition is `Conflict`. A transaction DynamoDB
+    /// throttled, or cancelled because another one was in flight on one of its items, is
+    /// tried again with backoff for the store's throttle budget; then a throttled one is
+    /// the error [`throttled`] (retryable, never the records' fault) and a contended one is
+    /// `Conflict` (its questions are planned again).
     pub(crate) async fn transact(&self, items: Vec<TransactWriteItem>) -> StoreResult<Commit> {
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(Commit::Applied),
-            Err(e) => {
-                if let Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) =
-                    e.as_service_error()
-                {
-                    let lost = c.cancellation_reasons().iter().any(|r| {
-                        matches!(r.code(), Some("ConditionalCheckFailed") | Some("TransactionConflict"))
-                    });
-                    if lost {
-                        return Ok(Commit::Conflict);
-                    }
+        let started = Instant::now();
+        let mut pauses = throttle_pauses();
+        loop {
+            let error = match self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
+                Ok(_) => return Ok(Commit::Applied),
+                Err(e) => e,
+            };
+            let kind = match error.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                    cancellation_kind(c.cancellation_reasons())
                 }
-                Err(store_error("commit voters", e))
+                Some(other) if other.meta().code().is_some_and(is_throttling_code) => Cancelled::Throttled,
+                _ => Cancelled::Other,
+            };
+            match kind {
+                Cancelled::Condition => {
+                    self.conditions_failed.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Commit::Conflict);
+                }
+                Cancelled::Other => return Err(store_error("commit voters", error)),
+                Cancelled::Contended | Cancelled::Throttled => {
+                    let pause = pauses.next().unwrap_or(self.throttle_budget);
+                    if started.elapsed() + pause > self.throttle_budget {
+                        tracing::warn!(?kind, budget = ?self.throttle_budget, "transaction still throttled or contended; giving up");
+                        return match kind {
+                            Cancelled::Contended => Ok(Commit::Conflict),
+                            _ => Err(throttled(format!(
+                                "commit voters: still throttled after {:?}: {}",
+                                self.throttle_budget,
+                                aws_sdk_dynamodb::error::DisplayErrorContext(&error)
+                            ))),
+                        };
+                    }
+                    tracing::debug!(?kind, ?pause, "transaction throttled or contended; trying it again");
+                    tokio::time::sleep(pause).await;
+                }
             }
         }
     }
@@ -285,15 +338,17 @@ impl DynamoStore {
 /// `first` is the question's first unit (without shards, it fills the text).
 pub(crate) struct VoterUnit<'c> {
     pub(crate) question: &'c QuestionChange,
+    /// The layout of the question's event.
+    pub(crate) layout: Layout,
     pub(crate) voters: Vec<&'c VoterChange>,
     pub(crate) first: bool,
 }
 
 /// A voter's new state, written only if the stored state is still the one the plan read.
-pub(crate) fn voter_put(table: &str, v: &VoterChange, expire: u64) -> StoreResult<TransactWriteItem> {
+pub(crate) fn voter_put(table: &str, layout: Layout, v: &VoterChange, expire: u64) -> StoreResult<TransactWriteItem> {
     let mut put = Put::builder()
         .table_name(table)
-        .set_item(Some(voter_to_item(v.question, v.voter, v.new, expire)))
+        .set_item(Some(voter_to_item(layout, v.question, v.voter, v.new, expire)))
         .expression_attribute_names("#rec", A_REC);
     put = match v.expected {
         None => put.condition_expression("attribute_not_exists(#rec)"),
@@ -339,4 +394,37 @@ pub(crate) fn question_update(
         }
     }
     update.update_expression(format!("SET {} ADD #votes :delta", set.join(", ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::is_throttled;
+
+    fn reasons(codes: &[&str]) -> Vec<CancellationReason> {
+        codes.iter().map(|c| CancellationReason::builder().code(*c).build()).collect()
+    }
+
+    #[test]
+    fn a_cancelled_transaction_is_classified_by_its_reasons() {
+        assert_eq!(cancellation_kind(&reasons(&["None", "ThrottlingError"])), Cancelled::Throttled);
+        assert_eq!(cancellation_kind(&reasons(&["ProvisionedThroughputExceeded"])), Cancelled::Throttled);
+        assert_eq!(cancellation_kind(&reasons(&["None", "TransactionConflict"])), Cancelled::Contended);
+        // A failed condition can never succeed by retrying the same transaction: it decides.
+        assert_eq!(cancellation_kind(&reasons(&["ThrottlingError", "ConditionalCheckFailed"])), Cancelled::Condition);
+        assert_eq!(cancellation_kind(&reasons(&["ValidationError"])), Cancelled::Other);
+    }
+
+    #[test]
+    fn throttling_is_a_retryable_error_of_its_own() {
+        let error = throttled("commit voters: still throttled");
+        assert!(matches!(error, StoreError::Unavailable(_)), "retryable: {error:?}");
+        assert!(is_throttled(&error));
+        assert!(!is_throttled(&StoreError::Unavailable("connection reset".into())));
+        assert!(!is_throttled(&StoreError::Corrupt("throttled: no".into())));
+        for code in ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"] {
+            assert!(is_throttling_code(code), "{code}");
+        }
+        assert!(!is_throttling_code("ConditionalCheckFailedException"));
+    }
 }

@@ -11,6 +11,7 @@ use ledger::{
     Stamped, VoterId, VoterState,
 };
 
+use crate::layout::Layout;
 use crate::schema::{
     EVENTS_KEY, LEDGER_PARTITION_KEY, LEDGER_SORT_KEY, QUESTIONS_KEY, TOP_PARTITION_KEY, TOP_SORT_KEY, TTL_ATTRIBUTE,
     VOTERS_PARTITION_KEY, VOTERS_SORT_KEY,
@@ -98,12 +99,7 @@ fn get_id<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreError
 /// Which of `shards` ledger partitions a record lives in: FNV-1a over the record id's
 /// bytes, so the choice is stable across versions and spreads one event's records evenly.
 pub fn shard_of(record: RecordId, shards: u32) -> u32 {
-    let mut hash: u32 = 0x811c_9dc5;
-    for byte in record.to_bytes() {
-        hash ^= u32::from(byte);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    hash % shards.max(1)
+    crate::layout::fnv1a(&record.to_bytes()) % shards.max(1)
 }
 
 pub fn ledger_partition(event: EventId, shard: u32) -> String {
@@ -261,32 +257,25 @@ pub fn question_to_item(question: &QuestionState, retention: Retention) -> Item 
     item
 }
 
-pub fn voter_key(question: QuestionId, voter: VoterId) -> Item {
-    HashMap::from([
-        (VOTERS_PARTITION_KEY.to_owned(), string_attr(question)),
-        (VOTERS_SORT_KEY.to_owned(), string_attr(voter)),
-    ])
-}
-
-pub fn voter_to_item(question: QuestionId, voter: VoterId, state: VoterState, expire: u64) -> Item {
-    let mut item = voter_key(question, voter);
+/// A voter's state as a `voters` item, under its key in `layout`.
+pub fn voter_to_item(layout: Layout, question: QuestionId, voter: VoterId, state: VoterState, expire: u64) -> Item {
+    let mut item = layout.voter_key(question, voter);
     item.insert(A_UP.to_owned(), AttributeValue::Bool(state.up));
     item.insert(A_REC.to_owned(), string_attr(state.rec));
     item.insert(TTL_ATTRIBUTE.to_owned(), number_attr(expire));
     item
 }
 
+/// A voter item (of either layout) as its question, voter and state.
 pub fn voter_from_item(item: &Item) -> Result<((QuestionId, VoterId), VoterState), StoreError> {
-    let key = (get_id(item, VOTERS_PARTITION_KEY)?, get_id(item, VOTERS_SORT_KEY)?);
+    let key = (question_of_voters_item(item)?, get_id(item, VOTERS_SORT_KEY)?);
     Ok((key, VoterState { up: get_bool(item, A_UP)?, rec: get_id(item, A_REC)? }))
 }
 
-/// A counter shard's key in `voters`.
-pub fn shard_key(question: QuestionId, shard: u32) -> Item {
-    HashMap::from([
-        (VOTERS_PARTITION_KEY.to_owned(), string_attr(question)),
-        (VOTERS_SORT_KEY.to_owned(), string_attr(format!("{}{shard}", crate::schema::COUNTER_SHARD_PREFIX))),
-    ])
+/// The question a `voters` item belongs to, from its partition key (see `layout.rs`).
+fn question_of_voters_item(item: &Item) -> Result<QuestionId, StoreError> {
+    let raw = crate::layout::question_of_partition(get_s(item, VOTERS_PARTITION_KEY)?);
+    raw.parse().map_err(|_| corrupt(&format!("`{VOTERS_PARTITION_KEY}` does not name a question ({raw})"), item))
 }
 
 /// A counter shard: its partial count (may be negative: a retraction can land on another
@@ -297,8 +286,8 @@ pub struct ShardState {
     pub ver: u64,
 }
 
-pub fn shard_to_item(question: QuestionId, shard: u32, state: ShardState, expire: u64) -> Item {
-    let mut item = shard_key(question, shard);
+pub fn shard_to_item(layout: Layout, question: QuestionId, shard: u32, state: ShardState, expire: u64) -> Item {
+    let mut item = layout.counter_shard_key(question, shard);
     item.insert(A_PART.to_owned(), number_attr(state.part));
     item.insert(A_VER.to_owned(), number_attr(state.ver));
     item.insert(TTL_ATTRIBUTE.to_owned(), number_attr(expire));
@@ -316,7 +305,7 @@ pub fn shard_from_item(item: &Item) -> Result<Option<(QuestionId, u32, ShardStat
         Some(AttributeValue::N(v)) => v.parse().map_err(|_| corrupt("`part` is not a number", item))?,
         _ => return Err(corrupt("`part` is missing", item)),
     };
-    Ok(Some((get_id(item, VOTERS_PARTITION_KEY)?, shard, ShardState { part, ver: get_u64(item, A_VER)? })))
+    Ok(Some((question_of_voters_item(item)?, shard, ShardState { part, ver: get_u64(item, A_VER)? })))
 }
 
 pub fn question_key(question: QuestionId) -> Item {
@@ -363,16 +352,5 @@ mod tests {
         assert!(matches!(record_from_item(&item), Err(StoreError::Corrupt(_))));
         item.insert(A_KIND.to_owned(), string_attr("deleted"));
         assert!(matches!(record_from_item(&item), Err(StoreError::Corrupt(_))));
-    }
-
-    #[test]
-    fn shards_are_stable_and_spread() {
-        let mut seen = [0u32; 8];
-        for i in 0..8_000u128 {
-            seen[shard_of(RecordId(Ulid(i * 7919 + 1)), 8) as usize] += 1;
-        }
-        assert!(seen.iter().all(|&c| c > 800), "uneven spread: {seen:?}");
-        assert_eq!(shard_of(RecordId(Ulid(42)), 8), shard_of(RecordId(Ulid(42)), 8));
-        assert_eq!(shard_of(RecordId(Ulid(42)), 0), 0);
     }
 }

@@ -10,6 +10,7 @@ use ledger::ports::{EventRow, EventStore, LedgerStore, ScanPage, ScanToken, Stor
 use ledger::{EventId, Record};
 
 use crate::item::{event_from_item, event_to_item, ledger_partition, record_from_item, string_attr};
+use crate::layout::Layout;
 use crate::reads::{page_limit, SCAN_PAGE_LIMIT};
 use crate::schema::{EVENTS_KEY, LEDGER_PARTITION_KEY, LEDGER_SORT_KEY};
 use crate::{is_condition_failed, store_error, DynamoStore, APPEND_PUTS_IN_FLIGHT_MAX};
@@ -17,17 +18,24 @@ use crate::{is_condition_failed, store_error, DynamoStore, APPEND_PUTS_IN_FLIGHT
 #[async_trait]
 impl EventStore for DynamoStore {
     async fn create_event(&self, event: &EventRow) -> StoreResult<()> {
+        // The event's layout is fixed now, on its item (see `layout.rs`).
+        let layout = self.new_event_layout();
+        let mut item = event_to_item(event);
+        item.extend(layout.to_event_attributes());
         let result = self
             .client
             .put_item()
             .table_name(&self.tables.events)
-            .set_item(Some(event_to_item(event)))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(#id)")
             .expression_attribute_names("#id", EVENTS_KEY)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.remember_layout(event.id, layout);
+                Ok(())
+            }
             Err(e) if is_condition_failed(&e) => {
                 Err(StoreError::Rejected(format!("event {} already exists", event.id)))
             }
@@ -45,7 +53,10 @@ impl EventStore for DynamoStore {
             .send()
             .await
             .map_err(|e| store_error("read an event", e))?;
-        out.item.as_ref().map(event_from_item).transpose()
+        let Some(item) = out.item else { return Ok(None) };
+        // Ingest reads the event before it appends: its layout is then at hand for the append.
+        self.remember_layout(id, Layout::from_event_item(&item)?);
+        event_from_item(&item).map(Some)
     }
 }
 
@@ -70,13 +81,21 @@ impl LedgerStore for DynamoStore {
         // reason. Several records are put concurrently, a bounded number at a time.
         let mut seen = HashSet::with_capacity(records.len());
         let unique: Vec<&Record> = records.iter().filter(|r| seen.insert(r.id)).collect();
+        // Each record under its event's layout, read once per event.
+        let mut layouts: HashMap<EventId, Layout> = HashMap::new();
+        for record in &unique {
+            if !layouts.contains_key(&record.event) {
+                layouts.insert(record.event, self.layout_of(record.event).await?);
+            }
+        }
+        let layout = |r: &Record| layouts.get(&r.event).copied().unwrap_or_else(|| self.new_event_layout());
         match unique.as_slice() {
             [] => Ok(()),
-            [record] => self.append_one(record).await.map(drop),
+            [record] => self.append_one(record, layout(record)).await.map(drop),
             many => {
                 let mut puts = Vec::with_capacity(many.len());
                 for record in many {
-                    puts.push(self.append_one(record));
+                    puts.push(self.append_one(record, layout(record)));
                 }
                 futures::stream::iter(puts)
                     .buffer_unordered(APPEND_PUTS_IN_FLIGHT_MAX)
@@ -108,7 +127,9 @@ impl LedgerStore for DynamoStore {
                         _ => return Err(StoreError::Rejected("scan token of another scan".into())),
                     },
                 };
-                while shard < self.tables.ledger_shards {
+                // Every shard any layout may use (see `layout.rs`).
+                let shards = self.ledger_read_shards();
+                while shard < shards {
                     let (page, next) =
                         self.query_shard(event, shard, start.take(), limit - records.len(), false).await?;
                     records.extend(page);
@@ -120,7 +141,7 @@ impl LedgerStore for DynamoStore {
                         break;
                     }
                 }
-                let next = (shard < self.tables.ledger_shards).then(|| {
+                let next = (shard < shards).then(|| {
                     let last = start
                         .as_ref()
                         .and_then(|k| k.get(LEDGER_SORT_KEY))
@@ -184,7 +205,7 @@ impl LedgerStore for DynamoStore {
         let mut total = 0u64;
         match event {
             Some(event) => {
-                for shard in 0..self.tables.ledger_shards {
+                for shard in 0..self.ledger_read_shards() {
                     let mut pages = self
                         .client
                         .query()

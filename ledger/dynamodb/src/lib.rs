@@ -35,6 +35,7 @@
 pub mod admin;
 mod commit;
 pub mod item;
+pub mod layout;
 mod ledger_store;
 mod projection_store;
 mod reads;
@@ -46,18 +47,20 @@ pub mod stream;
 // The SDK whose client this adapter takes, for hosts that need no other AWS dependency.
 pub use aws_sdk_dynamodb;
 
-use std::sync::atomic::AtomicU32;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::Client;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use ledger::ports::{StoreError, StoreResult};
-use ledger::Retention;
+use ledger::{EventId, Retention};
 
 use crate::reads::SCAN_PAGE_LIMIT;
 use crate::schema::*;
+pub use crate::layout::Layout;
 pub use crate::settings::IfMissing;
 
 /// How many times the SDK tries one call (throttling, 5xx, timeouts) before giving up.
@@ -71,14 +74,19 @@ const UNPROCESSED_BACKOFF_MS_MAX: u64 = 2_000;
 /// How many conditional puts one multi-record append keeps in flight (an import's pages).
 pub const APPEND_PUTS_IN_FLIGHT_MAX: usize = 32;
 
-/// The names of the four tables and how many ledger partitions one event spreads over.
+/// The names of the four tables and the layout events are created with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tables {
     pub events: String,
     pub ledger: String,
     pub questions: String,
     pub voters: String,
+    /// How many ledger partitions an event created by this store spreads over (stored on
+    /// the event, see `layout.rs`); reads cover at least this many shards of every event.
     pub ledger_shards: u32,
+    /// How many partition keys the voter states of a question of an event created by this
+    /// store spread over (0: all under the question id, the legacy layout).
+    pub voter_partitions: u32,
     /// See [`schema::COUNTER_SHARDS_DEFAULT`] (0: the count lives on the question item only).
     pub counter_shards: u32,
 }
@@ -91,6 +99,7 @@ impl Default for Tables {
             questions: QUESTIONS_TABLE.to_owned(),
             voters: VOTERS_TABLE.to_owned(),
             ledger_shards: LEDGER_SHARDS_DEFAULT,
+            voter_partitions: VOTER_PARTITIONS_DEFAULT,
             counter_shards: COUNTER_SHARDS_DEFAULT,
         }
     }
@@ -106,6 +115,7 @@ impl Tables {
             questions: var(QUESTIONS_TABLE_ENV, QUESTIONS_TABLE),
             voters: var(VOTERS_TABLE_ENV, VOTERS_TABLE),
             ledger_shards: LEDGER_SHARDS_DEFAULT,
+            voter_partitions: VOTER_PARTITIONS_DEFAULT,
             counter_shards: COUNTER_SHARDS_DEFAULT,
         }
     }
@@ -119,6 +129,7 @@ impl Tables {
             questions: format!("{prefix}{}", d.questions),
             voters: format!("{prefix}{}", d.voters),
             ledger_shards: d.ledger_shards,
+            voter_partitions: d.voter_partitions,
             counter_shards: d.counter_shards,
         }
     }
@@ -147,13 +158,108 @@ pub struct DynamoStore {
     /// The counter shard the next voter transaction writes: round-robin within this store,
     /// from a random start, so one instance spreads evenly and instances rarely collide.
     next_shard: Arc<AtomicU32>,
+    /// Each event's layout as read from (or written to) its item: an event's layout never
+    /// changes, so it is read once per process (at most [`LAYOUTS_CACHED_MAX`] kept).
+    layouts: Arc<Mutex<HashMap<EventId, Layout>>>,
+    /// How long a throttled or contended transaction is retried (see [`THROTTLE_RETRY_BUDGET`]).
+    throttle_budget: Duration,
+    /// Voter transactions this store ran that DynamoDB cancelled for a failed condition.
+    conditions_failed: Arc<AtomicU64>,
 }
+
+/// How many events' layouts one store remembers before it forgets them all (each is one
+/// strongly consistent read of the event's item to learn again).
+pub const LAYOUTS_CACHED_MAX: usize = 10_000;
+/// How long a voter transaction that DynamoDB throttled (a cancellation with reason
+/// `ThrottlingError`, or a throttling error after the SDK's own retries) or that collided
+/// with another transaction in flight (`TransactionConflict`) is retried, with exponential
+/// backoff and jitter, before the batch gives up with a throttling error (which the queue
+/// handler sends back to the queue as a new message, never towards the dead-letter queue).
+pub const THROTTLE_RETRY_BUDGET: Duration = Duration::from_secs(20);
+/// First pause before retrying a throttled or contended transaction.
+const THROTTLE_BACKOFF_MS_FIRST: u64 = 10;
+/// Largest pause between such retries.
+const THROTTLE_BACKOFF_MS_MAX: u64 = 1_000;
+/// The start of the message of every [`StoreError::Unavailable`] this adapter reports for
+/// throttling, which [`is_throttled`] recognises.
+const THROTTLED: &str = "throttled: ";
 
 impl DynamoStore {
     /// A store stamping expiries with `retention`, which the caller has read from the store
     /// ([`settings::resolve_retention`]; [`DynamoStore::open`] does both).
     pub fn new(client: Client, tables: Tables, retention: Retention) -> Self {
-        Self { client, tables, retention, next_shard: Arc::new(AtomicU32::new(rand::random())) }
+        Self {
+            client,
+            tables,
+            retention,
+            next_shard: Arc::new(AtomicU32::new(rand::random())),
+            layouts: Arc::default(),
+            throttle_budget: THROTTLE_RETRY_BUDGET,
+            conditions_failed: Arc::default(),
+        }
+    }
+
+    /// How many of this store's voter transactions were cancelled because a condition
+    /// failed (another aggregator had moved a voter, or a counter write was conditional):
+    /// each cost a re-plan of its questions.
+    pub fn transactions_with_failed_conditions(&self) -> u64 {
+        self.conditions_failed.load(Ordering::Relaxed)
+    }
+
+    /// This store with throttled transactions retried for `budget` instead of
+    /// [`THROTTLE_RETRY_BUDGET`] (zero: not retried; the scale model counts them instead).
+    pub fn with_throttle_budget(mut self, budget: Duration) -> Self {
+        self.throttle_budget = budget;
+        self
+    }
+
+    /// How many shards of every event's ledger a reader walks: at least every shard count
+    /// an event may have been created with (see `layout.rs`).
+    pub fn ledger_read_shards(&self) -> u32 {
+        self.tables.ledger_shards.max(LEDGER_SHARDS_LEGACY)
+    }
+
+    /// The layout events created by this store get.
+    pub fn new_event_layout(&self) -> Layout {
+        Layout { ledger_shards: self.tables.ledger_shards.max(1), voter_partitions: self.tables.voter_partitions }
+    }
+
+    pub(crate) fn remember_layout(&self, event: EventId, layout: Layout) {
+        if let Ok(mut layouts) = self.layouts.lock() {
+            if layouts.len() >= LAYOUTS_CACHED_MAX {
+                layouts.clear();
+            }
+            layouts.insert(event, layout);
+        }
+    }
+
+    /// An event's layout: remembered, or read from its item (strongly consistent). An event
+    /// with no item (never created here, or expired) gets this store's new-event layout,
+    /// not remembered: if it is created later, its item says.
+    pub async fn layout_of(&self, event: EventId) -> StoreResult<Layout> {
+        if let Some(&layout) = self.layouts.lock().ok().and_then(|l| l.get(&event).copied()).as_ref() {
+            return Ok(layout);
+        }
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.events)
+            .key(EVENTS_KEY, item::string_attr(event))
+            .projection_expression("#l, #v")
+            .expression_attribute_names("#l", EVENT_LEDGER_SHARDS_ATTRIBUTE)
+            .expression_attribute_names("#v", EVENT_VOTER_PARTITIONS_ATTRIBUTE)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error("read an event's layout", e))?;
+        match out.item {
+            Some(item) => {
+                let layout = Layout::from_event_item(&item)?;
+                self.remember_layout(event, layout);
+                Ok(layout)
+            }
+            None => Ok(self.new_event_layout()),
+        }
     }
 
     pub fn client(&self) -> &Client {
@@ -228,8 +334,45 @@ where
         Some("ValidationException" | "ResourceNotFoundException" | "ItemCollectionSizeLimitExceededException") => {
             StoreError::Rejected(detail)
         }
+        Some(code) if is_throttling_code(code) => throttled(detail),
         _ => StoreError::Unavailable(detail),
     }
+}
+
+/// The error codes (and transaction cancellation reasons) with which DynamoDB throttles.
+pub fn is_throttling_code(code: &str) -> bool {
+    matches!(
+        code,
+        "ProvisionedThroughputExceededException"
+            | "ProvisionedThroughputExceeded"
+            | "ThrottlingException"
+            | "ThrottlingError"
+            | "RequestLimitExceeded"
+    )
+}
+
+/// The error of work DynamoDB throttled for longer than this adapter retries it: retryable,
+/// and recognised by [`is_throttled`].
+pub fn throttled(detail: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("{THROTTLED}{detail}"))
+}
+
+/// Whether a store error says DynamoDB throttled the work: it is to be retried later, and
+/// it says nothing against the records (the queue handler never lets it count towards the
+/// dead-letter queue).
+pub fn is_throttled(error: &StoreError) -> bool {
+    matches!(error, StoreError::Unavailable(detail) if detail.starts_with(THROTTLED))
+}
+
+/// The pauses before each retry of a throttled or contended transaction, exponential and
+/// jittered; the caller stops when its budget is spent.
+pub(crate) fn throttle_pauses() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(THROTTLE_BACKOFF_MS_FIRST))
+        .with_max_delay(Duration::from_millis(THROTTLE_BACKOFF_MS_MAX))
+        .without_max_times()
+        .with_jitter()
+        .build()
 }
 
 /// Fresh, isolated tables on an emulator (or any endpoint) for tests: the default names

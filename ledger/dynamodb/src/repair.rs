@@ -32,6 +32,7 @@ use ledger::ports::{Commit, StoreError, StoreResult};
 use ledger::{EventId, Projection, QuestionId, QuestionState, VoterId, VoterState};
 
 use crate::item::*;
+use crate::layout::Layout;
 use crate::schema::*;
 use crate::{condition_held, invalid_request, store_error, DynamoStore, APPEND_PUTS_IN_FLIGHT_MAX};
 
@@ -77,10 +78,11 @@ impl DynamoStore {
     {
         let mut pending: BTreeSet<QuestionId> = questions.iter().copied().collect();
         let mut repaired = 0;
+        let layout = self.layout_of(event).await?;
         for round in 1..=REPAIR_ROUNDS_MAX {
             let mut stored = HashMap::with_capacity(pending.len());
             for &q in &pending {
-                stored.insert(q, self.stored_question(q).await?);
+                stored.insert(q, self.stored_question(layout, q).await?);
             }
             let fold = self.fold_event_consistently(event).await?;
             let mut folded_voters: HashMap<QuestionId, Vec<(VoterId, VoterState)>> = HashMap::new();
@@ -93,7 +95,7 @@ impl DynamoStore {
             let mut changed = BTreeSet::new();
             for (&q, stored) in &stored {
                 let voters = folded_voters.get(&q).map(Vec::as_slice).unwrap_or(&[]);
-                match self.rewrite_question(event, q, stored, fold.question(q), voters).await? {
+                match self.rewrite_question(event, layout, q, stored, fold.question(q), voters).await? {
                     Commit::Applied => repaired += 1,
                     Commit::Conflict => {
                         changed.insert(q);
@@ -112,7 +114,7 @@ impl DynamoStore {
         )))
     }
 
-    async fn stored_question(&self, question: QuestionId) -> StoreResult<Stored> {
+    async fn stored_question(&self, layout: Layout, question: QuestionId) -> StoreResult<Stored> {
         let item = self
             .client
             .get_item()
@@ -125,7 +127,7 @@ impl DynamoStore {
             .item;
         let mut voters = HashMap::new();
         let mut shards = HashMap::new();
-        for item in self.question_voter_items(question).await? {
+        for item in self.voter_items_of(layout, question).await? {
             match shard_from_item(&item)? {
                 Some((_, k, state)) => {
                     shards.insert(k, state);
@@ -141,7 +143,8 @@ impl DynamoStore {
 
     async fn fold_event_consistently(&self, event: EventId) -> StoreResult<Projection> {
         let mut fold = Projection::new();
-        for shard in 0..self.tables.ledger_shards {
+        // Every shard any layout may use (see `layout.rs`).
+        for shard in 0..self.ledger_read_shards() {
             let mut start = None;
             loop {
                 let (records, next) = self.query_shard(event, shard, start, crate::SCAN_PAGE_LIMIT, true).await?;
@@ -161,6 +164,7 @@ impl DynamoStore {
     async fn rewrite_question(
         &self,
         event: EventId,
+        layout: Layout,
         question: QuestionId,
         stored: &Stored,
         folded: Option<&QuestionState>,
@@ -172,14 +176,14 @@ impl DynamoStore {
         for &(voter, state) in folded_voters {
             let was = stored.voters.get(&voter).copied();
             if was != Some(state) {
-                writes.push(self.put_voter(question, voter, state, was, expire));
+                writes.push(self.put_voter(layout, question, voter, state, was, expire));
             }
         }
         let kept: BTreeSet<VoterId> = folded_voters.iter().map(|&(v, _)| v).collect();
         let mut deletes = Vec::new();
         for (&voter, &was) in &stored.voters {
             if !kept.contains(&voter) {
-                deletes.push(self.delete_voter(question, voter, was));
+                deletes.push(self.delete_voter(layout, question, voter, was));
             }
         }
         let mut held = true;
@@ -210,12 +214,16 @@ impl DynamoStore {
                     item.insert(a_shard_version(k), number_attr(next.ver));
                     items.push(put_if(
                         &self.tables.voters,
-                        shard_to_item(question, k, next, expire),
+                        shard_to_item(layout, question, k, next, expire),
                         shard_as_read(was),
                     )?);
                 }
                 for (&k, &was) in stored.shards.iter().filter(|(&k, _)| k >= shards) {
-                    items.push(delete_if(&self.tables.voters, shard_key(question, k), shard_as_read(Some(was)))?);
+                    items.push(delete_if(
+                        &self.tables.voters,
+                        layout.counter_shard_key(question, k),
+                        shard_as_read(Some(was)),
+                    )?);
                 }
                 items.push(put_if(
                     &self.tables.questions,
@@ -225,7 +233,11 @@ impl DynamoStore {
             }
             None => {
                 for (&k, &was) in &stored.shards {
-                    items.push(delete_if(&self.tables.voters, shard_key(question, k), shard_as_read(Some(was)))?);
+                    items.push(delete_if(
+                        &self.tables.voters,
+                        layout.counter_shard_key(question, k),
+                        shard_as_read(Some(was)),
+                    )?);
                 }
                 if stored.item.is_some() {
                     items.push(delete_if(
@@ -245,6 +257,7 @@ impl DynamoStore {
     /// A voter's state, if the stored one is still `was`: `false` if it was not.
     async fn put_voter(
         &self,
+        layout: Layout,
         question: QuestionId,
         voter: VoterId,
         state: VoterState,
@@ -256,7 +269,7 @@ impl DynamoStore {
             .client
             .put_item()
             .table_name(&self.tables.voters)
-            .set_item(Some(voter_to_item(question, voter, state, expire)))
+            .set_item(Some(voter_to_item(layout, question, voter, state, expire)))
             .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(values)
@@ -265,13 +278,19 @@ impl DynamoStore {
         condition_held(result, "repair a voter")
     }
 
-    async fn delete_voter(&self, question: QuestionId, voter: VoterId, was: VoterState) -> StoreResult<bool> {
+    async fn delete_voter(
+        &self,
+        layout: Layout,
+        question: QuestionId,
+        voter: VoterId,
+        was: VoterState,
+    ) -> StoreResult<bool> {
         let (condition, names, values) = voter_as_read(Some(was));
         let result = self
             .client
             .delete_item()
             .table_name(&self.tables.voters)
-            .set_key(Some(voter_key(question, voter)))
+            .set_key(Some(layout.voter_key(question, voter)))
             .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(values)

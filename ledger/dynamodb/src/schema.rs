@@ -39,8 +39,30 @@ pub const RETENTION_DAYS_ATTRIBUTE: &str = "days";
 /// `ledger`: partition `pk` (S, `"{event}#{shard}"`), sort `id` (S, the record id).
 pub const LEDGER_PARTITION_KEY: &str = "pk";
 pub const LEDGER_SORT_KEY: &str = "id";
-/// How many partitions one event's records spread over by default.
-pub const LEDGER_SHARDS_DEFAULT: u32 = 8;
+/// How many partitions the records of an event created now spread over (design §5): at
+/// 10,000 votes/s on one event each takes about 10,000 / 32 = 313 puts/s, under
+/// [`HOT_KEY_WRITES_PER_S_MAX`]. Stored on the event's item ([`EVENT_LEDGER_SHARDS_ATTRIBUTE`]),
+/// so a later change of this number never moves an existing event's records.
+pub const LEDGER_SHARDS_DEFAULT: u32 = 32;
+/// The shard count of an event whose item stores none: every event created before the
+/// count was stored. Its keys `{event}#0..7` are among those of any count ≥ 8, so reading
+/// `0..LEDGER_SHARDS_DEFAULT` reads old and new events alike.
+pub const LEDGER_SHARDS_LEGACY: u32 = 8;
+/// How many partition keys one question's voter states spread over for an event created
+/// now (`voters` partition `"{qid}#v{n}"`, n a hash of the voter id): at 10,000 votes/s on
+/// one question about 313 transactional puts/s (626 WCU/s) each.
+pub const VOTER_PARTITIONS_DEFAULT: u32 = 32;
+/// The voter partitions of an event whose item stores none: 0, every voter state and
+/// counter shard of a question under the partition key `qid` (the layout before the count
+/// was stored).
+pub const VOTER_PARTITIONS_LEGACY: u32 = 0;
+/// On an event's item: its ledger shard count and its voter partition count (N each).
+pub const EVENT_LEDGER_SHARDS_ATTRIBUTE: &str = "ledger_shards";
+pub const EVENT_VOTER_PARTITIONS_ATTRIBUTE: &str = "voter_partitions";
+/// The design's bound on writes per second to any one partition key at 10,000 votes/s on
+/// one question: half of DynamoDB's 1,000 WCU/s per partition, so a transactional write
+/// (2 WCU) still fits.
+pub const HOT_KEY_WRITES_PER_S_MAX: u32 = 500;
 /// `questions`: key `id` (S).
 pub const QUESTIONS_KEY: &str = "id";
 /// The index listing an event's questions with their counters.
@@ -50,19 +72,24 @@ pub const TOP_PARTITION_KEY: &str = "eid";
 pub const TOP_SORT_KEY: &str = "votes";
 /// The non-key attributes `top` projects (INCLUDE).
 pub const TOP_PROJECTED: &[&str] = &["answered", "answered_at", "hidden", "hidden_at"];
-/// `voters`: partition `qid` (S), sort `voter` (S).
+/// `voters`: partition `qid` (S: the question id, or `"{qid}#v{n}"` / `"{qid}#c{k}"` in an
+/// event with voter partitions, see `layout.rs`), sort `voter` (S).
 pub const VOTERS_PARTITION_KEY: &str = "qid";
 pub const VOTERS_SORT_KEY: &str = "voter";
 
 /// How many counter shards each question's vote count is split over (0: none, the count is
 /// added to the question item in every voter transaction). With K shards each voter
-/// transaction adds its delta to one shard item (in `voters`, sort key `#c{k}`), and the
-/// question's `votes` is rolled up from the shards once per batch: the hot question's item
-/// takes one write per batch instead of one per 99 voters. Every aggregator must use the same
-/// value; changing it on a live deployment needs `replay --repair`.
+/// transaction adds its delta to one shard item (an `ADD` in the transaction, so concurrent
+/// aggregators never conflict on it), and the question's `votes` is rolled up from the
+/// shards once per batch: the hot question's item takes one write per batch instead of one
+/// per 99 voters. Every aggregator must use the same value; changing it on a live
+/// deployment needs `replay --repair`.
 pub const COUNTER_SHARDS_DEFAULT: u32 = 8;
-/// Prefix of a counter shard's sort key in `voters` (never a voter id: ids are base32).
+/// Prefix of a counter shard's sort key in `voters` (never a voter id: ids are base32), and
+/// of its partition key's suffix in an event with voter partitions.
 pub const COUNTER_SHARD_PREFIX: &str = "#c";
+/// The suffix before a voter partition's number (`"{qid}#v{n}"`).
+pub const VOTER_PARTITION_PREFIX: &str = "#v";
 
 /// Most items in one TransactWriteItems (AWS DynamoDB quotas, "Transactions": 100 actions).
 pub const TRANSACT_ITEMS_MAX: usize = 100;

@@ -8,7 +8,6 @@ use ledger::ports::{EventRow, EventStore, LedgerStore};
 use ledger::secret::hash_secret;
 use ledger::{Asked, EventId, QuestionId, Record, RecordBody, RecordId, VoterId};
 use ledger_conformance::{conformance_tests, moto_endpoint, Scale, Stores};
-use ledger_dynamodb::item::{ledger_partition, shard_of};
 use ledger_dynamodb::{fresh_tables, DynamoStore};
 use ulid::Ulid;
 
@@ -69,17 +68,19 @@ async fn every_item_carries_its_expiry() {
 
     let t = store.tables();
     let s = |v: String| AttributeValue::S(v);
+    let layout = store.layout_of(event).await.expect("the event's layout");
+    let named = |key: ledger_dynamodb::item::Item| key.into_iter().collect::<Vec<(String, AttributeValue)>>();
     let keys = [
-        (&t.events, vec![("id", s(event.to_string()))]),
+        (&t.events, vec![("id".to_owned(), s(event.to_string()))]),
         (
             &t.ledger,
             vec![
-                ("pk", s(ledger_partition(event, shard_of(asked.id, t.ledger_shards)))),
-                ("id", s(asked.id.to_string())),
+                ("pk".to_owned(), s(layout.ledger_partition_of(event, asked.id))),
+                ("id".to_owned(), s(asked.id.to_string())),
             ],
         ),
-        (&t.questions, vec![("id", s(q.to_string()))]),
-        (&t.voters, vec![("qid", s(q.to_string())), ("voter", s(voter.to_string()))]),
+        (&t.questions, vec![("id".to_owned(), s(q.to_string()))]),
+        (&t.voters, named(layout.voter_key(q, voter))),
     ];
     for (table, key) in keys {
         let mut get = store.client().get_item().table_name(table.as_str()).consistent_read(true);

@@ -11,8 +11,7 @@ use ledger::Retention;
 use ledger_conformance::{
     moto_endpoint, write_retention_fixture, Stores, RETENTION_CHECK_DAYS, RETENTION_CHECK_EXPIRE_UNIX,
 };
-use ledger_dynamodb::item::{ledger_partition, shard_of};
-use ledger_dynamodb::schema::{COUNTER_SHARD_PREFIX, RETENTION_ITEM_KEY, TTL_ATTRIBUTE};
+use ledger_dynamodb::schema::{RETENTION_ITEM_KEY, TTL_ATTRIBUTE};
 use ledger_dynamodb::settings::{set_retention, stored_retention};
 use ledger_dynamodb::{admin, fresh_tables_with, sdk_config, DynamoStore, IfMissing, Tables};
 
@@ -108,22 +107,29 @@ async fn every_item_expires_at_its_events_time_plus_the_stored_retention() {
 
     let t = store.tables();
     let s = |v: String| AttributeValue::S(v);
+    // Every key where the event's layout puts its items.
+    let layout = store.layout_of(fixture.event).await.expect("the event's layout");
+    assert_eq!(layout, store.new_event_layout(), "the event was created with this store's layout");
+    let named = |key: ledger_dynamodb::item::Item| key.into_iter().collect::<Vec<(String, AttributeValue)>>();
     let mut keys = vec![
-        (&t.events, vec![("id", s(fixture.event.to_string()))]),
-        (&t.questions, vec![("id", s(fixture.question.to_string()))]),
+        (&t.events, vec![("id".to_owned(), s(fixture.event.to_string()))]),
+        (&t.questions, vec![("id".to_owned(), s(fixture.question.to_string()))]),
     ];
     for r in &fixture.records {
         keys.push((
             &t.ledger,
-            vec![("pk", s(ledger_partition(r.event, shard_of(r.id, t.ledger_shards)))), ("id", s(r.id.to_string()))],
+            vec![
+                ("pk".to_owned(), s(layout.ledger_partition_of(r.event, r.id))),
+                ("id".to_owned(), s(r.id.to_string())),
+            ],
         ));
     }
     for v in fixture.voters {
-        keys.push((&t.voters, vec![("qid", s(fixture.question.to_string())), ("voter", s(v.to_string()))]));
+        keys.push((&t.voters, named(layout.voter_key(fixture.question, v))));
     }
     let mut shards = 0;
     for k in 0..t.counter_shards {
-        let key = vec![("qid", s(fixture.question.to_string())), ("voter", s(format!("{COUNTER_SHARD_PREFIX}{k}")))];
+        let key = named(layout.counter_shard_key(fixture.question, k));
         let mut get = store.client().get_item().table_name(&t.voters).consistent_read(true);
         for (name, value) in key.clone() {
             get = get.key(name, value);
