@@ -505,6 +505,23 @@ fn each_function_may_do_exactly_what_its_adapter_calls() {
     }
 }
 
+/// Records DynamoDB throttled go back, as new messages, to the queue the aggregator consumes
+/// (design §5): its function names that queue in the variable the Lambda reads, and the
+/// queue is its event source.
+#[test]
+fn the_aggregator_sends_throttled_records_back_to_the_queue_it_consumes() {
+    let template = Template::load();
+    let function = template.resource("AggregatorFunction");
+    let url = &function["Properties"]["Environment"]["Variables"][aggregator_queue::queue::QUEUE_URL_ENV];
+    assert!(
+        matches!(intrinsic(url), Some(("Ref", Value::String(name))) if name == "AggregatorQueue"),
+        "the aggregator's {} is not its queue: {url:?}",
+        aggregator_queue::queue::QUEUE_URL_ENV
+    );
+    let source = &function["Properties"]["Events"]["Ledger"]["Properties"]["Queue"];
+    assert_eq!(get_att(source), Some(("AggregatorQueue".to_owned(), "Arn".to_owned())), "the event source");
+}
+
 #[test]
 fn the_functions_are_the_workspace_lambda_binaries() {
     let template = Template::load();

@@ -1,7 +1,8 @@
 //! A long-polling queue consumer: the aggregator Lambda's event source mapping, in-process,
 //! for `serve --backend dynamodb`. Each round receives up to [`BATCH_MESSAGES_MAX`]
-//! messages, folds them with [`handle_batch`](crate::handle_batch), deletes the ones that
-//! succeeded and leaves the failed ones to reappear after the visibility timeout.
+//! messages, folds them with [`handle_batch`](crate::handle_batch), sends the throttled ones
+//! to the queue again as new messages ([`Requeue`]), deletes the ones that succeeded or were
+//! sent again and leaves the failed ones to reappear after the visibility timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use ledger::ports::ProjectionStore;
 use ledger::EventId;
 use tokio::sync::{broadcast, watch};
 
+use crate::requeue::Requeue;
 use crate::BatchOutcome;
 
 /// Most messages folded as one batch (several receives of at most 10 each).
@@ -91,7 +93,17 @@ impl Consumer {
         if messages.is_empty() {
             return Ok(BatchOutcome::default());
         }
-        let outcome = crate::handle_batch(self.store.as_ref(), &messages).await;
+        let mut outcome = crate::handle_batch(self.store.as_ref(), &messages).await;
+        if !outcome.requeue.is_empty() {
+            let requeue = Requeue { sqs: self.sqs.clone(), queue_url: self.queue_url.clone() };
+            let throttled: Vec<&SqsMessage> = messages
+                .iter()
+                .filter(|m| m.message_id.as_ref().is_some_and(|id| outcome.requeue.contains(id)))
+                .collect();
+            // Those that could not be sent again are left to come back as failed ones.
+            let unsent = requeue.send(&throttled).await;
+            outcome.response_failures.extend(unsent);
+        }
         if let Some(changes) = &self.changes {
             for &event in &outcome.events {
                 // No subscriber is fine: nobody is watching that event.

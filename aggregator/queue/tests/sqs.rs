@@ -43,7 +43,7 @@ async fn a_poison_message_fails_alone_and_redelivery_changes_nothing() {
     let expected: Value = serde_json::from_str(&fixture("sqs-event.expected.json")).expect("expectations parse");
     let text = |k: &str| expected[k].as_str().unwrap_or_else(|| panic!("expected.{k}")).to_owned();
 
-    let response = aggregator_queue::handle(store.as_ref(), event.clone()).await;
+    let response = aggregator_queue::handle(store.as_ref(), None, event.clone()).await;
     let failed: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     assert_eq!(failed, vec![text("poison_message_id").as_str()], "only the poison message is reported");
 
@@ -56,7 +56,7 @@ async fn a_poison_message_fails_alone_and_redelivery_changes_nothing() {
     assert_eq!((texts[0].text.clone(), texts[0].who.clone()), (text("text"), Some(text("who"))));
 
     let before = store.questions(Some(event_id)).await.expect("read projection");
-    let again = aggregator_queue::handle(store.as_ref(), event).await;
+    let again = aggregator_queue::handle(store.as_ref(), None, event).await;
     assert_eq!(again.batch_item_failures.len(), 1, "the poison message fails again, alone");
     assert_eq!(store.questions(Some(event_id)).await.expect("re-read"), before, "redelivery changed the projection");
 }

@@ -175,7 +175,7 @@ pub const LAYOUTS_CACHED_MAX: usize = 10_000;
 /// with another transaction in flight (`TransactionConflict`) is retried, with exponential
 /// backoff and jitter, before the batch gives up with a throttling error (which the queue
 /// handler sends back to the queue as a new message, never towards the dead-letter queue).
-pub const THROTTLE_RETRY_BUDGET: Duration = Duration::from_secs(20);
+pub const THROTTLE_RETRY_BUDGET: Duration = Duration::from_secs(5);
 /// First pause before retrying a throttled or contended transaction.
 const THROTTLE_BACKOFF_MS_FIRST: u64 = 10;
 /// Largest pause between such retries.

@@ -105,8 +105,8 @@ pub const PARTITION_WCU_PER_S_MAX: u32 = 1_000;
 pub const TOP_INDEX_RESOURCE: &str = "questions/index/top";
 pub const QUEUE_RESOURCE: &str = "queue";
 
-/// Exactly the DynamoDB actions the ingest role's adapter calls: events (create, read, and
-/// the stored retention: read, stored if missing), the ledger (append: conditional puts
+/// Exactly the DynamoDB actions the ingest role's adapter calls: events (create, read with
+/// the event's layout, and the stored retention: read, stored if missing), the ledger (append: conditional puts
 /// only, so no record is ever overwritten), the projection (does a question exist, the
 /// event's list).
 pub const IAM_INGEST: &[(&str, &str)] = &[
@@ -119,7 +119,7 @@ pub const IAM_INGEST: &[(&str, &str)] = &[
 ];
 
 /// Exactly the DynamoDB actions the query role's adapter calls (the `events` read includes
-/// the stored retention, read at start).
+/// the stored retention, read at start, and an event's layout for a guest's own view).
 pub const IAM_QUERY: &[(&str, &str)] = &[
     ("dynamodb:GetItem", EVENTS_TABLE),
     ("dynamodb:GetItem", QUESTIONS_TABLE),
@@ -132,14 +132,18 @@ pub const IAM_QUERY: &[(&str, &str)] = &[
 ];
 
 /// Exactly the DynamoDB and SQS actions the aggregator's adapter calls (the Lambda's SQS
-/// actions are those the event source mapping needs to receive and delete its batches). It
-/// reads the stored retention from `events` at start and never writes that table.
+/// actions are those the event source mapping needs to receive and delete its batches, and
+/// the send of throttled messages back to the queue). It reads the stored retention and each
+/// event's layout from `events` and never writes that table; it adds to counter shards
+/// (`UpdateItem` on `voters`, in the voter transactions).
 pub const IAM_AGGREGATOR: &[(&str, &str)] = &[
     ("dynamodb:GetItem", EVENTS_TABLE),
     ("dynamodb:BatchGetItem", VOTERS_TABLE),
     ("dynamodb:PutItem", VOTERS_TABLE),
+    ("dynamodb:UpdateItem", VOTERS_TABLE),
     ("dynamodb:UpdateItem", QUESTIONS_TABLE),
     ("sqs:ReceiveMessage", QUEUE_RESOURCE),
     ("sqs:DeleteMessage", QUEUE_RESOURCE),
     ("sqs:GetQueueAttributes", QUEUE_RESOURCE),
+    ("sqs:SendMessage", QUEUE_RESOURCE),
 ];
