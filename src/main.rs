@@ -444,12 +444,34 @@ async fn replay(store: &Store, event: Option<EventId>, repair: bool) -> anyhow::
         };
         println!("drift {}: projection {} | ledger {}", d.question, show(&d.stored), show(&d.folded));
     }
-    if report.drift.is_empty() {
+    for d in &report.event_drift {
+        let show = |e: &Option<ledger::EventState>| match e {
+            Some(e) => {
+                let s = e.settings();
+                format!(
+                    "title {:?} moderation {} asking {} blocked words {} co-hosts {} valid of {}",
+                    s.title.unwrap_or_default(),
+                    s.moderation.as_str(),
+                    s.asking.as_str(),
+                    s.blocked_words.len(),
+                    e.cohosts.values().filter(|v| **v).count(),
+                    e.cohosts.len()
+                )
+            }
+            None => "absent".into(),
+        };
+        println!("drift of event {}: projection {} | ledger {}", d.event, show(&d.stored), show(&d.folded));
+    }
+    if report.drift.is_empty() && report.event_drift.is_empty() {
         println!("no drift");
     } else if report.repaired {
-        println!("repaired {} questions", report.drift.len());
+        println!("repaired {} questions and {} events", report.drift.len(), report.event_drift.len());
     } else {
-        println!("{} questions drifted (run with --repair to rewrite the projection)", report.drift.len());
+        println!(
+            "{} questions and {} events drifted (run with --repair to rewrite the projection)",
+            report.drift.len(),
+            report.event_drift.len()
+        );
         return Ok(false);
     }
     Ok(true)

@@ -7,7 +7,7 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 use ledger::limits::SCAN_PAGE_RECORDS_MAX;
 use ledger::ports::{LedgerStore, ProjectionStore, Replacement, StoreResult};
-use ledger::{EventId, Projection, QuestionId, QuestionState};
+use ledger::{EventId, EventState, Projection, QuestionId, QuestionState};
 
 /// One question whose stored state differs from the fold's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,11 +17,21 @@ pub struct Drift {
     pub folded: Option<QuestionState>,
 }
 
+/// One event whose own stored state (settings, co-host links) differs from the fold's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventDrift {
+    pub event: EventId,
+    pub stored: Option<EventState>,
+    pub folded: Option<EventState>,
+}
+
 #[derive(Debug, Clone)]
 pub struct ReplayReport {
     pub records: u64,
     pub questions: usize,
     pub drift: Vec<Drift>,
+    /// Events whose settings or co-host links drifted.
+    pub event_drift: Vec<EventDrift>,
     pub repaired: bool,
     pub fold_seconds: f64,
 }
@@ -134,10 +144,28 @@ pub async fn reconcile(
     let mut stored = projection.questions(event).await?;
     stored.sort_by_key(|q| q.standing.id);
     let drift = compare(&stored, &folded_sorted);
-    let repaired = repair && !drift.is_empty();
+    let folded_events: Vec<EventState> =
+        folded.events().filter(|e| event.is_none_or(|scope| e.event == scope)).cloned().collect();
+    let event_drift = compare_events(&projection.event_states(event).await?, &folded_events);
+    let repaired = repair && !(drift.is_empty() && event_drift.is_empty());
     if repaired {
         let voters: Vec<_> = folded.voters().collect();
-        projection.replace(&Replacement::new(event, &folded_sorted, &voters)?).await?;
+        let replacement = Replacement::new(event, &folded_sorted, &voters)?.with_events(&folded_events)?;
+        projection.replace(&replacement).await?;
     }
-    Ok(ReplayReport { records, questions: folded_sorted.len(), drift, repaired, fold_seconds })
+    Ok(ReplayReport { records, questions: folded_sorted.len(), drift, event_drift, repaired, fold_seconds })
+}
+
+/// The events whose stored own state differs from the fold's (either side may lack one).
+pub fn compare_events(stored: &[EventState], folded: &[EventState]) -> Vec<EventDrift> {
+    let stored: std::collections::BTreeMap<EventId, &EventState> = stored.iter().map(|e| (e.event, e)).collect();
+    let folded: std::collections::BTreeMap<EventId, &EventState> = folded.iter().map(|e| (e.event, e)).collect();
+    let events: std::collections::BTreeSet<EventId> = stored.keys().chain(folded.keys()).copied().collect();
+    events
+        .into_iter()
+        .filter_map(|event| {
+            let (s, f) = (stored.get(&event).copied(), folded.get(&event).copied());
+            (s != f).then(|| EventDrift { event, stored: s.cloned(), folded: f.cloned() })
+        })
+        .collect()
 }

@@ -313,6 +313,16 @@ pub async fn inspect(
             RecordBody::Voted { voter, up } => format!("voter {voter} votes {}", if *up { "up" } else { "down" }),
             RecordBody::Answered { on } => format!("host marks {}answered", if *on { "" } else { "not " }),
             RecordBody::Hidden { on } => format!("host {}", if *on { "hides it" } else { "unhides it" }),
+            RecordBody::Approved { on } => {
+                format!("host {}", if *on { "approves it" } else { "holds it for review" })
+            }
+            RecordBody::Spotlight { on } => {
+                format!("host {} the spotlight", if *on { "puts it in" } else { "takes it out of" })
+            }
+            RecordBody::Replied { text } if text.is_empty() => "host removes the written answer".into(),
+            RecordBody::Replied { text } => format!("host answers in writing: {text:?}"),
+            // The event's own records never name a question (`inspect` reads one question's).
+            other => format!("event record {}", other.kind()),
         };
         let votes = fold.question(question).map_or(0, |q| q.standing.votes);
         writeln!(out, "{}  {}  [{}]  {what}  -> votes {votes}", time_of(r.id.timestamp_ms()), r.id, r.region)?;
@@ -320,10 +330,12 @@ pub async fn inspect(
     let folded = fold.question(question).map(|q| q.standing);
     writeln!(
         out,
-        "stored projection: votes {}, answered {}, hidden {}",
+        "stored projection: votes {}, answered {}, hidden {}, waiting for review {}, spotlight stamp {}",
         stored.votes,
         stored.answered_at().is_some(),
-        stored.is_hidden()
+        stored.is_hidden(),
+        stored.is_pending(),
+        stored.spotlight.map_or("none".to_owned(), |s| format!("{} at {}", if s.value { "on" } else { "off" }, s.at))
     )?;
     let agrees = folded == Some(stored);
     writeln!(

@@ -1,9 +1,13 @@
 //! The fold: the one definition of what a set of records means (design §3).
 //!
 //! Per question, `votes` is the number of voters whose latest `asked`/`vote` record is up,
-//! and `answered`/`hidden` are the value of their latest record (last writer wins by record
-//! id). Both rules only ever keep the maximum record id, so the fold is a join-semilattice:
-//! any order, duplication or interleaving of the same records gives the same projection.
+//! and `answered`/`hidden`/`approved`/`spotlight`/`reply` are the value of their latest
+//! record (last writer wins by record id). Per event, each setting is the value of its
+//! latest record, and a co-host link is valid once minted until revoked (a revocation wins
+//! whatever the order). Every rule only keeps a maximum (a record id, or "revoked"), so the
+//! fold is a join-semilattice: any order, duplication or interleaving of the same records
+//! gives the same projection. Which question is in the spotlight is derived from the
+//! stamps at read time (`rank::spotlight_of`), so it needs no rule of its own here.
 //!
 //! Two users share the rules below, so they cannot drift apart:
 //! - [`Projection`], the pure in-memory fold (replay, tests, the reference);
@@ -16,7 +20,8 @@ use std::collections::BTreeMap;
 use rustc_hash::FxHashMap;
 
 use crate::ids::{EventId, QuestionId, RecordId, VoterId};
-use crate::record::{Record, RecordBody};
+use crate::record::{Asking, Moderation, Record, RecordBody};
+use crate::secret::{secret_matches, SecretHash};
 
 /// A value with the id of the record that set it; the higher id wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +64,14 @@ pub fn lww<T: Copy>(current: Option<Stamped<T>>, incoming: Stamped<T>) -> Option
     }
 }
 
+/// [`lww`] for values that are not `Copy` (texts, word lists): keeps `incoming` in `slot`
+/// if it is newer than what the slot holds.
+pub fn lww_into<T: Clone>(slot: &mut Option<Stamped<T>>, incoming: &Stamped<T>) {
+    if slot.as_ref().is_none_or(|held| held.at < incoming.at) {
+        *slot = Some(incoming.clone());
+    }
+}
+
 /// The immutable part of a question, from its `asked` record. Ingest mints a fresh question
 /// id for every ask, so all `asked` records of one question (duplicates, replicas) carry the
 /// same text: keeping whichever arrives first is order-independent.
@@ -70,8 +83,9 @@ pub struct AskedView {
     pub asker: VoterId,
 }
 
-/// Where a question stands: its votes and the moderation flags (answered, hidden) with the
-/// record that set each, what the `top` index holds and the ranking reads.
+/// Where a question stands: its votes and the moderation flags (answered, hidden,
+/// approved, spotlight) with the record that set each, what the `top` index holds and the
+/// ranking reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuestionStanding {
     pub id: QuestionId,
@@ -79,15 +93,23 @@ pub struct QuestionStanding {
     pub votes: u64,
     pub answered: Option<Stamped<bool>>,
     pub hidden: Option<Stamped<bool>>,
+    /// `off` while the question waits for review; none (or `on`) means approved.
+    pub approved: Option<Stamped<bool>>,
+    pub spotlight: Option<Stamped<bool>>,
 }
 
 impl QuestionStanding {
     pub fn new(id: QuestionId, event: EventId) -> Self {
-        Self { id, event, votes: 0, answered: None, hidden: None }
+        Self { id, event, votes: 0, answered: None, hidden: None, approved: None, spotlight: None }
     }
 
     pub fn is_hidden(&self) -> bool {
         self.hidden.is_some_and(|h| h.value)
+    }
+
+    /// Whether the question waits for the host's review (shown only to hosts and its asker).
+    pub fn is_pending(&self) -> bool {
+        self.approved.is_some_and(|a| !a.value)
     }
 
     /// When the question was (last) marked answered, if it currently is.
@@ -109,6 +131,117 @@ pub struct QuestionState {
     pub standing: QuestionStanding,
     /// `None` until the `asked` record arrives (a vote may come first).
     pub asked: Option<AskedView>,
+    /// The host's latest written answer (an empty text: removed).
+    pub reply: Option<Stamped<String>>,
+}
+
+impl QuestionState {
+    pub fn new(id: QuestionId, event: EventId) -> Self {
+        Self { standing: QuestionStanding::new(id, event), asked: None, reply: None }
+    }
+
+    /// The written answer to show, if any.
+    pub fn reply_text(&self) -> Option<&str> {
+        self.reply.as_ref().map(|r| r.value.as_str()).filter(|t| !t.is_empty())
+    }
+}
+
+/// An event's settings as the API shows them (defaults where nothing was set).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub title: Option<String>,
+    pub moderation: Moderation,
+    pub asking: Asking,
+    pub blocked_words: Vec<String>,
+}
+
+/// Everything the fold knows about an event from its own records: each setting with the
+/// record that set it, and its co-host links. Also the shape of an event's part of a
+/// [`ProjectionChange`]: an adapter stores it by [`EventState::merge`]'s rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventState {
+    pub event: EventId,
+    pub title: Option<Stamped<String>>,
+    pub moderation: Option<Stamped<Moderation>>,
+    pub asking: Option<Stamped<Asking>>,
+    pub blocked_words: Option<Stamped<Vec<String>>>,
+    /// Co-host links by their secret's hash: `true` while valid, `false` once revoked.
+    pub cohosts: BTreeMap<SecretHash, bool>,
+}
+
+impl EventState {
+    pub fn new(event: EventId) -> Self {
+        Self { event, title: None, moderation: None, asking: None, blocked_words: None, cohosts: BTreeMap::new() }
+    }
+
+    /// Folds one of the event's own records in; other kinds change nothing.
+    pub fn apply(&mut self, id: RecordId, body: &RecordBody) {
+        match body {
+            RecordBody::Titled { title } => lww_into(&mut self.title, &Stamped { value: title.clone(), at: id }),
+            RecordBody::ModerationSet { moderation } => {
+                lww_into(&mut self.moderation, &Stamped { value: *moderation, at: id })
+            }
+            RecordBody::AskingSet { asking } => lww_into(&mut self.asking, &Stamped { value: *asking, at: id }),
+            RecordBody::BlockedWordsSet { words } => {
+                lww_into(&mut self.blocked_words, &Stamped { value: words.clone(), at: id })
+            }
+            RecordBody::CohostMinted { secret_hash } => {
+                self.cohosts.entry(*secret_hash).or_insert(true);
+            }
+            RecordBody::CohostRevoked { secret_hash } => {
+                self.cohosts.insert(*secret_hash, false);
+            }
+            _ => {}
+        }
+    }
+
+    /// Joins another state of the same event in: the newer value of each setting, every
+    /// co-host link, revoked if either side revoked it.
+    pub fn merge(&mut self, other: &EventState) {
+        if let Some(t) = &other.title {
+            lww_into(&mut self.title, t);
+        }
+        if let Some(m) = &other.moderation {
+            lww_into(&mut self.moderation, m);
+        }
+        if let Some(a) = &other.asking {
+            lww_into(&mut self.asking, a);
+        }
+        if let Some(w) = &other.blocked_words {
+            lww_into(&mut self.blocked_words, w);
+        }
+        for (hash, valid) in &other.cohosts {
+            let held = self.cohosts.entry(*hash).or_insert(*valid);
+            *held &= *valid;
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings {
+            title: self.title.as_ref().map(|t| t.value.clone()).filter(|t| !t.is_empty()),
+            moderation: self.moderation.map(|m| m.value).unwrap_or_default(),
+            asking: self.asking.map(|a| a.value).unwrap_or_default(),
+            blocked_words: self.blocked_words.as_ref().map(|w| w.value.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// Whether `secret` is a valid co-host link of this event. Every valid link's hash is
+    /// compared, each in constant time, so the answer's timing does not tell which differs.
+    pub fn cohost_matches(&self, secret: &str) -> bool {
+        self.cohosts
+            .iter()
+            .filter(|(_, valid)| **valid)
+            .fold(false, |found, (hash, _)| found | secret_matches(secret, hash))
+    }
+
+    /// Whether it holds nothing (no record of the event's own folded yet).
+    pub fn is_empty(&self) -> bool {
+        self.title.is_none()
+            && self.moderation.is_none()
+            && self.asking.is_none()
+            && self.blocked_words.is_none()
+            && self.cohosts.is_empty()
+    }
 }
 
 /// How many partitions voter states are spread over. Replaying a large ledger is bound by
@@ -131,11 +264,16 @@ pub type VoterStates = FxHashMap<(QuestionId, VoterId), VoterState>;
 pub struct Projection {
     questions: FxHashMap<QuestionId, QuestionState>,
     voters: Vec<VoterStates>,
+    events: BTreeMap<EventId, EventState>,
 }
 
 impl Default for Projection {
     fn default() -> Self {
-        Self { questions: FxHashMap::default(), voters: vec![VoterStates::default(); VOTER_PARTITIONS] }
+        Self {
+            questions: FxHashMap::default(),
+            voters: vec![VoterStates::default(); VOTER_PARTITIONS],
+            events: BTreeMap::new(),
+        }
     }
 }
 
@@ -161,6 +299,7 @@ impl Projection {
             voters: (0..VOTER_PARTITIONS)
                 .map(|_| VoterStates::with_capacity_and_hasher(per_partition, Default::default()))
                 .collect(),
+            events: BTreeMap::new(),
         }
     }
 
@@ -169,10 +308,8 @@ impl Projection {
         questions: &'q mut FxHashMap<QuestionId, QuestionState>,
         record: &Record,
     ) -> &'q mut QuestionState {
-        let question = questions.entry(record.question).or_insert_with(|| QuestionState {
-            standing: QuestionStanding::new(record.question, record.event),
-            asked: None,
-        });
+        let question =
+            questions.entry(record.question).or_insert_with(|| QuestionState::new(record.question, record.event));
         debug_assert_eq!(
             question.standing.event, record.event,
             "record {} names another event for question {}",
@@ -205,6 +342,24 @@ impl Projection {
                 }
                 return None;
             }
+            RecordBody::Approved { on } => {
+                if let Some(next) = lww(question.standing.approved, Stamped { value: *on, at: record.id }) {
+                    question.standing.approved = Some(next);
+                }
+                return None;
+            }
+            RecordBody::Spotlight { on } => {
+                if let Some(next) = lww(question.standing.spotlight, Stamped { value: *on, at: record.id }) {
+                    question.standing.spotlight = Some(next);
+                }
+                return None;
+            }
+            RecordBody::Replied { text } => {
+                lww_into(&mut question.reply, &Stamped { value: text.clone(), at: record.id });
+                return None;
+            }
+            // The event's own records never reach a question (see `apply`).
+            _ => return None,
         };
         Some(PendingVote { question: record.question, voter, state: VoterState { up, rec: record.id } })
     }
@@ -228,6 +383,13 @@ impl Projection {
     }
 
     pub fn apply(&mut self, record: &Record) {
+        if record.body.is_event_level() {
+            self.events
+                .entry(record.event)
+                .or_insert_with(|| EventState::new(record.event))
+                .apply(record.id, &record.body);
+            return;
+        }
         let question = Self::question_mut(&mut self.questions, record);
         if let Some(vote) = Self::apply_non_vote(question, record) {
             let delta = Self::apply_vote(&mut self.voters[voter_partition(vote.question, vote.voter)], vote);
@@ -252,6 +414,17 @@ impl Projection {
         self.voters[voter_partition(question, voter)].get(&(question, voter)).copied()
     }
 
+    /// What the event's own records say (settings, co-host links), if any arrived.
+    pub fn event(&self, id: EventId) -> Option<&EventState> {
+        self.events.get(&id)
+    }
+
+    /// Every event that has records of its own, in id order.
+    pub fn events(&self) -> impl Iterator<Item = &EventState> {
+        self.events.values()
+    }
+
+    /// How many questions it holds.
     pub fn len(&self) -> usize {
         self.questions.len()
     }
@@ -274,11 +447,14 @@ impl Projection {
 pub struct BatchPlan {
     pub questions: BTreeMap<QuestionId, QuestionChange>,
     pub votes: BTreeMap<(QuestionId, VoterId), VoterState>,
+    /// The events' own records, folded per event.
+    pub events: BTreeMap<EventId, EventState>,
 }
 
 /// One question's part of a change. Adapters apply it as: create the question if missing
 /// (with `event`), fill `asked` if not yet known, add `votes_delta`, and set `answered` /
-/// `hidden` only where the stored stamp is older (the [`lww`] rule, as a condition).
+/// `hidden` / `approved` / `spotlight` / `reply` only where the stored stamp is older (the
+/// [`lww`] rule, as a condition).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuestionChange {
     pub question: QuestionId,
@@ -287,6 +463,9 @@ pub struct QuestionChange {
     pub votes_delta: i64,
     pub answered: Option<Stamped<bool>>,
     pub hidden: Option<Stamped<bool>>,
+    pub approved: Option<Stamped<bool>>,
+    pub spotlight: Option<Stamped<bool>>,
+    pub reply: Option<Stamped<String>>,
 }
 
 /// One voter's part of a change, to be written only if the stored state's record id is
@@ -308,11 +487,13 @@ pub struct VoterChange {
 pub struct ProjectionChange {
     pub questions: Vec<QuestionChange>,
     pub voters: Vec<VoterChange>,
+    /// The events' own parts, each stored by [`EventState::merge`] with what is stored.
+    pub events: Vec<EventState>,
 }
 
 impl ProjectionChange {
     pub fn is_empty(&self) -> bool {
-        self.questions.is_empty() && self.voters.is_empty()
+        self.questions.is_empty() && self.voters.is_empty() && self.events.is_empty()
     }
 }
 
@@ -320,6 +501,13 @@ impl BatchPlan {
     pub fn from_records<'a>(records: impl IntoIterator<Item = &'a Record>) -> Self {
         let mut plan = BatchPlan::default();
         for record in records {
+            if record.body.is_event_level() {
+                plan.events
+                    .entry(record.event)
+                    .or_insert_with(|| EventState::new(record.event))
+                    .apply(record.id, &record.body);
+                continue;
+            }
             let q = plan.questions.entry(record.question).or_insert_with(|| QuestionChange {
                 question: record.question,
                 event: record.event,
@@ -327,6 +515,9 @@ impl BatchPlan {
                 votes_delta: 0,
                 answered: None,
                 hidden: None,
+                approved: None,
+                spotlight: None,
+                reply: None,
             });
             let vote = match &record.body {
                 RecordBody::Asked(asked) => {
@@ -350,6 +541,24 @@ impl BatchPlan {
                     }
                     None
                 }
+                RecordBody::Approved { on } => {
+                    if let Some(next) = lww(q.approved, Stamped { value: *on, at: record.id }) {
+                        q.approved = Some(next);
+                    }
+                    None
+                }
+                RecordBody::Spotlight { on } => {
+                    if let Some(next) = lww(q.spotlight, Stamped { value: *on, at: record.id }) {
+                        q.spotlight = Some(next);
+                    }
+                    None
+                }
+                RecordBody::Replied { text } => {
+                    lww_into(&mut q.reply, &Stamped { value: text.clone(), at: record.id });
+                    None
+                }
+                // Event-level kinds were taken above.
+                _ => None,
             };
             if let Some((voter, up)) = vote {
                 let incoming = VoterState { up, rec: record.id };
@@ -387,7 +596,11 @@ impl BatchPlan {
                 }
             }
         }
-        ProjectionChange { questions: questions.into_values().collect(), voters }
+        ProjectionChange {
+            questions: questions.into_values().collect(),
+            voters,
+            events: self.events.values().cloned().collect(),
+        }
     }
 }
 

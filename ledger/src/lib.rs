@@ -17,9 +17,9 @@ pub mod rules;
 pub mod secret;
 
 pub use fold::{
-    lww, vote_transition, AskedView, BatchPlan, Projection, ProjectionChange, QuestionChange, QuestionStanding,
-    QuestionState, Stamped, VoterChange, VoterState, VoterStates,
+    lww, lww_into, vote_transition, AskedView, BatchPlan, EventState, Projection, ProjectionChange, QuestionChange,
+    QuestionStanding, QuestionState, Settings, Stamped, VoterChange, VoterState, VoterStates,
 };
 pub use ids::{EventId, IdError, QuestionId, RecordId, VoterId};
-pub use record::{Asked, Record, RecordBody};
+pub use record::{event_subject, Asked, Asking, Moderation, Record, RecordBody};
 pub use retention::Retention;

@@ -27,3 +27,16 @@ pub const RECORD_FUTURE_SKEW_MS_MAX: u64 = 5 * 60 * 1_000;
 pub const TIMELINE_STEP_S_MIN: u64 = 10;
 /// Most points a timeline holds; past it the server picks a larger step.
 pub const TIMELINE_POINTS_MAX: u64 = 1_000;
+/// Longest event title, in characters (after trimming).
+pub const EVENT_TITLE_CHARS_MAX: usize = 120;
+/// Longest written answer, in characters (after trimming).
+pub const REPLY_CHARS_MAX: usize = 1_000;
+/// Most blocked words an event may have.
+pub const BLOCKED_WORDS_MAX: usize = 100;
+/// Longest blocked word (or phrase), in characters (after trimming).
+pub const BLOCKED_WORD_CHARS_MAX: usize = 50;
+/// Largest body of the host's text routes (settings, replies): a reply of
+/// [`REPLY_CHARS_MAX`] characters of up to 4 UTF-8 bytes each, JSON-escaped, fits.
+pub const HOST_TEXT_BODY_BYTES_MAX: usize = 16 * 1024;
+/// Most co-host links an event may have had (valid or revoked).
+pub const COHOSTS_PER_EVENT_MAX: usize = 20;

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{EventId, QuestionId, RecordId, VoterId};
-use crate::record::{Asked, Record, RecordBody};
+use crate::record::{Asked, Asking, Moderation, Record, RecordBody};
 use crate::secret::SecretHash;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +26,21 @@ pub struct RecordLine {
     pub up: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on: Option<bool>,
+    /// `title`: the event's title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// `moderation`: `off` or `pre-approve`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moderation: Option<String>,
+    /// `asking`: `open` or `closed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asking: Option<String>,
+    /// `blocked_words`: the list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub words: Option<Vec<String>>,
+    /// `cohost_minted` / `cohost_revoked`: the link secret's SHA-256, 64 hex digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,6 +53,8 @@ pub enum LineError {
     UnknownKind { id: RecordId, kind: String },
     #[error("event {event}: `secret_hash` is not 64 hex digits")]
     BadSecretHash { event: EventId },
+    #[error("record {id}: `{field}` is not one of its values")]
+    BadValue { id: RecordId, field: &'static str },
 }
 
 impl From<&Record> for RecordLine {
@@ -53,6 +70,11 @@ impl From<&Record> for RecordLine {
             voter: None,
             up: None,
             on: None,
+            title: None,
+            moderation: None,
+            asking: None,
+            words: None,
+            secret_hash: None,
         };
         match &r.body {
             RecordBody::Asked(a) => {
@@ -64,7 +86,18 @@ impl From<&Record> for RecordLine {
                 line.voter = Some(*voter);
                 line.up = Some(*up);
             }
-            RecordBody::Answered { on } | RecordBody::Hidden { on } => line.on = Some(*on),
+            RecordBody::Answered { on }
+            | RecordBody::Hidden { on }
+            | RecordBody::Approved { on }
+            | RecordBody::Spotlight { on } => line.on = Some(*on),
+            RecordBody::Replied { text } => line.text = Some(text.clone()),
+            RecordBody::Titled { title } => line.title = Some(title.clone()),
+            RecordBody::ModerationSet { moderation } => line.moderation = Some(moderation.as_str().to_owned()),
+            RecordBody::AskingSet { asking } => line.asking = Some(asking.as_str().to_owned()),
+            RecordBody::BlockedWordsSet { words } => line.words = Some(words.clone()),
+            RecordBody::CohostMinted { secret_hash } | RecordBody::CohostRevoked { secret_hash } => {
+                line.secret_hash = Some(hex(secret_hash))
+            }
         }
         line
     }
@@ -87,6 +120,31 @@ impl TryFrom<RecordLine> for Record {
             },
             "answered" => RecordBody::Answered { on: l.on.ok_or_else(|| missing("on"))? },
             "hidden" => RecordBody::Hidden { on: l.on.ok_or_else(|| missing("on"))? },
+            "approved" => RecordBody::Approved { on: l.on.ok_or_else(|| missing("on"))? },
+            "spotlight" => RecordBody::Spotlight { on: l.on.ok_or_else(|| missing("on"))? },
+            "reply" => RecordBody::Replied { text: l.text.clone().ok_or_else(|| missing("text"))? },
+            "title" => RecordBody::Titled { title: l.title.clone().ok_or_else(|| missing("title"))? },
+            "moderation" => {
+                let value = l.moderation.as_deref().ok_or_else(|| missing("moderation"))?;
+                let moderation =
+                    Moderation::parse(value).ok_or(LineError::BadValue { id: l.id, field: "moderation" })?;
+                RecordBody::ModerationSet { moderation }
+            }
+            "asking" => {
+                let value = l.asking.as_deref().ok_or_else(|| missing("asking"))?;
+                let asking = Asking::parse(value).ok_or(LineError::BadValue { id: l.id, field: "asking" })?;
+                RecordBody::AskingSet { asking }
+            }
+            "blocked_words" => RecordBody::BlockedWordsSet { words: l.words.clone().ok_or_else(|| missing("words"))? },
+            "cohost_minted" | "cohost_revoked" => {
+                let value = l.secret_hash.as_deref().ok_or_else(|| missing("secret_hash"))?;
+                let secret_hash = parse_hash(value).ok_or(LineError::BadValue { id: l.id, field: "secret_hash" })?;
+                if l.kind == "cohost_minted" {
+                    RecordBody::CohostMinted { secret_hash }
+                } else {
+                    RecordBody::CohostRevoked { secret_hash }
+                }
+            }
             _ => return Err(LineError::UnknownKind { id: l.id, kind: l.kind }),
         };
         Ok(Record { id: l.id, event: l.event, question: l.question, region: l.region, body })
@@ -128,10 +186,13 @@ pub fn parse_any(line: &str) -> Result<Line, LineError> {
     Ok(Line::Event { event: e.event, secret_hash })
 }
 
+fn hex(hash: &SecretHash) -> String {
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Renders an event line (without the newline).
 pub fn event_line(event: EventId, secret_hash: &SecretHash) -> String {
-    let hex: String = secret_hash.iter().map(|b| format!("{b:02x}")).collect();
-    let line = EventLine { kind: "event".into(), event, secret_hash: hex };
+    let line = EventLine { kind: "event".into(), event, secret_hash: hex(secret_hash) };
     // Strings and an id only: serializing cannot fail.
     serde_json::to_string(&line).unwrap_or_default()
 }
@@ -179,10 +240,32 @@ mod tests {
             RecordBody::Voted { voter, up: false },
             RecordBody::Answered { on: true },
             RecordBody::Hidden { on: false },
+            RecordBody::Approved { on: false },
+            RecordBody::Spotlight { on: true },
+            RecordBody::Replied { text: "Yes — soon.".into() },
+            RecordBody::Titled { title: "Town hall".into() },
+            RecordBody::ModerationSet { moderation: Moderation::PreApprove },
+            RecordBody::ModerationSet { moderation: Moderation::Off },
+            RecordBody::AskingSet { asking: Asking::Closed },
+            RecordBody::AskingSet { asking: Asking::Open },
+            RecordBody::BlockedWordsSet { words: vec!["spam".into(), "buy now".into()] },
+            RecordBody::CohostMinted { secret_hash: crate::secret::hash_secret("a") },
+            RecordBody::CohostRevoked { secret_hash: crate::secret::hash_secret("b") },
         ] {
+            let kind = body.kind();
             let r = base(body);
-            assert_eq!(parse_line(&to_line(&r)), Ok(r));
+            let line = to_line(&r);
+            assert!(line.contains(&format!(r#""kind":"{kind}""#)), "{line}");
+            assert_eq!(parse_line(&line), Ok(r));
         }
+        let mut bad = RecordLine::from(&base(RecordBody::AskingSet { asking: Asking::Closed }));
+        bad.asking = Some("ajar".into());
+        let s = serde_json::to_string(&bad).unwrap();
+        assert!(matches!(parse_line(&s), Err(LineError::BadValue { field: "asking", .. })));
+        let mut bad = RecordLine::from(&base(RecordBody::CohostMinted { secret_hash: [0; 32] }));
+        bad.secret_hash = Some("00".into());
+        let s = serde_json::to_string(&bad).unwrap();
+        assert!(matches!(parse_line(&s), Err(LineError::BadValue { field: "secret_hash", .. })));
         assert!(matches!(parse_line("{}"), Err(LineError::Json(_))));
         let mut l = RecordLine::from(&base(RecordBody::Hidden { on: true }));
         l.on = None;

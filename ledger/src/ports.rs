@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 
-use crate::fold::{BatchPlan, ProjectionChange, QuestionStanding, QuestionState, VoterState, VoterStates};
+use crate::fold::{BatchPlan, EventState, ProjectionChange, QuestionStanding, QuestionState, VoterState, VoterStates};
 use crate::ids::{EventId, QuestionId, VoterId};
 use crate::record::Record;
 use crate::secret::SecretHash;
@@ -166,6 +166,12 @@ pub trait ProjectionStore: Send + Sync {
     async fn questions(&self, event: Option<EventId>) -> StoreResult<Vec<QuestionState>>;
     /// Replaces the projection (or one event's part of it) with a fold's result.
     async fn replace(&self, replacement: &Replacement<'_>) -> StoreResult<()>;
+    /// Every event's own state the projection holds (or one event's), for replay; events
+    /// without settings or co-host links are absent. The default is for stores that keep none.
+    async fn event_states(&self, event: Option<EventId>) -> StoreResult<Vec<EventState>> {
+        let _ = event;
+        Ok(Vec::new())
+    }
 }
 
 /// One voter's own part of an event (see [`ProjectionReader::voter_view`]), each list in
@@ -184,6 +190,7 @@ pub struct Replacement<'a> {
     event: Option<EventId>,
     questions: &'a [QuestionState],
     voters: &'a [((QuestionId, VoterId), VoterState)],
+    events: &'a [EventState],
 }
 
 impl<'a> Replacement<'a> {
@@ -196,7 +203,21 @@ impl<'a> Replacement<'a> {
         voters: &'a [((QuestionId, VoterId), VoterState)],
     ) -> StoreResult<Self> {
         crate::rules::check_replacement(event, questions, voters)?;
-        Ok(Self { event, questions, voters })
+        Ok(Self { event, questions, voters, events: &[] })
+    }
+
+    /// The same replacement, also replacing the events' own states (settings, co-host
+    /// links) in its scope; refused if one is of another event.
+    pub fn with_events(self, events: &'a [EventState]) -> StoreResult<Self> {
+        if let (Some(scope), Some(other)) = (self.event, events.iter().find(|e| Some(e.event) != self.event)) {
+            return Err(StoreError::Rejected(format!("event state of {} in the replacement of {scope}", other.event)));
+        }
+        Ok(Self { events, ..self })
+    }
+
+    /// The events' own states to write (an empty slice removes those in scope).
+    pub fn events(&self) -> &'a [EventState] {
+        self.events
     }
 
     /// The event whose part is replaced (`None`: the whole projection).
@@ -224,6 +245,16 @@ pub trait ProjectionReader: Send + Sync {
     /// What one voter did in one event, as the projection holds it: the questions they asked
     /// and those they vote up (a guest's own view, `GET /api/event/{eid}/mine`). Both adapters
     /// answer it; the default is for stand-ins that keep no voter states.
+    /// The event's own state: its settings and co-host links (empty when it has none). The
+    /// default is for stand-ins that keep none.
+    async fn event_state(&self, event: EventId) -> StoreResult<EventState> {
+        Ok(EventState::new(event))
+    }
+    /// The written answers of an event's questions (an empty answer is none).
+    async fn replies(&self, event: EventId) -> StoreResult<Vec<(QuestionId, String)>> {
+        let _ = event;
+        Ok(Vec::new())
+    }
     async fn voter_view(&self, event: EventId, voter: VoterId) -> StoreResult<VoterView> {
         let _ = (event, voter);
         Err(StoreError::Unavailable("this store keeps no voter states".into()))

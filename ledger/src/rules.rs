@@ -6,10 +6,11 @@
 use crate::fold::{QuestionState, VoterState};
 use crate::ids::{EventId, QuestionId, VoterId};
 use crate::limits::{
-    ASKER_NAME_CHARS_MAX, QUESTION_TEXT_CHARS_MAX, QUESTION_WORDS_MIN, RECORD_FUTURE_SKEW_MS_MAX, REGION_CHARS_MAX,
+    ASKER_NAME_CHARS_MAX, BLOCKED_WORDS_MAX, BLOCKED_WORD_CHARS_MAX, EVENT_TITLE_CHARS_MAX, QUESTION_TEXT_CHARS_MAX,
+    QUESTION_WORDS_MIN, RECORD_FUTURE_SKEW_MS_MAX, REGION_CHARS_MAX, REPLY_CHARS_MAX,
 };
 use crate::ports::StoreError;
-use crate::record::{Record, RecordBody};
+use crate::record::{event_subject, Record, RecordBody};
 
 /// Why a record (or the text of one) is refused. The messages are the API's 400 reasons.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,6 +33,16 @@ pub enum RuleError {
     BeforeItsEvent { id: String },
     #[error("an asked record is newer than its question id")]
     AskedBeforeQuestion,
+    #[error("a title may have at most {EVENT_TITLE_CHARS_MAX} characters")]
+    TitleTooLong,
+    #[error("a written answer may have at most {REPLY_CHARS_MAX} characters")]
+    ReplyTooLong,
+    #[error("at most {BLOCKED_WORDS_MAX} blocked words, each 1 to {BLOCKED_WORD_CHARS_MAX} characters")]
+    BadBlockedWords,
+    #[error("a record of the event itself names the event as its question, and only such a record does")]
+    WrongSubject,
+    #[error("a title, an answer and blocked words are stored trimmed, and blocked words in lowercase")]
+    SettingNotNormalized,
 }
 
 /// The stored form of a question: trimmed, at least [`QUESTION_WORDS_MIN`] words, at most
@@ -54,6 +65,63 @@ pub fn asker_name(raw: Option<&str>) -> Result<Option<String>, RuleError> {
         return Err(RuleError::NameTooLong);
     }
     Ok(who.map(str::to_owned))
+}
+
+/// The stored form of an event title: trimmed, at most [`EVENT_TITLE_CHARS_MAX`]
+/// characters; empty means no title.
+pub fn event_title(raw: &str) -> Result<String, RuleError> {
+    let title = raw.trim();
+    if title.chars().count() > EVENT_TITLE_CHARS_MAX {
+        return Err(RuleError::TitleTooLong);
+    }
+    Ok(title.to_owned())
+}
+
+/// The stored form of a written answer: trimmed, at most [`REPLY_CHARS_MAX`] characters;
+/// empty removes the answer.
+pub fn reply_text(raw: &str) -> Result<String, RuleError> {
+    let text = raw.trim();
+    if text.chars().count() > REPLY_CHARS_MAX {
+        return Err(RuleError::ReplyTooLong);
+    }
+    Ok(text.to_owned())
+}
+
+/// The stored form of a blocked word list: each entry trimmed, lowercase, its inner spaces
+/// collapsed, empty entries dropped, duplicates removed, in the order first given.
+pub fn blocked_words<S: AsRef<str>>(raw: &[S]) -> Result<Vec<String>, RuleError> {
+    let mut out: Vec<String> = Vec::new();
+    for entry in raw {
+        let word = words_of(entry.as_ref()).join(" ");
+        if word.is_empty() {
+            continue;
+        }
+        if word.chars().count() > BLOCKED_WORD_CHARS_MAX {
+            return Err(RuleError::BadBlockedWords);
+        }
+        if !out.contains(&word) {
+            out.push(word);
+        }
+    }
+    if out.len() > BLOCKED_WORDS_MAX {
+        return Err(RuleError::BadBlockedWords);
+    }
+    Ok(out)
+}
+
+/// A text's words, lowercase (letters and digits; everything else separates).
+fn words_of(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+}
+
+/// Whether a question contains one of the blocked words (or phrases), as whole words and
+/// whatever the case: such a question waits for the host's review.
+pub fn has_blocked_word(text: &str, blocked: &[String]) -> bool {
+    if blocked.is_empty() {
+        return false;
+    }
+    let padded = format!(" {} ", words_of(text).join(" "));
+    blocked.iter().any(|word| padded.contains(&format!(" {word} ")))
 }
 
 /// Checks a whole record as ingest would have minted it, at wall-clock time `now_ms`: its
@@ -80,6 +148,18 @@ pub fn check_record(record: &Record, now_ms: u64) -> Result<(), RuleError> {
         if text != asked.text || who != asked.who {
             return Err(RuleError::NotNormalized);
         }
+    }
+    if record.body.is_event_level() != (record.question == event_subject(record.event)) {
+        return Err(RuleError::WrongSubject);
+    }
+    let normalized = match &record.body {
+        RecordBody::Titled { title } => event_title(title)? == *title,
+        RecordBody::Replied { text } => reply_text(text)? == *text,
+        RecordBody::BlockedWordsSet { words } => blocked_words(words)? == *words,
+        _ => true,
+    };
+    if !normalized {
+        return Err(RuleError::SettingNotNormalized);
     }
     Ok(())
 }
@@ -171,14 +251,52 @@ mod tests {
     }
 
     #[test]
+    fn host_texts_are_trimmed_and_bounded() {
+        assert_eq!(event_title("  Town hall "), Ok("Town hall".into()));
+        assert_eq!(event_title(&"t".repeat(120)).map(|t| t.len()), Ok(120));
+        assert_eq!(event_title(&"t".repeat(121)), Err(RuleError::TitleTooLong));
+        assert_eq!(reply_text(&"r".repeat(1_000)).map(|t| t.len()), Ok(1_000));
+        assert_eq!(reply_text(&"r".repeat(1_001)), Err(RuleError::ReplyTooLong));
+        assert_eq!(blocked_words(&[" Foo  Bar ", "", "foo bar", "BAZ"]), Ok(vec!["foo bar".into(), "baz".into()]));
+        assert_eq!(blocked_words(&["x".repeat(51)]), Err(RuleError::BadBlockedWords));
+        let many: Vec<String> = (0..101).map(|i| format!("w{i}")).collect();
+        assert_eq!(blocked_words(&many), Err(RuleError::BadBlockedWords));
+    }
+
+    #[test]
+    fn blocked_words_match_whole_words_whatever_the_case() {
+        let blocked = blocked_words(&["spam", "buy now"]).expect("valid");
+        assert!(has_blocked_word("Is this SPAM?", &blocked));
+        assert!(has_blocked_word("why not Buy, now!", &blocked));
+        assert!(!has_blocked_word("what about spammers", &blocked), "a word inside another is not it");
+        assert!(!has_blocked_word("buy it now", &blocked));
+        assert!(!has_blocked_word("anything at all", &[]));
+    }
+
+    #[test]
+    fn the_events_own_records_name_the_event_and_hold_stored_forms() {
+        let mut r = asked("why not?", None);
+        r.body = RecordBody::Titled { title: "Hi".into() };
+        assert_eq!(check_record(&r, NOW_MS), Err(RuleError::WrongSubject), "a title on a question");
+        r.question = event_subject(r.event);
+        assert_eq!(check_record(&r, NOW_MS), Ok(()));
+        r.body = RecordBody::Titled { title: " Hi".into() };
+        assert_eq!(check_record(&r, NOW_MS), Err(RuleError::SettingNotNormalized));
+        r.body = RecordBody::BlockedWordsSet { words: vec!["Spam".into()] };
+        assert_eq!(check_record(&r, NOW_MS), Err(RuleError::SettingNotNormalized));
+        r.body = RecordBody::Spotlight { on: true };
+        assert_eq!(check_record(&r, NOW_MS), Err(RuleError::WrongSubject), "a spotlight on the event");
+        let mut reply = asked("why not?", None);
+        reply.body = RecordBody::Replied { text: "r".repeat(1_001) };
+        assert_eq!(check_record(&reply, NOW_MS), Err(RuleError::ReplyTooLong));
+    }
+
+    #[test]
     fn a_replacement_holds_only_its_events_questions_and_their_voters() {
-        use crate::fold::{QuestionStanding, QuestionState, VoterState};
+        use crate::fold::{QuestionState, VoterState};
         use crate::ports::{Replacement, StoreError};
         let (event, other) = (EventId(Ulid(1)), EventId(Ulid(2)));
-        let question = |id: u128, event: EventId| QuestionState {
-            standing: QuestionStanding::new(QuestionId(Ulid(id)), event),
-            asked: None,
-        };
+        let question = |id: u128, event: EventId| QuestionState::new(QuestionId(Ulid(id)), event);
         let mine = [question(10, event)];
         let theirs = [question(20, other)];
         let vote = |q: u128| ((QuestionId(Ulid(q)), VoterId(Ulid(7))), VoterState { up: true, rec: RecordId(Ulid(8)) });

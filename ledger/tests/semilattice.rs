@@ -6,9 +6,11 @@
 
 use std::collections::BTreeMap;
 
+use ledger::rank::spotlight_of;
+use ledger::secret::SecretHash;
 use ledger::{
-    Asked, AskedView, BatchPlan, EventId, Projection, QuestionId, QuestionStanding, QuestionState, Record, RecordBody,
-    RecordId, Stamped, VoterId, VoterState,
+    event_subject, Asked, AskedView, Asking, BatchPlan, EventId, EventState, Moderation, Projection, QuestionId,
+    QuestionStanding, QuestionState, Record, RecordBody, RecordId, Stamped, VoterId, VoterState,
 };
 use proptest::prelude::*;
 use rand::seq::SliceRandom;
@@ -24,12 +26,20 @@ fn event_of(q: u8) -> EventId {
     EventId(Ulid(9 + q as u128 % EVENTS))
 }
 
+/// A co-host link's hash, one of four per test.
+fn cohost(v: u8) -> SecretHash {
+    ledger::secret::hash_secret(&format!("cohost{}", v % 4))
+}
+
 /// Distinct records (unique ids) over two events, six questions and eight voters: asks,
-/// votes up and down, and both moderation flags on and off. A question's records all name
-/// its event, and all its `asked` records carry its one text and its one asker (ingest mints
-/// a fresh question id for every ask); the asker is one of the voters, who may vote on it later.
+/// votes up and down, every per-question flag (answered, hidden, approved, spotlight) on and
+/// off, written answers (some empty), and the events' own records (each setting, co-host
+/// links minted and revoked). A question's records all name its event, and all its `asked`
+/// records carry its one text and its one asker (ingest mints a fresh question id for every
+/// ask); the asker is one of the voters, who may vote on it later. An event's own records
+/// name the event as their question.
 fn arb_records() -> impl Strategy<Value = Vec<Record>> {
-    proptest::collection::btree_map(1u128..2_000, (0..QUESTIONS, 0..VOTERS, 0u8..8), 1..120).prop_map(|m| {
+    proptest::collection::btree_map(1u128..2_000, (0..QUESTIONS, 0..VOTERS, 0u8..18), 1..160).prop_map(|m| {
         m.into_iter()
             .map(|(id, (q, v, k))| {
                 let voter = VoterId(Ulid(100 + v as u128));
@@ -41,18 +51,95 @@ fn arb_records() -> impl Strategy<Value = Vec<Record>> {
                     }),
                     1..=4 => RecordBody::Voted { voter, up: k % 2 == 0 },
                     5 | 6 => RecordBody::Answered { on: k == 5 },
-                    _ => RecordBody::Hidden { on: v % 2 == 0 },
+                    7 => RecordBody::Hidden { on: v % 2 == 0 },
+                    8 => RecordBody::Approved { on: v % 2 == 0 },
+                    9 | 10 => RecordBody::Spotlight { on: k == 9 || v % 3 == 0 },
+                    11 => RecordBody::Replied { text: if v == 0 { String::new() } else { format!("reply {v}") } },
+                    12 => RecordBody::Titled { title: format!("title {v}") },
+                    13 => RecordBody::ModerationSet {
+                        moderation: if v % 2 == 0 { Moderation::PreApprove } else { Moderation::Off },
+                    },
+                    14 => RecordBody::AskingSet { asking: if v % 2 == 0 { Asking::Closed } else { Asking::Open } },
+                    15 => RecordBody::BlockedWordsSet { words: (0..v % 3).map(|i| format!("w{i}{v}")).collect() },
+                    16 => RecordBody::CohostMinted { secret_hash: cohost(v) },
+                    _ => RecordBody::CohostRevoked { secret_hash: cohost(v) },
                 };
-                Record {
-                    id: RecordId(Ulid(id)),
-                    event: event_of(q),
-                    question: QuestionId(Ulid(1_000 + q as u128)),
-                    region: "r".into(),
-                    body,
-                }
+                let event = event_of(q);
+                let question =
+                    if body.is_event_level() { event_subject(event) } else { QuestionId(Ulid(1_000 + q as u128)) };
+                Record { id: RecordId(Ulid(id)), event, question, region: "r".into(), body }
             })
             .collect()
     })
+}
+
+/// The events' own state, the slow and obvious way: each setting the value of the
+/// highest-id record of its kind; a co-host link valid if some record minted it and none
+/// revoked it.
+fn oracle_events(records: &[Record]) -> Vec<EventState> {
+    let mut events: BTreeMap<EventId, EventState> = BTreeMap::new();
+    let mut latest: BTreeMap<(EventId, &'static str), RecordId> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.body.is_event_level()) {
+        let e = events.entry(r.event).or_insert_with(|| EventState::new(r.event));
+        let kind = r.body.kind();
+        let newest = latest.get(&(r.event, kind)).is_none_or(|held| *held < r.id);
+        match &r.body {
+            RecordBody::CohostMinted { secret_hash } => {
+                let revoked = records
+                    .iter()
+                    .any(|o| o.event == r.event && o.body == RecordBody::CohostRevoked { secret_hash: *secret_hash });
+                e.cohosts.insert(*secret_hash, !revoked);
+            }
+            RecordBody::CohostRevoked { secret_hash } => {
+                e.cohosts.insert(*secret_hash, false);
+            }
+            _ if !newest => {}
+            RecordBody::Titled { title } => e.title = Some(Stamped { value: title.clone(), at: r.id }),
+            RecordBody::ModerationSet { moderation } => e.moderation = Some(Stamped { value: *moderation, at: r.id }),
+            RecordBody::AskingSet { asking } => e.asking = Some(Stamped { value: *asking, at: r.id }),
+            RecordBody::BlockedWordsSet { words } => e.blocked_words = Some(Stamped { value: words.clone(), at: r.id }),
+            _ => unreachable!("only the event's own kinds"),
+        }
+        if newest {
+            latest.insert((r.event, kind), r.id);
+        }
+    }
+    events.into_values().collect()
+}
+
+/// The question in each event's spotlight, from the definition: the event's highest-id
+/// spotlight record decides; if it is `on` and its question has not been answered by a
+/// later record, is not hidden and does not wait for review, that question; else none.
+fn oracle_spotlights(records: &[Record]) -> BTreeMap<EventId, Option<QuestionId>> {
+    let mut out = BTreeMap::new();
+    for event in records.iter().map(|r| r.event).collect::<std::collections::BTreeSet<_>>() {
+        let latest_of = |question: QuestionId, kind: &str| {
+            records.iter().filter(|r| r.question == question && r.body.kind() == kind).max_by_key(|r| r.id)
+        };
+        let newest = records
+            .iter()
+            .filter(|r| r.event == event && matches!(r.body, RecordBody::Spotlight { .. }))
+            .max_by_key(|r| r.id);
+        let lit = newest.and_then(|s| {
+            let on = |r: Option<&Record>, kind_on: fn(&RecordBody) -> bool| r.is_some_and(|r| kind_on(&r.body));
+            let answered_since = latest_of(s.question, "answered")
+                .is_some_and(|a| a.id > s.id && matches!(a.body, RecordBody::Answered { on: true }));
+            let hidden = on(latest_of(s.question, "hidden"), |b| matches!(b, RecordBody::Hidden { on: true }));
+            let pending = on(latest_of(s.question, "approved"), |b| matches!(b, RecordBody::Approved { on: false }));
+            let turned_on = matches!(s.body, RecordBody::Spotlight { on: true });
+            (turned_on && !answered_since && !hidden && !pending).then_some(s.question)
+        });
+        out.insert(event, lit);
+    }
+    out
+}
+
+/// Which question each event's lists put in the spotlight, by the one rule.
+fn spotlights(
+    questions: &[QuestionState],
+    events: impl Iterator<Item = EventId>,
+) -> BTreeMap<EventId, Option<QuestionId>> {
+    events.map(|e| (e, spotlight_of(questions.iter().map(|q| &q.standing).filter(|q| q.event == e)))).collect()
 }
 
 /// What a ledger means, computed the slow and obvious way from the raw list (duplicates and
@@ -66,9 +153,21 @@ fn oracle(records: &[Record]) -> (Vec<QuestionState>, BTreeMap<(QuestionId, Vote
     let mut questions: BTreeMap<QuestionId, QuestionState> = BTreeMap::new();
     let newer = |held: Option<RecordId>, id: RecordId| held.is_none_or(|held| held < id);
     for r in records {
+        if r.body.is_event_level() {
+            continue;
+        }
         let q = questions.entry(r.question).or_insert_with(|| QuestionState {
-            standing: QuestionStanding { id: r.question, event: r.event, votes: 0, answered: None, hidden: None },
+            standing: QuestionStanding {
+                id: r.question,
+                event: r.event,
+                votes: 0,
+                answered: None,
+                hidden: None,
+                approved: None,
+                spotlight: None,
+            },
             asked: None,
+            reply: None,
         });
         let choice = match &r.body {
             RecordBody::Asked(asked) => {
@@ -88,6 +187,25 @@ fn oracle(records: &[Record]) -> (Vec<QuestionState>, BTreeMap<(QuestionId, Vote
                 }
                 None
             }
+            RecordBody::Approved { on } => {
+                if newer(q.standing.approved.map(|h| h.at), r.id) {
+                    q.standing.approved = Some(Stamped { value: *on, at: r.id });
+                }
+                None
+            }
+            RecordBody::Spotlight { on } => {
+                if newer(q.standing.spotlight.map(|h| h.at), r.id) {
+                    q.standing.spotlight = Some(Stamped { value: *on, at: r.id });
+                }
+                None
+            }
+            RecordBody::Replied { text } => {
+                if newer(q.reply.as_ref().map(|h| h.at), r.id) {
+                    q.reply = Some(Stamped { value: text.clone(), at: r.id });
+                }
+                None
+            }
+            _ => unreachable!("the event's own records were taken above"),
         };
         if let Some((voter, up)) = choice {
             let held = latest.get(&(r.question, voter)).map(|s| s.rec);
@@ -102,12 +220,12 @@ fn oracle(records: &[Record]) -> (Vec<QuestionState>, BTreeMap<(QuestionId, Vote
     (questions.into_values().collect(), latest)
 }
 
-fn fold(records: &[Record]) -> Vec<QuestionState> {
+fn fold(records: &[Record]) -> (Vec<QuestionState>, Vec<EventState>) {
     let mut p = Projection::new();
     for r in records {
         p.apply(r);
     }
-    p.sorted()
+    (p.sorted(), p.events().cloned().collect())
 }
 
 fn voters_of(p: &Projection) -> BTreeMap<(QuestionId, VoterId), VoterState> {
@@ -120,6 +238,7 @@ fn voters_of(p: &Projection) -> BTreeMap<(QuestionId, VoterId), VoterState> {
 struct Stored {
     questions: BTreeMap<QuestionId, QuestionState>,
     voters: FxHashMap<(QuestionId, VoterId), VoterState>,
+    events: BTreeMap<EventId, EventState>,
 }
 
 impl Stored {
@@ -135,10 +254,7 @@ impl Stored {
             self.voters.insert(key, v.new);
         }
         for c in change.questions {
-            let q = self
-                .questions
-                .entry(c.question)
-                .or_insert_with(|| QuestionState { standing: QuestionStanding::new(c.question, c.event), asked: None });
+            let q = self.questions.entry(c.question).or_insert_with(|| QuestionState::new(c.question, c.event));
             if q.asked.is_none() {
                 q.asked = c.asked;
             }
@@ -149,6 +265,18 @@ impl Stored {
             if let Some(h) = c.hidden.filter(|h| q.standing.hidden.is_none_or(|held| held.at < h.at)) {
                 q.standing.hidden = Some(h);
             }
+            if let Some(a) = c.approved.filter(|a| q.standing.approved.is_none_or(|held| held.at < a.at)) {
+                q.standing.approved = Some(a);
+            }
+            if let Some(s) = c.spotlight.filter(|s| q.standing.spotlight.is_none_or(|held| held.at < s.at)) {
+                q.standing.spotlight = Some(s);
+            }
+            if let Some(r) = c.reply.filter(|r| q.reply.as_ref().is_none_or(|held| held.at < r.at)) {
+                q.reply = Some(r);
+            }
+        }
+        for e in change.events {
+            self.events.entry(e.event).or_insert_with(|| EventState::new(e.event)).merge(&e);
         }
     }
 
@@ -183,6 +311,25 @@ proptest! {
         prop_assert_eq!(fold(&delivered), fold(&records));
     }
 
+    /// Whatever the order and duplication, each event has at most one question in the
+    /// spotlight, the same one, and a ranked list puts it first.
+    #[test]
+    fn the_spotlight_is_unique_and_order_free(records in arb_records(), shuffle in any::<u64>()) {
+        let (delivered, _) = deliver(&records, shuffle);
+        let (questions, _) = fold(&records);
+        let (shuffled, _) = fold(&delivered);
+        for e in (0..EVENTS).map(|e| EventId(Ulid(9 + e))) {
+            let mut list: Vec<QuestionStanding> =
+                shuffled.iter().map(|q| q.standing).filter(|q| q.event == e).collect();
+            let lit = spotlight_of(&list);
+            prop_assert_eq!(lit, spotlight_of(questions.iter().map(|q| &q.standing).filter(|q| q.event == e)));
+            ledger::rank::rank(&mut list, 10_000);
+            if let Some(lit) = lit {
+                prop_assert_eq!(list.first().map(|q| q.id), Some(lit));
+            }
+        }
+    }
+
     #[test]
     fn asked_text_is_kept_whatever_the_order(records in arb_records()) {
         let mut reversed = records.clone();
@@ -208,7 +355,16 @@ proptest! {
             }
             stored.fold_batch(batch);
             let (questions, voters) = oracle(&delivered[..to]);
+            let events = oracle_events(&delivered[..to]);
             prop_assert_eq!(&projection.sorted(), &questions, "projection after {} records", to);
+            prop_assert_eq!(&projection.events().cloned().collect::<Vec<_>>(), &events, "projection's events after {} records", to);
+            prop_assert_eq!(&stored.events.values().cloned().collect::<Vec<_>>(), &events, "batch fold's events after {} records", to);
+            let all_events = || (0..EVENTS).map(|e| EventId(Ulid(9 + e)));
+            let stored_questions: Vec<QuestionState> = stored.questions.values().cloned().collect();
+            let expected = oracle_spotlights(&delivered[..to]);
+            let expected: BTreeMap<_, _> = all_events().map(|e| (e, expected.get(&e).copied().flatten())).collect();
+            prop_assert_eq!(&spotlights(&projection.sorted(), all_events()), &expected, "projection's spotlight after {} records", to);
+            prop_assert_eq!(&spotlights(&stored_questions, all_events()), &expected, "batch fold's spotlight after {} records", to);
             prop_assert_eq!(&voters_of(&projection), &voters, "projection's voters after {} records", to);
             prop_assert_eq!(&stored.questions.values().cloned().collect::<Vec<_>>(), &questions, "batch fold after {} records", to);
             prop_assert_eq!(&stored.voters(), &voters, "batch fold's voters after {} records", to);

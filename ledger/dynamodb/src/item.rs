@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use ledger::ports::{EventRow, QuestionText, StoreError};
 use ledger::{
-    Asked, AskedView, EventId, QuestionId, QuestionStanding, QuestionState, Record, RecordBody, RecordId, Retention,
-    Stamped, VoterId, VoterState,
+    Asked, AskedView, Asking, EventId, Moderation, QuestionId, QuestionStanding, QuestionState, Record, RecordBody,
+    RecordId, Retention, Stamped, VoterId, VoterState,
 };
 
 use crate::layout::Layout;
@@ -37,6 +37,18 @@ pub(crate) const A_ANSWERED_AT: &str = "answered_at";
 pub(crate) const A_HIDDEN: &str = "hidden";
 pub(crate) const A_HIDDEN_AT: &str = "hidden_at";
 pub(crate) const A_REC: &str = "rec";
+/// On a question item: the approval, spotlight and written answer with their stamps.
+pub(crate) const A_APPROVED: &str = "approved";
+pub(crate) const A_APPROVED_AT: &str = "approved_at";
+pub(crate) const A_SPOTLIGHT: &str = "spotlight";
+pub(crate) const A_SPOTLIGHT_AT: &str = "spotlight_at";
+pub(crate) const A_REPLY: &str = "reply";
+pub(crate) const A_REPLY_AT: &str = "reply_at";
+/// On the event's own ledger items: the setting it sets.
+pub(crate) const A_TITLE: &str = "title";
+pub(crate) const A_MODERATION: &str = "moderation";
+pub(crate) const A_ASKING: &str = "asking";
+pub(crate) const A_WORDS: &str = "words";
 /// On a question item: the voter who asked it.
 pub(crate) const A_ASKER: &str = "asker";
 /// A counter shard's partial count and version (bumped by every write to it).
@@ -148,11 +160,51 @@ pub fn record_to_item(record: &Record, shards: u32, retention: Retention) -> Ite
             item.insert(A_VOTER.to_owned(), string_attr(voter));
             item.insert(A_UP.to_owned(), AttributeValue::Bool(*up));
         }
-        RecordBody::Answered { on } | RecordBody::Hidden { on } => {
+        RecordBody::Answered { on }
+        | RecordBody::Hidden { on }
+        | RecordBody::Approved { on }
+        | RecordBody::Spotlight { on } => {
             item.insert(A_ON.to_owned(), AttributeValue::Bool(*on));
+        }
+        RecordBody::Replied { text } => {
+            item.insert(A_TEXT.to_owned(), string_attr(text));
+        }
+        RecordBody::Titled { title } => {
+            item.insert(A_TITLE.to_owned(), string_attr(title));
+        }
+        RecordBody::ModerationSet { moderation } => {
+            item.insert(A_MODERATION.to_owned(), string_attr(moderation.as_str()));
+        }
+        RecordBody::AskingSet { asking } => {
+            item.insert(A_ASKING.to_owned(), string_attr(asking.as_str()));
+        }
+        RecordBody::BlockedWordsSet { words } => {
+            item.insert(A_WORDS.to_owned(), AttributeValue::L(words.iter().map(string_attr).collect()));
+        }
+        RecordBody::CohostMinted { secret_hash } | RecordBody::CohostRevoked { secret_hash } => {
+            item.insert(A_SECRET_HASH.to_owned(), AttributeValue::B(secret_hash.to_vec().into()));
         }
     }
     item
+}
+
+fn get_hash(item: &Item) -> Result<ledger::secret::SecretHash, StoreError> {
+    match item.get(A_SECRET_HASH) {
+        Some(AttributeValue::B(blob)) => {
+            <[u8; 32]>::try_from(blob.as_ref()).map_err(|_| corrupt("`secret_hash` is not 32 bytes", item))
+        }
+        _ => Err(corrupt("`secret_hash` is missing or not binary", item)),
+    }
+}
+
+fn get_words(item: &Item) -> Result<Vec<String>, StoreError> {
+    match item.get(A_WORDS) {
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| v.as_s().map(String::clone).map_err(|_| corrupt("a blocked word is not a string", item)))
+            .collect(),
+        _ => Err(corrupt("`words` is missing or not a list", item)),
+    }
 }
 
 /// A ledger item (from a Query, a Scan or a stream record's NewImage) as a record.
@@ -166,6 +218,19 @@ pub fn record_from_item(item: &Item) -> Result<Record, StoreError> {
         "vote" => RecordBody::Voted { voter: get_id(item, A_VOTER)?, up: get_bool(item, A_UP)? },
         "answered" => RecordBody::Answered { on: get_bool(item, A_ON)? },
         "hidden" => RecordBody::Hidden { on: get_bool(item, A_ON)? },
+        "approved" => RecordBody::Approved { on: get_bool(item, A_ON)? },
+        "spotlight" => RecordBody::Spotlight { on: get_bool(item, A_ON)? },
+        "reply" => RecordBody::Replied { text: get_s(item, A_TEXT)?.to_owned() },
+        "title" => RecordBody::Titled { title: get_s(item, A_TITLE)?.to_owned() },
+        "moderation" => RecordBody::ModerationSet {
+            moderation: Moderation::parse(get_s(item, A_MODERATION)?).ok_or_else(|| corrupt("moderation", item))?,
+        },
+        "asking" => RecordBody::AskingSet {
+            asking: Asking::parse(get_s(item, A_ASKING)?).ok_or_else(|| corrupt("asking", item))?,
+        },
+        "blocked_words" => RecordBody::BlockedWordsSet { words: get_words(item)? },
+        "cohost_minted" => RecordBody::CohostMinted { secret_hash: get_hash(item)? },
+        "cohost_revoked" => RecordBody::CohostRevoked { secret_hash: get_hash(item)? },
         other => return Err(corrupt(&format!("unknown record kind `{other}`"), item)),
     };
     Ok(Record {
@@ -192,6 +257,8 @@ pub fn standing_from_item(item: &Item) -> Result<QuestionStanding, StoreError> {
         votes: get_u64(item, A_VOTES)?,
         answered: stamp_from_item(item, A_ANSWERED, A_ANSWERED_AT)?,
         hidden: stamp_from_item(item, A_HIDDEN, A_HIDDEN_AT)?,
+        approved: stamp_from_item(item, A_APPROVED, A_APPROVED_AT)?,
+        spotlight: stamp_from_item(item, A_SPOTLIGHT, A_SPOTLIGHT_AT)?,
     })
 }
 
@@ -209,7 +276,11 @@ pub fn question_from_item(item: &Item) -> Result<QuestionState, StoreError> {
         }),
         None => None,
     };
-    Ok(QuestionState { standing: standing_from_item(item)?, asked })
+    let reply = match item.get(A_REPLY_AT) {
+        None => None,
+        Some(_) => Some(Stamped { value: get_s(item, A_REPLY)?.to_owned(), at: get_id(item, A_REPLY_AT)? }),
+    };
+    Ok(QuestionState { standing: standing_from_item(item)?, asked, reply })
 }
 
 /// The id of a question item.
@@ -253,6 +324,18 @@ pub fn question_to_item(question: &QuestionState, retention: Retention) -> Item 
     if let Some(h) = c.hidden {
         item.insert(A_HIDDEN.to_owned(), AttributeValue::Bool(h.value));
         item.insert(A_HIDDEN_AT.to_owned(), string_attr(h.at));
+    }
+    if let Some(a) = c.approved {
+        item.insert(A_APPROVED.to_owned(), AttributeValue::Bool(a.value));
+        item.insert(A_APPROVED_AT.to_owned(), string_attr(a.at));
+    }
+    if let Some(s) = c.spotlight {
+        item.insert(A_SPOTLIGHT.to_owned(), AttributeValue::Bool(s.value));
+        item.insert(A_SPOTLIGHT_AT.to_owned(), string_attr(s.at));
+    }
+    if let Some(r) = &question.reply {
+        item.insert(A_REPLY.to_owned(), string_attr(&r.value));
+        item.insert(A_REPLY_AT.to_owned(), string_attr(r.at));
     }
     item
 }
@@ -326,6 +409,16 @@ mod tests {
             RecordBody::Voted { voter, up: false },
             RecordBody::Answered { on: true },
             RecordBody::Hidden { on: false },
+            RecordBody::Approved { on: false },
+            RecordBody::Spotlight { on: true },
+            RecordBody::Replied { text: "soon".into() },
+            RecordBody::Titled { title: "Town hall".into() },
+            RecordBody::ModerationSet { moderation: Moderation::PreApprove },
+            RecordBody::AskingSet { asking: Asking::Closed },
+            RecordBody::BlockedWordsSet { words: vec!["spam".into(), "buy now".into()] },
+            RecordBody::BlockedWordsSet { words: vec![] },
+            RecordBody::CohostMinted { secret_hash: [7; 32] },
+            RecordBody::CohostRevoked { secret_hash: [8; 32] },
         ] {
             let r = Record {
                 id: RecordId(Ulid::new()),

@@ -8,6 +8,7 @@
 //! the projection's only writer, and the writer thread updates the mirror from the rows it
 //! just committed, before anyone is told the commit happened.
 
+mod event_states;
 mod feed;
 mod ports;
 mod rows;

@@ -8,13 +8,13 @@ use ledger::ports::{
     ScanToken, StoreError, StoreResult, VoterView,
 };
 use ledger::{
-    AskedView, BatchPlan, EventId, ProjectionChange, QuestionId, QuestionStanding, QuestionState, Record, VoterId,
-    VoterStates,
+    AskedView, BatchPlan, EventId, EventState, ProjectionChange, QuestionId, QuestionStanding, QuestionState, Record,
+    RecordId, Stamped, VoterId, VoterStates,
 };
 use rusqlite::{params, OptionalExtension};
 
 use crate::rows::{blob16, corrupt, opt_blob16, record_from_row, LEDGER_COLUMNS};
-use crate::shared::standing_from_row;
+use crate::shared::{standing_from_row, STANDING_COLUMNS};
 use crate::writer::Command;
 use crate::{unavailable, SqliteStore};
 
@@ -138,20 +138,25 @@ impl ProjectionStore for SqliteStore {
     async fn questions(&self, event: Option<EventId>) -> StoreResult<Vec<QuestionState>> {
         self.read(move |c| {
             let mut stmt = c
-                .prepare_cached(
-                    "SELECT id, eid, votes, answered, answered_at, hidden, hidden_at, text, who, asker FROM questions
-                     WHERE ?1 IS NULL OR eid = ?1 ORDER BY id",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {STANDING_COLUMNS}, text, who, asker, reply, reply_at FROM questions
+                     WHERE ?1 IS NULL OR eid = ?1 ORDER BY id"
+                ))
                 .map_err(unavailable)?;
             let mut rows = stmt.query(params![event.map(|e| e.to_bytes())]).map_err(unavailable)?;
             let mut out = Vec::new();
             while let Some(row) = rows.next().map_err(unavailable)? {
                 let standing = standing_from_row(row, 0)?;
-                let text: Option<String> = row.get(7).map_err(corrupt)?;
-                let who: Option<String> = row.get(8).map_err(corrupt)?;
+                let text: Option<String> = row.get(11).map_err(corrupt)?;
+                let who: Option<String> = row.get(12).map_err(corrupt)?;
                 // No asker: a question stored before askers were (and no asked record found).
-                let asker = opt_blob16(row, 9)?.map_or(VoterId::from_u128(0), VoterId::from_bytes);
-                out.push(QuestionState { standing, asked: text.map(|text| AskedView { text, who, asker }) });
+                let asker = opt_blob16(row, 13)?.map_or(VoterId::from_u128(0), VoterId::from_bytes);
+                let reply_text: Option<String> = row.get(14).map_err(corrupt)?;
+                let reply = match (reply_text, opt_blob16(row, 15)?) {
+                    (Some(value), Some(at)) => Some(Stamped { value, at: RecordId::from_bytes(at) }),
+                    _ => None,
+                };
+                out.push(QuestionState { standing, asked: text.map(|text| AskedView { text, who, asker }), reply });
             }
             Ok(out)
         })
@@ -159,9 +164,17 @@ impl ProjectionStore for SqliteStore {
     }
 
     async fn replace(&self, replacement: &Replacement<'_>) -> StoreResult<()> {
-        let (event, questions, voters) =
-            (replacement.event(), replacement.questions().to_vec(), replacement.voters().to_vec());
-        self.send(|reply| Command::Replace { event, questions, voters, reply }).await
+        let (event, questions, voters, events) = (
+            replacement.event(),
+            replacement.questions().to_vec(),
+            replacement.voters().to_vec(),
+            replacement.events().to_vec(),
+        );
+        self.send(|reply| Command::Replace { event, questions, voters, events, reply }).await
+    }
+
+    async fn event_states(&self, event: Option<EventId>) -> StoreResult<Vec<EventState>> {
+        self.read(move |c| crate::event_states::read_all(c, event)).await
     }
 }
 
@@ -196,6 +209,25 @@ impl ProjectionReader for SqliteStore {
                 if let Some((event, text, who)) = found {
                     out.push(QuestionText { id, event: EventId::from_bytes(event?), text, who });
                 }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn event_state(&self, event: EventId) -> StoreResult<EventState> {
+        self.read(move |c| crate::event_states::read(c, event)).await
+    }
+
+    async fn replies(&self, event: EventId) -> StoreResult<Vec<(QuestionId, String)>> {
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached("SELECT id, reply FROM questions WHERE eid = ?1 AND reply IS NOT NULL AND reply != ''")
+                .map_err(unavailable)?;
+            let mut rows = stmt.query(params![event.to_bytes()]).map_err(unavailable)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(unavailable)? {
+                out.push((QuestionId::from_bytes(blob16(row, 0)?), row.get::<_, String>(1).map_err(corrupt)?));
             }
             Ok(out)
         })

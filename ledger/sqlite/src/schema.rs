@@ -142,6 +142,41 @@ const MIGRATIONS: &[&str] = &[
         SELECT voter FROM ledger WHERE ledger.question = questions.id AND ledger.kind = 0 ORDER BY seq LIMIT 1
     ) WHERE text IS NOT NULL;
     "#,
+    // 5: the host's tools (design §2, §5). Per question the approval, the spotlight and the
+    // written answer, each with the id of the record that set it (last writer wins); per
+    // event its settings, each with its stamp, and its co-host links by their secret's hash
+    // (`valid` only ever goes from 1 to 0: a revocation is final). The ledger's new kinds:
+    // 4 approved, 5 spotlight, 6 reply, 7 title, 8 moderation, 9 asking, 10 blocked_words,
+    // 11 cohost_minted, 12 cohost_revoked.
+    r#"
+    ALTER TABLE questions ADD COLUMN approved INTEGER;
+    ALTER TABLE questions ADD COLUMN approved_at BLOB;
+    ALTER TABLE questions ADD COLUMN spotlight INTEGER;
+    ALTER TABLE questions ADD COLUMN spotlight_at BLOB;
+    ALTER TABLE questions ADD COLUMN reply TEXT;
+    ALTER TABLE questions ADD COLUMN reply_at BLOB;
+
+    CREATE TABLE event_states (
+        eid              BLOB PRIMARY KEY,
+        title            TEXT,
+        title_at         BLOB,
+        moderation       INTEGER,
+        moderation_at    BLOB,
+        asking           INTEGER,
+        asking_at        BLOB,
+        blocked_words    TEXT,
+        blocked_words_at BLOB,
+        expire           INTEGER NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE cohosts (
+        eid    BLOB NOT NULL,
+        hash   BLOB NOT NULL,
+        valid  INTEGER NOT NULL,
+        expire INTEGER NOT NULL,
+        PRIMARY KEY (eid, hash)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

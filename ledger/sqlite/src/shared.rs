@@ -190,7 +190,7 @@ impl StoreState {
 pub(crate) fn load_mirror(path: &Path) -> StoreResult<Mirror> {
     let conn = open_reader(path).map_err(|e| open_error(path, e))?;
     let mut stmt = conn
-        .prepare("SELECT id, eid, votes, answered, answered_at, hidden, hidden_at FROM questions")
+        .prepare(&format!("SELECT {STANDING_COLUMNS} FROM questions"))
         .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     let mut rows = stmt.query([]).map_err(|e| StoreError::Unavailable(e.to_string()))?;
     let mut mirror = Mirror::default();
@@ -200,7 +200,11 @@ pub(crate) fn load_mirror(path: &Path) -> StoreResult<Mirror> {
     Ok(mirror)
 }
 
-/// Reads (id, eid, votes, answered, answered_at, hidden, hidden_at) starting at column `at`.
+/// The columns [`standing_from_row`] reads, in its order.
+pub(crate) const STANDING_COLUMNS: &str =
+    "id, eid, votes, answered, answered_at, hidden, hidden_at, approved, approved_at, spotlight, spotlight_at";
+
+/// Reads [`STANDING_COLUMNS`] starting at column `at`.
 pub(crate) fn standing_from_row(row: &rusqlite::Row<'_>, at: usize) -> StoreResult<QuestionStanding> {
     Ok(QuestionStanding {
         id: QuestionId::from_bytes(blob16(row, at)?),
@@ -208,5 +212,7 @@ pub(crate) fn standing_from_row(row: &rusqlite::Row<'_>, at: usize) -> StoreResu
         votes: row.get::<_, i64>(at + 2).map_err(corrupt)?.max(0) as u64,
         answered: stamp(row.get(at + 3).map_err(corrupt)?, opt_blob16(row, at + 4)?),
         hidden: stamp(row.get(at + 5).map_err(corrupt)?, opt_blob16(row, at + 6)?),
+        approved: stamp(row.get(at + 7).map_err(corrupt)?, opt_blob16(row, at + 8)?),
+        spotlight: stamp(row.get(at + 9).map_err(corrupt)?, opt_blob16(row, at + 10)?),
     })
 }

@@ -90,6 +90,7 @@ pub(crate) fn sweep_chunk(conn: &Connection, now_unix: u64, from: &SweepPosition
                 Ok(())
             })?;
             step.removed = step.events.len() as u64;
+            crate::event_states::sweep(conn, &step.events)?;
             step.next = end.map(|key| SweepPosition::Events { after: Some(key) });
         }
     }

@@ -53,6 +53,7 @@ pub(crate) enum Command {
         event: Option<EventId>,
         questions: Vec<QuestionState>,
         voters: Vec<((QuestionId, VoterId), VoterState)>,
+        events: Vec<ledger::EventState>,
         reply: Reply<()>,
     },
     /// Deletes what expired before `now_unix` among the next [`crate::sweep::SWEEP_CHUNK_ROWS`] rows of
@@ -270,8 +271,9 @@ fn execute(conn: &Connection, cmd: &Command, shared: &StoreState) -> StoreResult
                 _ => Err(StoreError::Corrupt("a voter changed inside the writer's own transaction".into())),
             }
         }
-        Command::Replace { event, questions, voters, .. } => {
-            replace(conn, *event, questions, voters, shared).map(|_| Done::Replaced)
+        Command::Replace { event, questions, voters, events, .. } => {
+            replace(conn, *event, questions, voters, shared)?;
+            crate::event_states::replace(conn, *event, events, shared).map(|_| Done::Replaced)
         }
         Command::SweepChunk { now_unix, from, .. } => sweep_chunk(conn, *now_unix, from).map(Done::Swept),
         Command::Quarantine { seq, reason, now_unix, .. } => {
@@ -373,8 +375,9 @@ fn commit(conn: &Connection, change: &ProjectionChange, cursor: Option<u64>, sha
     // which `replay` reports as drift.
     let mut upsert = conn
         .prepare_cached(
-            "INSERT INTO questions (id, eid, text, who, votes, answered, answered_at, hidden, hidden_at, expire, asker)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12)
+            "INSERT INTO questions (id, eid, text, who, votes, answered, answered_at, hidden, hidden_at, expire, asker,
+                approved, approved_at, spotlight, spotlight_at, reply, reply_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
              ON CONFLICT (id) DO UPDATE SET
                 text = coalesce(text, excluded.text),
                 who = CASE WHEN text IS NULL THEN excluded.who ELSE who END,
@@ -383,8 +386,14 @@ fn commit(conn: &Connection, change: &ProjectionChange, cursor: Option<u64>, sha
                 answered = CASE WHEN excluded.answered_at > coalesce(answered_at, x'') THEN excluded.answered ELSE answered END,
                 answered_at = CASE WHEN excluded.answered_at > coalesce(answered_at, x'') THEN excluded.answered_at ELSE answered_at END,
                 hidden = CASE WHEN excluded.hidden_at > coalesce(hidden_at, x'') THEN excluded.hidden ELSE hidden END,
-                hidden_at = CASE WHEN excluded.hidden_at > coalesce(hidden_at, x'') THEN excluded.hidden_at ELSE hidden_at END
-             RETURNING eid, votes, answered, answered_at, hidden, hidden_at",
+                hidden_at = CASE WHEN excluded.hidden_at > coalesce(hidden_at, x'') THEN excluded.hidden_at ELSE hidden_at END,
+                approved = CASE WHEN excluded.approved_at > coalesce(approved_at, x'') THEN excluded.approved ELSE approved END,
+                approved_at = CASE WHEN excluded.approved_at > coalesce(approved_at, x'') THEN excluded.approved_at ELSE approved_at END,
+                spotlight = CASE WHEN excluded.spotlight_at > coalesce(spotlight_at, x'') THEN excluded.spotlight ELSE spotlight END,
+                spotlight_at = CASE WHEN excluded.spotlight_at > coalesce(spotlight_at, x'') THEN excluded.spotlight_at ELSE spotlight_at END,
+                reply = CASE WHEN excluded.reply_at > coalesce(reply_at, x'') THEN excluded.reply ELSE reply END,
+                reply_at = CASE WHEN excluded.reply_at > coalesce(reply_at, x'') THEN excluded.reply_at ELSE reply_at END
+             RETURNING eid, votes, answered, answered_at, hidden, hidden_at, approved, approved_at, spotlight, spotlight_at",
         )
         .map_err(unavailable)?;
     let mut counters = Vec::with_capacity(change.questions.len());
@@ -408,6 +417,12 @@ fn commit(conn: &Connection, change: &ProjectionChange, cursor: Option<u64>, sha
                     shared.expire_of(q.event) as i64,
                     q.votes_delta,
                     q.asked.as_ref().map(|a| a.asker.to_bytes()),
+                    q.approved.map(|a| a.value),
+                    q.approved.map(|a| a.at.to_bytes()),
+                    q.spotlight.map(|s| s.value),
+                    q.spotlight.map(|s| s.at.to_bytes()),
+                    q.reply.as_ref().map(|r| r.value.as_str()),
+                    q.reply.as_ref().map(|r| r.at.to_bytes()),
                 ],
                 |row| {
                     Ok((|| -> StoreResult<QuestionStanding> {
@@ -418,6 +433,8 @@ fn commit(conn: &Connection, change: &ProjectionChange, cursor: Option<u64>, sha
                             votes: row.get::<_, i64>(1).map_err(corrupt)? as u64,
                             answered: stamp(row.get(2).map_err(corrupt)?, opt_blob16(row, 3)?),
                             hidden: stamp(row.get(4).map_err(corrupt)?, opt_blob16(row, 5)?),
+                            approved: stamp(row.get(6).map_err(corrupt)?, opt_blob16(row, 7)?),
+                            spotlight: stamp(row.get(8).map_err(corrupt)?, opt_blob16(row, 9)?),
                         })
                     })())
                 },
@@ -430,6 +447,7 @@ fn commit(conn: &Connection, change: &ProjectionChange, cursor: Option<u64>, sha
             })??;
         counters.push(c);
     }
+    crate::event_states::commit(conn, &change.events, shared)?;
     if let Some(seq) = cursor {
         conn.prepare_cached("INSERT OR REPLACE INTO cursors (name, seq) VALUES ('aggregator', ?1)")
             .and_then(|mut s| s.execute(params![seq as i64]))
@@ -458,8 +476,9 @@ fn replace(
     }
     let mut put_q = conn
         .prepare_cached(
-            "INSERT OR REPLACE INTO questions (id, eid, text, who, votes, answered, answered_at, hidden, hidden_at, expire, asker)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT OR REPLACE INTO questions (id, eid, text, who, votes, answered, answered_at, hidden, hidden_at, expire, asker,
+                approved, approved_at, spotlight, spotlight_at, reply, reply_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         )
         .map_err(unavailable)?;
     let mut events = rustc_hash::FxHashMap::default();
@@ -479,6 +498,12 @@ fn replace(
                 c.hidden.map(|s| s.at.to_bytes()),
                 shared.expire_of(c.event) as i64,
                 q.asked.as_ref().map(|a| a.asker.to_bytes()),
+                c.approved.map(|s| s.value),
+                c.approved.map(|s| s.at.to_bytes()),
+                c.spotlight.map(|s| s.value),
+                c.spotlight.map(|s| s.at.to_bytes()),
+                q.reply.as_ref().map(|r| r.value.as_str()),
+                q.reply.as_ref().map(|r| r.at.to_bytes()),
             ])
             .map_err(unavailable)?;
     }

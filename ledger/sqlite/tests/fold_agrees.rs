@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use ledger::ports::{LedgerStore, ProjectionReader, ProjectionStore};
-use ledger::{Asked, EventId, Projection, QuestionId, Record, RecordBody, RecordId, VoterId};
+use ledger::{
+    event_subject, Asked, Asking, EventId, EventState, Moderation, Projection, QuestionId, Record, RecordBody,
+    RecordId, VoterId,
+};
 use ledger_sqlite::{Durability, Options, SqliteStore};
 use proptest::prelude::*;
 use ulid::Ulid;
@@ -17,9 +20,10 @@ fn store() -> (tempfile::TempDir, Arc<SqliteStore>) {
     (dir, s)
 }
 
-/// A small universe so that votes collide: 3 questions, 4 voters, ids 1..=60.
+/// A small universe so that votes collide: 3 questions, 4 voters, ids 1..=60, every kind
+/// (the host's tools and the event's own records too).
 fn arb_record() -> impl Strategy<Value = Record> {
-    (1u128..=60, 0u8..3, 0u8..4, 0u8..8).prop_map(|(id, q, v, k)| {
+    (1u128..=60, 0u8..3, 0u8..4, 0u8..17).prop_map(|(id, q, v, k)| {
         let voter = VoterId(Ulid(100 + v as u128));
         let body = match k {
             // A question has one text and one asker, whatever the order its records arrive in.
@@ -30,13 +34,26 @@ fn arb_record() -> impl Strategy<Value = Record> {
             }),
             1..=4 => RecordBody::Voted { voter, up: k % 2 == 1 },
             5 | 6 => RecordBody::Answered { on: k == 5 },
-            _ => RecordBody::Hidden { on: id % 2 == 0 },
+            7 => RecordBody::Hidden { on: id % 2 == 0 },
+            8 => RecordBody::Approved { on: v % 2 == 0 },
+            9 => RecordBody::Spotlight { on: v != 0 },
+            10 => RecordBody::Replied { text: if v == 0 { String::new() } else { format!("reply {id}") } },
+            11 => RecordBody::Titled { title: format!("title {id}") },
+            12 => RecordBody::ModerationSet {
+                moderation: if v % 2 == 0 { Moderation::PreApprove } else { Moderation::Off },
+            },
+            13 => RecordBody::AskingSet { asking: if v % 2 == 0 { Asking::Closed } else { Asking::Open } },
+            14 => RecordBody::BlockedWordsSet { words: (0..v).map(|i| format!("w{i} {id}")).collect() },
+            15 => RecordBody::CohostMinted { secret_hash: [v; 32] },
+            _ => RecordBody::CohostRevoked { secret_hash: [v; 32] },
         };
+        let event = EventId(Ulid(7));
+        let question = if body.is_event_level() { event_subject(event) } else { QuestionId(Ulid(1_000 + q as u128)) };
         Record {
             // The record id's low bits carry the question, so one id is always one record.
             id: RecordId(Ulid(id * 4 + q as u128)),
-            event: EventId(Ulid(7)),
-            question: QuestionId(Ulid(1_000 + q as u128)),
+            event,
+            question,
             region: "test".into(),
             body,
         }
@@ -81,6 +98,12 @@ proptest! {
             let stored = s.questions(None).await.expect("questions");
             let expected = reference.sorted();
             prop_assert_eq!(&stored, &expected, "seed {}", order);
+            let stored_events = s.event_states(None).await.expect("event states");
+            let expected_events: Vec<EventState> = reference.events().cloned().collect();
+            prop_assert_eq!(&stored_events, &expected_events, "seed {}", order);
+            let read = s.event_state(EventId(Ulid(7))).await.expect("event state");
+            let none_yet = EventState::new(EventId(Ulid(7)));
+            prop_assert_eq!(&read, expected_events.first().unwrap_or(&none_yet));
             // The in-memory mirror the hot paths read must equal what is on disk.
             for q in &expected {
                 let mirrored = s.question(q.standing.id).await.expect("question");

@@ -217,7 +217,7 @@ async fn an_unreadable_record_is_set_aside_and_every_other_event_keeps_updating(
         store.append(std::slice::from_ref(r)).await.expect("append");
     }
     // The middle row damaged on disk.
-    let store = damage(store, &path, "UPDATE ledger SET kind = 9 WHERE seq = 2").await;
+    let store = damage(store, &path, "UPDATE ledger SET kind = 99 WHERE seq = 2").await;
     assert!(fold_all(&store, NOW_MS).await.is_empty());
     assert_eq!(store.cursor().await.expect("cursor"), 3, "the cursor moved past the damaged row");
     assert_eq!(store.event_questions(a).await.expect("a").len(), 1);
@@ -225,7 +225,7 @@ async fn an_unreadable_record_is_set_aside_and_every_other_event_keeps_updating(
     let set_aside = store.quarantined().await.expect("quarantined");
     assert_eq!(set_aside.len(), 1);
     assert_eq!((set_aside[0].seq, set_aside[0].record.clone()), (2, Some(poison.id.to_string())));
-    assert!(set_aside[0].reason.contains("unknown kind 9"), "{}", set_aside[0].reason);
+    assert!(set_aside[0].reason.contains("unknown kind 99"), "{}", set_aside[0].reason);
     assert_eq!(store.unacknowledged_quarantined().await.expect("count"), 1);
     assert_eq!(store.acknowledge_quarantined().await.expect("ack"), 1);
     assert_eq!(store.unacknowledged_quarantined().await.expect("count"), 0);
