@@ -8,10 +8,12 @@ mod client_addr;
 mod layers;
 mod origin;
 mod refusal;
+mod settings_wire;
 mod voter_cookie;
 
 pub use client_addr::ClientAddr;
 pub use layers::{observe, request_span, with_edge, NoStore, REQUEST_TIMEOUT_MS};
 pub use origin::{OriginVerify, ORIGIN_VERIFY_ENV, ORIGIN_VERIFY_HEADER, ORIGIN_VERIFY_MIN_LEN};
 pub use refusal::{error_response, json_error_body, panic_response, PathParams};
+pub use settings_wire::settings_json;
 pub use voter_cookie::{voter_from_cookies, VoterCookie, VOTER_COOKIE};

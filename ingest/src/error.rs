@@ -19,6 +19,15 @@ pub enum ApiError {
     /// The host secret does not match. Deliberately says nothing more.
     #[error("wrong secret")]
     WrongSecret,
+    /// A co-host's secret on a route only the host may use.
+    #[error("only the host may change the settings and co-host links")]
+    HostOnly,
+    /// The host closed asking (`asking: closed`); votes still count.
+    #[error("questions are closed")]
+    AskingClosed,
+    /// The event already had `COHOSTS_PER_EVENT_MAX` co-host links.
+    #[error("this event has reached its co-host link limit")]
+    TooManyCohosts,
     /// The body is larger than `REQUEST_BODY_BYTES_MAX`.
     #[error("request body too large")]
     TooLarge,
@@ -39,6 +48,8 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::WrongSecret => StatusCode::UNAUTHORIZED,
+            ApiError::HostOnly | ApiError::AskingClosed => StatusCode::FORBIDDEN,
+            ApiError::TooManyCohosts => StatusCode::CONFLICT,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::EventFull => StatusCode::CONFLICT,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

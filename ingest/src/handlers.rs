@@ -14,9 +14,9 @@ use http_edge::ClientAddr;
 use ledger::limits::QUESTIONS_PER_EVENT_MAX;
 use ledger::ports::EventRow;
 use ledger::retention::{is_live, now_unix};
-use ledger::rules::{asker_name, question_text, RuleError};
+use ledger::rules::{asker_name, has_blocked_word, question_text, RuleError};
 use ledger::secret::{hash_secret, new_secret, secret_matches};
-use ledger::{Asked, EventId, QuestionId, Record, RecordBody, RecordId};
+use ledger::{Asked, Asking, EventId, Moderation, QuestionId, Record, RecordBody, RecordId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -64,7 +64,10 @@ struct AskedResponse {
 }
 
 /// `POST /api/event/{eid}` with `{"body": text, "asker": name|null}`: asks a question, which
-/// also counts as the asker's up-vote.
+/// also counts as the asker's up-vote. Refused with 403 while the host has closed asking. A
+/// question that must be reviewed first (the event's moderation is `pre-approve`, or it
+/// holds a blocked word) is appended with an `approved: off` record after it, in the same
+/// append: it waits for the host's review.
 pub async fn ask(
     State(state): AppState,
     Extension(limits): Limits,
@@ -80,6 +83,11 @@ pub async fn ask(
     if live_event(&state, event).await?.is_none() {
         return Err(ApiError::NotFound("event"));
     }
+    let settings = state.projection.event_state(event).await?.settings();
+    if settings.asking == Asking::Closed {
+        return Err(ApiError::AskingClosed);
+    }
+    let review = settings.moderation == Moderation::PreApprove || has_blocked_word(&text, &settings.blocked_words);
     if state.projection.event_questions(event).await?.len() >= QUESTIONS_PER_EVENT_MAX {
         return Err(ApiError::EventFull);
     }
@@ -87,14 +95,23 @@ pub async fn ask(
         voter(cookie, state.config.retention.seconds(), state.config.cookie_secure);
     // The question id first, so the `asked` record's id is the later of the two.
     let question = QuestionId(state.ids.next()?);
-    let record = Record {
+    let mut records = vec![Record {
         id: RecordId(state.ids.next()?),
         event,
         question,
         region: state.config.region.clone(),
         body: RecordBody::Asked(Asked { text, who, voter: voter_id }),
-    };
-    state.ledger.append(std::slice::from_ref(&record)).await?;
+    }];
+    if review {
+        records.push(Record {
+            id: RecordId(state.ids.next()?),
+            event,
+            question,
+            region: state.config.region.clone(),
+            body: RecordBody::Approved { on: false },
+        });
+    }
+    state.ledger.append(&records).await?;
     metrics::counter!("questions_asked_total").increment(1);
     Ok(with_cookie(Json(AskedResponse { id: question }).into_response(), set_cookie))
 }
@@ -164,11 +181,14 @@ pub async fn vote(
 enum Property {
     Hidden,
     Answered,
+    Approved,
+    Spotlight,
 }
 
-/// `POST /api/event/{eid}/questions/{secret}/{qid}/toggle/{hidden|answered}` with a raw body
-/// `on` or `off`: the host's moderation. A question that exists but belongs to another event
-/// is answered 404, exactly like a missing one, so a host learns nothing about other events.
+/// `POST /api/event/{eid}/questions/{secret}/{qid}/toggle/{hidden|answered|approved|spotlight}`
+/// with a raw body `on` or `off`: the host's (or a co-host's) moderation. A question that
+/// exists but belongs to another event is answered 404, exactly like a missing one, so a
+/// host learns nothing about other events.
 pub async fn toggle(
     State(state): AppState,
     PathParams((eid, secret, qid, property)): PathParams<(String, String, String, String)>,
@@ -179,7 +199,9 @@ pub async fn toggle(
     let property = match property.as_str() {
         "hidden" => Property::Hidden,
         "answered" => Property::Answered,
-        _ => return Err(ApiError::BadRequest("toggle hidden or answered".into())),
+        "approved" => Property::Approved,
+        "spotlight" => Property::Spotlight,
+        _ => return Err(ApiError::BadRequest("toggle hidden, answered, approved or spotlight".into())),
     };
     let body = body?;
     let on = match std::str::from_utf8(&body).map(str::trim) {
@@ -190,17 +212,17 @@ pub async fn toggle(
     let Some(row) = live_event(&state, event).await? else {
         return Err(ApiError::NotFound("event"));
     };
+    // The host's secret first (the original's one check); a co-host's only if it is not.
     if !secret_matches(&secret, &row.secret_hash) {
-        return Err(ApiError::WrongSecret);
+        crate::host::authorized(&state, event, &secret).await?;
     }
-    match state.projection.question(question).await? {
-        Some(counters) if counters.event == event => {}
-        _ => return Err(ApiError::NotFound("question")),
-    }
+    crate::host::question_of(&state, event, question).await?;
     let id = RecordId(state.ids.next()?);
     let body = match property {
         Property::Hidden => RecordBody::Hidden { on },
         Property::Answered => RecordBody::Answered { on },
+        Property::Approved => RecordBody::Approved { on },
+        Property::Spotlight => RecordBody::Spotlight { on },
     };
     let record = Record { id, event, question, region: state.config.region.clone(), body };
     state.ledger.append(std::slice::from_ref(&record)).await?;
@@ -209,13 +231,15 @@ pub async fn toggle(
         Property::Hidden => serde_json::json!({ "hidden": on }),
         Property::Answered if on => serde_json::json!({ "answered": id.unix_seconds() }),
         Property::Answered => serde_json::json!({}),
+        Property::Approved => serde_json::json!({ "approved": on }),
+        Property::Spotlight => serde_json::json!({ "spotlight": on }),
     };
     Ok(Json(response).into_response())
 }
 
 /// The event, unless it is unknown or expired (DynamoDB deletes expired items only
 /// eventually, so a row may outlive its event by a while).
-async fn live_event(state: &IngestState, event: EventId) -> Result<Option<EventRow>, ApiError> {
+pub(crate) async fn live_event(state: &IngestState, event: EventId) -> Result<Option<EventRow>, ApiError> {
     let now = now_unix();
     Ok(state.events.event(event).await?.filter(|row| is_live(row.expire_unix, now)))
 }

@@ -8,15 +8,16 @@
 
 mod error;
 mod handlers;
+mod host;
 pub mod rate;
 pub mod voter;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::post;
+use axum::routing::{delete, post};
 use axum::{Extension, Router};
-use ledger::limits::REQUEST_BODY_BYTES_MAX;
+use ledger::limits::{HOST_TEXT_BODY_BYTES_MAX, REQUEST_BODY_BYTES_MAX};
 use ledger::ports::{EventStore, LedgerStore, ProjectionReader};
 use parking_lot::Mutex;
 use ulid::Ulid;
@@ -31,6 +32,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/event/{eid}"),
     ("POST", "/api/vote/{qid}/{direction}"),
     ("POST", "/api/event/{eid}/questions/{secret}/{qid}/toggle/{property}"),
+    ("POST", "/api/event/{eid}/questions/{secret}/{qid}/reply"),
+    ("POST", "/api/event/{eid}/settings/{secret}"),
+    ("POST", "/api/event/{eid}/cohosts/{secret}"),
+    ("DELETE", "/api/event/{eid}/cohosts/{secret}/{cohost_secret}"),
 ];
 
 /// How long a write may take before it is answered with 503 (the edge's deadline, shared
@@ -96,11 +101,21 @@ pub struct IngestState {
 /// request ids, spans, metrics, panics, the deadline). Every response is `no-store`: an
 /// answer may carry a new cookie or a host secret.
 pub fn router(state: IngestState) -> Router {
+    // The host's texts (a written answer, blocked words) may be longer than any guest's
+    // write: their routes have their own body limit, which the general one below does not
+    // override (the innermost limit applies).
+    let host_texts = Router::new()
+        .route("/api/event/{eid}/questions/{secret}/{qid}/reply", post(host::reply))
+        .route("/api/event/{eid}/settings/{secret}", post(host::settings))
+        .layer(DefaultBodyLimit::max(HOST_TEXT_BODY_BYTES_MAX));
     let routes = Router::new()
         .route("/api/event", post(handlers::create_event))
         .route("/api/event/{eid}", post(handlers::ask))
         .route("/api/vote/{qid}/{direction}", post(handlers::vote))
         .route("/api/event/{eid}/questions/{secret}/{qid}/toggle/{property}", post(handlers::toggle))
+        .route("/api/event/{eid}/cohosts/{secret}", post(host::mint_cohost))
+        .route("/api/event/{eid}/cohosts/{secret}/{cohost_secret}", delete(host::revoke_cohost))
+        .merge(host_texts)
         // Bodies over 1 KiB are refused while reading them (413), before any parsing.
         .layer(DefaultBodyLimit::max(REQUEST_BODY_BYTES_MAX))
         // The rate limiters the write handlers check first (one set per router).

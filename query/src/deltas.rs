@@ -36,8 +36,9 @@ pub struct Delta {
 }
 
 /// A list item as a delta carries it: like the list's, but `hidden` only when true (a guest
-/// list never holds a hidden question, so it would be `false` in every item).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// list never holds a hidden question, so it would be `false` in every item). The host's
+/// tools' fields are as in the list: each only when it says something.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SetItem {
     pub qid: QuestionId,
     pub votes: u64,
@@ -45,11 +46,29 @@ pub struct SetItem {
     pub hidden: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answered: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub spotlight: bool,
+    #[serde(skip_serializing_if = "is_true")]
+    pub approved: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<Box<str>>,
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 impl From<&ListItem> for SetItem {
     fn from(item: &ListItem) -> Self {
-        Self { qid: item.qid, votes: item.votes, hidden: item.hidden, answered: item.answered }
+        Self {
+            qid: item.qid,
+            votes: item.votes,
+            hidden: item.hidden,
+            answered: item.answered,
+            spotlight: item.spotlight,
+            approved: item.approved,
+            reply: item.reply.clone(),
+        }
     }
 }
 
@@ -108,7 +127,14 @@ fn longest_increasing_run(values: &[usize]) -> Vec<bool> {
 pub fn apply(old: &[ListItem], delta: &Delta) -> Vec<ListItem> {
     let mut list: Vec<ListItem> = old.iter().filter(|item| !delta.del.contains(&item.qid)).cloned().collect();
     for set in &delta.set {
-        let item = ListItem { qid: set.qid, votes: set.votes, hidden: set.hidden, answered: set.answered };
+        let item = ListItem {
+            hidden: set.hidden,
+            answered: set.answered,
+            spotlight: set.spotlight,
+            approved: set.approved,
+            reply: set.reply.clone(),
+            ..ListItem::new(set.qid, set.votes)
+        };
         match list.iter_mut().find(|held| held.qid == set.qid) {
             Some(held) => *held = item,
             None => list.push(item),
@@ -219,7 +245,7 @@ mod tests {
     use super::*;
 
     fn item(id: u128, votes: u64) -> ListItem {
-        ListItem { qid: QuestionId::from_u128(id), votes, hidden: false, answered: None }
+        ListItem::new(QuestionId::from_u128(id), votes)
     }
 
     #[test]
@@ -291,8 +317,7 @@ mod tests {
 
     /// A render of a list whose question 1 has `votes` votes.
     fn rendered(votes: u64) -> Rendered {
-        let items: Arc<[ListItem]> =
-            Arc::from(vec![ListItem { qid: QuestionId::from_u128(1), votes, hidden: false, answered: None }]);
+        let items: Arc<[ListItem]> = Arc::from(vec![ListItem::new(QuestionId::from_u128(1), votes)]);
         let body = bytes::Bytes::from(serde_json::to_vec(&items[..]).expect("json"));
         Rendered::for_test(items, body)
     }

@@ -46,6 +46,9 @@ pub enum ApiError {
     UnknownQuestion,
     #[error("wrong secret")]
     WrongSecret,
+    /// A co-host's secret on a route only the host may use (the settings).
+    #[error("only the host may see or change the settings and co-host links")]
+    HostOnly,
     /// The route exists but this host does not offer it (e.g. `/metrics` without a recorder).
     #[error("not available here")]
     NotAvailable,
@@ -70,6 +73,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnknownEvent | ApiError::UnknownQuestion | ApiError::NotAvailable => StatusCode::NOT_FOUND,
             ApiError::WrongSecret => StatusCode::UNAUTHORIZED,
+            ApiError::HostOnly => StatusCode::FORBIDDEN,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::StreamBudgetSpent(StreamBudget::Client) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::StreamBudgetSpent(StreamBudget::Event | StreamBudget::Total) => StatusCode::SERVICE_UNAVAILABLE,

@@ -75,6 +75,9 @@ struct Row {
     votes: u64,
     answered_at: String,
     hidden: bool,
+    /// The host's written answer (left out when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply: Option<String>,
 }
 
 /// `GET /api/export/{eid}/{secret}?format=csv|json|md` (json when absent).
@@ -88,6 +91,7 @@ pub async fn export(
     let mut questions = shared.projection.event_questions(event.id).await?;
     questions.sort_by_key(|q| q.id);
     let ids: Vec<QuestionId> = questions.iter().map(|q| q.id).collect();
+    let replies: FxHashMap<QuestionId, String> = shared.projection.replies(event.id).await?.into_iter().collect();
     let mut texts = FxHashMap::default();
     // Bounded reads, the same size the texts route allows.
     for chunk in ids.chunks(QUESTION_IDS_PER_REQUEST_MAX) {
@@ -107,6 +111,7 @@ pub async fn export(
                 votes: q.votes,
                 answered_at: q.answered_at().map(answered_at).unwrap_or_default(),
                 hidden: q.is_hidden(),
+                reply: replies.get(&q.id).cloned(),
             }
         })
         .collect();
@@ -143,6 +148,9 @@ fn internal(error: impl std::fmt::Display) -> ApiError {
 
 /// The CSV export's header, one name per [`Row`] field in order.
 const CSV_COLUMNS: [&str; 7] = ["qid", "text", "who", "asked_at", "votes", "answered_at", "hidden"];
+/// The column the CSV and Markdown exports add when any question has a written answer (an
+/// export without any keeps the original's columns).
+const REPLY_COLUMN: &str = "reply";
 
 /// Starts the CSV export: spreadsheet programs read a CSV without it in the system's legacy
 /// code page and garble non-ASCII text. The JSON and Markdown exports are read as UTF-8
@@ -151,8 +159,13 @@ const UTF8_BOM: &str = "\u{feff}";
 
 fn csv_body(rows: &[Row]) -> Result<Vec<u8>, ApiError> {
     let mut writer = csv::Writer::from_writer(UTF8_BOM.as_bytes().to_vec());
+    let with_replies = rows.iter().any(|row| row.reply.is_some());
     // Written even with no rows: an empty export still names its columns.
-    writer.write_record(CSV_COLUMNS).map_err(internal)?;
+    let mut header = CSV_COLUMNS.to_vec();
+    if with_replies {
+        header.push(REPLY_COLUMN);
+    }
+    writer.write_record(header).map_err(internal)?;
     for row in rows {
         let qid = row.qid.to_string();
         let votes = row.votes.to_string();
@@ -165,9 +178,17 @@ fn csv_body(rows: &[Row]) -> Result<Vec<u8>, ApiError> {
             &row.answered_at,
             if row.hidden { "true" } else { "false" },
         ];
+        let mut cells = cells.to_vec();
+        if with_replies {
+            cells.push(row.reply.as_deref().unwrap_or_default());
+        }
         // Every cell, not just the guests' texts: the rule holds whatever a column becomes.
         // The csv writer quotes a cell that needs it (a separator, a quote, a line break).
-        writer.write_record(cells.map(spreadsheet_safe).iter().map(|cell| cell.as_bytes())).map_err(internal)?;
+        writer
+            .write_record(
+                cells.into_iter().map(spreadsheet_safe).collect::<Vec<_>>().iter().map(|cell| cell.as_bytes()),
+            )
+            .map_err(internal)?;
     }
     writer.into_inner().map_err(internal)
 }
@@ -188,11 +209,17 @@ fn spreadsheet_safe(cell: &str) -> Cow<'_, str> {
 }
 
 fn markdown(rows: &[Row]) -> String {
-    let mut out =
-        String::from("| asked at | question | who | votes | answered at | hidden |\n|---|---|---|---:|---|---|\n");
+    let with_replies = rows.iter().any(|row| row.reply.is_some());
+    let mut out = if with_replies {
+        String::from(
+            "| asked at | question | who | votes | answered at | hidden | reply |\n|---|---|---|---:|---|---|---|\n",
+        )
+    } else {
+        String::from("| asked at | question | who | votes | answered at | hidden |\n|---|---|---|---:|---|---|\n")
+    };
     for row in rows {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} |",
             row.asked_at,
             markdown_cell(&spreadsheet_safe(&row.text)),
             markdown_cell(&spreadsheet_safe(&row.who)),
@@ -200,6 +227,10 @@ fn markdown(rows: &[Row]) -> String {
             row.answered_at,
             if row.hidden { "yes" } else { "no" },
         ));
+        if with_replies {
+            out.push_str(&format!(" {} |", markdown_cell(&spreadsheet_safe(row.reply.as_deref().unwrap_or_default()))));
+        }
+        out.push('\n');
     }
     out
 }
@@ -241,7 +272,26 @@ mod tests {
             votes: 3,
             answered_at: String::new(),
             hidden: false,
+            reply: None,
         }
+    }
+
+    #[test]
+    fn a_reply_column_appears_when_a_question_has_a_written_answer() {
+        let plain = [row("What is next?", "Ada")];
+        assert!(!String::from_utf8(csv_body(&plain).expect("csv")).expect("utf-8").contains("reply"));
+        let replied =
+            [Row { reply: Some("=soon, see | slides".into()), ..row("What is next?", "Ada") }, row("And then?", "")];
+        let cells = csv_cells(&replied);
+        assert_eq!(cells[0].last().map(String::as_str), Some("reply"));
+        assert_eq!(cells[1][7], "'=soon, see | slides", "quoted against formulas like every cell");
+        assert_eq!(cells[2][7], "", "a question without an answer has an empty cell");
+        let table = markdown(&replied);
+        assert!(table.starts_with("| asked at | question | who | votes | answered at | hidden | reply |"), "{table}");
+        assert!(table.contains("| no | '=soon, see \\| slides |"), "{table}");
+        let json = serde_json::to_value(&replied).expect("json");
+        assert_eq!(json[0]["reply"], "=soon, see | slides");
+        assert!(json[1].get("reply").is_none());
     }
 
     /// The export's CSV as a spreadsheet's importer would split it: header, then rows of cells.

@@ -12,15 +12,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ledger::limits::QUESTION_IDS_PER_REQUEST_MAX;
 use ledger::ports::{EventRow, VoterView};
-use ledger::secret::secret_matches;
-use ledger::{EventId, QuestionId};
+use ledger::secret::{capability, secret_matches, Capability};
+use ledger::{EventId, QuestionId, VoterId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::export::QueryParams;
-use crate::lists::{etag_matches, Rendered, Variant};
+use crate::lists::{etag_matches, serialize, ListItem, Rendered, Variant};
 use crate::QueryContext;
-use http_edge::{PathParams, VoterCookie};
+use http_edge::{settings_json, PathParams, VoterCookie};
 
 pub(crate) type AppState = State<Arc<QueryContext>>;
 
@@ -28,7 +28,7 @@ pub(crate) type AppState = State<Arc<QueryContext>>;
 /// CloudFront behaves the same), and let browsers skip revalidation entirely.
 pub const TEXTS_CACHE_CONTROL: &str = "max-age=864001, immutable";
 /// An event, once it exists, exists until it expires.
-pub const EVENT_CACHE_CONTROL: &str = "max-age=3600";
+pub const EVENT_CACHE_CONTROL: &str = "max-age=2";
 
 /// The request's `If-None-Match`, as an extractor: a list request needs only this header,
 /// and taking a whole `HeaderMap` would copy all of them.
@@ -48,30 +48,95 @@ pub(crate) async fn existing_event(shared: &QueryContext, eid: &str) -> Result<E
     shared.event(id).await
 }
 
-/// The event named by a path, which must exist and have this host secret.
+/// The event named by a path, which must exist and have this host (or co-host) secret.
 pub(crate) async fn hosted_event(shared: &QueryContext, eid: &str, secret: &str) -> Result<EventRow, ApiError> {
+    hosted_event_as(shared, eid, secret).await.map(|(row, _)| row)
+}
+
+/// The event named by a path and what the secret makes its bearer: its host or a co-host.
+pub(crate) async fn hosted_event_as(
+    shared: &QueryContext,
+    eid: &str,
+    secret: &str,
+) -> Result<(EventRow, Capability), ApiError> {
     let row = existing_event(shared, eid).await?;
-    if !secret_matches(secret, &row.secret_hash) {
-        return Err(ApiError::WrongSecret);
+    if secret_matches(secret, &row.secret_hash) {
+        return Ok((row, Capability::Host));
     }
-    Ok(row)
+    let state = shared.projection.event_state(row.id).await?;
+    match capability(secret, &row.secret_hash, &state) {
+        Some(who) => Ok((row, who)),
+        None => Err(ApiError::WrongSecret),
+    }
 }
 
-/// `GET /api/event/{eid}`: `{}` if the event exists.
+/// `GET /api/event/{eid}`: `{}` if the event exists and its host never changed a setting
+/// (as the original answers), else its settings `{"title"?,"moderation","asking"}` (never
+/// the blocked words).
 pub async fn event(State(shared): AppState, PathParams(eid): PathParams<String>) -> Result<Response, ApiError> {
-    existing_event(&shared, &eid).await?;
-    Ok(([(header::CACHE_CONTROL, EVENT_CACHE_CONTROL)], Json(serde_json::json!({}))).into_response())
+    let row = existing_event(&shared, &eid).await?;
+    let state = shared.projection.event_state(row.id).await?;
+    let configured =
+        state.title.is_some() || state.moderation.is_some() || state.asking.is_some() || state.blocked_words.is_some();
+    let body = if configured { settings_json(&state.settings(), false) } else { serde_json::json!({}) };
+    Ok(([(header::CACHE_CONTROL, EVENT_CACHE_CONTROL)], Json(body)).into_response())
 }
 
-/// `GET /api/event/{eid}/questions`: the guests' ranked list (hidden questions left out).
+/// `GET /api/event/{eid}/settings/{secret}`: the whole settings, blocked words included;
+/// the host's only (a co-host is refused with 403).
+pub async fn settings(
+    State(shared): AppState,
+    PathParams((eid, secret)): PathParams<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (row, who) = hosted_event_as(&shared, &eid, &secret).await?;
+    if who != Capability::Host {
+        return Err(ApiError::HostOnly);
+    }
+    let state = shared.projection.event_state(row.id).await?;
+    let mut response = Json(settings_json(&state.settings(), true)).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    Ok(response)
+}
+
+/// `GET /api/event/{eid}/questions`: the guests' ranked list (hidden questions and those
+/// waiting for review left out). A guest who asked questions still waiting for review gets
+/// them too, after the list, marked `"pending": true`: that answer is theirs alone (`private,
+/// no-store`); everyone else gets the one shared list.
 pub async fn guest_list(
     State(shared): AppState,
     PathParams(eid): PathParams<String>,
+    VoterCookie(voter): VoterCookie,
     IfNoneMatch(tags): IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let row = existing_event(&shared, &eid).await?;
     let rendered = shared.lists.get(shared.projection.as_ref(), row.id, Variant::Guest).await?;
-    Ok(list_response(rendered, tags.as_ref(), shared.guest_cache_control.clone()))
+    let own = match voter {
+        Some(voter) => own_waiting(&shared, row.id, voter).await?,
+        None => Vec::new(),
+    };
+    if own.is_empty() {
+        return Ok(list_response(rendered, tags.as_ref(), shared.guest_cache_control.clone()));
+    }
+    let mut items = rendered.items.to_vec();
+    items.extend(own.into_iter().map(|item| ListItem { pending: true, approved: true, ..item }));
+    let mut response = Response::new(axum::body::Body::from(serialize(&items)?));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    Ok(response)
+}
+
+/// The host list's items of this voter's questions that wait for review (and are not
+/// hidden). Read only when the event has such questions at all, so most guest requests pay
+/// nothing for it.
+async fn own_waiting(shared: &QueryContext, event: EventId, voter: VoterId) -> Result<Vec<ListItem>, ApiError> {
+    let host = shared.lists.get(shared.projection.as_ref(), event, Variant::Host).await?;
+    let waiting: Vec<&ListItem> = host.items.iter().filter(|i| !i.approved && !i.hidden).collect();
+    if waiting.is_empty() {
+        return Ok(Vec::new());
+    }
+    let view = shared.projection.voter_view(event, voter).await?;
+    Ok(waiting.into_iter().filter(|i| view.asked.binary_search(&i.qid).is_ok()).cloned().collect())
 }
 
 /// A guest's own part of an event, as `GET /api/event/{eid}/mine` answers it.
@@ -79,6 +144,9 @@ pub async fn guest_list(
 struct Mine {
     asked: Vec<QuestionId>,
     voted: Vec<QuestionId>,
+    /// Those of `asked` that wait for the host's review (left out when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pending: Vec<QuestionId>,
 }
 
 /// `GET /api/event/{eid}/mine`: what the guest whose `voter` cookie this is asked and votes
@@ -92,11 +160,14 @@ pub async fn mine(
     VoterCookie(voter): VoterCookie,
 ) -> Result<Response, ApiError> {
     let row = existing_event(&shared, &eid).await?;
-    let view = match voter {
-        Some(voter) => shared.projection.voter_view(row.id, voter).await?,
-        None => VoterView::default(),
+    let (view, pending) = match voter {
+        Some(voter) => {
+            let pending = own_waiting(&shared, row.id, voter).await?.into_iter().map(|i| i.qid).collect();
+            (shared.projection.voter_view(row.id, voter).await?, pending)
+        }
+        None => (VoterView::default(), Vec::new()),
     };
-    let mut response = Json(Mine { asked: view.asked, voted: view.voted }).into_response();
+    let mut response = Json(Mine { asked: view.asked, voted: view.voted, pending }).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     Ok(response)
 }

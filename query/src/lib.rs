@@ -39,6 +39,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/event/{eid}/questions"),
     ("GET", "/api/event/{eid}/questions/{secret}"),
     ("GET", "/api/event/{eid}/mine"),
+    ("GET", "/api/event/{eid}/settings/{secret}"),
     ("GET", "/api/questions/{qids}"),
     ("GET", "/api/export/{eid}/{secret}"),
     ("GET", "/api/event/{eid}/timeline/{secret}"),
@@ -207,6 +208,7 @@ pub fn router(state: QueryState) -> Router {
         .route("/api/event/{eid}/questions", get(handlers::guest_list))
         .route("/api/event/{eid}/questions/{secret}", get(handlers::host_list))
         .route("/api/event/{eid}/mine", get(handlers::mine))
+        .route("/api/event/{eid}/settings/{secret}", get(handlers::settings))
         .route("/api/questions/{qids}", get(handlers::question_texts))
         .route("/api/export/{eid}/{secret}", get(export::export))
         .route("/api/event/{eid}/timeline/{secret}", get(insights::timeline))

@@ -6,6 +6,7 @@
 //! that the [`LiveHub`](crate::LiveHub) announced. Invalidation is a timestamp, not a removal:
 //! a render that raced with a change is simply never valid, whichever finished first.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -13,7 +14,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use axum::http::HeaderValue;
 use bytes::Bytes;
 use ledger::ports::{ProjectionReader, StoreError};
-use ledger::rank::rank;
+use ledger::rank::{rank, spotlight_of};
 use ledger::{EventId, QuestionId, QuestionStanding};
 use parking_lot::Mutex;
 use quick_cache::sync::Cache;
@@ -28,7 +29,8 @@ pub const LIST_FRESH_MS: u64 = 1_000;
 /// time was dropped is still bounded by [`LIST_FRESH_MS`].
 pub const CHANGES_REMEMBERED_MAX: usize = 10_000;
 
-/// Which list: the guests' (hidden questions left out) or the host's (all of them).
+/// Which list: the guests' (hidden questions and those waiting for review left out) or the
+/// host's (all of them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Variant {
     Guest,
@@ -54,7 +56,10 @@ impl Rendered {
     }
 }
 
-/// An item of a list, as the original API spells it.
+/// An item of a list, as the original API spells it, plus what the host's tools add, each
+/// only when it says something: `"spotlight": true`, `"approved": false` (waiting for
+/// review, host lists only), `"reply"` (the written answer) and `"pending": true` (a guest's
+/// own question waiting for review, in that guest's list only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ListItem {
     pub qid: QuestionId,
@@ -62,6 +67,34 @@ pub struct ListItem {
     pub hidden: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub answered: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub spotlight: bool,
+    #[serde(skip_serializing_if = "is_true")]
+    pub approved: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<Box<str>>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
+impl ListItem {
+    /// A plain item: open, approved, no spotlight, no reply.
+    pub fn new(qid: QuestionId, votes: u64) -> Self {
+        Self {
+            qid,
+            votes,
+            hidden: false,
+            answered: None,
+            spotlight: false,
+            approved: true,
+            reply: None,
+            pending: false,
+        }
+    }
 }
 
 /// Weighs a cached list by its rendered bytes (body and ETag).
@@ -70,7 +103,8 @@ pub struct ListBytes;
 
 impl Weighter<(EventId, Variant), Rendered> for ListBytes {
     fn weight(&self, _: &(EventId, Variant), list: &Rendered) -> u64 {
-        let items = list.items.len().saturating_mul(std::mem::size_of::<ListItem>());
+        let replies: usize = list.items.iter().filter_map(|i| i.reply.as_ref().map(|r| r.len())).sum();
+        let items = list.items.len().saturating_mul(std::mem::size_of::<ListItem>()).saturating_add(replies);
         let bytes = list.body.len().saturating_add(list.etag.len()).saturating_add(items);
         u64::try_from(bytes).unwrap_or(u64::MAX).saturating_add(crate::CACHE_ENTRY_OVERHEAD_BYTES)
     }
@@ -185,18 +219,32 @@ pub async fn render(
     variant: Variant,
     now_ms: u64,
 ) -> Result<(Arc<[ListItem]>, Bytes), StoreError> {
-    render_standings(projection.event_questions(event).await?, variant, now_ms)
+    let questions = projection.event_questions(event).await?;
+    let replies: HashMap<QuestionId, String> = projection.replies(event).await?.into_iter().collect();
+    render_items(questions, &replies, variant, now_ms)
 }
 
 /// Ranks questions at `now_ms` and renders them as the list of `variant` (also the host's
-/// list at a past instant, `?at=`, from the ledger's fold).
+/// list at a past instant, `?at=`, from the ledger's fold), without written answers.
 pub fn render_standings(
-    mut questions: Vec<QuestionStanding>,
+    questions: Vec<QuestionStanding>,
     variant: Variant,
     now_ms: u64,
 ) -> Result<(Arc<[ListItem]>, Bytes), StoreError> {
+    render_items(questions, &HashMap::new(), variant, now_ms)
+}
+
+/// Ranks questions at `now_ms` and renders them, with their written answers, as the list of
+/// `variant`. The spotlight is decided over all of the event's questions (`rank`).
+pub fn render_items(
+    mut questions: Vec<QuestionStanding>,
+    replies: &HashMap<QuestionId, String>,
+    variant: Variant,
+    now_ms: u64,
+) -> Result<(Arc<[ListItem]>, Bytes), StoreError> {
+    let lit = spotlight_of(&questions);
     if variant == Variant::Guest {
-        questions.retain(|q| !q.is_hidden());
+        questions.retain(|q| !q.is_hidden() && !q.is_pending());
     }
     rank(&mut questions, now_ms);
     let items: Arc<[ListItem]> = questions
@@ -206,10 +254,19 @@ pub fn render_standings(
             votes: q.votes,
             hidden: q.is_hidden(),
             answered: q.answered_at().map(|at| at.unix_seconds()),
+            spotlight: lit == Some(q.id),
+            approved: !q.is_pending(),
+            reply: replies.get(&q.id).filter(|r| !r.is_empty()).map(|r| r.as_str().into()),
+            pending: false,
         })
         .collect();
-    let body = serde_json::to_vec(&items[..]).map_err(|e| StoreError::Corrupt(format!("cannot render a list: {e}")))?;
+    let body = serialize(&items)?;
     Ok((items, Bytes::from(body)))
+}
+
+/// A list's JSON.
+pub fn serialize(items: &[ListItem]) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(items).map_err(|e| StoreError::Corrupt(format!("cannot render a list: {e}")))
 }
 
 /// A strong ETag: the first 128 bits of the body's SHA-256, quoted.
@@ -317,9 +374,11 @@ mod tests {
         }
         assert!(rendered_bytes > 4 * BUDGET, "the test renders only {rendered_bytes} bytes");
         // What the entries really hold, counted apart from the weigher.
+        // The items (what deltas are computed from) weigh about as much as the bodies since
+        // they carry the host's tools' fields too, so the bodies are a little under half.
         let held_bytes: u64 = cache.entries.iter().map(|(_, list)| list.body.len() as u64).sum();
         assert!(held_bytes <= BUDGET, "{held_bytes} bytes of lists held");
-        assert!(held_bytes >= BUDGET / 2, "only {held_bytes} bytes held");
+        assert!(held_bytes >= BUDGET * 2 / 5, "only {held_bytes} bytes held");
     }
 
     #[test]
