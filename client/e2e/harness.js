@@ -4,7 +4,7 @@
 // for screenshots and logs. Quiet unless TEST_LOG is set.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -69,8 +69,12 @@ async function waitUntilUp(base, child, deadlineMs) {
   throw new Error(`serve did not answer on ${base} within ${deadlineMs} ms`);
 }
 
-/** Starts the server; resolves to `{ base, stop() }`. */
-export async function startServer() {
+/**
+ * Starts the server; resolves to `{ base, stop() }`. With `seed` (NDJSON, as `ledger export`
+ * writes it), the new database first imports those records (`ledger import`), so a test can
+ * stage a session spread over past minutes.
+ */
+export async function startServer({ seed } = {}) {
   mkdirSync(artifactsDir, { recursive: true });
   const dist = join(clientDir, 'dist');
   if (!existsSync(join(dist, 'index.html'))) throw new Error('client/dist is missing: run `npm run build` first');
@@ -91,6 +95,13 @@ export async function startServer() {
   const dbDir = mkdtempSync(join(tmpdir(), 'www-e2e-'));
   const base = `http://127.0.0.1:${port}`;
   const logFile = join(artifactsDir, 'server.log');
+  if (seed !== undefined) {
+    const imported = spawnSync(binary, ['ledger', 'import', '--db', join(dbDir, 'e2e.db')], {
+      input: seed,
+      env: { ...process.env, RUST_LOG: 'error' },
+    });
+    if (imported.status !== 0) throw new Error(`ledger import failed: ${imported.stdout}${imported.stderr}`);
+  }
   const out = createWriteStream(logFile);
   const child = spawn(
     binary,

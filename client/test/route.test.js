@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalEventId, guestLink, hostPath, parseRoute } from '../src/lib/route.js';
+import { canonicalEventId, guestLink, hostPath, insightsPath, parseRoute } from '../src/lib/route.js';
 
 const EID = '01HZZZ0000AAAAAAAAAAAAAAAA';
 
@@ -9,6 +9,18 @@ describe('routes', () => {
     expect(parseRoute(`/event/${EID}`)).toEqual({ page: 'event', eid: EID, secret: null });
     expect(parseRoute(`/event/${EID}/abc123`)).toEqual({ page: 'event', eid: EID, secret: 'abc123' });
     expect(parseRoute(`/event/${EID}/`)).toEqual({ page: 'event', eid: EID, secret: null });
+  });
+
+  it('puts the host\'s insights under the host URL only', () => {
+    expect(parseRoute(`/event/${EID}/abc123/insights`)).toEqual({ page: 'insights', eid: EID, secret: 'abc123' });
+    expect(parseRoute(`/event/${EID.toLowerCase()}/abc123/insights/`)).toEqual({
+      page: 'insights',
+      eid: EID,
+      secret: 'abc123',
+    });
+    expect(insightsPath(EID, 'abc123')).toBe(`/event/${EID}/abc123/insights`);
+    expect(parseRoute(`/event/${EID}/abc123/insight`)).toEqual({ page: 'not-found' });
+    expect(parseRoute(`/event/${EID}/abc123/insights/more`)).toEqual({ page: 'not-found' });
   });
 
   it('canonicalises the event id (Crockford base32 is case-insensitive) but not the secret', () => {

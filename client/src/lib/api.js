@@ -136,3 +136,28 @@ export async function fetchTexts(ids) {
     throw error;
   }
 }
+
+/** The host's insights (design §7): never from a cache, each is the host's alone. */
+function insightsJson(eid, secret, what) {
+  return json(`/api/event/${enc(eid)}/${what}/${enc(secret)}`, { cache: 'no-store' });
+}
+
+/** The host's list as it stood at `at` (Unix ms). */
+export async function fetchListAt(eid, secret, at) {
+  const list = await json(`${listUrl(eid, secret)}?at=${enc(String(Math.trunc(at)))}`, { cache: 'no-store' });
+  if (!Array.isArray(list)) throw new ApiError(200, 'The server sent something unexpected.');
+  return list;
+}
+
+/** Votes per question, asks and first-time voters per step of `step` seconds (or larger). */
+export function fetchTimeline(eid, secret, step) {
+  return json(`/api/event/${enc(eid)}/timeline/${enc(secret)}?step=${enc(String(step))}`, { cache: 'no-store' });
+}
+
+export function fetchAudit(eid, secret) {
+  return insightsJson(eid, secret, 'audit');
+}
+
+export function fetchBursts(eid, secret) {
+  return insightsJson(eid, secret, 'bursts');
+}

@@ -15,23 +15,26 @@ export function canonicalEventId(eid) {
 const SECRET = /^[0-9A-Za-z_-]{1,128}$/;
 
 /**
- * Parses a path into `{ page: 'home' } | { page: 'event', eid, secret } | { page: 'not-found' }`.
- * The event id comes back canonical (uppercase); the secret as written (it is case-sensitive).
+ * Parses a path into `{ page: 'home' } | { page: 'event', eid, secret } |
+ * { page: 'insights', eid, secret } | { page: 'not-found' }`. The event id comes back
+ * canonical (uppercase); the secret as written (it is case-sensitive). The host's insights
+ * live under the host URL (`/event/{eid}/{secret}/insights`), so only a host reaches them.
  */
 export function parseRoute(pathname) {
   const parts = pathname.split('/').filter((part) => part !== '');
   if (parts.length === 0) return { page: 'home' };
-  if (parts[0] !== 'event' || parts.length < 2 || parts.length > 3) return { page: 'not-found' };
+  const insights = parts.length === 4 && parts[3] === 'insights';
+  if (parts[0] !== 'event' || parts.length < 2 || (parts.length > 3 && !insights)) return { page: 'not-found' };
   let eid;
   let secret;
   try {
     eid = decodeURIComponent(parts[1]);
-    secret = parts.length === 3 ? decodeURIComponent(parts[2]) : null;
+    secret = parts.length >= 3 ? decodeURIComponent(parts[2]) : null;
   } catch {
     return { page: 'not-found' };
   }
   if (!ID.test(eid) || (secret !== null && !SECRET.test(secret))) return { page: 'not-found' };
-  return { page: 'event', eid: canonicalEventId(eid), secret };
+  return { page: insights ? 'insights' : 'event', eid: canonicalEventId(eid), secret };
 }
 
 export function guestPath(eid) {
@@ -40,6 +43,11 @@ export function guestPath(eid) {
 
 export function hostPath(eid, secret) {
   return `/event/${encodeURIComponent(eid)}/${encodeURIComponent(secret)}`;
+}
+
+/** The host's insights page. */
+export function insightsPath(eid, secret) {
+  return `${hostPath(eid, secret)}/insights`;
 }
 
 /** The link a host shares: the guest page, never the secret. */
