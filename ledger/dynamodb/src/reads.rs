@@ -36,10 +36,11 @@ impl DynamoStore {
         }
     }
 
-    /// Every record of one event: all its shard partitions queried in parallel, each every
-    /// page (eventually consistent reads), and how many Query requests that took in all.
+    /// Every record of one event: every shard partition any event may use
+    /// ([`ledger_read_shards`](Self::ledger_read_shards)) queried in parallel, each to its
+    /// last page (eventually consistent reads), and how many Query requests that took.
     pub async fn event_records_counted(&self, event: EventId) -> StoreResult<(Vec<Record>, u64)> {
-        let shards = (0..self.tables.ledger_shards).map(|shard| self.shard_records_counted(event, shard));
+        let shards = (0..self.ledger_read_shards()).map(|shard| self.shard_records_counted(event, shard));
         let mut records = Vec::new();
         let mut queries = 0;
         for (part, n) in futures::future::try_join_all(shards).await? {
