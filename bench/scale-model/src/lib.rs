@@ -1,253 +1,614 @@
-//! The scale model: how hard a vote burst on one question hits DynamoDB, counted from the
-//! writes the real adapter issues rather than estimated on paper.
+//! The scale model: what a vote burst does to DynamoDB on the AWS path, counted from the
+//! requests the real code issues, in simulated time.
 //!
-//! The DynamoDB adapter (`ledger_dynamodb::DynamoStore`) runs unchanged, with the SDK's HTTP
-//! client replaced by a counting one: every request is parsed (it is DynamoDB's JSON
-//! protocol), each item it writes is counted against the simulated second it was issued in,
-//! and it is answered as DynamoDB would answer when nothing conflicts (reads find no voter
-//! state yet: every vote in the burst is a guest's first). The aggregator's own batch
-//! function (`aggregator::apply_batch`) drives the adapter, batch by batch, as the queue
-//! would deliver the burst. The original design (one `UpdateItem ADD votes 1` per vote) is
-//! driven through the same counting client for comparison.
+//! Ingest's appends (`LedgerStore::append`, one conditional put per vote) and five
+//! concurrent aggregators (`aggregator::apply_batch` over `ledger_dynamodb::DynamoStore`,
+//! unchanged) run against a simulated DynamoDB behind the SDK's HTTP client. It parses every
+//! request (DynamoDB's JSON protocol) and answers as DynamoDB would, with:
+//! - **simulated time**: each actor (ingest, each aggregator) has its own clock in
+//!   milliseconds, advanced by a fixed latency per request ([`Latency`]); the driver always
+//!   steps the actor that is furthest behind, so their requests interleave in time;
+//! - **the partition limit**: each partition key (of a table, or of the `top` index) takes
+//!   at most [`PARTITION_WCU_PER_S_MAX`] WCU in any simulated second (one key lives in one
+//!   partition; split-for-heat is not modelled: DynamoDB does not split a key's item
+//!   collection whose sort keys only grow, like the ledger's, and makes no promise for
+//!   others). A write beyond it is throttled: `ProvisionedThroughputExceededException`, or
+//!   a transaction cancelled with reason `ThrottlingError`;
+//! - **conflicts**: a transaction touching an item that another actor's transaction holds
+//!   at the same simulated moment is cancelled with `TransactionConflict`; in the "before"
+//!   design, whose counter shards were written with a version condition read just before
+//!   the transaction, a counter write also fails its condition if another actor wrote that
+//!   shard since ([`Latency::get`] before the transaction);
+//! - **costs**: write request units (1 per item put or updated, 2 in a transaction, 2 for a
+//!   `top` index entry moved; a cancelled transaction is charged, a throttled one is not)
+//!   and read request units (1 per item read strongly consistent, 0.5 eventually; an item
+//!   not found is charged too), priced at on-demand rates ([`WRU_USD_PER_MILLION`]).
 //!
-//! What is counted, per simulated second:
-//! - writes to each item (table + key), with their write capacity: 2 WCU per item written in
-//!   a transaction, 1 WCU otherwise (every item here is under 1 KB);
-//! - writes to each partition of the `top` index: a base-table write that changes `votes`
-//!   (the index's sort key) moves the index entry, a delete and a put (2 WCU);
-//! - writes to each partition key of the `voters` table (one item per voter, so DynamoDB
-//!   can split that key's item collection by sort key when it runs hot).
+//! The adapter runs without waiting (`DynamoStore::with_throttle_budget(ZERO)`): a throttled
+//! transaction fails the batch at once, as it would after its retries in production, and the
+//! batch goes back to the queue [`REQUEUE_DELAY_MS`] later (the queue handler's requeue). A
+//! throttled append is a vote ingest refuses (503). Throttled requests are counted.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_smithy_types::body::SdkBody;
+use ledger::ports::{EventRow, EventStore, LedgerStore};
 use ledger::{Asked, EventId, QuestionId, Record, RecordBody, RecordId, VoterId};
 use ledger_dynamodb::aws_sdk_dynamodb;
-use ledger_dynamodb::schema::{PARTITION_WCU_PER_S_MAX, TRANSACT_ITEMS_MAX};
+use ledger_dynamodb::schema::{HOT_KEY_WRITES_PER_S_MAX, PARTITION_WCU_PER_S_MAX};
 use ledger_dynamodb::{DynamoStore, Tables};
 use serde_json::{json, Value};
 use ulid::Ulid;
 
-/// What a write lands on.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Target {
-    Item { table: String, key: String },
-    IndexPartition { index: String, partition: String },
-    PartitionKey { table: String, partition: String },
+/// On-demand prices (us-east-1, from November 2024): per million write / read request units.
+pub const WRU_USD_PER_MILLION: f64 = 0.625;
+pub const RRU_USD_PER_MILLION: f64 = 0.125;
+/// How long a batch whose records were throttled waits before it is delivered again (the
+/// queue handler sends it back with this delay: `aggregator_queue::requeue::REQUEUE_DELAY_S`).
+pub const REQUEUE_DELAY_MS: u64 = 10_000;
+/// From an append to the record's message in the queue (stream, Pipe).
+pub const PIPE_DELAY_MS: u64 = 200;
+/// How long the queue's poller waits to fill a batch (the template's batching window).
+pub const BATCHING_WINDOW_MS: u64 = 1_000;
+
+/// Simulated latency of each request kind, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    pub get: u64,
+    pub batch_get: u64,
+    pub put: u64,
+    pub update: u64,
+    pub transact: u64,
+    pub batch_write: u64,
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Tally {
+pub const LATENCY: Latency = Latency { get: 3, batch_get: 5, put: 4, update: 5, transact: 12, batch_write: 8 };
+
+/// The two layouts compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Design {
+    /// Before: 8 ledger shards, every voter state and counter shard of a question under the
+    /// partition key `qid`, counter shards written with a version condition.
+    Before,
+    /// After: the defaults (32 ledger shards, voter states over 32 keys per question,
+    /// counter shards on keys of their own, added to).
+    After,
+}
+
+impl Design {
+    pub fn name(self) -> &'static str {
+        match self {
+            Design::Before => "before",
+            Design::After => "after",
+        }
+    }
+
+    fn tables(self) -> Tables {
+        match self {
+            Design::Before => Tables { ledger_shards: 8, voter_partitions: 0, counter_shards: 8, ..Tables::default() },
+            Design::After => Tables::default(),
+        }
+    }
+}
+
+/// Where the votes go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mix {
+    /// Every vote on one question.
+    OneQuestion,
+    /// Votes spread evenly at random over this many questions of one event.
+    Spread(u32),
+}
+
+impl Mix {
+    pub fn name(self) -> String {
+        match self {
+            Mix::OneQuestion => "one question".to_owned(),
+            Mix::Spread(n) => format!("{n} questions"),
+        }
+    }
+
+    fn questions(self) -> u32 {
+        match self {
+            Mix::OneQuestion => 1,
+            Mix::Spread(n) => n.max(1),
+        }
+    }
+}
+
+/// One run: `votes_per_s` first-time up-votes (distinct voters) for `seconds`.
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    pub design: Design,
+    pub mix: Mix,
+    pub votes_per_s: u64,
+    pub seconds: u64,
+    /// Most records per aggregator batch (the template's default: 1,000).
+    pub batch_records: usize,
+    /// Concurrent aggregators (the template's default: 5).
+    pub aggregators: usize,
+    /// How long after the burst the aggregators may still catch up (simulated ms).
+    pub drain_ms: u64,
+}
+
+impl Scenario {
+    pub fn new(design: Design, mix: Mix, votes_per_s: u64, seconds: u64) -> Self {
+        Self { design, mix, votes_per_s, seconds, batch_records: 1_000, aggregators: 5, drain_ms: 30_000 }
+    }
+}
+
+/// What one table's or index's hottest partition key took in its busiest second.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HotKey {
+    /// The key, with the event and question ids written `{eid}` and `{qid}`.
+    pub key: String,
+    /// Writes the design sent to the key in that second (throttled ones included).
     pub writes: u64,
+    /// Write capacity it consumed in that second.
     pub wcu: u64,
+    /// Writes to the key refused as throttled over the whole run.
+    pub throttled: u64,
 }
 
-/// Counts writes per target per simulated second.
+/// One run's result.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// The hottest partition key of each table and index (`events`, `ledger`, `questions`,
+    /// `questions/top`, `voters`), by writes in its busiest second.
+    pub hottest: BTreeMap<String, HotKey>,
+    pub votes: u64,
+    /// Votes ingest could not append (throttled: the guest got a 503).
+    pub votes_refused: u64,
+    /// Votes folded into the projection by the end of the run.
+    pub votes_folded: u64,
+    /// Aggregator batches delivered (again after a throttle or a give-up included).
+    pub batches: u64,
+    /// Batches that failed because DynamoDB throttled them (sent back to the queue).
+    pub batches_throttled: u64,
+    /// Batches that gave up on conflicts.
+    pub batches_conflicted: u64,
+    /// Transactions cancelled: another in flight on an item / a failed condition.
+    pub transaction_conflicts: u64,
+    pub condition_failures: u64,
+    /// Requests DynamoDB refused as throttled.
+    pub throttled_requests: u64,
+    pub requests: u64,
+    pub wru: f64,
+    pub rru: f64,
+    /// Simulated time the last aggregator finished at (ms).
+    pub finished_ms: u64,
+}
+
+impl Outcome {
+    /// DynamoDB's price of a million votes at this run's request units per vote folded.
+    pub fn usd_per_million_votes(&self) -> f64 {
+        let votes = self.votes_folded.max(1) as f64;
+        (self.wru / votes) * WRU_USD_PER_MILLION + (self.rru / votes) * RRU_USD_PER_MILLION
+    }
+
+    /// The largest number of writes any partition key of any table or index took in a second.
+    pub fn hottest_writes(&self) -> u64 {
+        self.hottest.values().map(|h| h.writes).max().unwrap_or(0)
+    }
+}
+
+/// Per (table or index, partition key, second): writes sent, WCU consumed.
+#[derive(Default, Clone, Copy)]
+struct Load {
+    writes: u64,
+    wcu: u64,
+}
+
+/// An item's key and where it lives.
+#[derive(Clone)]
+struct Target {
+    table: String,
+    partition: String,
+    item: String,
+}
+
+/// What the simulated DynamoDB holds and has counted.
 #[derive(Default)]
-pub struct Counter {
-    now_s: AtomicU64,
-    tallies: Mutex<HashMap<(Target, u64), Tally>>,
-    /// Which event each question belongs to (learned from writes carrying `eid`), to place
-    /// `top` index writes in their partition.
-    events: Mutex<HashMap<String, String>>,
-    requests: AtomicU64,
-    /// Counter shard items as last written (the adapter reads them back to add to them).
-    shards: Mutex<HashMap<String, Value>>,
+struct State {
+    events: HashMap<String, Value>,
+    /// Voter states and counter shards by item key, as last written.
+    voters: HashMap<String, Value>,
+    /// Which event each question item belongs to (for the `top` index).
+    question_events: HashMap<String, String>,
+    /// Per (table, partition, second).
+    load: HashMap<(String, String, u64), Load>,
+    throttled_by_table: HashMap<(String, String), u64>,
+    /// Per item: transactions holding it (actor, from, until) and writes (actor, at).
+    held: HashMap<String, Vec<(usize, u64, u64)>>,
+    written: HashMap<String, Vec<(usize, u64)>>,
+    transaction_conflicts: u64,
+    condition_failures: u64,
+    throttled_requests: u64,
+    requests: u64,
+    wru: f64,
+    rru: f64,
 }
 
-impl Counter {
-    pub fn set_second(&self, second: u64) {
-        self.now_s.store(second, Ordering::SeqCst);
+/// The simulated DynamoDB shared by every actor's client.
+pub struct Simulated {
+    versioned_counters: bool,
+    clocks: Mutex<Vec<u64>>,
+    state: Mutex<State>,
+}
+
+/// Only the last few holds and writes of an item matter for conflicts.
+const HISTORY_PER_ITEM: usize = 16;
+
+fn s_attr(value: &Value, name: &str) -> String {
+    value.get(name).and_then(|a| a.get("S")).and_then(Value::as_str).unwrap_or("").to_owned()
+}
+
+fn table_key_names(table: &str) -> (&'static str, Option<&'static str>) {
+    if table.ends_with("voters") {
+        ("qid", Some("voter"))
+    } else if table.ends_with("ledger") {
+        ("pk", Some("id"))
+    } else {
+        ("id", None)
+    }
+}
+
+fn target(table: &str, key_or_item: &Value) -> Target {
+    let (partition, sort) = table_key_names(table);
+    let partition = s_attr(key_or_item, partition);
+    let item = match sort {
+        Some(sort) => format!("{table}/{partition}/{}", s_attr(key_or_item, sort)),
+        None => format!("{table}/{partition}"),
+    };
+    Target { table: table.to_owned(), partition, item }
+}
+
+fn error(kind: &str, extra: Value) -> (u16, Value) {
+    let mut body = json!({ "__type": format!("com.amazonaws.dynamodb.v20120810#{kind}"), "message": kind });
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    (400, body)
+}
+
+/// The expression with its `#name` placeholders replaced by the names.
+fn expression(request: &Value, field: &str) -> String {
+    let mut text = request[field].as_str().unwrap_or("").to_owned();
+    if let Some(names) = request.get("ExpressionAttributeNames").and_then(Value::as_object) {
+        // Longest placeholders first, so `#v` does not eat into `#votes`.
+        let mut names: Vec<_> = names.iter().collect();
+        names.sort_by_key(|(alias, _)| std::cmp::Reverse(alias.len()));
+        for (alias, name) in names {
+            text = text.replace(alias.as_str(), name.as_str().unwrap_or(""));
+        }
+    }
+    text
+}
+
+fn number(value: &Value) -> i64 {
+    value.get("N").and_then(Value::as_str).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+/// One write of a request, ready to be checked and applied.
+struct Write {
+    target: Target,
+    /// WCU in the base table.
+    wcu: u64,
+    /// The `top` index partition (event) it moves an entry in, if any (2 WCU there).
+    index: Option<String>,
+    /// The item as written (a put), or the update request.
+    put: Option<Value>,
+    update: Option<Value>,
+    counter_shard: bool,
+}
+
+impl Simulated {
+    pub fn new(versioned_counters: bool, actors: usize) -> Self {
+        Self { versioned_counters, clocks: Mutex::new(vec![0; actors]), state: Mutex::default() }
     }
 
-    pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::SeqCst)
+    pub fn clock(&self, actor: usize) -> u64 {
+        self.clocks.lock().map(|c| c[actor]).unwrap_or(0)
     }
 
-    fn add(&self, target: Target, wcu: u64) {
-        let second = self.now_s.load(Ordering::SeqCst);
-        if let Ok(mut t) = self.tallies.lock() {
-            let tally = t.entry((target, second)).or_default();
-            tally.writes += 1;
-            tally.wcu += wcu;
+    pub fn set_clock(&self, actor: usize, ms: u64) {
+        if let Ok(mut c) = self.clocks.lock() {
+            c[actor] = ms;
         }
     }
 
-    /// The busiest second of the busiest target of each kind: (target, writes, WCU).
-    pub fn peaks(&self) -> Peaks {
-        let tallies = self.tallies.lock().map(|t| t.clone()).unwrap_or_default();
-        let mut peaks = Peaks::default();
-        for ((target, _second), tally) in tallies {
-            let slot = match &target {
-                Target::Item { .. } => &mut peaks.item,
-                Target::IndexPartition { .. } => &mut peaks.index_partition,
-                Target::PartitionKey { .. } => &mut peaks.partition_key,
-            };
-            if slot.as_ref().is_none_or(|(_, best)| tally.writes > best.writes) {
-                *slot = Some((target, tally));
-            }
-        }
-        peaks
-    }
-
-    /// Writes per second to one target, over every simulated second seen (0 where none).
-    pub fn series(&self, target: &Target, seconds: u64) -> Vec<u64> {
-        let tallies = self.tallies.lock().map(|t| t.clone()).unwrap_or_default();
-        (0..seconds).map(|s| tallies.get(&(target.clone(), s)).map_or(0, |t| t.writes)).collect()
-    }
-
-    fn learn_event(&self, question: &str, event: &str) {
-        if let Ok(mut e) = self.events.lock() {
-            e.entry(question.to_owned()).or_insert_with(|| event.to_owned());
-        }
-    }
-
-    fn event_of(&self, question: &str) -> Option<String> {
-        self.events.lock().ok().and_then(|e| e.get(question).cloned())
-    }
-
-    /// Counts a put (a `PutItem` request, or a `Put` of a transaction).
-    fn count_put(&self, put: &Value, transactional: bool) {
-        self.count_write(put["TableName"].as_str().unwrap_or(""), &put["Item"], None, &Value::Null, transactional);
-    }
-
-    /// Counts an update (an `UpdateItem` request, or an `Update` of a transaction), with its
-    /// expression's placeholders (#votes) resolved so that "touches votes" is visible.
-    fn count_update(&self, update: &Value, transactional: bool) {
-        let mut expression = update["UpdateExpression"].as_str().unwrap_or("").to_owned();
-        if let Some(names) = update.get("ExpressionAttributeNames").and_then(Value::as_object) {
-            for (alias, name) in names {
-                expression = expression.replace(alias.as_str(), name.as_str().unwrap_or(""));
-            }
-        }
-        let values = update.get("ExpressionAttributeValues").cloned().unwrap_or(Value::Null);
-        let table = update["TableName"].as_str().unwrap_or("");
-        self.count_write(table, &update["Key"], Some(&expression), &values, transactional);
-    }
-
-    /// Counts one written item. `values` are the request's expression attribute values.
-    fn count_write(&self, table: &str, key_or_item: &Value, update: Option<&str>, values: &Value, transactional: bool) {
-        let item_wcu = if transactional { 2 } else { 1 };
-        let s = |v: &Value, name: &str| v.get(name).and_then(|a| a.get("S")).and_then(Value::as_str).map(str::to_owned);
-        let key_names: &[&str] = if table.ends_with("voters") {
-            &["qid", "voter"]
-        } else if table.ends_with("ledger") {
-            &["pk", "id"]
-        } else {
-            &["id"]
+    /// Takes the request's simulated start and advances the actor's clock past it.
+    fn tick(&self, actor: usize, latency: u64) -> u64 {
+        let mut clocks = match self.clocks.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
         };
-        let key = key_names.iter().map(|n| s(key_or_item, n).unwrap_or_default()).collect::<Vec<_>>().join("/");
-        if table.ends_with("voters") && key.contains("/#") && update.is_none() {
-            if let Ok(mut shards) = self.shards.lock() {
-                shards.insert(key.clone(), key_or_item.clone());
-            }
-        }
-        self.add(Target::Item { table: table.to_owned(), key }, item_wcu);
-        if table.ends_with("voters") {
-            if let Some(qid) = s(key_or_item, "qid") {
-                self.add(Target::PartitionKey { table: table.to_owned(), partition: qid }, item_wcu);
-            }
-        }
+        let start = clocks[actor];
+        clocks[actor] = start + latency;
+        start
+    }
+
+    fn write_of(&self, state: &State, table: &str, request: &Value, transactional: bool) -> Write {
+        let per_item = if transactional { 2 } else { 1 };
+        let (key_or_item, put, update) = match request.get("Item") {
+            Some(item) => (item, Some(item.clone()), None),
+            None => (&request["Key"], None, Some(request.clone())),
+        };
+        let target = target(table, key_or_item);
+        let counter_shard = table.ends_with("voters") && s_attr(key_or_item, "voter").starts_with('#');
+        let mut index = None;
         if table.ends_with("questions") {
-            let Some(id) = s(key_or_item, "id") else {
-                return;
+            let moves = match &put {
+                Some(item) => item.get("votes").is_some(),
+                None => expression(request, "UpdateExpression").contains("votes"),
             };
-            if let Some(eid) = s(key_or_item, "eid").or_else(|| s(values, ":eid")) {
-                self.learn_event(&id, &eid);
+            let event = put
+                .as_ref()
+                .map(|i| s_attr(i, "eid"))
+                .filter(|e| !e.is_empty())
+                .or_else(|| request.get("ExpressionAttributeValues").map(|v| s_attr(v, ":eid")))
+                .filter(|e| !e.is_empty())
+                .or_else(|| state.question_events.get(&target.partition).cloned());
+            if moves {
+                index = event;
             }
-            // A put writes the index entry; an update moves it if it touches `votes`.
-            let moves_index = match update {
-                None => key_or_item.get("votes").is_some(),
-                Some(expression) => expression.contains("votes"),
-            };
-            if moves_index {
-                if let Some(eid) = self.event_of(&id) {
-                    self.add(Target::IndexPartition { index: "top".to_owned(), partition: eid }, 2);
+        }
+        Write { target, wcu: per_item, index, put, update, counter_shard }
+    }
+
+    /// Whether `writes` fit the partition limit at `second` (all or nothing).
+    fn fits(state: &State, writes: &[Write], second: u64) -> Vec<bool> {
+        let mut extra: HashMap<(String, String), u64> = HashMap::new();
+        for w in writes {
+            *extra.entry((w.target.table.clone(), w.target.partition.clone())).or_default() += w.wcu;
+            if let Some(event) = &w.index {
+                *extra.entry(("questions/top".to_owned(), event.clone())).or_default() += 2;
+            }
+        }
+        let over = |table: &str, partition: &str| {
+            let used = state.load.get(&(table.to_owned(), partition.to_owned(), second)).map_or(0, |l| l.wcu);
+            used + extra.get(&(table.to_owned(), partition.to_owned())).copied().unwrap_or(0)
+                > u64::from(PARTITION_WCU_PER_S_MAX)
+        };
+        writes
+            .iter()
+            .map(|w| {
+                !over(&w.target.table, &w.target.partition)
+                    && w.index.as_ref().is_none_or(|e| !over("questions/top", e))
+            })
+            .collect()
+    }
+
+    /// Counts the writes as sent (and, if `applied`, their capacity as consumed).
+    fn count(state: &mut State, writes: &[Write], second: u64, applied: bool) {
+        for w in writes {
+            let load = state.load.entry((w.target.table.clone(), w.target.partition.clone(), second)).or_default();
+            load.writes += 1;
+            if applied {
+                load.wcu += w.wcu;
+            }
+            if let Some(event) = &w.index {
+                let load = state.load.entry(("questions/top".to_owned(), event.clone(), second)).or_default();
+                load.writes += 1;
+                if applied {
+                    load.wcu += 2;
                 }
             }
         }
     }
 
-    /// Answers one DynamoDB request as a conflict-free DynamoDB would, counting its writes.
-    fn respond(&self, request: &http::Request<SdkBody>) -> Value {
-        self.requests.fetch_add(1, Ordering::SeqCst);
-        let target = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
-        let operation = target.rsplit('.').next().unwrap_or("");
+    fn throttle(state: &mut State, writes: &[Write], fits: &[bool]) {
+        state.throttled_requests += 1;
+        for (w, ok) in writes.iter().zip(fits) {
+            if !ok {
+                *state.throttled_by_table.entry((w.target.table.clone(), w.target.partition.clone())).or_default() += 1;
+            }
+        }
+    }
+
+    fn apply(&self, state: &mut State, writes: &[Write], actor: usize, at: u64) {
+        for w in writes {
+            state.wru += w.wcu as f64 + if w.index.is_some() { 2.0 } else { 0.0 };
+            let history = state.written.entry(w.target.item.clone()).or_default();
+            history.push((actor, at));
+            if history.len() > HISTORY_PER_ITEM {
+                history.remove(0);
+            }
+            if w.target.table.ends_with("questions") {
+                if let Some(event) = &w.index {
+                    state.question_events.insert(w.target.partition.clone(), event.clone());
+                }
+            }
+            if w.target.table.ends_with("voters") {
+                if let Some(item) = &w.put {
+                    state.voters.insert(w.target.item.clone(), item.clone());
+                } else if let Some(update) = &w.update {
+                    // A counter shard's `ADD #part :delta, #ver :one`.
+                    let values = &update["ExpressionAttributeValues"];
+                    let entry = state.voters.entry(w.target.item.clone()).or_insert_with(|| {
+                        let mut item = update["Key"].clone();
+                        item["part"] = json!({"N": "0"});
+                        item["ver"] = json!({"N": "0"});
+                        item
+                    });
+                    let part = number(&entry["part"]) + number(&values[":delta"]);
+                    let ver = number(&entry["ver"]) + number(&values[":one"]);
+                    entry["part"] = json!({ "N": part.to_string() });
+                    entry["ver"] = json!({ "N": ver.to_string() });
+                }
+            }
+            if w.target.table.ends_with("events") {
+                if let Some(item) = &w.put {
+                    state.events.insert(w.target.partition.clone(), item.clone());
+                }
+            }
+        }
+    }
+
+    /// Why a transaction's item cannot be written now, if it cannot.
+    fn cancellation(&self, state: &State, w: &Write, request: &Value, actor: usize, from: u64, until: u64) -> &'static str {
+        let held = state.held.get(&w.target.item).into_iter().flatten();
+        if held.clone().any(|&(other, a, b)| other != actor && a < until && from < b) {
+            return "TransactionConflict";
+        }
+        if w.counter_shard && self.versioned_counters {
+            let since = from.saturating_sub(LATENCY.batch_get);
+            let written = state.written.get(&w.target.item).into_iter().flatten();
+            if written.clone().any(|&(other, at)| other != actor && at >= since && at < until) {
+                return "ConditionalCheckFailed";
+            }
+        }
+        if w.target.table.ends_with("voters") && !w.counter_shard {
+            let stored = state.voters.get(&w.target.item).map(|item| s_attr(item, "rec"));
+            let condition = expression(request, "ConditionExpression");
+            let expected = request.get("ExpressionAttributeValues").map(|v| s_attr(v, ":expected"));
+            let holds = if condition.contains("attribute_not_exists") {
+                stored.is_none()
+            } else {
+                stored.is_some() && stored == expected
+            };
+            if !holds {
+                return "ConditionalCheckFailed";
+            }
+        }
+        "None"
+    }
+
+    /// Answers one request of `actor`: (HTTP status, JSON body).
+    fn respond(&self, actor: usize, request: &http::Request<SdkBody>) -> (u16, Value) {
+        let operation = request
+            .headers()
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or("")
+            .to_owned();
         let body: Value = request.body().bytes().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
-        match operation {
-            "TransactWriteItems" => {
-                for entry in body["TransactItems"].as_array().into_iter().flatten() {
-                    if let Some(put) = entry.get("Put") {
-                        self.count_put(put, true);
+        let mut state = match self.state.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        state.requests += 1;
+        match operation.as_str() {
+            "GetItem" => {
+                self.tick(actor, LATENCY.get);
+                state.rru += if body["ConsistentRead"].as_bool() == Some(true) { 1.0 } else { 0.5 };
+                let table = body["TableName"].as_str().unwrap_or("");
+                let key = s_attr(&body["Key"], table_key_names(table).0);
+                match state.events.get(&key).filter(|_| table.ends_with("events")) {
+                    Some(item) => (200, json!({ "Item": item })),
+                    None => (200, json!({})),
+                }
+            }
+            "BatchGetItem" => {
+                self.tick(actor, LATENCY.batch_get);
+                let mut responses = serde_json::Map::new();
+                for (table, request) in body["RequestItems"].as_object().into_iter().flatten() {
+                    let consistent = request["ConsistentRead"].as_bool() == Some(true);
+                    let mut found = Vec::new();
+                    for key in request["Keys"].as_array().into_iter().flatten() {
+                        state.rru += if consistent { 1.0 } else { 0.5 };
+                        if let Some(item) = state.voters.get(&target(table, key).item) {
+                            found.push(item.clone());
+                        }
                     }
-                    if let Some(update) = entry.get("Update") {
-                        self.count_update(update, true);
+                    responses.insert(table.clone(), Value::Array(found));
+                }
+                (200, json!({ "Responses": responses, "UnprocessedKeys": {} }))
+            }
+            "PutItem" | "UpdateItem" => {
+                let at = self.tick(actor, if operation == "PutItem" { LATENCY.put } else { LATENCY.update });
+                let table = body["TableName"].as_str().unwrap_or("").to_owned();
+                let writes = vec![self.write_of(&state, &table, &body, false)];
+                let second = at / 1_000;
+                let fits = Self::fits(&state, &writes, second);
+                Self::count(&mut state, &writes, second, fits[0]);
+                if !fits[0] {
+                    Self::throttle(&mut state, &writes, &fits);
+                    return error("ProvisionedThroughputExceededException", json!({}));
+                }
+                self.apply(&mut state, &writes, actor, at);
+                (200, json!({}))
+            }
+            "TransactWriteItems" => {
+                let from = self.tick(actor, LATENCY.transact);
+                let until = from + LATENCY.transact;
+                let entries: Vec<Value> = body["TransactItems"].as_array().cloned().unwrap_or_default();
+                let mut writes = Vec::with_capacity(entries.len());
+                for entry in &entries {
+                    let request = entry.get("Put").or_else(|| entry.get("Update")).cloned().unwrap_or(Value::Null);
+                    let table = request["TableName"].as_str().unwrap_or("").to_owned();
+                    writes.push((self.write_of(&state, &table, &request, true), request));
+                }
+                let second = from / 1_000;
+                let reasons: Vec<&str> =
+                    writes.iter().map(|(w, r)| self.cancellation(&state, w, r, actor, from, until)).collect();
+                let writes: Vec<Write> = writes.into_iter().map(|(w, _)| w).collect();
+                if reasons.iter().any(|r| *r != "None") {
+                    if reasons.contains(&"ConditionalCheckFailed") {
+                        state.condition_failures += 1;
+                    } else {
+                        state.transaction_conflicts += 1;
+                    }
+                    Self::count(&mut state, &writes, second, false);
+                    // A cancelled transaction is charged.
+                    state.wru += writes.iter().map(|w| w.wcu as f64).sum::<f64>();
+                    let reasons: Vec<Value> = reasons.iter().map(|r| json!({ "Code": r })).collect();
+                    return error("TransactionCanceledException", json!({ "CancellationReasons": reasons }));
+                }
+                let fits = Self::fits(&state, &writes, second);
+                let applied = fits.iter().all(|&ok| ok);
+                Self::count(&mut state, &writes, second, applied);
+                if !applied {
+                    Self::throttle(&mut state, &writes, &fits);
+                    let reasons: Vec<Value> = fits
+                        .iter()
+                        .map(|&ok| json!({ "Code": if ok { "None" } else { "ThrottlingError" } }))
+                        .collect();
+                    return error("TransactionCanceledException", json!({ "CancellationReasons": reasons }));
+                }
+                for w in &writes {
+                    let held = state.held.entry(w.target.item.clone()).or_default();
+                    held.push((actor, from, until));
+                    if held.len() > HISTORY_PER_ITEM {
+                        held.remove(0);
                     }
                 }
-                json!({})
-            }
-            "UpdateItem" => {
-                self.count_update(&body, false);
-                json!({})
-            }
-            "PutItem" => {
-                self.count_put(&body, false);
-                json!({})
+                self.apply(&mut state, &writes, actor, from);
+                (200, json!({}))
             }
             "BatchWriteItem" => {
-                if let Some(tables) = body["RequestItems"].as_object() {
-                    for (table, requests) in tables {
-                        for r in requests.as_array().into_iter().flatten() {
-                            if let Some(item) = r.get("PutRequest").and_then(|p| p.get("Item")) {
-                                self.count_write(table, item, None, &Value::Null, false);
-                            }
+                let at = self.tick(actor, LATENCY.batch_write);
+                let mut writes = Vec::new();
+                for (table, requests) in body["RequestItems"].as_object().into_iter().flatten() {
+                    for r in requests.as_array().into_iter().flatten() {
+                        if let Some(item) = r.get("PutRequest").and_then(|p| p.get("Item")) {
+                            writes.push(self.write_of(&state, table, &json!({ "TableName": table, "Item": item }), false));
                         }
                     }
                 }
-                json!({ "UnprocessedItems": {} })
+                Self::count(&mut state, &writes, at / 1_000, true);
+                self.apply(&mut state, &writes, actor, at);
+                (200, json!({ "UnprocessedItems": {} }))
             }
-            "BatchGetItem" => {
-                // No voter has state yet (every vote of the burst is that guest's first);
-                // counter shards are as last written.
-                let shards = self.shards.lock().map(|s| s.clone()).unwrap_or_default();
-                let mut responses = serde_json::Map::new();
-                for (table, request) in body["RequestItems"].as_object().into_iter().flatten() {
-                    let found: Vec<Value> = request["Keys"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|k| {
-                            let part =
-                                |n: &str| k.get(n).and_then(|a| a.get("S")).and_then(Value::as_str).unwrap_or("");
-                            shards.get(&format!("{}/{}", part("qid"), part("voter"))).cloned()
-                        })
-                        .collect();
-                    responses.insert(table.clone(), Value::Array(found));
-                }
-                json!({ "Responses": responses, "UnprocessedKeys": {} })
+            _ => {
+                self.tick(actor, LATENCY.get);
+                (200, json!({}))
             }
-            _ => json!({}),
         }
     }
 }
 
-#[derive(Debug, Default, Clone)]
-pub struct Peaks {
-    pub item: Option<(Target, Tally)>,
-    pub index_partition: Option<(Target, Tally)>,
-    pub partition_key: Option<(Target, Tally)>,
-}
-
-/// A DynamoDB client whose every request is answered and counted by `counter`.
-pub fn counting_client(counter: Arc<Counter>) -> aws_sdk_dynamodb::Client {
+/// A DynamoDB client for `actor` whose every request the simulated DynamoDB answers.
+pub fn simulated_client(dynamo: Arc<Simulated>, actor: usize) -> aws_sdk_dynamodb::Client {
     let http_client = aws_smithy_http_client::test_util::infallible_client_fn(move |request| {
-        let body = counter.respond(&request).to_string();
+        let (status, body) = dynamo.respond(actor, &request);
         http::Response::builder()
-            .status(200)
+            .status(status)
             .header("content-type", "application/x-amz-json-1.0")
-            .body(SdkBody::from(body))
+            .body(SdkBody::from(body.to_string()))
             .unwrap_or_else(|_| http::Response::new(SdkBody::empty()))
     });
     let config = aws_sdk_dynamodb::Config::builder()
@@ -255,159 +616,247 @@ pub fn counting_client(counter: Arc<Counter>) -> aws_sdk_dynamodb::Client {
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("model", "model", None, None, "scale-model"))
         .endpoint_url("http://scale-model.invalid")
+        // Throttling is counted, not retried: the model runs in simulated time.
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
         .http_client(http_client)
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }
 
-/// The burst: `votes_per_s` first-time up-votes on one question for `seconds`.
-#[derive(Debug, Clone, Copy)]
-pub struct Burst {
-    pub votes_per_s: u64,
-    pub seconds: u64,
-    /// Records per aggregator batch (the queue's batch size; the template's default is 1,000).
-    pub batch_records: usize,
-    /// The adapter's counter shards per question (0: counts on the question item).
-    pub counter_shards: u32,
+/// A small deterministic generator (xorshift), so runs repeat exactly.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
 }
 
-/// The "second" the question is created in, kept apart from the burst's seconds.
-const SETUP_SECOND: u64 = u64::MAX;
-
-/// One design's result.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub design: String,
-    pub peaks: Peaks,
-    pub requests: u64,
-    pub hot_item_series: Vec<u64>,
+/// A record id at `ms` into the run, unique by `n`.
+fn id_at(start_ms: u64, ms: u64, n: u64) -> RecordId {
+    RecordId(Ulid::from_parts(start_ms + ms, u128::from(n) << 32 | 1))
 }
 
-fn fixture() -> (EventId, QuestionId, Record) {
-    let event = EventId(Ulid::new());
-    let question = QuestionId(Ulid::new());
-    let asked = Record {
-        id: RecordId(Ulid::new()),
-        event,
-        question,
-        region: "us-east-1".into(),
-        body: RecordBody::Asked(Asked { text: "The hot question?".into(), who: None, voter: VoterId::random() }),
+/// Records waiting in the queue, each from when it can be received.
+struct Queue {
+    waiting: VecDeque<(u64, Record)>,
+    /// Sent back (requeued) records, by when they come back.
+    later: Vec<(u64, Record)>,
+}
+
+impl Queue {
+    /// A batch for a poller at `now`: up to `max` records, once `max` are there or the
+    /// oldest has waited the batching window.
+    fn take(&mut self, now: u64, max: usize) -> Option<Vec<Record>> {
+        let mut back: Vec<(u64, Record)> = Vec::new();
+        self.later.retain(|(at, r)| {
+            if *at <= now {
+                back.push((*at, r.clone()));
+                false
+            } else {
+                true
+            }
+        });
+        for entry in back.into_iter().rev() {
+            self.waiting.push_front(entry);
+        }
+        let ready = self.waiting.iter().take_while(|(at, _)| *at <= now).count();
+        let oldest = self.waiting.front().map(|(at, _)| *at)?;
+        if ready == 0 || (ready < max && oldest + BATCHING_WINDOW_MS > now) {
+            return None;
+        }
+        Some(self.waiting.drain(..ready.min(max)).map(|(_, r)| r).collect())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.waiting.is_empty() && self.later.is_empty()
+    }
+}
+
+/// Actor 0 is ingest; actors 1..=n the aggregators.
+const INGEST: usize = 0;
+
+/// Runs one scenario.
+pub async fn run(scenario: Scenario) -> anyhow::Result<Outcome> {
+    let actors = scenario.aggregators.max(1) + 1;
+    let dynamo = Arc::new(Simulated::new(scenario.design == Design::Before, actors));
+    let tables = scenario.design.tables();
+    let store = |actor: usize| {
+        DynamoStore::new(simulated_client(dynamo.clone(), actor), tables.clone(), ledger::Retention::DEFAULT)
+            .with_throttle_budget(Duration::ZERO)
     };
-    (event, question, asked)
-}
+    let ingest = store(INGEST);
+    let aggregators: Vec<DynamoStore> = (1..actors).map(store).collect();
 
-fn votes(event: EventId, question: QuestionId, second: u64, n: u64) -> Vec<Record> {
-    let base_ms = Ulid::new().timestamp_ms() + second * 1_000;
-    (0..n)
-        .map(|i| Record {
-            id: RecordId(Ulid::from_parts(base_ms + i * 1_000 / n.max(1), u128::from(i) << 16 | 1)),
-            event,
-            question,
-            region: "us-east-1".into(),
-            body: RecordBody::Voted { voter: VoterId::random(), up: true },
+    // Set-up, before the burst's first second: the event and its questions.
+    let start_ms = Ulid::new().timestamp_ms();
+    let event = EventId(Ulid::from_parts(start_ms, 7));
+    ingest
+        .create_event(&EventRow {
+            id: event,
+            secret_hash: ledger::secret::hash_secret("model"),
+            expire_unix: ledger::Retention::DEFAULT.expire_of(event),
         })
-        .collect()
-}
-
-/// This design: the aggregator folds the burst batch by batch through the real adapter.
-pub async fn ledger_design(burst: Burst) -> anyhow::Result<Outcome> {
-    let counter = Arc::new(Counter::default());
-    let tables = Tables { counter_shards: burst.counter_shards, ..Tables::default() };
-    let store = DynamoStore::new(counting_client(counter.clone()), tables, ledger::Retention::DEFAULT);
-    let (event, question, asked) = fixture();
-    counter.set_second(SETUP_SECOND);
-    aggregator::apply_batch(&store, &[asked], None).await?;
-    for second in 0..burst.seconds {
-        counter.set_second(second);
-        for batch in votes(event, question, second, burst.votes_per_s).chunks(burst.batch_records.max(1)) {
-            aggregator::apply_batch(&store, batch, None).await?;
-        }
-    }
-    let hot = Target::Item { table: "questions".into(), key: question.to_string() };
-    Ok(Outcome {
-        design: match burst.counter_shards {
-            0 => format!("ledger, no counter shards, batches of {}", burst.batch_records),
-            k => format!("ledger, {k} counter shards, batches of {}", burst.batch_records),
-        },
-        peaks: counter.peaks(),
-        requests: counter.requests(),
-        hot_item_series: counter.series(&hot, burst.seconds),
-    })
-}
-
-/// The original: one `UpdateItem ADD votes 1` on the question per vote, through the same
-/// counting client.
-pub async fn original_design(burst: Burst) -> anyhow::Result<Outcome> {
-    let counter = Arc::new(Counter::default());
-    let client = counting_client(counter.clone());
-    let (event, question, _) = fixture();
-    counter.set_second(SETUP_SECOND);
-    client
-        .put_item()
-        .table_name("questions")
-        .item("id", aws_sdk_dynamodb::types::AttributeValue::S(question.to_string()))
-        .item("eid", aws_sdk_dynamodb::types::AttributeValue::S(event.to_string()))
-        .item("votes", aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
-        .send()
         .await?;
-    for second in 0..burst.seconds {
-        counter.set_second(second);
-        for _ in 0..burst.votes_per_s {
-            client
-                .update_item()
-                .table_name("questions")
-                .key("id", aws_sdk_dynamodb::types::AttributeValue::S(question.to_string()))
-                .update_expression("ADD #votes :one")
-                .expression_attribute_names("#votes", "votes")
-                .expression_attribute_values(":one", aws_sdk_dynamodb::types::AttributeValue::N("1".into()))
-                .send()
-                .await?;
+    let questions: Vec<QuestionId> =
+        (0..scenario.mix.questions()).map(|i| QuestionId(Ulid::from_parts(start_ms, 1_000 + u128::from(i)))).collect();
+    let asked: Vec<Record> = questions
+        .iter()
+        .enumerate()
+        .map(|(i, &q)| Record {
+            id: id_at(start_ms, 0, i as u64),
+            event,
+            question: q,
+            region: "model".into(),
+            body: RecordBody::Asked(Asked { text: "A question?".into(), who: None, voter: VoterId::random() }),
+        })
+        .collect();
+    ingest.append(&asked).await?;
+    aggregator::apply_batch(&aggregators[0], &asked, None).await?;
+    // The burst starts at second 1000 of the simulated clock, so set-up writes stay apart.
+    let burst_start = 1_000_000;
+    for actor in 0..actors {
+        dynamo.set_clock(actor, burst_start);
+    }
+    let setup = dynamo.state.lock().map(|s| (s.requests, s.wru, s.rru)).unwrap_or_default();
+
+    let total_votes = scenario.votes_per_s * scenario.seconds;
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut queue = Queue { waiting: VecDeque::new(), later: Vec::new() };
+    let mut outcome = Outcome { votes: total_votes, ..Outcome::default() };
+    let end = burst_start + scenario.seconds * 1_000 + scenario.drain_ms;
+    let mut next_vote = 0u64;
+    loop {
+        // Step whichever is furthest behind: ingest (its next vote) or an aggregator.
+        let (k, clock) = (1..actors).map(|k| (k, dynamo.clock(k))).min_by_key(|&(_, c)| c).unwrap_or((1, end));
+        let vote_at = burst_start + next_vote * 1_000 / scenario.votes_per_s.max(1);
+        if next_vote < total_votes && vote_at <= clock {
+            dynamo.set_clock(INGEST, vote_at);
+            let question = questions[(rng.next() % questions.len() as u64) as usize];
+            let record = Record {
+                id: id_at(start_ms, vote_at - burst_start + 1_000, next_vote + 1_000_000),
+                event,
+                question,
+                region: "model".into(),
+                body: RecordBody::Voted { voter: VoterId::from_u128(u128::from(rng.next()) << 64 | u128::from(next_vote)), up: true },
+            };
+            match ingest.append(std::slice::from_ref(&record)).await {
+                Ok(()) => queue.waiting.push_back((vote_at + PIPE_DELAY_MS, record)),
+                Err(_) => outcome.votes_refused += 1,
+            }
+            next_vote += 1;
+            continue;
+        }
+        if clock > end || (next_vote >= total_votes && queue.is_empty()) {
+            break;
+        }
+        let Some(batch) = queue.take(clock, scenario.batch_records) else {
+            dynamo.set_clock(k, clock + 20);
+            continue;
+        };
+        outcome.batches += 1;
+        let aggregator = &aggregators[k - 1];
+        match aggregator::apply_batch(aggregator, &batch, None).await {
+            Ok(_) => {}
+            Err(e) => {
+                if ledger_dynamodb::is_throttled(&e) {
+                    outcome.batches_throttled += 1;
+                } else {
+                    outcome.batches_conflicted += 1;
+                }
+                let back = dynamo.clock(k) + REQUEUE_DELAY_MS;
+                queue.later.extend(batch.into_iter().map(|r| (back, r)));
+            }
         }
     }
-    let hot = Target::Item { table: "questions".into(), key: question.to_string() };
-    Ok(Outcome {
-        design: "original (UpdateItem per vote)".into(),
-        peaks: counter.peaks(),
-        requests: counter.requests(),
-        hot_item_series: counter.series(&hot, burst.seconds),
-    })
+    outcome.finished_ms = (1..actors).map(|k| dynamo.clock(k)).max().unwrap_or(0).saturating_sub(burst_start);
+
+    let state = dynamo.state.lock().map_err(|_| anyhow::anyhow!("the simulation panicked"))?;
+    outcome.requests = state.requests - setup.0;
+    outcome.wru = state.wru - setup.1;
+    outcome.rru = state.rru - setup.2;
+    outcome.transaction_conflicts = state.transaction_conflicts;
+    outcome.condition_failures = state.condition_failures;
+    outcome.throttled_requests = state.throttled_requests;
+    // Every vote is a first-time voter's: one voter state each, beside the askers' states.
+    let voter_states = state.voters.keys().filter(|k| !k.rsplit('/').next().unwrap_or("").starts_with('#')).count();
+    outcome.votes_folded = (voter_states as u64).saturating_sub(questions.len() as u64);
+    let name = |partition: &str| {
+        let mut name = partition.replace(&event.to_string(), "{eid}");
+        for q in &questions {
+            name = name.replace(&q.to_string(), "{qid}");
+        }
+        name
+    };
+    for ((table, partition, second), load) in &state.load {
+        if *second < burst_start / 1_000 {
+            continue;
+        }
+        let hot = outcome.hottest.entry(table.clone()).or_default();
+        if load.writes > hot.writes {
+            *hot = HotKey { key: name(partition), writes: load.writes, wcu: load.wcu, throttled: 0 };
+        }
+    }
+    for ((table, partition), throttled) in &state.throttled_by_table {
+        if let Some(hot) = outcome.hottest.get_mut(table.as_str()) {
+            if hot.key == name(partition) {
+                hot.throttled += throttled;
+            }
+        }
+    }
+    Ok(outcome)
 }
 
-/// The hottest-item target (writes per second) the design aims for.
-pub const HOT_ITEM_WRITES_PER_S_TARGET: u64 = 20;
+/// The tables and index every report lists, in order.
+pub const TARGETS: &[&str] = &["events", "ledger", "questions", "questions/top", "voters"];
 
-fn mark(wcu: u64) -> &'static str {
-    if wcu > u64::from(PARTITION_WCU_PER_S_MAX) {
-        "**over** the 1,000 WCU/s partition limit"
-    } else {
-        "within 1,000 WCU/s"
+fn cell(hot: Option<&HotKey>) -> String {
+    match hot {
+        None => "—".to_owned(),
+        Some(h) => {
+            let mark = if h.writes > u64::from(HOT_KEY_WRITES_PER_S_MAX) { " **over 500**" } else { "" };
+            let throttled = if h.throttled > 0 { format!(", {} throttled", h.throttled) } else { String::new() };
+            format!("`{}`: {} writes/s{mark} ({} WCU/s{throttled})", h.key, h.writes, h.wcu)
+        }
     }
 }
 
-/// The result as a Markdown table, one row per design.
-pub fn report(burst: Burst, outcomes: &[Outcome]) -> String {
-    let mut out = format!(
-        "Burst: {} votes/s on one question for {} s (distinct first-time voters). \
-         Transactions hold at most {TRANSACT_ITEMS_MAX} items; partition limit {PARTITION_WCU_PER_S_MAX} WCU/s; \
-         target ≤ {HOT_ITEM_WRITES_PER_S_TARGET} writes/s to the hottest item.\n\n",
-        burst.votes_per_s, burst.seconds
+/// The hottest partition key of each table and index, before and after, as a Markdown table.
+pub fn hot_keys_table(before: &Outcome, after: &Outcome) -> String {
+    let mut out = String::from("| table / index | before | after |\n|---|---|---|\n");
+    for t in TARGETS {
+        out.push_str(&format!("| `{t}` | {} | {} |\n", cell(before.hottest.get(*t)), cell(after.hottest.get(*t))));
+    }
+    out
+}
+
+/// What each run did and cost, as a Markdown table.
+pub fn runs_table(runs: &[(Scenario, Outcome)]) -> String {
+    let mut out = String::from(
+        "| design | votes on | hottest key: writes/s | votes refused by ingest | folded by the end | batches (throttled, gave up) | transactions cancelled (in flight, condition) | WRU / vote | RRU / vote | DynamoDB $ per million votes |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
-    out.push_str("| design | hottest item: writes/s (WCU/s) | `top` partition: writes/s (WCU/s) | hottest `voters` partition key: writes/s (WCU/s) | DynamoDB requests |\n");
-    out.push_str("|---|---|---|---|---|\n");
-    let cell = |peak: &Option<(Target, Tally)>| match peak {
-        Some((_, t)) => format!("{} ({}; {})", t.writes, t.wcu, mark(t.wcu)),
-        None => "0".to_owned(),
-    };
-    for o in outcomes {
-        let hot = o.peaks.item.as_ref().map_or(0, |(_, t)| t.writes);
-        let target = if hot <= HOT_ITEM_WRITES_PER_S_TARGET { "meets" } else { "misses" };
+    for (s, o) in runs {
+        let votes = o.votes_folded.max(1) as f64;
         out.push_str(&format!(
-            "| {} | {} — {target} the ≤ {HOT_ITEM_WRITES_PER_S_TARGET}/s target | {} | {} | {} |\n",
-            o.design,
-            cell(&o.peaks.item),
-            cell(&o.peaks.index_partition),
-            cell(&o.peaks.partition_key),
-            o.requests
+            "| {} | {} | {} | {} | {} of {} (at {:.1} s) | {} ({}, {}) | {} + {} | {:.2} | {:.2} | {:.2} |\n",
+            s.design.name(),
+            s.mix.name(),
+            o.hottest_writes(),
+            o.votes_refused,
+            o.votes_folded,
+            o.votes,
+            o.finished_ms as f64 / 1_000.0,
+            o.batches,
+            o.batches_throttled,
+            o.batches_conflicted,
+            o.transaction_conflicts,
+            o.condition_failures,
+            o.wru / votes,
+            o.rru / votes,
+            o.usd_per_million_votes(),
         ));
     }
     out
@@ -417,35 +866,35 @@ pub fn report(burst: Burst, outcomes: &[Outcome]) -> String {
 mod tests {
     use super::*;
 
+    /// At 10,000 votes/s on one question the new layout keeps every partition key of every
+    /// table and index within 500 writes/s; the old one does not (its ledger shards and its
+    /// `qid` voter key take far more), and it throttles.
     #[tokio::test]
-    async fn the_counts_follow_from_the_adapters_writes() {
-        let burst = Burst { votes_per_s: 500, seconds: 2, batch_records: 250, counter_shards: 0 };
-        let original = original_design(burst).await.expect("original");
-        let (_, hot) = original.peaks.item.clone().expect("a hot item");
-        assert_eq!(hot.writes, 500, "one write per vote");
-        let (_, index) = original.peaks.index_partition.clone().expect("index writes");
-        assert_eq!(index.writes, 500, "each vote moves the index entry");
+    async fn the_new_layout_keeps_every_partition_key_within_500_writes_a_second_and_the_old_does_not() {
+        // One second of the burst, and time to catch up (simulated).
+        let scenario = |design| Scenario { drain_ms: 12_000, ..Scenario::new(design, Mix::OneQuestion, 10_000, 1) };
+        let before = run(scenario(Design::Before)).await.expect("before");
+        let after = run(scenario(Design::After)).await.expect("after");
+        for t in TARGETS.iter().filter(|t| **t != "events") {
+            assert!(after.hottest.contains_key(*t), "no writes counted on {t}: {:?}", after.hottest);
+        }
+        for (t, hot) in &after.hottest {
+            assert!(hot.writes <= u64::from(HOT_KEY_WRITES_PER_S_MAX), "after: {t} key {} takes {} writes/s", hot.key, hot.writes);
+            assert_eq!(hot.throttled, 0, "after: {t} throttled");
+        }
+        assert_eq!(after.throttled_requests, 0, "after: nothing throttled");
+        assert_eq!(after.votes_refused, 0);
+        assert_eq!(after.votes_folded, 10_000, "after: every vote folded once");
+        assert_eq!(after.condition_failures, 0, "after: counter shards are added to, never conditioned");
 
-        let ledger = ledger_design(burst).await.expect("ledger design");
-        let (target, hot) = ledger.peaks.item.clone().expect("a hot item");
-        assert!(
-            matches!(&target, Target::Item { table, .. } if table == "questions"),
-            "hottest is the question: {target:?}"
-        );
-        // Per batch of 250 distinct voters: ceil(250 / 99) = 3 transactions, each one
-        // counter write (2 WCU); 2 batches per second.
-        let per_batch = 250u64.div_ceil(TRANSACT_ITEMS_MAX as u64 - 1);
-        assert_eq!(hot.writes, 2 * per_batch);
-        assert_eq!(hot.wcu, 2 * hot.writes, "transactional writes cost 2 WCU");
-        let (_, voters) = ledger.peaks.partition_key.clone().expect("voter writes");
-        assert_eq!(voters.writes, 500, "one voter item per vote");
-        // With counter shards the question takes one roll-up per batch, each shard a share
-        // of the transactions.
-        let sharded = ledger_design(Burst { counter_shards: 3, ..burst }).await.expect("sharded");
-        let series = &sharded.hot_item_series;
-        assert_eq!(series, &vec![2, 2], "one roll-up per batch on the question item");
-        let (_, hot) = sharded.peaks.item.clone().expect("a hot item");
-        assert!(hot.writes <= 2 * per_batch, "no item busier than without shards: {hot:?}");
-        assert!(report(burst, &[original, ledger, sharded]).contains("| original"));
+        let ledger = &before.hottest["ledger"];
+        assert!(ledger.writes > 1_000, "before: a ledger shard takes ~1,250 writes/s: {ledger:?}");
+        let voters = &before.hottest["voters"];
+        assert_eq!(voters.key, "{qid}", "before: the hot voters key is the question");
+        assert!(voters.writes > u64::from(HOT_KEY_WRITES_PER_S_MAX) && voters.throttled > 0, "before: {voters:?}");
+        assert!(before.hottest_writes() > u64::from(HOT_KEY_WRITES_PER_S_MAX));
+        assert!(before.throttled_requests > 0 && before.votes_refused > 0, "before: throttled: {before:?}");
+        assert!(before.votes_folded < after.votes_folded, "before: the backlog is not folded by the end");
+        assert!(hot_keys_table(&before, &after).contains("| `voters` |"));
     }
 }

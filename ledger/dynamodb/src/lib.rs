@@ -207,7 +207,9 @@ impl DynamoStore {
     }
 
     /// This store with throttled transactions retried for `budget` instead of
-    /// [`THROTTLE_RETRY_BUDGET`] (zero: not retried; the scale model counts them instead).
+    /// [`THROTTLE_RETRY_BUDGET`]. Zero: it never waits, neither to retry a throttled or
+    /// contended transaction nor before planning conflicted questions again (the scale model
+    /// runs in simulated time and counts those instead).
     pub fn with_throttle_budget(mut self, budget: Duration) -> Self {
         self.throttle_budget = budget;
         self

@@ -100,8 +100,10 @@ impl ProjectionStore for DynamoStore {
                 break;
             }
             tracing::debug!(questions = committed.conflicted.len(), attempt, "voter conditions failed; planning those questions again");
-            let backoff = REPLAN_BACKOFF_MS_FIRST << (attempt + 1).min(6);
-            tokio::time::sleep(Duration::from_millis(backoff / 2 + rand::random::<u64>() % (backoff + 1))).await;
+            if !self.throttle_budget.is_zero() {
+                let backoff = REPLAN_BACKOFF_MS_FIRST << (attempt + 1).min(6);
+                tokio::time::sleep(Duration::from_millis(backoff / 2 + rand::random::<u64>() % (backoff + 1))).await;
+            }
             // Only the conflicted questions' voters are read again.
             let again: Vec<(QuestionId, VoterId)> =
                 keys.iter().filter(|(q, _)| committed.conflicted.contains(q)).copied().collect();
