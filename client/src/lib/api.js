@@ -127,6 +127,38 @@ export function toggle(eid, secret, qid, what, on) {
   });
 }
 
+/** The host's tools (design §7): the whole settings, blocked words included (403 for a co-host). */
+export function fetchSettings(eid, secret) {
+  return json(`/api/event/${enc(eid)}/settings/${enc(secret)}`, { cache: 'no-store' });
+}
+
+/** Changes some settings (`{title?, moderation?, asking?, blocked_words?}`); resolves to them all. */
+export function saveSettings(eid, secret, change) {
+  return json(`/api/event/${enc(eid)}/settings/${enc(secret)}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(change),
+  });
+}
+
+/** The written answer to a question (an empty text removes it). */
+export function reply(eid, secret, qid, text) {
+  return json(`/api/event/${enc(eid)}/questions/${enc(secret)}/${enc(qid)}/reply`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ text }),
+  });
+}
+
+/** A new co-host link's secret, `{secret}`. */
+export function mintCohost(eid, secret) {
+  return json(`/api/event/${enc(eid)}/cohosts/${enc(secret)}`, { method: 'POST' });
+}
+
+export function revokeCohost(eid, secret, cohost) {
+  return json(`/api/event/${enc(eid)}/cohosts/${enc(secret)}/${enc(cohost)}`, { method: 'DELETE' });
+}
+
 /** The batch fetcher the text cache uses; an unknown id (404) yields no texts. */
 export async function fetchTexts(ids) {
   try {

@@ -61,5 +61,7 @@ export function voteAnnouncement(up) {
 /** What the host is told once a moderation toggle (`what`: 'answered' | 'hidden') took effect. */
 export function toggleAnnouncement(what, on) {
   if (what === 'hidden') return on ? 'Question hidden from guests.' : 'Question visible to guests again.';
+  if (what === 'approved') return on ? 'Question approved: guests see it now.' : 'Question sent back to review.';
+  if (what === 'spotlight') return on ? 'Question in the spotlight.' : 'Spotlight removed.';
   return on ? 'Marked as answered.' : 'Marked as not answered.';
 }

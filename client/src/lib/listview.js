@@ -194,6 +194,8 @@ export function endToggle(view, qid, what) {
  */
 export function togglePatch(what, on, result, nowMs) {
   if (what === 'hidden') return { hidden: typeof result?.hidden === 'boolean' ? result.hidden : on };
+  if (what === 'approved') return { approved: on };
+  if (what === 'spotlight') return { spotlight: on };
   if (!on) return { answered: undefined };
   return { answered: typeof result?.answered === 'number' ? result.answered : Math.floor(nowMs / 1000) };
 }

@@ -82,6 +82,10 @@ export function mergeQuestions(serverList, { voted, pending, busy }) {
       voted: voted.has(q.qid),
       busy: busy.has(q.qid),
       rank,
+      // The host's tools (design §7), each only when the server says so.
+      spotlight: q.spotlight === true,
+      approved: q.approved !== false && q.pending !== true,
+      reply: typeof q.reply === 'string' && q.reply !== '' ? q.reply : null,
     };
   });
 }
@@ -97,6 +101,7 @@ export function sectionQuestions(merged, mode) {
   const hidden = [];
   for (const q of merged) {
     if (q.hidden) hidden.push(q);
+    else if (!q.approved) continue;
     else if (q.answered !== null) answered.push(q);
     else open.push(q);
   }
@@ -108,6 +113,15 @@ export function sectionQuestions(merged, mode) {
   answered.sort((a, b) => b.answered - a.answered || a.rank - b.rank);
   hidden.sort((a, b) => a.rank - b.rank);
   return { open, answered, hidden };
+}
+
+/**
+ * The questions waiting for review (not approved, not hidden), in the order they arrived
+ * (question ids are minted in time order): the host's "To review" queue, or a guest's own
+ * questions waiting.
+ */
+export function reviewQueue(merged) {
+  return merged.filter((q) => !q.approved && !q.hidden).sort((a, b) => (a.qid < b.qid ? -1 : a.qid > b.qid ? 1 : 0));
 }
 
 /** The question a presenter should be looking at: the top-ranked open one, or null. */

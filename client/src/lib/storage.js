@@ -72,3 +72,12 @@ export function loadTheme() {
 export function saveTheme(theme) {
   write(`${PREFIX}:theme`, theme);
 }
+
+/** The co-host links this host minted for an event (their secrets, to show and revoke them). */
+export function loadCohosts(eid) {
+  return [...readIdSet(`${PREFIX}:cohosts:${eid}`)];
+}
+
+export function saveCohosts(eid, secrets) {
+  write(`${PREFIX}:cohosts:${eid}`, [...secrets]);
+}
