@@ -9,7 +9,7 @@
 //! costs one read, and the write path never waits for any of it. The pure parts (the fold
 //! up to an instant, the step rule, the burst rule) are in `ledger::history`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,13 +21,13 @@ use ledger::ndjson::RecordLine;
 use ledger::ports::{LedgerStore, StoreError};
 use ledger::{EventId, QuestionId, Record};
 use quick_cache::sync::Cache;
-use quick_cache::Weighter;
+use quick_cache::{OptionsBuilder, Weighter};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::export::QueryParams;
 use crate::handlers::{hosted_event, AppState};
-use crate::lists::{render_standings, Variant};
+use crate::lists::{render_items, Variant};
 use crate::QueryContext;
 use http_edge::PathParams;
 
@@ -66,9 +66,17 @@ pub(crate) struct HistoryCache {
 
 impl HistoryCache {
     pub(crate) fn new(records_max: u64) -> Self {
-        // Sized for events of about a thousand records.
+        // One shard: a sharded cache splits the budget, and an event heavier than a shard's
+        // part would never be kept. Few events are looked back at at once, so one lock is
+        // no contention. Sized for events of about a thousand records.
         let estimated = usize::try_from(records_max / 1_000).unwrap_or(usize::MAX).max(1);
-        Self { entries: Cache::with_weighter(estimated, records_max, RecordsWeight) }
+        let options = OptionsBuilder::new()
+            .shards(1)
+            .estimated_items_capacity(estimated)
+            .weight_capacity(records_max)
+            .build()
+            .unwrap_or_else(|_| unreachable!("both capacities are set"));
+        Self { entries: Cache::with_options(options, RecordsWeight, Default::default(), Default::default()) }
     }
 
     fn fresh(fetched: &Fetched) -> bool {
@@ -122,8 +130,8 @@ fn render<T: Serialize + ?Sized>(value: &T) -> Result<Response, ApiError> {
 }
 
 /// `GET /api/event/{eid}/questions/{secret}?at={unix_ms}`: the host's list as it stood at
-/// that instant, the fold of the records whose id time is at or before it, ranked with
-/// "now" = `at`.
+/// that instant, the fold of the records whose id time is at or before it (written answers
+/// included), ranked with "now" = `at`.
 pub(crate) async fn host_list_at(
     shared: &QueryContext,
     eid: &str,
@@ -131,7 +139,11 @@ pub(crate) async fn host_list_at(
     at_ms: u64,
 ) -> Result<Response, ApiError> {
     let history = hosted_history(shared, eid, secret).await?;
-    let (_, body) = render_standings(history.ranked_at(at_ms), Variant::Host, at_ms)?;
+    let projection = history.projection_at(at_ms);
+    let standings = projection.questions().map(|q| q.standing).collect();
+    let replies: HashMap<QuestionId, String> =
+        projection.questions().filter_map(|q| Some((q.standing.id, q.reply_text()?.to_owned()))).collect();
+    let (_, body) = render_items(standings, &replies, Variant::Host, at_ms)?;
     Ok(json_response(body.to_vec()))
 }
 
@@ -240,4 +252,67 @@ pub async fn bursts(
         })
         .collect();
     render(&items)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use ledger::ports::{ScanPage, ScanToken, StoreResult};
+    use ledger::{QuestionId, RecordBody, RecordId, VoterId};
+
+    use super::*;
+
+    /// A ledger whose every event holds `records` votes, counting the reads of an event.
+    struct CountingLedger {
+        records: usize,
+        reads: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl LedgerStore for CountingLedger {
+        async fn append(&self, _: &[Record]) -> StoreResult<()> {
+            Ok(())
+        }
+        async fn scan(&self, _: Option<EventId>, _: Option<ScanToken>, _: usize) -> StoreResult<ScanPage> {
+            Ok(ScanPage::default())
+        }
+        async fn count(&self, _: Option<EventId>) -> StoreResult<u64> {
+            Ok(0)
+        }
+        async fn event_records(&self, event: EventId) -> StoreResult<Vec<Record>> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            Ok((0..self.records as u128)
+                .map(|i| Record {
+                    id: RecordId::from_u128((1 << 80) + i),
+                    event,
+                    question: QuestionId::from_u128(7),
+                    region: "test".into(),
+                    body: RecordBody::Voted { voter: VoterId::from_u128(i), up: true },
+                })
+                .collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn an_event_of_a_hundred_thousand_records_is_read_once_and_a_heavier_one_each_time() {
+        let cache = HistoryCache::new(HISTORY_CACHED_RECORDS_MAX);
+        let big = CountingLedger { records: 100_000, reads: AtomicUsize::new(0) };
+        for _ in 0..3 {
+            assert_eq!(cache.get(&big, EventId::from_u128(1)).await.unwrap().len(), 100_000);
+        }
+        assert_eq!(big.reads.load(Ordering::SeqCst), 1, "read once, then from memory");
+        // Another event of the same size fits beside it.
+        cache.get(&big, EventId::from_u128(2)).await.unwrap();
+        cache.get(&big, EventId::from_u128(2)).await.unwrap();
+        assert_eq!(big.reads.load(Ordering::SeqCst), 2);
+
+        let small = HistoryCache::new(1_000);
+        let heavy = CountingLedger { records: 2_000, reads: AtomicUsize::new(0) };
+        small.get(&heavy, EventId::from_u128(3)).await.unwrap();
+        small.get(&heavy, EventId::from_u128(3)).await.unwrap();
+        assert_eq!(heavy.reads.load(Ordering::SeqCst), 2, "over the budget: never kept");
+        assert!(small.entries.weight() <= 1_000);
+    }
 }

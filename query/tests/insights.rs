@@ -9,7 +9,7 @@ use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use ledger::ports::{EventRow, EventStore, LedgerStore, ProjectionReader};
-use ledger::rank::rank;
+use ledger::rank::{rank, spotlight_of};
 use ledger::secret::hash_secret;
 use ledger::{Asked, EventId, Projection, QuestionId, QuestionStanding, Record, RecordBody, RecordId, VoterId};
 use ledger_sqlite::{Durability, Options, SqliteStore};
@@ -121,42 +121,56 @@ fn records_of(event: EventId, start_ms: u64, actions: &[Action]) -> Vec<Record> 
                 5 => RecordBody::Answered { on: true },
                 6 => RecordBody::Answered { on: false },
                 7 => RecordBody::Hidden { on: true },
-                _ => RecordBody::Hidden { on: false },
+                8 => RecordBody::Hidden { on: false },
+                9 => RecordBody::Approved { on: i % 2 == 0 },
+                10 => RecordBody::Spotlight { on: i % 3 != 0 },
+                _ => RecordBody::Replied { text: format!("answer {i}") },
             };
             record(event, start_ms + offset, i as u128, question, body)
         })
         .collect()
 }
 
-/// What a list item says, whatever else it may carry.
-fn item_summary(item: &Value) -> (String, u64, bool, Option<u64>) {
+/// What a list item says: (qid, votes, hidden, answered at, spotlight, waiting for review,
+/// written answer).
+type Summary = (String, u64, bool, Option<u64>, bool, bool, Option<String>);
+
+fn item_summary(item: &Value) -> Summary {
     (
         item["qid"].as_str().unwrap().to_owned(),
         item["votes"].as_u64().unwrap(),
         item["hidden"].as_bool().unwrap(),
         item["answered"].as_u64(),
+        item["spotlight"].as_bool().unwrap_or(false),
+        item["approved"] == false,
+        item["reply"].as_str().map(str::to_owned),
     )
 }
 
 /// The oracle: the pure fold of the records whose id time is at or before `at_ms`, ranked
-/// with "now" = `at_ms`, as (qid, votes, hidden, answered at).
-fn folded_at(records: &[Record], at_ms: u64) -> Vec<(String, u64, bool, Option<u64>)> {
+/// with "now" = `at_ms` (see [`Summary`]).
+fn folded_at(records: &[Record], at_ms: u64) -> Vec<Summary> {
     let mut projection = Projection::new();
     for r in records.iter().filter(|r| r.id.timestamp_ms() <= at_ms) {
         projection.apply(r);
     }
     let mut standings: Vec<QuestionStanding> = projection.questions().map(|q| q.standing).collect();
+    let lit = spotlight_of(&standings);
     rank(&mut standings, at_ms);
     standings
         .iter()
-        .map(|q| (q.id.to_string(), q.votes, q.is_hidden(), q.answered_at().map(|a| a.unix_seconds())))
+        .map(|q| {
+            let reply = projection.question(q.id).and_then(|s| s.reply_text()).map(str::to_owned);
+            let answered = q.answered_at().map(|a| a.unix_seconds());
+            (q.id.to_string(), q.votes, q.is_hidden(), answered, lit == Some(q.id), q.is_pending(), reply)
+        })
         .collect()
 }
 
 /// Half the records on whole seconds, so that some fall exactly on a step's boundary.
 fn actions() -> impl Strategy<Value = Vec<Action>> {
     let offset = prop_oneof![0..SESSION_MS, (0..SESSION_MS / 1_000).prop_map(|s| s * 1_000)];
-    proptest::collection::vec((offset, 0u8..5, 0u8..8, 0u8..9), 1..80)
+    proptest::collection::vec((offset, 0u8..5, 0u8..8, 0u8..12), 1..80)
 }
 
 /// An instant anywhere from a minute before the session to a minute after it, or exactly
@@ -205,7 +219,7 @@ proptest! {
             prop_assert_eq!(timeline["step"].as_u64(), Some(step_s));
             let series = timeline["questions"].as_object().unwrap();
             for item in live.as_array().unwrap() {
-                let (qid, votes, _, _) = item_summary(item);
+                let (qid, votes, ..) = item_summary(item);
                 let last = series.get(&qid).map_or(0, |s| s.as_array().unwrap().last().unwrap().as_u64().unwrap());
                 prop_assert_eq!(last, votes, "question {}", qid);
             }
@@ -218,7 +232,7 @@ proptest! {
             let start = timeline["start"].as_u64().unwrap();
             for point in 0..points {
                 let end_ms = start + (point as u64 + 1) * step_s * 1_000 - 1;
-                for (qid, votes, _, _) in folded_at(&records, end_ms) {
+                for (qid, votes, ..) in folded_at(&records, end_ms) {
                     let value = series.get(&qid).map_or(0, |s| s[point].as_u64().unwrap());
                     prop_assert_eq!(value, votes, "question {} at point {}", qid, point);
                 }
