@@ -77,45 +77,7 @@ impl ProjectionStore for DynamoStore {
                 "the DynamoDB projection keeps no feed cursor (the queue tracks delivery)".to_owned(),
             ));
         }
-        // The plan resolved against nothing names every question with its event.
-        let events: HashMap<QuestionId, EventId> =
-            plan.resolve(&VoterStates::default()).questions.iter().map(|q| (q.question, q.event)).collect();
-        let layouts = self.layouts_of(events.values().copied()).await?;
-        let keys = plan.voter_keys();
-        let mut stored = self.voters_in(&keys, &events, &layouts).await?;
-        let mut change = plan.resolve(&stored);
-        let mut pending: Option<BTreeSet<QuestionId>> = None;
-        for attempt in 0..=QUESTION_REPLANS_MAX {
-            let part = match &pending {
-                None => change.clone(),
-                Some(questions) => only(&change, questions),
-            };
-            let committed = self.commit_voters(&part, &layouts, false).await?;
-            let done = part.questions.iter().filter(|q| !committed.conflicted.contains(&q.question));
-            self.commit_questions(done, &layouts, &committed.written).await?;
-            if committed.conflicted.is_empty() {
-                return Ok(Some(change));
-            }
-            if attempt == QUESTION_REPLANS_MAX {
-                break;
-            }
-            tracing::debug!(questions = committed.conflicted.len(), attempt, "voter conditions failed; planning those questions again");
-            if !self.throttle_budget.is_zero() {
-                let backoff = REPLAN_BACKOFF_MS_FIRST << (attempt + 1).min(6);
-                tokio::time::sleep(Duration::from_millis(backoff / 2 + rand::random::<u64>() % (backoff + 1))).await;
-            }
-            // Only the conflicted questions' voters are read again.
-            let again: Vec<(QuestionId, VoterId)> =
-                keys.iter().filter(|(q, _)| committed.conflicted.contains(q)).copied().collect();
-            stored.retain(|(q, _), _| !committed.conflicted.contains(q));
-            stored.extend(self.voters_in(&again, &events, &layouts).await?);
-            change = plan.resolve(&stored);
-            pending = Some(committed.conflicted);
-        }
-        Err(StoreError::Unavailable(format!(
-            "questions still conflicted after {QUESTION_REPLANS_MAX} plans: {:?}",
-            pending.unwrap_or_default()
-        )))
+        self.resolve_and_commit_observed(plan, |_, _| async {}).await.map(Some)
     }
 
     async fn cursor(&self) -> StoreResult<u64> {
@@ -252,6 +214,63 @@ fn only(change: &ProjectionChange, questions: &BTreeSet<QuestionId>) -> Projecti
 }
 
 impl DynamoStore {
+    /// [`ProjectionStore::resolve_and_commit`], calling `after_reading(round, keys)` after
+    /// each read of voter states, before the commit that follows it (round 0 reads the whole
+    /// plan's voters; a later round only those of the questions that conflicted; `keys` is how
+    /// many were read). Tests commit a competing change there.
+    #[doc(hidden)]
+    pub async fn resolve_and_commit_observed<F, Fut>(
+        &self,
+        plan: &BatchPlan,
+        mut after_reading: F,
+    ) -> StoreResult<ProjectionChange>
+    where
+        F: FnMut(u32, usize) -> Fut + Send,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        // The plan resolved against nothing names every question with its event.
+        let events: HashMap<QuestionId, EventId> =
+            plan.resolve(&VoterStates::default()).questions.iter().map(|q| (q.question, q.event)).collect();
+        let layouts = self.layouts_of(events.values().copied()).await?;
+        let keys = plan.voter_keys();
+        let mut stored = self.voters_in(&keys, &events, &layouts).await?;
+        after_reading(0, keys.len()).await;
+        let mut change = plan.resolve(&stored);
+        let mut pending: Option<BTreeSet<QuestionId>> = None;
+        for attempt in 0..=QUESTION_REPLANS_MAX {
+            let part = match &pending {
+                None => change.clone(),
+                Some(questions) => only(&change, questions),
+            };
+            let committed = self.commit_voters(&part, &layouts, false).await?;
+            let done = part.questions.iter().filter(|q| !committed.conflicted.contains(&q.question));
+            self.commit_questions(done, &layouts, &committed.written).await?;
+            if committed.conflicted.is_empty() {
+                return Ok(change);
+            }
+            if attempt == QUESTION_REPLANS_MAX {
+                break;
+            }
+            tracing::debug!(questions = committed.conflicted.len(), attempt, "voter conditions failed; planning those questions again");
+            if !self.throttle_budget.is_zero() {
+                let backoff = REPLAN_BACKOFF_MS_FIRST << (attempt + 1).min(6);
+                tokio::time::sleep(Duration::from_millis(backoff / 2 + rand::random::<u64>() % (backoff + 1))).await;
+            }
+            // Only the conflicted questions' voters are read again.
+            let again: Vec<(QuestionId, VoterId)> =
+                keys.iter().filter(|(q, _)| committed.conflicted.contains(q)).copied().collect();
+            stored.retain(|(q, _), _| !committed.conflicted.contains(q));
+            stored.extend(self.voters_in(&again, &events, &layouts).await?);
+            after_reading(attempt + 1, again.len()).await;
+            change = plan.resolve(&stored);
+            pending = Some(committed.conflicted);
+        }
+        Err(StoreError::Unavailable(format!(
+            "questions still conflicted after {QUESTION_REPLANS_MAX} plans: {:?}",
+            pending.unwrap_or_default()
+        )))
+    }
+
     /// The layouts of these events, each read once.
     pub(crate) async fn layouts_of(&self, events: impl Iterator<Item = EventId>) -> StoreResult<HashMap<EventId, Layout>> {
         let mut layouts = HashMap::new();

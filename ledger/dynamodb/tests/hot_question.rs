@@ -159,3 +159,64 @@ async fn an_event_created_before_layouts_were_stored_keeps_the_legacy_keys() {
     let standing = other.question(q).await.expect("read").expect("the question");
     assert_eq!(standing.votes, records.len() as u64 - 1, "the withdrawal counted once against the old state");
 }
+
+/// Another aggregator moves a voter of one question between this aggregator's read and its
+/// commit. The question's transaction is cancelled; the other question's, committed in a
+/// transaction of its own, stands; only the conflicted question's voters are read again and
+/// planned again, and the projection ends as the fold of everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflict_plans_again_only_the_question_that_conflicted() {
+    let Some(endpoint) = moto_endpoint("MOTO_ENDPOINT_A") else { return };
+    let store = Arc::new(fresh_tables(&endpoint).await.expect("tables on moto"));
+    let event = EventId(at(0));
+    store.create_event(&event_row(&store, event)).await.expect("create the event");
+    // 60 voters a question: each question's voter writes need a transaction of their own.
+    const VOTERS: usize = 60;
+    let (q1, q2) = (QuestionId(at(1)), QuestionId(at(2)));
+    let mut all = Vec::new();
+    for q in [q1, q2] {
+        let asked = Asked { text: "Which one?".into(), who: None, voter: VoterId::random() };
+        all.push(record(event, q, 3, RecordBody::Asked(asked)));
+    }
+    aggregator::apply_batch(store.as_ref(), &all, None).await.expect("fold the questions");
+    let voters: Vec<VoterId> = (0..VOTERS).map(|_| VoterId::random()).collect();
+    let mut batch = Vec::new();
+    for (i, &voter) in voters.iter().enumerate() {
+        for q in [q1, q2] {
+            batch.push(record(event, q, 10 + i as u64, RecordBody::Voted { voter, up: true }));
+        }
+    }
+    // The rival: the first voter withdraws from q1, later than the batch's vote.
+    let rival = record(event, q1, 5_000, RecordBody::Voted { voter: voters[0], up: false });
+    let plan = ledger::BatchPlan::from_records(&batch);
+    let reads = std::sync::Mutex::new(Vec::new());
+    let change = store
+        .resolve_and_commit_observed(&plan, |round, keys| {
+            reads.lock().expect("reads").push((round, keys));
+            let (store, rival) = (store.clone(), rival.clone());
+            async move {
+                if round == 0 {
+                    aggregator::apply_batch(store.as_ref(), std::slice::from_ref(&rival), None)
+                        .await
+                        .expect("the rival commits");
+                }
+            }
+        })
+        .await
+        .expect("the batch commits after planning q1 again");
+    assert!(change.voters.iter().all(|v| v.question == q1 || v.question == q2));
+    assert_eq!(store.transactions_with_failed_conditions(), 1, "q1's transaction, once");
+    let reads = reads.into_inner().expect("reads");
+    assert_eq!(reads, vec![(0, 2 * VOTERS), (1, VOTERS)], "read again: only q1's voters");
+    all.extend(batch);
+    all.push(rival);
+    ledger_conformance::assert_projection_is_fold(
+        &ledger_conformance::Stores::of(store.clone()),
+        event,
+        &all,
+        "a conflict on one question of two",
+    )
+    .await;
+    let standing = store.question(q1).await.expect("read").expect("q1");
+    assert_eq!(standing.votes, VOTERS as u64, "q1: the asker and every voter but the one who withdrew");
+}
