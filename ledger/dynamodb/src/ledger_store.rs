@@ -82,12 +82,7 @@ impl LedgerStore for DynamoStore {
         let mut seen = HashSet::with_capacity(records.len());
         let unique: Vec<&Record> = records.iter().filter(|r| seen.insert(r.id)).collect();
         // Each record under its event's layout, read once per event.
-        let mut layouts: HashMap<EventId, Layout> = HashMap::new();
-        for record in &unique {
-            if !layouts.contains_key(&record.event) {
-                layouts.insert(record.event, self.layout_of(record.event).await?);
-            }
-        }
+        let layouts = self.layouts_of(unique.iter().map(|r| r.event)).await?;
         let layout = |r: &Record| layouts.get(&r.event).copied().unwrap_or_else(|| self.new_event_layout());
         match unique.as_slice() {
             [] => Ok(()),

@@ -275,8 +275,8 @@ impl DynamoStore {
     pub(crate) async fn layouts_of(&self, events: impl Iterator<Item = EventId>) -> StoreResult<HashMap<EventId, Layout>> {
         let mut layouts = HashMap::new();
         for event in events {
-            if !layouts.contains_key(&event) {
-                layouts.insert(event, self.layout_of(event).await?);
+            if let std::collections::hash_map::Entry::Vacant(slot) = layouts.entry(event) {
+                slot.insert(self.layout_of(event).await?);
             }
         }
         Ok(layouts)
