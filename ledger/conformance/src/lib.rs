@@ -17,8 +17,8 @@ use ledger::ports::{
 };
 use ledger::secret::hash_secret;
 use ledger::{
-    Asked, BatchPlan, EventId, Projection, QuestionId, QuestionStanding, QuestionState, Record, RecordBody, RecordId,
-    VoterId,
+    Asked, Asking, BatchPlan, EventId, Moderation, Projection, QuestionId, QuestionStanding, QuestionState, Record,
+    RecordBody, RecordId, VoterId,
 };
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -108,7 +108,8 @@ macro_rules! conformance_tests {
             duplicate_and_out_of_order_delivery,
             concurrent_aggregators,
             replace_restores_a_fold,
-            a_crowd_on_one_question
+            a_crowd_on_one_question,
+            the_host_tools_fold_like_the_rest
         );
     };
     (@each $stores:expr, $scale:expr; $($check:ident),*) => {
@@ -607,6 +608,74 @@ pub async fn duplicate_and_out_of_order_delivery(s: &Stores, scale: Scale, seed:
     let again = delivery(rng, &records, scale.batch_records_max * 2);
     deliver(s, &again, &context).await;
     assert_projection_is_fold(s, event, &records, &format!("{context}, redelivered")).await;
+}
+
+/// The host's tools (design §2, §3): approvals, spotlights, written answers and the event's
+/// own records (settings, co-host links minted and revoked), mixed into a history and
+/// delivered shuffled, duplicated and in batches by two aggregators at once: the ledger
+/// reads every record back as written, and the stored questions (stamps and answers), the
+/// lists' answers and the event's own state are the pure fold's.
+pub async fn the_host_tools_fold_like_the_rest(s: &Stores, scale: Scale, seed: u64) {
+    let rng = &mut StdRng::seed_from_u64(seed);
+    let event = EventId(Ulid::new());
+    let mut records = history(rng, event, scale);
+    let questions: Vec<QuestionId> =
+        records.iter().filter(|r| matches!(r.body, RecordBody::Asked(_))).map(|r| r.question).collect();
+    let cohosts = [hash_secret("cohost one"), hash_secret("cohost two")];
+    for i in 0..(scale.records / 4).max(24) {
+        let q = questions[rng.gen_range(0..questions.len())];
+        let offset = rng.gen_range(1_000..60_000);
+        let body = match i % 10 {
+            0 => RecordBody::Approved { on: rng.gen_bool(0.5) },
+            1 => RecordBody::Spotlight { on: rng.gen_bool(0.7) },
+            2 => RecordBody::Replied { text: if rng.gen_bool(0.2) { String::new() } else { format!("Answer {i}.") } },
+            3 => RecordBody::Titled { title: format!("Title {i}") },
+            4 => RecordBody::ModerationSet {
+                moderation: if rng.gen_bool(0.5) { Moderation::PreApprove } else { Moderation::Off },
+            },
+            5 => RecordBody::AskingSet { asking: if rng.gen_bool(0.5) { Asking::Closed } else { Asking::Open } },
+            6 => RecordBody::BlockedWordsSet { words: (0..rng.gen_range(0..3)).map(|w| format!("word{w}")).collect() },
+            7 | 8 => RecordBody::CohostMinted { secret_hash: cohosts[rng.gen_range(0..2)] },
+            _ => RecordBody::CohostRevoked { secret_hash: cohosts[0] },
+        };
+        let question = if body.is_event_level() { ledger::event_subject(event) } else { q };
+        records.push(record(rng, event, question, offset, body));
+    }
+    let context = format!("the host's tools (CONFORMANCE_SEED={seed})");
+    must("append", s.ledger.append(&records).await);
+    let mut read_back = Vec::new();
+    let mut after = None;
+    loop {
+        let page = must("scan", s.ledger.scan(Some(event), after, 10_000).await);
+        read_back.extend(page.records);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    read_back.sort_by_key(|r| r.id);
+    let mut written = records.clone();
+    written.sort_by_key(|r| r.id);
+    assert_eq!(read_back, written, "{context}: the ledger reads back every kind as written");
+
+    let (first, second) =
+        (delivery(rng, &records, scale.batch_records_max), delivery(rng, &records, scale.batch_records_max));
+    tokio::join!(deliver(s, &first, &context), deliver(s, &second, &context));
+    assert_projection_is_fold(s, event, &records, &context).await;
+    let mut fold = Projection::new();
+    for r in &records {
+        fold.apply(r);
+    }
+    let expected = fold.event(event).cloned().unwrap_or_else(|| ledger::EventState::new(event));
+    assert_eq!(must("read the event's state", s.reader.event_state(event).await), expected, "{context}: event state");
+    let stored_states = must("read event states", s.projection.event_states(Some(event)).await);
+    assert_eq!(stored_states, fold.event(event).cloned().into_iter().collect::<Vec<_>>(), "{context}: event states");
+    let mut replies = must("read the answers", s.reader.replies(event).await);
+    replies.sort();
+    let mut expected_replies: Vec<(QuestionId, String)> =
+        fold.sorted().into_iter().filter_map(|q| q.reply_text().map(|t| (q.standing.id, t.to_owned()))).collect();
+    expected_replies.sort();
+    assert_eq!(replies, expected_replies, "{context}: the lists' written answers");
 }
 
 /// Two aggregators folding overlapping deliveries at the same time end at the pure fold.

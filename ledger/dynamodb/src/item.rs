@@ -49,6 +49,17 @@ pub(crate) const A_TITLE: &str = "title";
 pub(crate) const A_MODERATION: &str = "moderation";
 pub(crate) const A_ASKING: &str = "asking";
 pub(crate) const A_WORDS: &str = "words";
+/// On the questions table, the item of an event's own state (settings, co-host links) is
+/// keyed by the event's id and marked with this attribute (true); it has no `eid`, so the
+/// `top` index never holds it. Each setting sits with its stamp (`title`/`title_at`,
+/// `moderation`/`moderation_at`, `asking`/`asking_at`, `words`/`words_at`) and each
+/// co-host link as `cohost_{hash in hex}` (true while valid, false once revoked).
+pub(crate) const A_EVENT_STATE: &str = "event_state";
+pub(crate) const A_TITLE_AT: &str = "title_at";
+pub(crate) const A_MODERATION_AT: &str = "moderation_at";
+pub(crate) const A_ASKING_AT: &str = "asking_at";
+pub(crate) const A_WORDS_AT: &str = "words_at";
+pub(crate) const COHOST_PREFIX: &str = "cohost_";
 /// On a question item: the voter who asked it.
 pub(crate) const A_ASKER: &str = "asker";
 /// A counter shard's partial count and version (bumped by every write to it).
@@ -247,6 +258,67 @@ fn stamp_from_item(item: &Item, value: &str, at: &str) -> Result<Option<Stamped<
         None => Ok(None),
         Some(_) => Ok(Some(Stamped { value: get_bool(item, value)?, at: get_id(item, at)? })),
     }
+}
+
+/// Whether a questions-table item is an event's own state rather than a question.
+pub fn is_event_state_item(item: &Item) -> bool {
+    matches!(item.get(A_EVENT_STATE), Some(AttributeValue::Bool(true)))
+}
+
+/// The attribute of one co-host link on an event state item.
+pub(crate) fn cohost_attr(hash: &ledger::secret::SecretHash) -> String {
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{COHOST_PREFIX}{hex}")
+}
+
+fn stamped_from_item<T>(
+    item: &Item,
+    at: &str,
+    value: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<Option<Stamped<T>>, StoreError> {
+    match item.get(at) {
+        None => Ok(None),
+        Some(_) => Ok(Some(Stamped { value: value()?, at: get_id(item, at)? })),
+    }
+}
+
+/// An event state item as the fold's `EventState`.
+pub fn event_state_from_item(item: &Item) -> Result<ledger::EventState, StoreError> {
+    let mut state = ledger::EventState::new(get_id(item, QUESTIONS_KEY)?);
+    state.title = stamped_from_item(item, A_TITLE_AT, || Ok(get_s(item, A_TITLE)?.to_owned()))?;
+    state.moderation = stamped_from_item(item, A_MODERATION_AT, || {
+        Moderation::parse(get_s(item, A_MODERATION)?).ok_or_else(|| corrupt("moderation", item))
+    })?;
+    state.asking = stamped_from_item(item, A_ASKING_AT, || {
+        Asking::parse(get_s(item, A_ASKING)?).ok_or_else(|| corrupt("asking", item))
+    })?;
+    state.blocked_words = stamped_from_item(item, A_WORDS_AT, || get_words(item))?;
+    for (name, value) in item {
+        let Some(hex) = name.strip_prefix(COHOST_PREFIX) else { continue };
+        let hash = parse_hex32(hex).ok_or_else(|| corrupt("a co-host attribute", item))?;
+        let valid = match value {
+            AttributeValue::Bool(valid) => *valid,
+            _ => return Err(corrupt("a co-host attribute is not a boolean", item)),
+        };
+        state.cohosts.insert(hash, valid);
+    }
+    Ok(state)
+}
+
+fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The written answer of a question item (or its `top` projection), if it has one.
+pub fn reply_from_item(item: &Item) -> Result<Option<String>, StoreError> {
+    Ok(opt_s(item, A_REPLY)?.filter(|r| !r.is_empty()).map(str::to_owned))
 }
 
 /// A question item (or its `top` projection) as counters.

@@ -34,6 +34,7 @@
 
 pub mod admin;
 mod commit;
+mod host_tools;
 pub mod item;
 pub mod layout;
 mod ledger_store;
@@ -58,9 +59,9 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use ledger::ports::{StoreError, StoreResult};
 use ledger::{EventId, Retention};
 
+pub use crate::layout::Layout;
 use crate::reads::SCAN_PAGE_LIMIT;
 use crate::schema::*;
-pub use crate::layout::Layout;
 pub use crate::settings::IfMissing;
 
 /// How many times the SDK tries one call (throttling, 5xx, timeouts) before giving up.

@@ -19,6 +19,7 @@ use crate::item::{
     shard_to_item, standing_from_item, text_from_item, voter_from_item, voter_to_item, Item, ShardState, A_ANSWERED,
     A_ANSWERED_AT, A_ASKER, A_EVENT, A_HIDDEN, A_HIDDEN_AT, A_TEXT, A_WHO,
 };
+use crate::item::{is_event_state_item, reply_from_item, A_APPROVED, A_APPROVED_AT, A_SPOTLIGHT, A_SPOTLIGHT_AT};
 use crate::layout::Layout;
 use crate::schema::{QUESTIONS_KEY, VOTERS_PARTITION_KEY, VOTERS_SORT_KEY};
 use crate::{invalid_request, store_error, DynamoStore};
@@ -47,8 +48,7 @@ impl ProjectionStore for DynamoStore {
     async fn voters(&self, keys: &[(QuestionId, VoterId)]) -> StoreResult<VoterStates> {
         let mut layouts = vec![Layout::LEGACY, self.new_event_layout()];
         layouts.dedup_by_key(|l| l.voter_partitions);
-        let keys =
-            keys.iter().flat_map(|&(q, v)| layouts.iter().map(move |layout| layout.voter_key(q, v))).collect();
+        let keys = keys.iter().flat_map(|&(q, v)| layouts.iter().map(move |layout| layout.voter_key(q, v))).collect();
         self.read_voter_items(keys).await
     }
 
@@ -64,6 +64,7 @@ impl ProjectionStore for DynamoStore {
             return Ok(Commit::Conflict);
         }
         self.commit_questions(change.questions.iter(), &layouts, &committed.written).await?;
+        self.commit_event_states(&change.events).await?;
         Ok(Commit::Applied)
     }
 
@@ -84,6 +85,10 @@ impl ProjectionStore for DynamoStore {
         Ok(0)
     }
 
+    async fn event_states(&self, event: Option<EventId>) -> StoreResult<Vec<ledger::EventState>> {
+        self.read_event_states(event).await
+    }
+
     async fn questions(&self, event: Option<EventId>) -> StoreResult<Vec<QuestionState>> {
         let items = match event {
             Some(event) => {
@@ -97,7 +102,8 @@ impl ProjectionStore for DynamoStore {
             }
             None => self.scan_all(&self.tables.questions).await?,
         };
-        items.iter().map(question_from_item).collect()
+        // The events' own states share the table (host_tools.rs); they are not questions.
+        items.iter().filter(|item| !is_event_state_item(item)).map(question_from_item).collect()
     }
 
     /// Writes the given fold over the projection unconditionally (new state first, then the
@@ -179,6 +185,9 @@ impl ProjectionStore for DynamoStore {
             deletes.push(WriteRequest::builder().delete_request(del.map_err(invalid_request)?).build());
         }
         self.batch_write(&self.tables.questions, deletes).await?;
+        // The events' own states are joined in (their rules only ever grow them), not
+        // rewritten: a replacement never loses a revocation.
+        self.commit_event_states(replacement.events()).await?;
         let mut deletes = Vec::new();
         for (signature, key) in old_keys {
             if !kept.contains(&signature) {
@@ -189,7 +198,6 @@ impl ProjectionStore for DynamoStore {
         self.batch_write(&self.tables.voters, deletes).await
     }
 }
-
 
 /// A `voters` item's key.
 fn key_of(item: &Item) -> Item {
@@ -246,12 +254,17 @@ impl DynamoStore {
             let done = part.questions.iter().filter(|q| !committed.conflicted.contains(&q.question));
             self.commit_questions(done, &layouts, &committed.written).await?;
             if committed.conflicted.is_empty() {
+                self.commit_event_states(&change.events).await?;
                 return Ok(change);
             }
             if attempt == QUESTION_REPLANS_MAX {
                 break;
             }
-            tracing::debug!(questions = committed.conflicted.len(), attempt, "voter conditions failed; planning those questions again");
+            tracing::debug!(
+                questions = committed.conflicted.len(),
+                attempt,
+                "voter conditions failed; planning those questions again"
+            );
             if !self.throttle_budget.is_zero() {
                 let backoff = REPLAN_BACKOFF_MS_FIRST << (attempt + 1).min(6);
                 tokio::time::sleep(Duration::from_millis(backoff / 2 + rand::random::<u64>() % (backoff + 1))).await;
@@ -272,7 +285,10 @@ impl DynamoStore {
     }
 
     /// The layouts of these events, each read once.
-    pub(crate) async fn layouts_of(&self, events: impl Iterator<Item = EventId>) -> StoreResult<HashMap<EventId, Layout>> {
+    pub(crate) async fn layouts_of(
+        &self,
+        events: impl Iterator<Item = EventId>,
+    ) -> StoreResult<HashMap<EventId, Layout>> {
         let mut layouts = HashMap::new();
         for event in events {
             if let std::collections::hash_map::Entry::Vacant(slot) = layouts.entry(event) {
@@ -399,6 +415,15 @@ impl DynamoStore {
             if let Some(stamp) = q.hidden {
                 self.commit_moderation(q, A_HIDDEN, A_HIDDEN_AT, stamp).await?;
             }
+            if let Some(stamp) = q.approved {
+                self.commit_moderation(q, A_APPROVED, A_APPROVED_AT, stamp).await?;
+            }
+            if let Some(stamp) = q.spotlight {
+                self.commit_moderation(q, A_SPOTLIGHT, A_SPOTLIGHT_AT, stamp).await?;
+            }
+            if let Some(stamp) = &q.reply {
+                self.commit_reply(q, stamp).await?;
+            }
             // Also when no voter changed: a redelivered batch whose first delivery died
             // between its transactions and its roll-up; then it writes nothing unless a shard
             // moved.
@@ -425,7 +450,23 @@ impl ProjectionReader for DynamoStore {
             .send()
             .await
             .map_err(|e| store_error("read a question", e))?;
-        out.item.as_ref().map(standing_from_item).transpose()
+        // An event's own state item (keyed by the event's id) is no question.
+        out.item.as_ref().filter(|item| !is_event_state_item(item)).map(standing_from_item).transpose()
+    }
+
+    async fn event_state(&self, event: EventId) -> StoreResult<ledger::EventState> {
+        self.read_event_state(event).await
+    }
+
+    /// From the `top` index, which projects `reply`.
+    async fn replies(&self, event: EventId) -> StoreResult<Vec<(QuestionId, String)>> {
+        let mut out = Vec::new();
+        for item in self.top_items(event).await? {
+            if let Some(reply) = reply_from_item(&item)? {
+                out.push((question_id_of(&item)?, reply));
+            }
+        }
+        Ok(out)
     }
 
     async fn question_texts(&self, ids: &[QuestionId]) -> StoreResult<Vec<QuestionText>> {

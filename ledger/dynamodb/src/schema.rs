@@ -71,7 +71,18 @@ pub const TOP_INDEX: &str = "top";
 pub const TOP_PARTITION_KEY: &str = "eid";
 pub const TOP_SORT_KEY: &str = "votes";
 /// The non-key attributes `top` projects (INCLUDE).
-pub const TOP_PROJECTED: &[&str] = &["answered", "answered_at", "hidden", "hidden_at"];
+pub const TOP_PROJECTED: &[&str] = &[
+    "answered",
+    "answered_at",
+    "hidden",
+    "hidden_at",
+    // The host's tools (design §5): lists show them, so the index carries them.
+    "approved",
+    "approved_at",
+    "spotlight",
+    "spotlight_at",
+    "reply",
+];
 /// `voters`: partition `qid` (S: the question id, or `"{qid}#v{n}"` / `"{qid}#c{k}"` in an
 /// event with voter partitions, see `layout.rs`), sort `voter` (S).
 pub const VOTERS_PARTITION_KEY: &str = "qid";
