@@ -20,7 +20,10 @@ async fn main() -> Result<(), Error> {
     let requeue = match std::env::var(aggregator_queue::queue::QUEUE_URL_ENV) {
         Ok(queue_url) if !queue_url.is_empty() => {
             let config = ledger_dynamodb::sdk_config(None).await;
-            Some(aggregator_queue::requeue::Requeue { sqs: aggregator_queue::aws_sdk_sqs::Client::new(&config), queue_url })
+            Some(aggregator_queue::requeue::Requeue {
+                sqs: aggregator_queue::aws_sdk_sqs::Client::new(&config),
+                queue_url,
+            })
         }
         // Without it (not in the template) throttled messages are redelivered instead.
         _ => None,
@@ -29,7 +32,9 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let (store, requeue) = (store.clone(), requeue.clone());
         async move {
-            Ok::<SqsBatchResponse, Error>(aggregator_queue::handle(store.as_ref(), requeue.as_ref().as_ref(), event.payload).await)
+            Ok::<SqsBatchResponse, Error>(
+                aggregator_queue::handle(store.as_ref(), requeue.as_ref().as_ref(), event.payload).await,
+            )
         }
     }))
     .await

@@ -59,11 +59,8 @@ pub struct BatchOutcome {
 /// queue); without `requeue`, or if that send fails, they are reported failed like the rest.
 pub async fn handle(store: &dyn ProjectionStore, requeue: Option<&Requeue>, event: SqsEvent) -> SqsBatchResponse {
     let mut outcome = handle_batch(store, &event.records).await;
-    let throttled: Vec<&SqsMessage> = event
-        .records
-        .iter()
-        .filter(|m| m.message_id.as_ref().is_some_and(|id| outcome.requeue.contains(id)))
-        .collect();
+    let throttled: Vec<&SqsMessage> =
+        event.records.iter().filter(|m| m.message_id.as_ref().is_some_and(|id| outcome.requeue.contains(id))).collect();
     let unsent = match requeue {
         Some(requeue) => requeue.send(&throttled).await,
         None => std::mem::take(&mut outcome.requeue),

@@ -448,7 +448,15 @@ impl Simulated {
     }
 
     /// Why a transaction's item cannot be written now, if it cannot.
-    fn cancellation(&self, state: &State, w: &Write, request: &Value, actor: usize, from: u64, until: u64) -> &'static str {
+    fn cancellation(
+        &self,
+        state: &State,
+        w: &Write,
+        request: &Value,
+        actor: usize,
+        from: u64,
+        until: u64,
+    ) -> &'static str {
         let held = state.held.get(&w.target.item).into_iter().flatten();
         if held.clone().any(|&(other, a, b)| other != actor && a < until && from < b) {
             return "TransactionConflict";
@@ -563,10 +571,8 @@ impl Simulated {
                 Self::count(&mut state, &writes, second, applied);
                 if !applied {
                     Self::throttle(&mut state, &writes, &fits);
-                    let reasons: Vec<Value> = fits
-                        .iter()
-                        .map(|&ok| json!({ "Code": if ok { "None" } else { "ThrottlingError" } }))
-                        .collect();
+                    let reasons: Vec<Value> =
+                        fits.iter().map(|&ok| json!({ "Code": if ok { "None" } else { "ThrottlingError" } })).collect();
                     return error("TransactionCanceledException", json!({ "CancellationReasons": reasons }));
                 }
                 for w in &writes {
@@ -585,7 +591,12 @@ impl Simulated {
                 for (table, requests) in body["RequestItems"].as_object().into_iter().flatten() {
                     for r in requests.as_array().into_iter().flatten() {
                         if let Some(item) = r.get("PutRequest").and_then(|p| p.get("Item")) {
-                            writes.push(self.write_of(&state, table, &json!({ "TableName": table, "Item": item }), false));
+                            writes.push(self.write_of(
+                                &state,
+                                table,
+                                &json!({ "TableName": table, "Item": item }),
+                                false,
+                            ));
                         }
                     }
                 }
@@ -741,7 +752,10 @@ pub async fn run(scenario: Scenario) -> anyhow::Result<Outcome> {
                 event,
                 question,
                 region: "model".into(),
-                body: RecordBody::Voted { voter: VoterId::from_u128(u128::from(rng.next()) << 64 | u128::from(next_vote)), up: true },
+                body: RecordBody::Voted {
+                    voter: VoterId::from_u128(u128::from(rng.next()) << 64 | u128::from(next_vote)),
+                    up: true,
+                },
             };
             match ingest.append(std::slice::from_ref(&record)).await {
                 Ok(()) => queue.waiting.push_back((vote_at + PIPE_DELAY_MS, record)),
@@ -879,7 +893,12 @@ mod tests {
             assert!(after.hottest.contains_key(*t), "no writes counted on {t}: {:?}", after.hottest);
         }
         for (t, hot) in &after.hottest {
-            assert!(hot.writes <= u64::from(HOT_KEY_WRITES_PER_S_MAX), "after: {t} key {} takes {} writes/s", hot.key, hot.writes);
+            assert!(
+                hot.writes <= u64::from(HOT_KEY_WRITES_PER_S_MAX),
+                "after: {t} key {} takes {} writes/s",
+                hot.key,
+                hot.writes
+            );
             assert_eq!(hot.throttled, 0, "after: {t} throttled");
         }
         assert_eq!(after.throttled_requests, 0, "after: nothing throttled");

@@ -38,7 +38,8 @@ pub struct Layout {
 
 impl Layout {
     /// The layout of an event whose item stores none (created before layouts were stored).
-    pub const LEGACY: Layout = Layout { ledger_shards: LEDGER_SHARDS_LEGACY, voter_partitions: VOTER_PARTITIONS_LEGACY };
+    pub const LEGACY: Layout =
+        Layout { ledger_shards: LEDGER_SHARDS_LEGACY, voter_partitions: VOTER_PARTITIONS_LEGACY };
     /// The layout events are created with by default.
     pub const DEFAULT: Layout =
         Layout { ledger_shards: LEDGER_SHARDS_DEFAULT, voter_partitions: VOTER_PARTITIONS_DEFAULT };
@@ -97,9 +98,9 @@ impl Layout {
     pub fn from_event_item(item: &Item) -> Result<Layout, StoreError> {
         let number = |name: &str, default: u32| match item.get(name) {
             None => Ok(default),
-            Some(AttributeValue::N(n)) => n
-                .parse::<u32>()
-                .map_err(|_| StoreError::Corrupt(format!("event item: `{name}` is not a count ({n})"))),
+            Some(AttributeValue::N(n)) => {
+                n.parse::<u32>().map_err(|_| StoreError::Corrupt(format!("event item: `{name}` is not a count ({n})")))
+            }
             Some(_) => Err(StoreError::Corrupt(format!("event item: `{name}` is not a number"))),
         };
         let layout = Layout {

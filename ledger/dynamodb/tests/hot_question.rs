@@ -54,7 +54,12 @@ async fn two_aggregators_fold_one_questions_votes_without_conflicting_on_its_cou
     let event = EventId(at(0));
     a.create_event(&event_row(&a, event)).await.expect("create the event");
     let q = QuestionId(at(1));
-    let asked = record(event, q, 2, RecordBody::Asked(Asked { text: "The hot one?".into(), who: None, voter: VoterId::random() }));
+    let asked = record(
+        event,
+        q,
+        2,
+        RecordBody::Asked(Asked { text: "The hot one?".into(), who: None, voter: VoterId::random() }),
+    );
     aggregator::apply_batch(a.as_ref(), std::slice::from_ref(&asked), None).await.expect("fold the question");
 
     const BATCHES: usize = 4;
@@ -111,7 +116,8 @@ async fn an_event_created_before_layouts_were_stored_keeps_the_legacy_keys() {
 
     let q = QuestionId(at(1));
     let asker = VoterId::random();
-    let mut records = vec![record(event, q, 2, RecordBody::Asked(Asked { text: "Still there?".into(), who: None, voter: asker }))];
+    let mut records =
+        vec![record(event, q, 2, RecordBody::Asked(Asked { text: "Still there?".into(), who: None, voter: asker }))];
     let voters: Vec<VoterId> = (0..20).map(|_| VoterId::random()).collect();
     for (i, &voter) in voters.iter().enumerate() {
         records.push(record(event, q, 10 + i as u64, RecordBody::Voted { voter, up: true }));
