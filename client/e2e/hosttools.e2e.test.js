@@ -89,6 +89,8 @@ test('a question waits for review, seen by its asker only, until the host approv
 test('the spotlight leads the presenter view and is highlighted for guests; a written answer is shown to guests', async () => {
   const { eid, secret } = await createEvent();
   const first = await askByApi(eid, 'The most voted question here?');
+  // A vote needs its question folded first (the server answers 404 until then).
+  await settle();
   await api('POST', `/api/vote/${first}/up`);
   const lit = await askByApi(eid, 'The question for the spotlight?');
   await settle();
