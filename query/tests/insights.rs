@@ -214,7 +214,7 @@ proptest! {
             prop_assert_eq!(timeline.status, StatusCode::OK);
             let timeline = timeline.body;
             let points = timeline["asked"].as_array().unwrap().len();
-            prop_assert!(points >= 1 && points <= 1_000);
+            prop_assert!((1..=1_000).contains(&points));
             prop_assert_eq!(timeline["new_voters"].as_array().unwrap().len(), points);
             prop_assert_eq!(timeline["step"].as_u64(), Some(step_s));
             let series = timeline["questions"].as_object().unwrap();
