@@ -232,7 +232,8 @@ pub async fn read_ledger_parallel(
     let mut readers = JoinSet::new();
     match event {
         Some(event) => {
-            for shard in 0..store.tables().ledger_shards {
+            // Every shard any event's layout may use (ledger_dynamodb::layout).
+            for shard in 0..store.ledger_read_shards() {
                 let (store, tx) = (store.clone(), tx.clone());
                 readers.spawn(async move {
                     let records = store.shard_records(event, shard).await?;
