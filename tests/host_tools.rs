@@ -47,7 +47,7 @@ async fn reply_as(client: &Client, event: &Event, secret: &str, q: QuestionId, t
     post_json(client, &format!("/api/event/{}/questions/{secret}/{q}/reply", event.id), json!({ "text": text })).await
 }
 
-fn item<'a>(list: &'a Value, q: QuestionId) -> Option<&'a Value> {
+fn item(list: &Value, q: QuestionId) -> Option<&Value> {
     list.as_array()?.iter().find(|i| i["qid"] == q.to_string())
 }
 

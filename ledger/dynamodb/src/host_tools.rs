@@ -18,6 +18,10 @@ use crate::item::{
 use crate::schema::TTL_ATTRIBUTE;
 use crate::{store_error, DynamoStore};
 
+/// One setting of an event as written: its value's and its stamp's attribute names, and
+/// the value with its stamp if the change sets it.
+type EventField<'a> = (&'a str, &'a str, Option<(AttributeValue, RecordId)>);
+
 impl DynamoStore {
     /// Sets a question's written answer if `stamp` is newer than the stored one.
     pub(crate) async fn commit_reply(&self, q: &QuestionChange, stamp: &Stamped<String>) -> StoreResult<()> {
@@ -51,7 +55,7 @@ impl DynamoStore {
     /// newer, every co-host link (a revocation for good).
     pub(crate) async fn commit_event_states(&self, states: &[EventState]) -> StoreResult<()> {
         for state in states {
-            let fields: [(&str, &str, Option<(AttributeValue, RecordId)>); 4] = [
+            let fields: [EventField<'_>; 4] = [
                 (A_TITLE, A_TITLE_AT, state.title.as_ref().map(|t| (string_attr(&t.value), t.at))),
                 (A_MODERATION, A_MODERATION_AT, state.moderation.map(|m| (string_attr(m.value.as_str()), m.at))),
                 (A_ASKING, A_ASKING_AT, state.asking.map(|a| (string_attr(a.value.as_str()), a.at))),

@@ -212,7 +212,7 @@ fn get_words(item: &Item) -> Result<Vec<String>, StoreError> {
     match item.get(A_WORDS) {
         Some(AttributeValue::L(list)) => list
             .iter()
-            .map(|v| v.as_s().map(String::clone).map_err(|_| corrupt("a blocked word is not a string", item)))
+            .map(|v| v.as_s().cloned().map_err(|_| corrupt("a blocked word is not a string", item)))
             .collect(),
         _ => Err(corrupt("`words` is missing or not a list", item)),
     }
