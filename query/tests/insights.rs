@@ -383,3 +383,43 @@ async fn bursts_of_never_seen_voters_are_flagged_with_their_share() {
     assert_eq!((list[0]["start"].as_u64(), list[0]["end"].as_u64()), (Some(start + 60_000), Some(start + 67_000)));
     assert!((list[0]["share"].as_f64().unwrap() - 15.0 / 16.0).abs() < 1e-9);
 }
+
+#[tokio::test]
+async fn the_audit_shows_every_kind_of_the_host_tools_with_its_value_and_never_a_secret_hash() {
+    let app = app().await;
+    let start = now_ms() - 600_000;
+    let event = app.event_at(start - 1).await;
+    let q = question_id(start, 1);
+    let subject = ledger::event_subject(event);
+    let voter = VoterId::from_u128(9);
+    let records = vec![
+        record(event, start, 1, q, RecordBody::Asked(Asked { text: "what about it".into(), who: None, voter })),
+        record(event, start + 1_000, 1, q, RecordBody::Approved { on: true }),
+        record(event, start + 2_000, 1, q, RecordBody::Spotlight { on: true }),
+        record(event, start + 3_000, 1, q, RecordBody::Replied { text: "Next week, in room 2".into() }),
+        record(event, start + 4_000, 1, subject, RecordBody::Titled { title: "All hands".into() }),
+        record(event, start + 5_000, 1, subject, RecordBody::BlockedWordsSet { words: vec!["spam".into()] }),
+        record(event, start + 6_000, 1, subject, RecordBody::CohostMinted { secret_hash: hash_secret("cohost") }),
+    ];
+    app.commit(&records).await;
+    let audit = app.get(&format!("/api/event/{event}/audit/{SECRET}")).await;
+    assert_eq!(audit.status, StatusCode::OK);
+    let qid = q.to_string();
+    assert_eq!(
+        audit.body,
+        json!([
+            { "at": start + 1_000, "kind": "approved", "question": qid, "on": true },
+            { "at": start + 2_000, "kind": "spotlight", "question": qid, "on": true },
+            { "at": start + 3_000, "kind": "reply", "question": qid, "text": "Next week, in room 2" },
+            { "at": start + 4_000, "kind": "title", "title": "All hands" },
+            { "at": start + 5_000, "kind": "blocked_words", "words": ["spam"] },
+            { "at": start + 6_000, "kind": "cohost_minted" },
+        ])
+    );
+    // The list at an instant carries the written answer of that instant only.
+    let before = app.get(&format!("/api/event/{event}/questions/{SECRET}?at={}", start + 2_500)).await;
+    assert!(before.body[0].get("reply").is_none(), "{}", before.body);
+    assert_eq!(before.body[0]["spotlight"], true);
+    let after = app.get(&format!("/api/event/{event}/questions/{SECRET}?at={}", start + 3_000)).await;
+    assert_eq!(after.body[0]["reply"], "Next week, in room 2");
+}
