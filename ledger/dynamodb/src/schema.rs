@@ -42,7 +42,9 @@ pub const LEDGER_SORT_KEY: &str = "id";
 /// How many partitions the records of an event created now spread over (design §5): at
 /// 10,000 votes/s on one event each takes about 10,000 / 32 = 313 puts/s, under
 /// [`HOT_KEY_WRITES_PER_S_MAX`]. Stored on the event's item ([`EVENT_LEDGER_SHARDS_ATTRIBUTE`]),
-/// so a later change of this number never moves an existing event's records.
+/// so a later change of this number never moves an existing event's records. Readers walk
+/// shards `0..` this number (at least [`LEDGER_SHARDS_LEGACY`]), so it may grow but never
+/// shrink below a count events were created with, or those events' upper shards go unread.
 pub const LEDGER_SHARDS_DEFAULT: u32 = 32;
 /// The shard count of an event whose item stores none: every event created before the
 /// count was stored. Its keys `{event}#0..7` are among those of any count ≥ 8, so reading
