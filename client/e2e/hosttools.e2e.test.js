@@ -7,7 +7,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { person, screenshot, serverAndBrowser, serverApi } from './harness.js';
+import { person, screenshot, seriousViolations, serverAndBrowser, serverApi } from './harness.js';
 
 /** How long another guest may wait for an approved question (the issue's second). */
 const APPROVED_VISIBLE_MS_MAX = 1_000;
@@ -70,6 +70,8 @@ test('a question waits for review, seen by its asker only, until the host approv
   assert.equal(await other.page.locator('li.question[data-qid]', { hasText: text }).count(), 0, 'another guest does not see it');
   assert.equal(await other.page.locator('#waiting-review').count(), 0);
   await screenshot(host.page, 'host-review-queue', { fullPage: true });
+  assert.deepEqual(await seriousViolations(host.page), [], 'the settings panel and the queue are accessible');
+  assert.deepEqual(await seriousViolations(asker.page), [], 'the guest page with a question waiting is accessible');
 
   await queued.locator('[data-action=approve]').click();
   const approvedAt = Date.now();
