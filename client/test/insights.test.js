@@ -65,11 +65,22 @@ describe('insights', () => {
     expect(describeAudit({ at: 1, kind: 'hidden', question: 'Q', on: true })).toBe('Hidden');
     expect(describeAudit({ at: 1, kind: 'hidden', question: 'Q', on: false })).toBe('Shown again');
     expect(describeAudit({ at: 1, kind: 'answered', question: 'Q', on: false })).toBe('Marked not answered');
-    expect(describeAudit({ at: 1, kind: 'reply', question: 'Q', text: 'Next week' })).toBe('Reply (text: Next week)');
-    expect(describeAudit({ at: 1, kind: 'blocked_words', words: ['spam', 'ads'] })).toBe(
-      'Blocked words (words: spam, ads)',
+    expect(describeAudit({ at: 1, kind: 'approved', question: 'Q', on: false })).toBe('Sent to review');
+    expect(describeAudit({ at: 1, kind: 'spotlight', question: 'Q', on: true })).toBe('Put in the spotlight');
+    expect(describeAudit({ at: 1, kind: 'reply', question: 'Q', text: 'Next week' })).toBe(
+      'Answered in writing: “Next week”',
     );
-    expect(describeAudit({ at: 1, kind: 'cohost_minted' })).toBe('Cohost minted');
+    expect(describeAudit({ at: 1, kind: 'reply', question: 'Q', text: '' })).toBe('Written answer removed');
+    expect(describeAudit({ at: 1, kind: 'title', title: 'All hands' })).toBe('Title set to “All hands”');
+    expect(describeAudit({ at: 1, kind: 'moderation', moderation: 'pre-approve' })).toBe(
+      'New questions wait for review',
+    );
+    expect(describeAudit({ at: 1, kind: 'asking', asking: 'closed' })).toBe('Questions closed');
+    expect(describeAudit({ at: 1, kind: 'blocked_words', words: ['spam', 'ads'] })).toBe('Blocked words: spam, ads');
+    expect(describeAudit({ at: 1, kind: 'cohost_revoked' })).toBe('Co-host link revoked');
+    // A kind this client does not know yet: its name and fields.
+    expect(describeAudit({ at: 1, kind: 'pinned_note', question: 'Q', note: 'hi' })).toBe('Pinned note (note: hi)');
+    expect(describeAudit({ at: 1, kind: 'toString' })).toBe('ToString');
   });
 
   it('words bursts and labels', () => {

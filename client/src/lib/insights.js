@@ -91,14 +91,30 @@ const KIND_WORDS = {
   spotlight: ['Put in the spotlight', 'Taken out of the spotlight'],
 };
 
+const quoted = (text) => `“${shortLabel(text, 80)}”`;
+
+// The kinds that carry a value of their own, in words.
+const VALUE_WORDS = {
+  reply: (e) => (e.text ? `Answered in writing: ${quoted(e.text)}` : 'Written answer removed'),
+  title: (e) => (e.title ? `Title set to ${quoted(e.title)}` : 'Title removed'),
+  moderation: (e) => (e.moderation === 'pre-approve' ? 'New questions wait for review' : 'New questions show at once'),
+  asking: (e) => (e.asking === 'closed' ? 'Questions closed' : 'Questions opened'),
+  blocked_words: (e) =>
+    Array.isArray(e.words) && e.words.length > 0 ? `Blocked words: ${e.words.join(', ')}` : 'No blocked words',
+  cohost_minted: () => 'Co-host link created',
+  cohost_revoked: () => 'Co-host link revoked',
+};
+
 /**
  * What one audit record did, in words: `hidden` on/off, `answered` on/off and the other
- * moderation kinds the server lists (a reply, a setting…), each with its value when it has
- * one. An unknown kind reads as its name, so a newer server's kinds still show.
+ * moderation kinds the server lists (approvals, the spotlight, a written answer, a
+ * setting…), each with its value. An unknown kind reads as its name and fields, so a newer
+ * server's kinds still show.
  */
 export function describeAudit(entry) {
   const words = KIND_WORDS[entry?.kind];
   if (words && typeof entry.on === 'boolean') return entry.on ? words[0] : words[1];
+  if (Object.hasOwn(VALUE_WORDS, entry?.kind ?? '')) return VALUE_WORDS[entry.kind](entry);
   const name = String(entry?.kind ?? 'record').replace(/_/g, ' ');
   const label = name.charAt(0).toUpperCase() + name.slice(1);
   const details = Object.entries(entry ?? {})
