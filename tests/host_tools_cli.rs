@@ -142,6 +142,17 @@ async fn every_new_kind_is_exported_imported_replayed_and_inspected() {
     assert!(bin(&["replay", "--db", pa, "--repair"], None).status.success());
     assert!(String::from_utf8_lossy(&bin(&["replay", "--db", pa], None).stdout).contains("no drift"));
 
+    // A changed retention restamps the event's own rows with the rest.
+    assert!(bin(&["retention", "--db", pa, "--set", "90"], None).status.success());
+    let conn = rusqlite::Connection::open(&a).expect("open");
+    let expiries: Vec<i64> = conn
+        .prepare("SELECT expire FROM events UNION SELECT expire FROM event_states UNION SELECT expire FROM cohosts")
+        .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
+        .expect("expiries");
+    let event_ms = eid.parse::<ledger::EventId>().expect("eid").timestamp_ms();
+    assert_eq!(expiries, vec![(event_ms / 1_000 + 90 * 86_400) as i64], "one expiry, 90 days after the event");
+    drop(conn);
+
     let inspect = bin(&["inspect", &qid, "--db", pa], None);
     let text = String::from_utf8_lossy(&inspect.stdout);
     assert!(inspect.status.success(), "{text}");

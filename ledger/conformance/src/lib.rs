@@ -820,6 +820,28 @@ pub async fn write_retention_fixture(s: &Stores) -> RetentionFixture {
             region: "conformance".into(),
             body: RecordBody::Voted { voter: voters[1], up: true },
         },
+        // The host's tools: a written answer, and the event's own records.
+        Record {
+            id: RecordId(at(4 * 86_400_000, rng)),
+            event,
+            question,
+            region: "conformance".into(),
+            body: RecordBody::Replied { text: "Never before its event.".into() },
+        },
+        Record {
+            id: RecordId(at(5 * 86_400_000, rng)),
+            event,
+            question: ledger::event_subject(event),
+            region: "conformance".into(),
+            body: RecordBody::Titled { title: "Retention".into() },
+        },
+        Record {
+            id: RecordId(at(5 * 86_400_000 + 1, rng)),
+            event,
+            question: ledger::event_subject(event),
+            region: "conformance".into(),
+            body: RecordBody::CohostMinted { secret_hash: hash_secret("retention co-host") },
+        },
     ];
     let row = EventRow { id: event, secret_hash: hash_secret("retention"), expire_unix: RETENTION_CHECK_EXPIRE_UNIX };
     must("create the retention check's event", s.events.create_event(&row).await);

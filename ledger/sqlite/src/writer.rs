@@ -584,6 +584,8 @@ fn set_retention(conn: &Connection, retention: Retention) -> StoreResult<()> {
             "UPDATE events SET expire = ?1 WHERE id = ?2",
             "UPDATE ledger SET expire = ?1 WHERE event = ?2",
             "UPDATE questions SET expire = ?1 WHERE eid = ?2",
+            "UPDATE event_states SET expire = ?1 WHERE eid = ?2",
+            "UPDATE cohosts SET expire = ?1 WHERE eid = ?2",
         ] {
             conn.prepare_cached(sql).and_then(|mut u| u.execute(params![expire, blob])).map_err(unavailable)?;
         }

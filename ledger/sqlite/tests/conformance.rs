@@ -29,7 +29,7 @@ async fn every_row_expires_at_its_events_time_plus_the_stored_retention() {
     write_retention_fixture(&Stores::of(store.clone())).await;
     store.close().await;
     let conn = rusqlite::Connection::open(&path).expect("open the file");
-    for table in ["ledger", "questions", "voters"] {
+    for table in ["ledger", "questions", "voters", "event_states", "cohosts"] {
         let mut rows = conn.prepare(&format!("SELECT DISTINCT expire FROM {table}")).expect("prepare");
         let expiries: Vec<i64> = rows.query_map([], |r| r.get(0)).expect("query").map(|e| e.expect("expire")).collect();
         assert_eq!(expiries, vec![RETENTION_CHECK_EXPIRE_UNIX as i64], "expiry of the rows in {table}");
