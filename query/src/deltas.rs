@@ -263,6 +263,27 @@ mod tests {
     }
 
     #[test]
+    fn the_host_tools_fields_travel_in_deltas_only_when_they_say_something() {
+        let old = [item(1, 3), item(2, 1)];
+        let lit = ListItem { spotlight: true, reply: Some("Soon.".into()), ..item(2, 1) };
+        let new = [lit.clone(), item(1, 3)];
+        let delta = Delta::between(&old, &new, 1, 2);
+        assert_eq!(apply(&old, &delta), new);
+        let json = serde_json::to_string(&delta).expect("json");
+        let q2 = QuestionId::from_u128(2);
+        assert!(json.contains(&format!(r#"{{"qid":"{q2}","votes":1,"spotlight":true,"reply":"Soon."}}"#)), "{json}");
+        // Approved again (the host list): the item loses its `"approved": false`.
+        let waiting = [ListItem { approved: false, ..item(3, 1) }];
+        let approved = [item(3, 1)];
+        let delta = Delta::between(&waiting, &approved, 2, 3);
+        assert_eq!(apply(&waiting, &delta), approved);
+        assert!(!serde_json::to_string(&delta).expect("json").contains("approved"));
+        assert!(serde_json::to_string(&Delta::between(&approved, &waiting, 3, 4))
+            .expect("json")
+            .contains(r#""approved":false"#));
+    }
+
+    #[test]
     fn an_unchanged_list_is_an_empty_delta_and_a_new_last_question_needs_no_move() {
         let old = [item(1, 2), item(2, 1)];
         assert!(Delta::between(&old, &old, 1, 2).is_empty());
