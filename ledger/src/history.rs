@@ -253,6 +253,25 @@ pub struct Timeline {
     pub new_voters: Vec<u64>,
 }
 
+impl Timeline {
+    /// Keeps only the `n` questions with the most votes at the end (ties: more votes summed
+    /// over the steps, then the older question): what a chart of the top questions needs,
+    /// without every question's series.
+    pub fn retain_top(&mut self, n: usize) {
+        if self.questions.len() <= n {
+            return;
+        }
+        let mut ranked: Vec<(QuestionId, u64, u64)> = self
+            .questions
+            .iter()
+            .map(|(q, series)| (*q, series.last().copied().unwrap_or(0), series.iter().sum()))
+            .collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(&b.0)));
+        let kept: FxHashSet<QuestionId> = ranked.into_iter().take(n).map(|(q, _, _)| q).collect();
+        self.questions.retain(|q, _| kept.contains(q));
+    }
+}
+
 /// What makes a burst (see [`History::bursts`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BurstThresholds {
@@ -357,6 +376,15 @@ mod tests {
         assert_eq!(timeline.asked, vec![1, 1, 0]);
         assert_eq!(timeline.new_voters, vec![1, 1, 0]);
         assert_eq!(History::default().timeline(10).unwrap().asked, Vec::<u64>::new());
+
+        // The top one: question 7 and 8 end with 1 vote each; 7 had more along the way.
+        let mut top = timeline.clone();
+        top.retain_top(1);
+        assert_eq!(top.questions.keys().copied().collect::<Vec<_>>(), vec![QuestionId(Ulid(7))]);
+        assert_eq!((top.asked, top.new_voters), (timeline.asked.clone(), timeline.new_voters.clone()));
+        let mut all = timeline.clone();
+        all.retain_top(5);
+        assert_eq!(all, timeline);
     }
 
     #[test]

@@ -150,6 +150,8 @@ pub(crate) async fn host_list_at(
 #[derive(Deserialize)]
 pub struct TimelineParams {
     step: Option<u64>,
+    /// Only the series of this many questions, those with the most votes at the end.
+    top: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -161,18 +163,26 @@ struct TimelineBody<'a> {
     new_voters: &'a [u64],
 }
 
-/// `GET /api/event/{eid}/timeline/{secret}?step={seconds}`: every question's votes at the
-/// end of each step, the questions asked and the first-time voters per step.
+/// `GET /api/event/{eid}/timeline/{secret}?step={seconds}[&top={n}]`: every question's (or
+/// the top `n`'s) votes at the end of each step, the questions asked and the first-time
+/// voters per step. A chart asks for the top few: every series of a large event would be
+/// megabytes (5,000 questions × 1,000 points), more than a Lambda may answer.
 pub async fn timeline(
     State(shared): AppState,
     PathParams((eid, secret)): PathParams<(String, String)>,
     QueryParams(params): QueryParams<TimelineParams>,
 ) -> Result<Response, ApiError> {
     let requested = params.step.unwrap_or(TIMELINE_STEP_S_DEFAULT);
-    // A bad step is refused before any read, whatever the event.
+    // A bad step or top is refused before any read, whatever the event.
     ledger::history::timeline_step_s(requested, 0).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if params.top == Some(0) {
+        return Err(ApiError::BadRequest("top is a number of questions, at least 1".into()));
+    }
     let history = hosted_history(&shared, &eid, &secret).await?;
-    let timeline = history.timeline(requested).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let mut timeline = history.timeline(requested).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if let Some(top) = params.top {
+        timeline.retain_top(top);
+    }
     render(&TimelineBody {
         start: timeline.start_ms,
         step: timeline.step_s,

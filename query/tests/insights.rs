@@ -227,6 +227,20 @@ proptest! {
                 prop_assert_eq!(values.as_array().unwrap().len(), points);
                 prop_assert!(live.as_array().unwrap().iter().any(|i| i["qid"] == qid.as_str()));
             }
+            // With `top=2`, the same series of the two questions that end with the most votes.
+            let top = app.get(&format!("/api/event/{event}/timeline/{SECRET}?step={step_s}&top=2")).await.body;
+            let kept = top["questions"].as_object().unwrap();
+            prop_assert_eq!(kept.len(), series.len().min(2));
+            let last = |values: &Value| values.as_array().unwrap().last().unwrap().as_u64().unwrap();
+            for (qid, values) in kept {
+                prop_assert_eq!(values, &series[qid]);
+            }
+            let least_kept = kept.values().map(last).min().unwrap_or(0);
+            for (qid, values) in series.iter().filter(|(qid, _)| !kept.contains_key(*qid)) {
+                prop_assert!(last(values) <= least_kept, "{} left out with more votes", qid);
+            }
+            prop_assert_eq!(&top["asked"], &timeline["asked"]);
+
             // Point i is the fold of the records before the end of step i: the list `?at=`
             // the step's last millisecond.
             let start = timeline["start"].as_u64().unwrap();
@@ -271,7 +285,7 @@ async fn insights_are_for_the_host_only_and_refuse_bad_instants_and_steps() {
         assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{query}");
         assert!(bad.body["error"].is_string());
     }
-    for query in ["step=9", "step=0", "step=soon", "step=-10"] {
+    for query in ["step=9", "step=0", "step=soon", "step=-10", "top=0", "top=some", "step=60&top=-1"] {
         let bad = app.get(&format!("/api/event/{event}/timeline/{SECRET}?{query}")).await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{query}");
     }

@@ -181,9 +181,13 @@ export async function fetchListAt(eid, secret, at) {
   return list;
 }
 
-/** Votes per question, asks and first-time voters per step of `step` seconds (or larger). */
-export function fetchTimeline(eid, secret, step) {
-  return json(`/api/event/${enc(eid)}/timeline/${enc(secret)}?step=${enc(String(step))}`, { cache: 'no-store' });
+/**
+ * Votes per question (of the `top` with the most votes at the end), asks and first-time
+ * voters per step of `step` seconds (or larger).
+ */
+export function fetchTimeline(eid, secret, step, top) {
+  const query = `step=${enc(String(step))}&top=${enc(String(top))}`;
+  return json(`/api/event/${enc(eid)}/timeline/${enc(secret)}?${query}`, { cache: 'no-store' });
 }
 
 export function fetchAudit(eid, secret) {
