@@ -250,6 +250,13 @@ pub trait ProjectionReader: Send + Sync {
     async fn event_state(&self, event: EventId) -> StoreResult<EventState> {
         Ok(EventState::new(event))
     }
+    /// Who asked each of `ids` (those whose `asked` record was folded; others are absent):
+    /// a few questions' askers, cheaper than a voter's whole view. The default is for
+    /// stand-ins that keep no askers.
+    async fn askers(&self, ids: &[QuestionId]) -> StoreResult<Vec<(QuestionId, VoterId)>> {
+        let _ = ids;
+        Ok(Vec::new())
+    }
     /// The written answers of an event's questions (an empty answer is none).
     async fn replies(&self, event: EventId) -> StoreResult<Vec<(QuestionId, String)>> {
         let _ = event;

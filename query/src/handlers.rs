@@ -127,16 +127,19 @@ pub async fn guest_list(
 }
 
 /// The host list's items of this voter's questions that wait for review (and are not
-/// hidden). Read only when the event has such questions at all, so most guest requests pay
-/// nothing for it.
+/// hidden). Read only when the event has such questions at all, and then only their askers
+/// (a few), so most guest requests pay nothing for it.
 async fn own_waiting(shared: &QueryContext, event: EventId, voter: VoterId) -> Result<Vec<ListItem>, ApiError> {
     let host = shared.lists.get(shared.projection.as_ref(), event, Variant::Host).await?;
     let waiting: Vec<&ListItem> = host.items.iter().filter(|i| !i.approved && !i.hidden).collect();
     if waiting.is_empty() {
         return Ok(Vec::new());
     }
-    let view = shared.projection.voter_view(event, voter).await?;
-    Ok(waiting.into_iter().filter(|i| view.asked.binary_search(&i.qid).is_ok()).cloned().collect())
+    let ids: Vec<QuestionId> = waiting.iter().map(|i| i.qid).collect();
+    let askers = shared.projection.askers(&ids).await?;
+    let own: std::collections::HashSet<QuestionId> =
+        askers.into_iter().filter(|(_, asker)| *asker == voter).map(|(q, _)| q).collect();
+    Ok(waiting.into_iter().filter(|i| own.contains(&i.qid)).cloned().collect())
 }
 
 /// A guest's own part of an event, as `GET /api/event/{eid}/mine` answers it.

@@ -676,6 +676,12 @@ pub async fn the_host_tools_fold_like_the_rest(s: &Stores, scale: Scale, seed: u
         fold.sorted().into_iter().filter_map(|q| q.reply_text().map(|t| (q.standing.id, t.to_owned()))).collect();
     expected_replies.sort();
     assert_eq!(replies, expected_replies, "{context}: the lists' written answers");
+    let mut askers = must("read the askers", s.reader.askers(&questions).await);
+    askers.sort();
+    let mut expected_askers: Vec<(QuestionId, VoterId)> =
+        fold.sorted().into_iter().filter_map(|q| q.asked.map(|a| (q.standing.id, a.asker))).collect();
+    expected_askers.sort();
+    assert_eq!(askers, expected_askers, "{context}: the questions' askers");
 }
 
 /// Two aggregators folding overlapping deliveries at the same time end at the pure fold.

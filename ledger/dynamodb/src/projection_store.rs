@@ -458,6 +458,21 @@ impl ProjectionReader for DynamoStore {
         self.read_event_state(event).await
     }
 
+    /// One batch read of the questions' items, only `asker`.
+    async fn askers(&self, ids: &[QuestionId]) -> StoreResult<Vec<(QuestionId, VoterId)>> {
+        let keys = ids.iter().map(|&id| question_key(id)).collect();
+        let names = [("#id", QUESTIONS_KEY), ("#asker", A_ASKER)];
+        let items = self.batch_get(&self.tables.questions, keys, false, Some("#id, #asker"), &names).await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in &items {
+            if let Some(asker) = item.get(A_ASKER).and_then(|a| a.as_s().ok()) {
+                let asker = asker.parse().map_err(|_| StoreError::Corrupt(format!("asker {asker:?}")))?;
+                out.push((question_id_of(item)?, asker));
+            }
+        }
+        Ok(out)
+    }
+
     /// From the `top` index, which projects `reply`.
     async fn replies(&self, event: EventId) -> StoreResult<Vec<(QuestionId, String)>> {
         let mut out = Vec::new();

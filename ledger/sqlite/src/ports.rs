@@ -219,6 +219,25 @@ impl ProjectionReader for SqliteStore {
         self.read(move |c| crate::event_states::read(c, event)).await
     }
 
+    async fn askers(&self, ids: &[QuestionId]) -> StoreResult<Vec<(QuestionId, VoterId)>> {
+        let ids = ids.to_vec();
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached("SELECT asker FROM questions WHERE id = ?1 AND asker IS NOT NULL")
+                .map_err(unavailable)?;
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let found =
+                    stmt.query_row(params![id.to_bytes()], |r| Ok(blob16(r, 0))).optional().map_err(unavailable)?;
+                if let Some(asker) = found {
+                    out.push((id, VoterId::from_bytes(asker?)));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn replies(&self, event: EventId) -> StoreResult<Vec<(QuestionId, String)>> {
         self.read(move |c| {
             let mut stmt = c
