@@ -66,7 +66,7 @@ async fn a_record_set_aside_makes_health_503_until_an_operator_acknowledges_it()
     app.shutdown().await;
     // A damaged row that the aggregator has not folded yet: roll the cursor back before it.
     let raw = rusqlite::Connection::open(&path).expect("raw");
-    raw.execute("UPDATE ledger SET kind = 7 WHERE seq = (SELECT max(seq) FROM ledger)", []).expect("damage");
+    raw.execute("UPDATE ledger SET kind = 99 WHERE seq = (SELECT max(seq) FROM ledger)", []).expect("damage");
     raw.execute("UPDATE cursors SET seq = seq - 1", []).expect("rewind");
     drop(raw);
 
@@ -89,7 +89,7 @@ async fn a_record_set_aside_makes_health_503_until_an_operator_acknowledges_it()
         .output()
         .expect("run");
     let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
-    assert!(listed.contains("unknown kind 7") && listed.contains("seen"), "{listed}");
+    assert!(listed.contains("unknown kind 99") && listed.contains("seen"), "{listed}");
     let replayed = std::process::Command::new(env!("CARGO_BIN_EXE_wewerewondering"))
         .args(["replay", "--db", db])
         .output()
