@@ -319,6 +319,11 @@ pub async fn replay(
         }
         report.repaired = true;
     }
+    if repair && !report.event_drift.is_empty() {
+        let states: Vec<ledger::EventState> = report.event_drift.iter().filter_map(|d| d.folded.clone()).collect();
+        store.join_event_states(&states).await.context("repair the events' own states")?;
+        report.repaired = true;
+    }
     Ok(report)
 }
 
@@ -447,6 +452,52 @@ mod tests {
         let (_, _, list) = call(&app, "GET", &format!("/api/event/{eid}/questions"), None).await;
         let list: serde_json::Value = serde_json::from_str(&list).expect("json");
         assert_eq!(list[0]["votes"], 5, "asker, the first guest and three more: {list}");
+        backend.shutdown().await;
+    }
+
+    /// An event's own state (the host's tools) lost from the projection: `replay` reports
+    /// the event's drift and `--repair` joins the fold's state back in.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replay_reports_and_repairs_an_events_lost_settings() {
+        let Some(endpoint) = moto() else { return };
+        let backend = DynamoBackend::start(DynamoServeOptions::isolated(&endpoint)).await.expect("start");
+        let app = backend.router();
+        let (_, _, body) = call(&app, "POST", "/api/event", None).await;
+        let created: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let (eid, secret) = (created["id"].as_str().expect("id"), created["secret"].as_str().expect("secret"));
+        let settings = Request::builder()
+            .method("POST")
+            .uri(format!("/api/event/{eid}/settings/{secret}"))
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"title":"Kept","asking":"closed"}"#))
+            .expect("request");
+        assert_eq!(app.clone().oneshot(settings).await.expect("infallible").status(), StatusCode::OK);
+        let (status, _, _) = call(&app, "POST", &format!("/api/event/{eid}/cohosts/{secret}"), None).await;
+        assert_eq!(status, StatusCode::OK);
+        backend.wait_caught_up().await.expect("caught up");
+        let event: EventId = eid.parse().expect("event id");
+        let clean = replay(&backend.store(), Some(event), false, &ProgressBar::hidden()).await.expect("replay");
+        assert!(clean.event_drift.is_empty(), "{:?}", clean.event_drift);
+
+        let store = backend.store();
+        store
+            .client()
+            .delete_item()
+            .table_name(store.tables().questions.as_str())
+            .set_key(Some(ledger_dynamodb::item::question_key(ledger::event_subject(event))))
+            .send()
+            .await
+            .expect("lose the event's state");
+        let drifted = replay(&store, Some(event), false, &ProgressBar::hidden()).await.expect("replay");
+        assert_eq!(drifted.event_drift.len(), 1, "{drifted:?}");
+        assert_eq!(drifted.event_drift[0].stored, None);
+        let repaired = replay(&store, Some(event), true, &ProgressBar::hidden()).await.expect("repair");
+        assert!(repaired.repaired, "{repaired:?}");
+        let after = replay(&store, Some(event), false, &ProgressBar::hidden()).await.expect("replay after");
+        assert!(after.event_drift.is_empty(), "{:?}", after.event_drift);
+        let (_, _, shown) = call(&app, "GET", &format!("/api/event/{eid}"), None).await;
+        let shown: serde_json::Value = serde_json::from_str(&shown).expect("json");
+        assert_eq!((shown["title"].as_str(), shown["asking"].as_str()), (Some("Kept"), Some("closed")));
         backend.shutdown().await;
     }
 }

@@ -146,6 +146,14 @@ impl DynamoStore {
             .map_err(|e| store_error("set co-host links", e))
     }
 
+    /// Joins a fold's event states into what is stored (`replay --repair`): each write is
+    /// the aggregator's own conditional one, so it is safe while the aggregator runs, and a
+    /// stored state can only grow towards the fold (a newer setting stays, a revocation
+    /// stays).
+    pub async fn join_event_states(&self, states: &[EventState]) -> StoreResult<()> {
+        self.commit_event_states(states).await
+    }
+
     /// One event's own state as stored (empty when it has none).
     pub(crate) async fn read_event_state(&self, event: EventId) -> StoreResult<EventState> {
         let out = self
