@@ -406,3 +406,45 @@ fn the_oracle_counts_latest_choices_by_hand() {
     let (questions, _) = oracle(&records[..1]);
     assert_eq!((questions[0].standing.votes, questions[0].asked.clone()), (1, None));
 }
+
+/// The new parts of the oracle, on a hand-worked ledger: each setting's newest record wins,
+/// a revocation wins over a later mint, and the event's newest spotlight record decides.
+#[test]
+fn the_oracle_folds_settings_links_and_the_spotlight_by_hand() {
+    let e = EventId(Ulid(9));
+    let (q1, q2) = (QuestionId(Ulid(1_000)), QuestionId(Ulid(1_001)));
+    let rec = |id: u128, question: QuestionId, body: RecordBody| Record {
+        id: RecordId(Ulid(id)),
+        event: e,
+        question,
+        region: "r".into(),
+        body,
+    };
+    let on_event = |id: u128, body: RecordBody| rec(id, event_subject(e), body);
+    let records = [
+        on_event(20, RecordBody::Titled { title: "newer".into() }),
+        on_event(10, RecordBody::Titled { title: "older".into() }),
+        on_event(15, RecordBody::AskingSet { asking: Asking::Closed }),
+        on_event(30, RecordBody::CohostRevoked { secret_hash: cohost(1) }),
+        on_event(40, RecordBody::CohostMinted { secret_hash: cohost(1) }),
+        on_event(41, RecordBody::CohostMinted { secret_hash: cohost(2) }),
+        rec(50, q1, RecordBody::Spotlight { on: true }),
+        rec(60, q2, RecordBody::Spotlight { on: true }),
+        rec(55, q2, RecordBody::Spotlight { on: false }),
+    ];
+    let events = oracle_events(&records);
+    assert_eq!(events.len(), 1);
+    let s = events[0].settings();
+    assert_eq!((s.title.as_deref(), s.asking, s.moderation), (Some("newer"), Asking::Closed, Moderation::Off));
+    assert_eq!(events[0].cohosts.get(&cohost(1)), Some(&false), "revoked before it was minted: still revoked");
+    assert_eq!(events[0].cohosts.get(&cohost(2)), Some(&true));
+    assert_eq!(oracle_spotlights(&records).get(&e), Some(&Some(q2)), "q2's record (60) is the newest");
+    // Answered after its spotlight: none is, and q1's older spotlight does not come back.
+    let mut answered = records.to_vec();
+    answered.push(rec(70, q2, RecordBody::Answered { on: true }));
+    assert_eq!(oracle_spotlights(&answered).get(&e), Some(&None));
+    // Turned off as the newest spotlight record: none.
+    let mut off = records.to_vec();
+    off.push(rec(80, q1, RecordBody::Spotlight { on: false }));
+    assert_eq!(oracle_spotlights(&off).get(&e), Some(&None));
+}
