@@ -170,7 +170,10 @@ pub fn read_voters(conn: &rusqlite::Connection, keys: &[(QuestionId, VoterId)]) 
     let mut stmt =
         conn.prepare_cached("SELECT up, rec FROM voters WHERE voter = ?1 AND qid = ?2").map_err(unavailable)?;
     let mut out = FxHashMap::default();
-    for &(q, v) in keys {
+    // In key order (voter, then question), so the reads walk the table's B-tree forward.
+    let mut keys = keys.to_vec();
+    keys.sort_unstable_by_key(|&(q, v)| (v, q));
+    for (q, v) in keys {
         let found = stmt
             .query_row(rusqlite::params![v.to_bytes(), q.to_bytes()], |r| Ok((r.get::<_, bool>(0)?, blob16(r, 1))))
             .optional()

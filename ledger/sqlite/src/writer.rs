@@ -349,7 +349,10 @@ fn commit(conn: &Connection, change: &ProjectionChange, cursor: Option<u64>, sha
     for q in &change.questions {
         events_of_voters.insert(q.question, q.event);
     }
-    for v in &change.voters {
+    // In key order (voter, then question), so the writes walk the table's B-tree forward.
+    let mut voters: Vec<_> = change.voters.iter().collect();
+    voters.sort_unstable_by_key(|v| (v.voter, v.question));
+    for v in voters {
         let event = events_of_voters.get(&v.question).copied().ok_or_else(|| {
             StoreError::Rejected(format!("voter change for question {} outside the change", v.question))
         })?;
