@@ -1,6 +1,7 @@
 //! Writes a ledger of N records (one event, Q questions, random voters, mostly up-votes
-//! with some retractions and moderation) into a SQLite file and lets the embedded
-//! aggregator fold it, so `replay` and `serve` can be measured on a large ledger.
+//! with some retractions and moderation) into a SQLite file with no aggregator running,
+//! then starts the embedded service and times how long its aggregator takes to fold them
+//! all (its catch-up rate), so `replay` and `serve` can then be measured on a large ledger.
 
 use std::time::Instant;
 
@@ -31,10 +32,8 @@ const APPEND_BATCH: usize = 10_000;
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let mut rng = rand::rngs::StdRng::seed_from_u64(args.seed);
-    let mut config = EmbeddedConfig::new(&args.db);
-    config.durability = ledger_sqlite::Durability::Normal;
-    let app = Embedded::start(config).await?;
-    let store = app.store();
+    let options = ledger_sqlite::Options { durability: ledger_sqlite::Durability::Normal, ..Default::default() };
+    let store = ledger_sqlite::SqliteStore::open(&args.db, options)?;
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
     let event = EventId(Ulid::from_parts(now_ms, rng.gen()));
     let secret = ledger::secret::new_secret();
@@ -71,15 +70,24 @@ async fn main() -> anyhow::Result<()> {
     }
     store.append(&batch).await?;
     let appended = started.elapsed();
+    store.close().await;
+    drop(store);
+
+    let mut config = EmbeddedConfig::new(&args.db);
+    config.durability = ledger_sqlite::Durability::Normal;
+    let folding = Instant::now();
+    let app = Embedded::start(config).await?;
     app.wait_caught_up_within(std::time::Duration::from_secs(3_600)).await?;
-    let folded = started.elapsed();
+    let folded = folding.elapsed();
     app.shutdown().await;
     println!("event {event} secret {secret}");
     println!(
-        "appended {} records in {:.2} s; aggregator caught up after {:.2} s",
+        "appended {} records in {:.2} s ({:.0} records/s); the aggregator folded them in {:.2} s ({:.0} records/s)",
         args.records,
         appended.as_secs_f64(),
-        folded.as_secs_f64()
+        args.records as f64 / appended.as_secs_f64(),
+        folded.as_secs_f64(),
+        args.records as f64 / folded.as_secs_f64()
     );
     Ok(())
 }
