@@ -159,12 +159,22 @@ fn execute_group(conn: &mut Connection, group: Vec<Command>, shared: &StoreState
     let mut results: Vec<StoreResult<Done>> = Vec::with_capacity(group.len());
     let committed = (|| -> rusqlite::Result<()> {
         let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let alone = group.len() == 1;
         for cmd in &group {
             let single_insert = matches!(cmd, Command::Append { records, .. } if records.len() == 1)
                 || matches!(cmd, Command::CreateEvent { .. });
             if single_insert {
                 results.push(execute(&tx, cmd, shared));
                 continue;
+            }
+            if alone {
+                // The transaction is this command's own: undo it whole instead of through a
+                // savepoint, which copies every page the command first touches into a
+                // journal of its own (12-18 % of the writer's time in an aggregator batch).
+                let r = execute(&tx, cmd, shared);
+                let undo = matches!(r, Ok(Done::Conflict) | Err(_));
+                results.push(r);
+                return if undo { tx.rollback() } else { tx.commit() };
             }
             let mut sp = tx.savepoint()?;
             let r = execute(&sp, cmd, shared);
