@@ -17,12 +17,6 @@ use wewerewondering::service::{self, Service};
 use wewerewondering::store::{Backend, Store, StoreArgs};
 use wewerewondering::{forensics, http_server, transfer};
 
-/// mimalloc instead of glibc's malloc: under a vote load at 64 connections glibc's arenas
-/// took ~16 % of the request threads' time (allocation, freeing, consolidation); see
-/// `bench/README.md` for the measured difference.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// How long in-flight requests (and live streams) get to finish after a shutdown signal.
 const DRAIN_SECONDS_MAX: u64 = 10;
 
