@@ -1,11 +1,13 @@
 //! The operator commands, run as the binary: export, import (idempotent, converging across
 //! regions), replay (drift detection and repair) and inspect.
 
+mod command;
 mod over_http;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
+
+use command::bin;
 
 use axum::body::Body;
 use axum::http::{header, Request};
@@ -13,23 +15,6 @@ use http_body_util::BodyExt;
 use ledger::ports::{ProjectionStore, StoreResult};
 use tower::ServiceExt;
 use wewerewondering::embedded::{Embedded, EmbeddedConfig};
-
-fn bin(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wewerewondering"))
-        .args(args)
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the binary");
-    let mut pipe = child.stdin.take().expect("stdin");
-    if let Some(input) = stdin {
-        pipe.write_all(input).expect("write stdin");
-    }
-    drop(pipe);
-    child.wait_with_output().expect("binary finishes")
-}
 
 async fn call(app: &Embedded, method: &str, uri: &str, body: &str, voter: Option<&str>) -> serde_json::Value {
     let mut req = Request::builder().method(method).uri(uri).header(header::CONTENT_TYPE, "application/json");

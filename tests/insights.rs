@@ -7,8 +7,9 @@
 #[path = "api/helpers.rs"]
 mod helpers;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod command;
+
+use command::bin;
 
 use helpers::{assert_error, ok_json, spawn_app, Toggle, Vote};
 use ledger::ndjson::{event_line, RecordLine};
@@ -128,23 +129,6 @@ async fn a_host_sees_the_session_back_and_nobody_else_does() {
     assert_error(app.get(&host("timeline/{secret}?step=5")).await, StatusCode::BAD_REQUEST).await;
     assert_error(app.get(&host("timeline/{secret}?step=x")).await, StatusCode::BAD_REQUEST).await;
     app.stop().await;
-}
-
-fn bin(args: &[&str], stdin: Option<&[u8]>) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wewerewondering"))
-        .args(args)
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the binary");
-    let mut pipe = child.stdin.take().expect("stdin");
-    if let Some(input) = stdin {
-        pipe.write_all(input).expect("write stdin");
-    }
-    drop(pipe);
-    child.wait_with_output().expect("the binary finishes")
 }
 
 #[test]

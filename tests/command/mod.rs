@@ -1,0 +1,22 @@
+//! The `wewerewondering` binary run as an operator would: arguments, optional standard
+//! input, and its whole output once it exits.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+pub fn bin(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wewerewondering"))
+        .args(args)
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the binary");
+    let mut pipe = child.stdin.take().expect("stdin");
+    if let Some(input) = stdin {
+        pipe.write_all(input).expect("write stdin");
+    }
+    drop(pipe);
+    child.wait_with_output().expect("the binary finishes")
+}
