@@ -298,13 +298,16 @@ impl DynamoStore {
         }
     }
 
-    /// Sets `answered` or `hidden` if `stamp` is newer than what is stored (last writer wins).
-    pub(crate) async fn commit_moderation(
+    /// Sets one of a question's stamped values (a moderation flag, the written answer) if
+    /// `at` is newer than the stamp stored beside it (last writer wins). `what` names the
+    /// write in an error.
+    pub(crate) async fn commit_stamped(
         &self,
         q: &QuestionChange,
-        value_attr: &str,
-        at_attr: &str,
-        stamp: ledger::Stamped<bool>,
+        (value_attr, at_attr): (&str, &str),
+        value: AttributeValue,
+        at: ledger::RecordId,
+        what: &str,
     ) -> StoreResult<()> {
         let result = self
             .client
@@ -318,8 +321,8 @@ impl DynamoStore {
             .expression_attribute_names("#eid", A_EVENT)
             .expression_attribute_names("#exp", TTL_ATTRIBUTE)
             .expression_attribute_names("#votes", A_VOTES)
-            .expression_attribute_values(":v", AttributeValue::Bool(stamp.value))
-            .expression_attribute_values(":at", string_attr(stamp.at))
+            .expression_attribute_values(":v", value)
+            .expression_attribute_values(":at", string_attr(at))
             .expression_attribute_values(":eid", string_attr(q.event))
             .expression_attribute_values(":exp", number_attr(self.expire(q.event)))
             .expression_attribute_values(":zero", number_attr(0))
@@ -329,7 +332,7 @@ impl DynamoStore {
             Ok(_) => Ok(()),
             // A newer stamp is already stored: this older record loses, as it should.
             Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(store_error("set a moderation flag", e)),
+            Err(e) => Err(store_error(what, e)),
         }
     }
 }

@@ -7,13 +7,12 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use ledger::ports::StoreResult;
-use ledger::{EventId, EventState, QuestionChange, RecordId, Stamped};
+use ledger::{EventId, EventState, RecordId};
 
 use crate::is_condition_failed;
 use crate::item::{
     cohost_attr, event_state_from_item, is_event_state_item, number_attr, question_key, string_attr, A_ASKING,
-    A_ASKING_AT, A_EVENT, A_EVENT_STATE, A_MODERATION, A_MODERATION_AT, A_REPLY, A_REPLY_AT, A_TITLE, A_TITLE_AT,
-    A_VOTES, A_WORDS, A_WORDS_AT,
+    A_ASKING_AT, A_EVENT_STATE, A_MODERATION, A_MODERATION_AT, A_TITLE, A_TITLE_AT, A_WORDS, A_WORDS_AT,
 };
 use crate::schema::TTL_ATTRIBUTE;
 use crate::{store_error, DynamoStore};
@@ -23,34 +22,6 @@ use crate::{store_error, DynamoStore};
 type EventField<'a> = (&'a str, &'a str, Option<(AttributeValue, RecordId)>);
 
 impl DynamoStore {
-    /// Sets a question's written answer if `stamp` is newer than the stored one.
-    pub(crate) async fn commit_reply(&self, q: &QuestionChange, stamp: &Stamped<String>) -> StoreResult<()> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.tables.questions)
-            .set_key(Some(question_key(q.question)))
-            .update_expression("SET #v = :v, #at = :at, #eid = :eid, #exp = :exp ADD #votes :zero")
-            .condition_expression("attribute_not_exists(#at) OR #at < :at")
-            .expression_attribute_names("#v", A_REPLY)
-            .expression_attribute_names("#at", A_REPLY_AT)
-            .expression_attribute_names("#eid", A_EVENT)
-            .expression_attribute_names("#exp", TTL_ATTRIBUTE)
-            .expression_attribute_names("#votes", A_VOTES)
-            .expression_attribute_values(":v", string_attr(&stamp.value))
-            .expression_attribute_values(":at", string_attr(stamp.at))
-            .expression_attribute_values(":eid", string_attr(q.event))
-            .expression_attribute_values(":exp", number_attr(self.expire(q.event)))
-            .expression_attribute_values(":zero", number_attr(0))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(store_error("set a written answer", e)),
-        }
-    }
-
     /// Joins each event's part of a change into its stored state: every setting where it is
     /// newer, every co-host link (a revocation for good).
     pub(crate) async fn commit_event_states(&self, states: &[EventState]) -> StoreResult<()> {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use ledger::ports::{
     Commit, ProjectionReader, ProjectionStore, QuestionText, Replacement, StoreError, StoreResult, VoterView,
 };
@@ -19,7 +19,10 @@ use crate::item::{
     shard_to_item, standing_from_item, text_from_item, voter_from_item, voter_to_item, Item, ShardState, A_ANSWERED,
     A_ANSWERED_AT, A_ASKER, A_EVENT, A_HIDDEN, A_HIDDEN_AT, A_TEXT, A_WHO,
 };
-use crate::item::{is_event_state_item, reply_from_item, A_APPROVED, A_APPROVED_AT, A_SPOTLIGHT, A_SPOTLIGHT_AT};
+use crate::item::{
+    is_event_state_item, reply_from_item, string_attr, A_APPROVED, A_APPROVED_AT, A_REPLY, A_REPLY_AT, A_SPOTLIGHT,
+    A_SPOTLIGHT_AT,
+};
 use crate::layout::Layout;
 use crate::schema::{QUESTIONS_KEY, VOTERS_PARTITION_KEY, VOTERS_SORT_KEY};
 use crate::{invalid_request, store_error, DynamoStore};
@@ -409,20 +412,21 @@ impl DynamoStore {
             if q.asked.is_some() && (sharded || !with_voters.contains(&q.question)) {
                 self.commit_asked_only(q).await?;
             }
-            if let Some(stamp) = q.answered {
-                self.commit_moderation(q, A_ANSWERED, A_ANSWERED_AT, stamp).await?;
-            }
-            if let Some(stamp) = q.hidden {
-                self.commit_moderation(q, A_HIDDEN, A_HIDDEN_AT, stamp).await?;
-            }
-            if let Some(stamp) = q.approved {
-                self.commit_moderation(q, A_APPROVED, A_APPROVED_AT, stamp).await?;
-            }
-            if let Some(stamp) = q.spotlight {
-                self.commit_moderation(q, A_SPOTLIGHT, A_SPOTLIGHT_AT, stamp).await?;
+            let flags = [
+                (q.answered, (A_ANSWERED, A_ANSWERED_AT)),
+                (q.hidden, (A_HIDDEN, A_HIDDEN_AT)),
+                (q.approved, (A_APPROVED, A_APPROVED_AT)),
+                (q.spotlight, (A_SPOTLIGHT, A_SPOTLIGHT_AT)),
+            ];
+            for (stamp, attrs) in flags {
+                if let Some(stamp) = stamp {
+                    let value = AttributeValue::Bool(stamp.value);
+                    self.commit_stamped(q, attrs, value, stamp.at, "set a moderation flag").await?;
+                }
             }
             if let Some(stamp) = &q.reply {
-                self.commit_reply(q, stamp).await?;
+                let value = string_attr(&stamp.value);
+                self.commit_stamped(q, (A_REPLY, A_REPLY_AT), value, stamp.at, "set a written answer").await?;
             }
             // Also when no voter changed: a redelivered batch whose first delivery died
             // between its transactions and its roll-up; then it writes nothing unless a shard
