@@ -131,7 +131,7 @@ impl Store {
         bar: &ProgressBar,
     ) -> anyhow::Result<ReplayReport> {
         match self {
-            Store::Sqlite(s) => Ok(replay::replay(s.as_ref(), s.as_ref(), event, repair, bar).await?),
+            Store::Sqlite(s) => Ok(replay::replay(s, event, repair, bar).await?),
             Store::Dynamodb(d) => dynamodb_backend::replay(d, event, repair, bar).await,
         }
     }

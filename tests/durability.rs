@@ -149,7 +149,7 @@ async fn sigkill_during_vote_load_loses_no_acknowledged_vote() {
     assert!(lost.is_empty(), "{} acknowledged votes are missing from the ledger, e.g. {:?}", lost.len(), lost.first());
 
     let bar = replay::progress_bar(0, true);
-    let report = replay::replay(store.as_ref(), store.as_ref(), None, false, &bar).await.expect("replay");
+    let report = replay::replay(&store, None, false, &bar).await.expect("replay");
     assert!(report.drift.is_empty(), "projection drifted from the ledger: {:?}", report.drift);
     assert_eq!(report.questions, 3);
     app.shutdown().await;
@@ -366,7 +366,7 @@ async fn sigterm_during_write_load_exits_cleanly_with_everything_folded() {
 
     let store = ledger_sqlite::SqliteStore::open(&db, ledger_sqlite::Options::default()).expect("open the store");
     let bar = replay::progress_bar(0, true);
-    let report = replay::replay(store.as_ref(), store.as_ref(), None, false, &bar).await.expect("replay");
+    let report = replay::replay(&store, None, false, &bar).await.expect("replay");
     assert!(report.drift.is_empty(), "projection drifted from the ledger: {:?}", report.drift);
     assert_eq!(report.questions, qids.len() + outcomes.asks.len());
     store.close().await;

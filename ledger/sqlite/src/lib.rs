@@ -297,6 +297,41 @@ impl SqliteStore {
 
     /// The highest sequence number in the ledger's rows (0 when empty). The aggregator has
     /// folded everything once its cursor is at least this.
+    /// Up to `limit` records (of one event, or all) with a sequence number above `after` and,
+    /// if `until` is set, not above it, in sequence order, each with its number. Reading
+    /// several ranges side by side is how `replay` reads a large ledger on more than one
+    /// thread (readers do not block each other under WAL).
+    pub async fn scan_seq_range(
+        &self,
+        event: Option<ledger::EventId>,
+        after: u64,
+        until: Option<u64>,
+        limit: usize,
+    ) -> StoreResult<Vec<(u64, ledger::Record)>> {
+        self.read(move |c| {
+            // Two statements, so that one event's scan walks the `(event, seq)` index.
+            let of_records = match event {
+                Some(_) => "event = ?1",
+                None => "?1 IS NULL",
+            };
+            let sql = format!(
+                "SELECT {} FROM ledger WHERE {of_records} AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4",
+                rows::LEDGER_COLUMNS
+            );
+            let mut stmt = c.prepare_cached(&sql).map_err(unavailable)?;
+            let until = until.map_or(i64::MAX, |u| i64::try_from(u).unwrap_or(i64::MAX));
+            let mut rows = stmt
+                .query(rusqlite::params![event.map(|e| e.to_bytes()), after as i64, until, limit as i64])
+                .map_err(unavailable)?;
+            let mut out = Vec::with_capacity(limit);
+            while let Some(row) = rows.next().map_err(unavailable)? {
+                out.push(rows::record_from_row(row)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     pub async fn last_seq(&self) -> StoreResult<u64> {
         self.read_number("SELECT COALESCE(MAX(seq), 0) FROM ledger").await
     }

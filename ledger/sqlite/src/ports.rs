@@ -13,7 +13,7 @@ use ledger::{
 };
 use rusqlite::{params, OptionalExtension};
 
-use crate::rows::{blob16, corrupt, opt_blob16, record_from_row, LEDGER_COLUMNS};
+use crate::rows::{blob16, corrupt, opt_blob16};
 use crate::shared::{standing_from_row, STANDING_COLUMNS};
 use crate::writer::Command;
 use crate::{unavailable, SqliteStore};
@@ -63,32 +63,7 @@ impl LedgerStore for SqliteStore {
             Some(ScanToken(t)) => t.parse().map_err(|_| StoreError::Rejected(format!("bad scan token {t:?}")))?,
         };
         let limit = limit.clamp(1, ledger::limits::SCAN_PAGE_RECORDS_MAX);
-        let rows = self
-            .read(move |c| {
-                let (sql, mut stmt);
-                match event {
-                    Some(_) => {
-                        sql = format!(
-                            "SELECT {LEDGER_COLUMNS} FROM ledger WHERE event = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
-                        );
-                    }
-                    None => {
-                        sql = format!(
-                            "SELECT {LEDGER_COLUMNS} FROM ledger WHERE seq > ?2 AND ?1 IS NULL ORDER BY seq LIMIT ?3"
-                        );
-                    }
-                }
-                stmt = c.prepare_cached(&sql).map_err(unavailable)?;
-                let mut rows = stmt
-                    .query(params![event.map(|e| e.to_bytes()), after as i64, limit as i64])
-                    .map_err(unavailable)?;
-                let mut out = Vec::with_capacity(limit);
-                while let Some(row) = rows.next().map_err(unavailable)? {
-                    out.push(record_from_row(row)?);
-                }
-                Ok(out)
-            })
-            .await?;
+        let rows = self.scan_seq_range(event, after, None, limit).await?;
         let next = if rows.len() == limit { rows.last().map(|(seq, _)| ScanToken(seq.to_string())) } else { None };
         Ok(ScanPage { records: rows.into_iter().map(|(_, r)| r).collect(), next })
     }
