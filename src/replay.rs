@@ -1,6 +1,7 @@
 //! `replay`: fold the ledger from scratch with the pure fold and compare the result with the
 //! stored projection, question by question; `--repair` writes the fold's result back.
-//! Works on any adapter through the ports.
+//! The SQLite ledger is read here ([`fold_ledger`]); DynamoDB reads its own
+//! (`dynamodb_backend::replay`), and both compare and repair through [`reconcile`].
 
 use std::sync::Arc;
 use std::time::Instant;
