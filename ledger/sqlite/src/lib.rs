@@ -411,7 +411,7 @@ pub(crate) fn unavailable(e: rusqlite::Error) -> StoreError {
 
 #[cfg(test)]
 mod tests {
-    use ledger::{EventId, QuestionId, RecordBody, RecordId, VoterId};
+    use ledger::{EventId, ProjectionChange, QuestionId, RecordBody, RecordId, VoterId};
     use ulid::Ulid;
 
     use super::*;
@@ -460,6 +460,94 @@ mod tests {
             out.push(h.await.expect("task"));
         }
         out
+    }
+
+    /// One vote for `question` by a new voter, as a change to commit.
+    fn first_vote(
+        event: EventId,
+        question: QuestionId,
+        voter: VoterId,
+        expected: Option<RecordId>,
+    ) -> ProjectionChange {
+        use ledger::{QuestionChange, VoterChange, VoterState};
+        ProjectionChange {
+            questions: vec![QuestionChange {
+                question,
+                event,
+                asked: None,
+                votes_delta: 1,
+                answered: None,
+                hidden: None,
+                approved: None,
+                spotlight: None,
+                reply: None,
+            }],
+            voters: vec![VoterChange {
+                question,
+                voter,
+                expected,
+                new: VoterState { up: true, rec: RecordId(Ulid::new()) },
+                votes_delta: 1,
+            }],
+            events: Vec::new(),
+        }
+    }
+
+    /// A group runs without savepoints first; when one of its commands conflicts, the group
+    /// is rolled back and run again so that only that command is undone. Every command of
+    /// the group here queues while another connection holds the write lock, so the writer
+    /// takes them as one group.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_conflicting_command_is_undone_alone_and_the_rest_of_its_group_commits() {
+        use ledger::ports::{Commit, ProjectionStore};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path, Options::default()).expect("open");
+        let event = EventId(Ulid::new());
+        let (q1, q2, q3) = (QuestionId(Ulid::new()), QuestionId(Ulid::new()), QuestionId(Ulid::new()));
+        let before = first_vote(event, q1, VoterId(Ulid::new()), None);
+        // Two voters: the first would be written before the second's condition fails.
+        let mut conflicting = first_vote(event, q2, VoterId(Ulid::new()), None);
+        let stale = first_vote(event, q2, VoterId(Ulid::new()), Some(RecordId(Ulid::new())));
+        conflicting.voters.extend(stale.voters);
+        let after = first_vote(event, q3, VoterId(Ulid::new()), None);
+        let vote = Record {
+            id: RecordId(Ulid::new()),
+            event,
+            question: q1,
+            region: "test".into(),
+            body: RecordBody::Voted { voter: VoterId(Ulid::new()), up: true },
+        };
+
+        let blocker = Connection::open(&path).expect("second connection");
+        blocker.execute_batch("BEGIN IMMEDIATE").expect("take the write lock");
+        let commit = |change: ProjectionChange| {
+            let store = store.clone();
+            tokio::spawn(async move { store.commit(&change, None).await })
+        };
+        let appended = {
+            let store = store.clone();
+            tokio::spawn(async move { store.append(&[vote]).await })
+        };
+        let (before, conflicting, after) = (commit(before), commit(conflicting), commit(after));
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        blocker.execute_batch("COMMIT").expect("release the write lock");
+
+        appended.await.expect("task").expect("the append commits");
+        assert_eq!(before.await.expect("task").expect("commit"), Commit::Applied);
+        // FAILS IF a conflict is reported as applied.
+        assert_eq!(conflicting.await.expect("task").expect("commit"), Commit::Conflict);
+        assert_eq!(after.await.expect("task").expect("commit"), Commit::Applied);
+        let stored: Vec<QuestionId> =
+            store.questions(Some(event)).await.expect("questions").into_iter().map(|q| q.standing.id).collect();
+        // FAILS IF the conflicting command's first voter and question stay (nothing undone),
+        // or if the rest of the group was undone with it.
+        assert_eq!(stored.len(), 2, "{stored:?}");
+        assert!(stored.contains(&q1) && stored.contains(&q3) && !stored.contains(&q2), "{stored:?}");
+        let voters: i64 = blocker.query_row("SELECT count(*) FROM voters", [], |r| r.get(0)).expect("count voters");
+        assert_eq!(voters, 2, "only the two applied commands' voters are stored");
+        assert_eq!(store.count(None).await.expect("count"), 1);
+        store.close().await;
     }
 
     #[tokio::test]
