@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # HTTP benchmarks, each interleaved with the axum hello-world baseline on the same machine in
 # the same minute, reported as medians and as ratios to the baseline (the ratio is what holds
-# on a noisy machine). Usage: bench/run.sh [ROUNDS=3 DURATION=10s CONNECTIONS=64 DURABILITY=full]
+# on a noisy machine). Usage: bench/run.sh [ROUNDS=3 DURATION=10s CONNECTIONS=64 WRK_THREADS=2 DURABILITY=full]
 # FLOOD=1 also runs the list and vote loads of each round under a flood (bench/src/bin/flood.rs:
 # FLOOD_IDLE=2000 sockets that send nothing and FLOOD_STREAMS=1000 live streams, from 8
 # loopback addresses, each reopened as soon as the server closes it) and reports them as
@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
+WRK_THREADS=${WRK_THREADS:-2} # wrk shares the two cores with the server; 1 leaves the server more of them
 DURABILITY=${DURABILITY:-full}
 FLOOD=${FLOOD:-0}
 FLOOD_IDLE=${FLOOD_IDLE:-2000}
@@ -50,7 +51,7 @@ results="$work/results.tsv"
 run() { # name url [script]
   local name=$1 url=$2 script=${3:-}
   local out
-  out=$(QIDS="$qids" wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency ${script:+-s "$script"} "$url")
+  out=$(QIDS="$qids" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency ${script:+-s "$script"} "$url")
   local rps p99
   rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
   p99=$(echo "$out" | awk '$1=="99%" {print $2}')
