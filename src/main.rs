@@ -1,6 +1,6 @@
 //! `wewerewondering`: serve the live Q&A service, and the operator's tools for its ledger.
 
-use std::io::{BufReader, IsTerminal};
+use std::io::{BufReader, ErrorKind, IsTerminal};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -238,10 +238,40 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
+/// The exit status of a command whose reader went away (`replay | head -1`): what a Unix tool
+/// killed by SIGPIPE reports, without a panic or an error message.
+const EXIT_READER_GONE: i32 = 141;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     init_tracing();
-    match Cli::parse().command {
+    let outcome = run(Cli::parse().command).await;
+    if let Err(e) = &outcome {
+        if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == ErrorKind::BrokenPipe)) {
+            std::process::exit(EXIT_READER_GONE);
+        }
+    }
+    outcome
+}
+
+/// Prints one line of a command's report. If nobody reads standard output any more, the
+/// command ends there (see [`EXIT_READER_GONE`]); `println!` would panic.
+macro_rules! say {
+    ($($line:tt)*) => { say_line(format_args!($($line)*)) };
+}
+
+fn say_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{line}") {
+        if e.kind() != ErrorKind::BrokenPipe {
+            eprintln!("cannot write to standard output: {e}");
+        }
+        std::process::exit(EXIT_READER_GONE);
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve {
             listen,
             store,
@@ -345,11 +375,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Retention { store, set } => {
             let store = Store::open(&store).await?;
             let result = match set {
-                Some(r) => {
-                    store.set_retention(r).await.map(|()| println!("retention: {r} (every stored row restamped)"))
-                }
+                Some(r) => store.set_retention(r).await.map(|()| say!("retention: {r} (every stored row restamped)")),
                 None => {
-                    println!("retention: {}", store.retention());
+                    say!("retention: {}", store.retention());
                     Ok(())
                 }
             };
@@ -361,7 +389,7 @@ async fn main() -> anyhow::Result<()> {
             let result = match store.set_aside() {
                 Some(feed) => transfer::quarantine_report(feed, ack, &mut std::io::stdout().lock()).await,
                 None => {
-                    println!("on AWS, records the aggregator cannot fold go to the queue's dead-letter queue (see infra/README.md)");
+                    say!("on AWS, records the aggregator cannot fold go to the queue's dead-letter queue (see infra/README.md)");
                     Ok(())
                 }
             };
@@ -420,11 +448,11 @@ async fn replay(store: &Store, event: Option<EventId>, repair: bool) -> anyhow::
     // Named even when the fold fails: a record that cannot be read is what they usually are.
     if let Some(feed) = store.set_aside() {
         for line in transfer::set_aside_of(feed, event, None).await? {
-            println!("{line}");
+            say!("{line}");
         }
     }
     let report = report?;
-    println!(
+    say!(
         "folded {} records into {} questions in {:.3} s ({:.0} records/s)",
         report.records,
         report.questions,
@@ -442,7 +470,7 @@ async fn replay(store: &Store, event: Option<EventId>, repair: bool) -> anyhow::
             ),
             None => "absent".into(),
         };
-        println!("drift {}: projection {} | ledger {}", d.question, show(&d.stored), show(&d.folded));
+        say!("drift {}: projection {} | ledger {}", d.question, show(&d.stored), show(&d.folded));
     }
     for d in &report.event_drift {
         let show = |e: &Option<ledger::EventState>| match e {
@@ -460,14 +488,14 @@ async fn replay(store: &Store, event: Option<EventId>, repair: bool) -> anyhow::
             }
             None => "absent".into(),
         };
-        println!("drift of event {}: projection {} | ledger {}", d.event, show(&d.stored), show(&d.folded));
+        say!("drift of event {}: projection {} | ledger {}", d.event, show(&d.stored), show(&d.folded));
     }
     if report.drift.is_empty() && report.event_drift.is_empty() {
-        println!("no drift");
+        say!("no drift");
     } else if report.repaired {
-        println!("repaired {} questions and {} events", report.drift.len(), report.event_drift.len());
+        say!("repaired {} questions and {} events", report.drift.len(), report.event_drift.len());
     } else {
-        println!(
+        say!(
             "{} questions and {} events drifted (run with --repair to rewrite the projection)",
             report.drift.len(),
             report.event_drift.len()
@@ -482,7 +510,7 @@ async fn inspect(store: &Store, question: ledger::QuestionId) -> anyhow::Result<
     let agrees = transfer::inspect(store.ledger(), store.projection(), question, &mut std::io::stdout().lock()).await;
     if let Some(feed) = store.set_aside() {
         for line in transfer::set_aside_of(feed, None, Some(question)).await? {
-            println!("{line}");
+            say!("{line}");
         }
     }
     agrees

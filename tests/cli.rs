@@ -159,6 +159,30 @@ async fn replay_reports_drift_and_repair_fixes_it() {
     assert!(text.contains("asked by voter") && text.contains("-> votes 6"), "{text}");
 }
 
+/// An operator piping a report into `head` closes its reader early: each command ends with
+/// the status a Unix tool killed by SIGPIPE gives, without a panic or an error message.
+#[tokio::test]
+async fn a_report_whose_reader_went_away_ends_quietly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("d.db");
+    let (eid, qid) = region_activity(&db, "a", None).await;
+    let path = db.to_str().expect("path");
+    for args in [
+        vec!["replay", "--db", path],
+        vec!["inspect", &qid, "--db", path],
+        vec!["inspect", "--event", &eid, "--bursts", "--db", path],
+        vec!["ledger", "export", "--db", path],
+        vec!["retention", "--db", path],
+        vec!["quarantine", "--db", path],
+    ] {
+        let out = command::bin_unread(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // FAILS IF a write to the closed pipe panics (`println!`) or is reported as an error.
+        assert!(!stderr.contains("panicked") && !stderr.contains("Error"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
+    }
+}
+
 /// Polls the list at `list_url` until its first question shows `votes`; `what` is what
 /// never reached the projection if `deadline` passes first.
 async fn wait_for_first_votes(

@@ -20,3 +20,19 @@ pub fn bin(args: &[&str], stdin: Option<&[u8]>) -> Output {
     drop(pipe);
     child.wait_with_output().expect("the binary finishes")
 }
+
+/// The binary run with nobody reading its standard output (as `… | head -0` would leave it):
+/// the read end is closed before it writes anything. Its standard error and status.
+#[allow(dead_code)] // not every test file that includes this module uses it
+pub fn bin_unread(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wewerewondering"))
+        .args(args)
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the binary");
+    drop(child.stdout.take());
+    child.wait_with_output().expect("the binary finishes")
+}
