@@ -45,9 +45,10 @@ impl ReplayReport {
     }
 }
 
+/// A bar of `len` records; `hidden` draws nothing but still knows `len`, which sizes the fold.
 pub fn progress_bar(len: u64, hidden: bool) -> ProgressBar {
     if hidden {
-        return ProgressBar::hidden();
+        return ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::hidden());
     }
     let bar = ProgressBar::new(len);
     bar.set_style(
