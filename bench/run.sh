@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # HTTP benchmarks, each interleaved with the axum hello-world baseline on the same machine in
 # the same minute, reported as medians and as ratios to the baseline (the ratio is what holds
-# on a noisy machine). Usage: bench/run.sh [ROUNDS=3 DURATION=10s CONNECTIONS=64 WRK_THREADS=2 DURABILITY=full]
+# on a noisy machine). Usage: bench/run.sh [ROUNDS=3 DURATION=10s CONNECTIONS=64 WRK_THREADS=2 DURABILITY=full SERVER_BIN=]
 # FLOOD=1 also runs the list and vote loads of each round under a flood (bench/src/bin/flood.rs:
 # FLOOD_IDLE=2000 sockets that send nothing and FLOOD_STREAMS=1000 live streams, from 8
 # loopback addresses, each reopened as soon as the server closes it) and reports them as
@@ -20,6 +20,7 @@ FLOOD_IDLE=${FLOOD_IDLE:-2000}
 FLOOD_STREAMS=${FLOOD_STREAMS:-1000}
 FLOOD_STREAMS_EVENT=${FLOOD_STREAMS_EVENT:-same}
 TARGET=${CARGO_TARGET_DIR:-target}
+SERVER_BIN=${SERVER_BIN:-$TARGET/release/wewerewondering} # another build of the server, for before/after pairs
 command -v wrk >/dev/null || { echo "wrk is needed (Debian package wrk)"; exit 1; }
 cargo build --release -q -p wewerewondering -p wewerewondering-bench
 
@@ -29,7 +30,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 
 "$TARGET/release/hello-world" --listen 127.0.0.1:3100 >/dev/null & pids+=($!)
-RUST_LOG=error "$TARGET/release/wewerewondering" serve --no-demo --listen 127.0.0.1:3200 \
+RUST_LOG=error "$SERVER_BIN" serve --no-demo --listen 127.0.0.1:3200 \
   --db "$work/bench.db" --durability "$DURABILITY" --static "$work/none" --no-rate-limits >/dev/null 2>&1 & ours=$!; pids+=($ours)
 base=http://127.0.0.1:3200
 for _ in $(seq 1 100); do
