@@ -200,6 +200,14 @@ impl DynamoStore {
         }
     }
 
+    /// This store with its round-robin over counter shards starting at `shard` instead of a
+    /// random one: a seeded simulation (the scale model) gives each aggregator its own start
+    /// so that two runs make the same requests.
+    pub fn with_first_counter_shard(self, shard: u32) -> Self {
+        self.next_shard.store(shard, Ordering::Relaxed);
+        self
+    }
+
     /// How many of this store's voter transactions were cancelled because a condition
     /// failed (another aggregator had moved a voter, or a counter write was conditional):
     /// each cost a re-plan of its questions.
