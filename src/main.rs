@@ -245,9 +245,14 @@ const EXIT_READER_GONE: i32 = 141;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     init_tracing();
-    let outcome = run(Cli::parse().command).await;
+    let command = Cli::parse().command;
+    // Only a report's closed reader ends quietly: a server's broken pipe is a failure to tell.
+    let reports = !matches!(command, Command::Serve { .. });
+    let outcome = run(command).await;
     if let Err(e) = &outcome {
-        if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == ErrorKind::BrokenPipe)) {
+        let reader_gone =
+            e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == ErrorKind::BrokenPipe));
+        if reports && reader_gone {
             std::process::exit(EXIT_READER_GONE);
         }
     }
